@@ -1,0 +1,3 @@
+"""conformance: check language models against written standards, rule by rule."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,84 @@
+"""A candidate model: a local folder in Hugging Face layout, read without trusting anything in it."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from .errors import RequestError
+
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str  # relative to the model folder, posix
+    size_bytes: int
+    symlink: bool = False
+
+
+class Candidate:
+    """Identity and file list of one model folder; static facts are read lazily by probes."""
+
+    def __init__(self, path: str | Path, name: str | None = None) -> None:
+        folder = Path(path)
+        if not folder.exists():
+            raise RequestError(f"{path}: model folder not found")
+        if not folder.is_dir():
+            raise RequestError(f"{path}: a model must be a folder in Hugging Face layout, not a file")
+        self.path = folder.resolve()
+        self.name = name or self.path.name
+
+    def __repr__(self) -> str:
+        return f"Candidate({str(self.path)!r})"
+
+    @cached_property
+    def files(self) -> list[FileEntry]:
+        """Every file under the folder; symlinks are listed but never followed when walking."""
+        entries: list[FileEntry] = []
+        for root, dirs, names in os.walk(self.path, followlinks=False):
+            dirs[:] = sorted(d for d in dirs if d not in {".git", "__pycache__"})
+            for name in sorted(names):
+                full = Path(root) / name
+                relative = full.relative_to(self.path).as_posix()
+                is_link = full.is_symlink()
+                try:
+                    size = full.lstat().st_size if is_link else full.stat().st_size
+                except OSError:
+                    size = 0
+                entries.append(FileEntry(relative, size, is_link))
+        return entries
+
+    def file_names(self) -> list[str]:
+        return [entry.path for entry in self.files]
+
+    def resolve_inside(self, relative: str) -> Path:
+        """The real path of a file named by the model itself (an index, a card), refused if it leaves the folder."""
+        target = (self.path / relative).resolve()
+        if not target.is_relative_to(self.path):
+            raise ValueError(f"{relative!r} points outside the model folder")
+        return target
+
+    def read_json(self, relative: str, max_bytes: int = MAX_CONFIG_BYTES) -> Any:
+        """Read a small JSON file of the model; raise ValueError with a one-line reason."""
+        target = self.resolve_inside(relative)
+        if not target.is_file():
+            raise ValueError(f"{relative} is missing")
+        size = target.stat().st_size
+        if size > max_bytes:
+            raise ValueError(f"{relative} is {size} bytes, over the {max_bytes}-byte limit")
+        try:
+            return json.loads(target.read_bytes())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{relative} is not valid JSON: {exc}") from None
+
+    @cached_property
+    def config(self) -> dict[str, Any]:
+        data = self.read_json("config.json")
+        if not isinstance(data, dict):
+            raise ValueError(f"config.json must hold a JSON object, found {type(data).__name__}")
+        return data

@@ -1,0 +1,40 @@
+"""Errors that end a request with exit status 2 (the request itself is wrong)."""
+
+from __future__ import annotations
+
+
+class RequestError(Exception):
+    """A bad request: bad spec, missing model, bad option. Printed as one line, exit status 2."""
+
+
+class SpecError(RequestError):
+    """A spec or card that cannot be used, located as precisely as we can."""
+
+    def __init__(
+        self,
+        file: str,
+        message: str,
+        *,
+        rule_id: str | None = None,
+        field: str | None = None,
+        line: int | None = None,
+    ) -> None:
+        self.file = file
+        self.message = message
+        self.rule_id = rule_id
+        self.field = field
+        self.line = line
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        parts = [where]
+        if self.rule_id:
+            parts.append(f"rule {self.rule_id}")
+        if self.field:
+            parts.append(f"field {self.field}")
+        return ": ".join(parts) + f": {self.message}"
+
+
+class CheckError(Exception):
+    """Raised inside a check when its evidence is missing or unusable: the rule gets status `error`."""

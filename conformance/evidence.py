@@ -1,0 +1,54 @@
+"""Evidence gathered by probes for one model, handed to checks."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, is_dataclass
+from typing import Any
+
+from .errors import CheckError
+
+
+def to_plain(value: Any) -> Any:
+    """Turn evidence (dataclasses, tuples, paths) into JSON-ready data."""
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if is_dataclass(value) and not isinstance(value, type):
+        return to_plain(asdict(value))
+    if isinstance(value, dict):
+        return {str(key): to_plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = [to_plain(item) for item in value]
+        return sorted(items, key=str) if isinstance(value, (set, frozenset)) else items
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+class Evidence:
+    """Probe name -> what it measured, or why it could not measure."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, Any] = {}
+        self._failures: dict[str, str] = {}
+
+    def put(self, probe: str, value: Any) -> None:
+        self._values[probe] = value
+
+    def fail(self, probe: str, reason: str) -> None:
+        self._failures[probe] = reason
+
+    def has(self, probe: str) -> bool:
+        return probe in self._values or probe in self._failures
+
+    def get(self, probe: str) -> Any:
+        if probe in self._failures:
+            raise CheckError(f"{probe} probe failed: {self._failures[probe]}")
+        if probe not in self._values:
+            raise CheckError(f"{probe} probe did not run")
+        return self._values[probe]
+
+    def to_dict(self) -> dict[str, Any]:
+        plain: dict[str, Any] = {name: to_plain(value) for name, value in self._values.items()}
+        for name, reason in self._failures.items():
+            plain[name] = {"error": reason}
+        return plain

@@ -1,0 +1,23 @@
+"""Where the shipped data (schemas, standards, device tables) lives, in a checkout or an installed wheel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def specs_dir() -> Path:
+    """The `specs/` folder: beside the package in a checkout, inside it (as `_specs`) in a wheel."""
+    for candidate in (_PACKAGE_DIR.parent / "specs", _PACKAGE_DIR / "_specs"):
+        if (candidate / "schema").is_dir():
+            return candidate
+    raise FileNotFoundError(f"shipped specs folder not found near {_PACKAGE_DIR}")
+
+
+def schema_path(name: str) -> Path:
+    return specs_dir() / "schema" / f"{name}.schema.json"
+
+
+def standards_dir() -> Path:
+    return specs_dir() / "standards"

@@ -1,0 +1,1 @@
+"""Probes measure; checks judge. Each probe runs at most once per model and run."""

@@ -1,0 +1,1 @@
+"""Views of result documents. No view re-runs a model."""

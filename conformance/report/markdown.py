@@ -1,0 +1,35 @@
+"""Markdown view of one result document (for pull requests and CI summaries)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .text import short, status_text
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(document: dict[str, Any]) -> str:
+    model, spec, summary = document["model"], document["spec"], document["summary"]
+    verdict = "✅ conformant" if summary["conformant"] else "❌ not conformant"
+    lines = [
+        f"# {model['name']}: {spec['id']} {spec['version']}",
+        "",
+        f"**{verdict}**: {summary['passed']} passed, {summary['failed']} failed, "
+        f"{summary['skipped']} skipped, {summary['errors']} errors.",
+        "",
+        f"- weights sha256: `{model.get('sha256') or 'not hashed'}`",
+        f"- spec sha256: `{spec['sha256']}`",
+        "",
+        "| rule | check | level | status | observed | expected | message |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for rule in document["rules"]:
+        cells = (
+            rule["id"], rule["check"], rule["level"], status_text(rule),
+            short(rule["observed"], 60), short(rule["expected"], 40), short(rule["message"], 120),
+        )
+        lines.append("| " + " | ".join(_cell(str(c)) for c in cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,136 @@
+"""Results are data first: RunResult, its schema'd JSON document, and atomic writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .evidence import to_plain
+from .paths import schema_path
+
+SCHEMA_VERSION = "1.0"
+_REPORTED_PACKAGES = ("torch", "transformers", "safetensors", "huggingface_hub", "jsonschema", "picklescan", "lm_eval")
+
+
+@dataclass
+class RuleResult:
+    id: str
+    check: str
+    level: str
+    status: str
+    observed: Any = None
+    expected: Any = None
+    message: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class RunResult:
+    spec: dict[str, Any]
+    model: dict[str, Any]
+    rules: list[RuleResult]
+    evidence: dict[str, Any] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        counts = {status: sum(r.status == status for r in self.rules) for status in ("pass", "fail", "skip", "error")}
+        must_broken = any(r.level == "must" and r.status in ("fail", "error") for r in self.rules)
+        return {
+            "passed": counts["pass"],
+            "failed": counts["fail"],
+            "skipped": counts["skip"],
+            "errors": counts["error"],
+            "warnings": sum(r.level == "should" and r.status == "fail" for r in self.rules),
+            "conformant": not must_broken,
+        }
+
+    @property
+    def conformant(self) -> bool:
+        return bool(self.summary["conformant"])
+
+    def to_document(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "spec": self.spec,
+            "model": self.model,
+            "environment": self.environment,
+            "summary": self.summary,
+            "rules": [to_plain(rule) for rule in self.rules],
+            "evidence": to_plain(self.evidence),
+        }
+
+
+def environment() -> dict[str, Any]:
+    """Versions that matter for reproducing a result, read without importing the packages."""
+    packages = {}
+    for name in _REPORTED_PACKAGES:
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return {
+        "conformance": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "packages": packages,
+    }
+
+
+@lru_cache(maxsize=1)
+def _result_validator() -> Any:
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(json.loads(schema_path("result").read_text(encoding="utf-8")))
+
+
+def validate_document(document: dict[str, Any]) -> list[str]:
+    from .sourcefile import format_path
+
+    return [f"{format_path(list(e.absolute_path))}: {e.message}" for e in _result_validator().iter_errors(document)]
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write to a temporary file beside the target, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_result(document: dict[str, Any], path: Path) -> None:
+    problems = validate_document(document)
+    if problems:  # a bug of ours, never the user's: refuse to write an invalid document
+        raise ValueError("result document breaks result.schema.json: " + "; ".join(problems[:3]))
+    write_atomic(path, json.dumps(document, indent=2, sort_keys=False, allow_nan=False) + "\n")
+
+
+def load_result(path: Path) -> dict[str, Any]:
+    from .errors import SpecError
+
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpecError(str(path), "result file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SpecError(str(path), f"not a JSON result document: {exc}") from None
+    problems = validate_document(document) if isinstance(document, dict) else ["not an object"]
+    if problems:
+        raise SpecError(str(path), f"not a valid result document: {problems[0]}")
+    return document

@@ -1,0 +1,214 @@
+"""Loading specs: parse YAML/JSON, validate against the generated schema, resolve `extends`, merge rules."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from .errors import RequestError, SpecError
+from .paths import standards_dir
+from .registry import COMPARISON_KEYS, get_check, suggest
+from .sourcefile import LineIndex, format_path, read_structured
+
+LEVELS = ("must", "should", "may")
+_RULE_RESERVED = {"id", "level", "check", "description"}
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    level: str
+    check: str
+    comparison: dict[str, Any]
+    params: dict[str, Any]
+    description: str = ""
+    source: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"id": self.id, "level": self.level, "check": self.check}
+        if self.description:
+            data["description"] = self.description
+        return {**data, **self.comparison, **self.params}
+
+
+@dataclass
+class Spec:
+    id: str
+    version: str
+    title: str
+    rules: list[Rule]
+    path: Path | None = None
+    extends: list[str] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
+
+    @property
+    def sha256(self) -> str:
+        """Hash of the resolved spec (extended rules included), so a result names exactly what judged it."""
+        canonical = json.dumps(
+            {"id": self.id, "version": self.version, "rules": [r.to_dict() for r in self.rules]},
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def select(self, only: list[str] | None) -> list[Rule]:
+        if not only:
+            return list(self.rules)
+        known = {rule.id for rule in self.rules}
+        unknown = [rule_id for rule_id in only if rule_id not in known]
+        if unknown:
+            raise RequestError(f"--only names rules not in spec {self.id}: {', '.join(unknown)}")
+        return [rule for rule in self.rules if rule.id in only]
+
+
+def _validator() -> jsonschema.Draft202012Validator:
+    from .schema import spec_schema
+
+    return jsonschema.Draft202012Validator(spec_schema(), format_checker=jsonschema.FormatChecker())
+
+
+def _relevance(error: jsonschema.ValidationError) -> tuple[int, int]:
+    """Prefer the concrete error (a wrong type) over the unevaluated-key echo it causes, deeper paths first."""
+    return (-1 if error.validator == "unevaluatedProperties" else 0, len(error.absolute_path))
+
+
+def _schema_error(file: str, data: dict[str, Any], lines: LineIndex, error: jsonschema.ValidationError) -> SpecError:
+    path = list(error.absolute_path)
+    rule_id = None
+    if len(path) >= 2 and path[0] == "rules" and isinstance(path[1], int):
+        rule = data["rules"][path[1]]
+        rule_id = rule.get("id") if isinstance(rule, dict) else None
+    message = error.message
+    if error.validator == "anyOf" and all(set(s) == {"required"} for s in error.validator_value):
+        keys = [s["required"][0] for s in error.validator_value]
+        message = f"needs a comparison: one of {', '.join(keys)}"
+    elif error.validator == "unevaluatedProperties":
+        message = message.replace("Unevaluated properties are not allowed", "unknown key for this check")
+    elif error.validator == "required":
+        missing = message.split("'")[1] if "'" in message else message
+        path = [*path, missing]
+        message = f"missing required field {missing!r}"
+    return SpecError(file, message, rule_id=rule_id, field=format_path(path), line=lines.line(path))
+
+
+def _check_names(file: str, rules: list[Any], lines: LineIndex) -> None:
+    """Unknown check names first, with a suggestion: the schema's enum error would list the whole catalogue."""
+    for index, rule in enumerate(rules):
+        if not isinstance(rule, dict) or not isinstance(rule.get("check"), str):
+            continue
+        name = rule["check"]
+        try:
+            get_check(name)
+        except RequestError:
+            hint = suggest(name)
+            message = f"unknown check {name!r}" + (f"; did you mean {hint!r}?" if hint else "; see `conformance rules`")
+            path = ["rules", index, "check"]
+            raise SpecError(file, message, rule_id=rule.get("id"), field=format_path(path), line=lines.line(path)) from None
+
+
+def _parse_rules(file: str, data: dict[str, Any], lines: LineIndex) -> list[Rule]:
+    rules: list[Rule] = []
+    seen: dict[str, int] = {}
+    for index, raw in enumerate(data.get("rules", [])):
+        if raw["id"] in seen:
+            path = ["rules", index, "id"]
+            raise SpecError(
+                file,
+                f"duplicate rule id (first at rules[{seen[raw['id']]}])",
+                rule_id=raw["id"],
+                field=format_path(path),
+                line=lines.line(path),
+            )
+        seen[raw["id"]] = index
+        comparison = {key: raw[key] for key in COMPARISON_KEYS if key in raw}
+        params = {key: value for key, value in raw.items() if key not in _RULE_RESERVED and key not in comparison}
+        rules.append(
+            Rule(
+                id=raw["id"],
+                level=raw["level"],
+                check=raw["check"],
+                comparison=comparison,
+                params=params,
+                description=raw.get("description", ""),
+                source=file,
+            )
+        )
+    return rules
+
+
+def _resolve_extends(name: str, base_file: Path, file: str, index: int, lines: LineIndex) -> Path:
+    """A shipped standard by name, or a path relative to the spec that must stay inside the spec's folder."""
+    field_path = ["extends", index]
+    if "/" not in name and "\\" not in name and not name.endswith((".yaml", ".yml", ".json")):
+        for suffix in (".yaml", ".yml", ".json"):
+            shipped = standards_dir() / f"{name}{suffix}"
+            if shipped.is_file():
+                return shipped
+        shipped_names = sorted(p.stem for p in standards_dir().glob("*.y*ml"))
+        raise SpecError(
+            file,
+            f"extends names unknown standard {name!r}; shipped: {', '.join(shipped_names)}",
+            field=format_path(field_path),
+            line=lines.line(field_path),
+        )
+    folder = base_file.parent.resolve()
+    target = (folder / name).resolve()
+    if not target.is_relative_to(folder):
+        raise SpecError(file, f"extends path {name!r} leaves the spec's folder", field=format_path(field_path), line=lines.line(field_path))
+    if not target.is_file():
+        raise SpecError(file, f"extends file {name!r} not found", field=format_path(field_path), line=lines.line(field_path))
+    return target
+
+
+def _load(path: Path, stack: tuple[Path, ...]) -> Spec:
+    file = str(path)
+    data, lines = read_structured(path)
+    if not isinstance(data, dict):
+        raise SpecError(file, f"a spec must be a mapping, found {type(data).__name__}", line=1)
+    _check_names(file, data.get("rules") if isinstance(data.get("rules"), list) else [], lines)
+    errors = sorted(_validator().iter_errors(data), key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    if errors:
+        best = jsonschema.exceptions.best_match(errors, key=_relevance)
+        raise _schema_error(file, data, lines, best)
+    merged: dict[str, Rule] = {}
+    for index, name in enumerate(data.get("extends", [])):
+        parent_path = _resolve_extends(name, path, file, index, lines)
+        if parent_path in stack or parent_path == path.resolve():
+            chain = " -> ".join(p.name for p in (*stack, parent_path))
+            raise SpecError(file, f"extends cycle: {chain}", field=format_path(["extends", index]), line=lines.line(["extends", index]))
+        parent = _load(parent_path, (*stack, parent_path))
+        for rule in parent.rules:
+            merged.pop(rule.id, None)
+            merged[rule.id] = rule
+    for rule in _parse_rules(file, data, lines):
+        # Later wins: a rule that overrides an inherited id keeps the inherited position.
+        merged[rule.id] = rule
+    return Spec(
+        id=data["id"],
+        version=data["version"],
+        title=data.get("title", ""),
+        rules=list(merged.values()),
+        path=path,
+        extends=list(data.get("extends", [])),
+        models=list(data.get("models", [])),
+    )
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Load, validate and resolve a spec file; a shipped standard may be named without a path."""
+    candidate = Path(path)
+    if not candidate.exists() and "/" not in str(path) and not candidate.suffix:
+        for suffix in (".yaml", ".yml", ".json"):
+            shipped = standards_dir() / f"{path}{suffix}"
+            if shipped.is_file():
+                candidate = shipped
+                break
+    if not candidate.is_file():
+        raise SpecError(str(path), "spec file not found")
+    resolved = candidate.resolve()
+    return _load(resolved if candidate.is_absolute() else candidate, (resolved,))
