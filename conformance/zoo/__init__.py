@@ -1,0 +1,37 @@
+"""A zoo of tiny models built offline: well-formed ones for tests and the demo, and hostile ones."""
+
+from .hostile import (
+    build_corrupt_config,
+    build_pickle_bomb,
+    build_remote_code_model,
+    malicious_pickle,
+    write_bad_safetensors,
+)
+from .models import (
+    CARD_SECTIONS,
+    build_bert,
+    build_gpt2,
+    build_llama,
+    build_sharded_llama,
+    parameter_count,
+    sha256_file,
+    write_card,
+)
+from .tokenizer import train_tokenizer
+
+__all__ = [
+    "CARD_SECTIONS",
+    "build_bert",
+    "build_corrupt_config",
+    "build_gpt2",
+    "build_llama",
+    "build_pickle_bomb",
+    "build_remote_code_model",
+    "build_sharded_llama",
+    "malicious_pickle",
+    "parameter_count",
+    "sha256_file",
+    "train_tokenizer",
+    "write_bad_safetensors",
+    "write_card",
+]
