@@ -38,3 +38,7 @@ class SpecError(RequestError):
 
 class CheckError(Exception):
     """Raised inside a check when its evidence is missing or unusable: the rule gets status `error`."""
+
+
+class CheckSkipped(Exception):
+    """Raised when a rule does not apply on this run (a cuda rule on a machine without a GPU): status `skip`."""

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, is_dataclass
 from typing import Any
 
-from .errors import CheckError
+from .errors import CheckError, CheckSkipped
+
+
+def evidence_key(probe: str, params: dict[str, Any] | None = None) -> str:
+    """Evidence key of a probe run with parameters: `speed[batch_size=1,new_tokens=64,...]`."""
+    if not params:
+        return probe
+    inner = ",".join(f"{k}={json.dumps(v, sort_keys=True)}" for k, v in sorted(params.items()))
+    return f"{probe}[{inner}]"
 
 
 def to_plain(value: Any) -> Any:
@@ -30,6 +39,7 @@ class Evidence:
     def __init__(self) -> None:
         self._values: dict[str, Any] = {}
         self._failures: dict[str, str] = {}
+        self._skips: dict[str, str] = {}
 
     def put(self, probe: str, value: Any) -> None:
         self._values[probe] = value
@@ -37,10 +47,16 @@ class Evidence:
     def fail(self, probe: str, reason: str) -> None:
         self._failures[probe] = reason
 
+    def skip(self, probe: str, reason: str) -> None:
+        """The probe does not apply here (no GPU for a cuda rule): its rules are skipped with the reason."""
+        self._skips[probe] = reason
+
     def has(self, probe: str) -> bool:
-        return probe in self._values or probe in self._failures
+        return probe in self._values or probe in self._failures or probe in self._skips
 
     def get(self, probe: str) -> Any:
+        if probe in self._skips:
+            raise CheckSkipped(self._skips[probe])
         if probe in self._failures:
             raise CheckError(f"{probe} probe failed: {self._failures[probe]}")
         if probe not in self._values:
@@ -51,4 +67,6 @@ class Evidence:
         plain: dict[str, Any] = {name: to_plain(value) for name, value in self._values.items()}
         for name, reason in self._failures.items():
             plain[name] = {"error": reason}
+        for name, reason in self._skips.items():
+            plain[name] = {"skipped": reason}
         return plain

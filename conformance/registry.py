@@ -33,6 +33,9 @@ class CheckDef:
     comparisons: tuple[str, ...] = COMPARISON_KEYS
     # True when the rule must say what to compare against (`min`, `equals`, ...).
     needs_comparison: bool = False
+    # For checks whose probes take parameters (a speed workload): rule -> the probe's parameters.
+    # Rules with equal parameters share one measurement.
+    probe_params: Callable[[Rule], dict[str, Any]] | None = None
 
     @property
     def family(self) -> str:
@@ -51,6 +54,7 @@ def check(
     required: tuple[str, ...] = (),
     comparisons: tuple[str, ...] = COMPARISON_KEYS,
     needs_comparison: bool = False,
+    probe_params: Callable[[Rule], dict[str, Any]] | None = None,
 ) -> Callable[[CheckFunction], CheckFunction]:
     """Register a check under its public name."""
 
@@ -66,6 +70,7 @@ def check(
             required=required,
             comparisons=comparisons,
             needs_comparison=needs_comparison,
+            probe_params=probe_params,
         )
         return function
 

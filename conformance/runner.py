@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .candidate import Candidate
-from .errors import CheckError
+from .errors import CheckError, CheckSkipped
 from .evidence import Evidence
 from .probes.hashes import weights_sha256
 from .registry import get_check
@@ -102,6 +102,8 @@ def judge_rule(rule: Rule, evidence: Evidence) -> RuleResult:
             raise TypeError(f"check returned {verdict!r}, not a Verdict")
     except CheckError as exc:
         verdict = Verdict("error", None, None, str(exc))
+    except CheckSkipped as exc:
+        verdict = Verdict("skip", None, None, str(exc))
     except Exception as exc:  # a crashing check errors its own rule; the run goes on
         verdict = Verdict("error", None, None, f"check crashed: {type(exc).__name__}: {exc}")
     return RuleResult(

