@@ -21,6 +21,16 @@ class FileEntry:
     symlink: bool = False
 
 
+_GENERIC_FOLDER_NAMES = frozenset({"model", "models", "weights", "checkpoint", "snapshot", "final", "hf"})
+
+
+def default_name(folder: Path) -> str:
+    """The folder's name, or its parent's when the folder has a generic name such as `model`."""
+    if folder.name.lower() in _GENERIC_FOLDER_NAMES and folder.parent.name:
+        return folder.parent.name
+    return folder.name
+
+
 class Candidate:
     """Identity and file list of one model folder; static facts are read lazily by probes."""
 
@@ -31,7 +41,7 @@ class Candidate:
         if not folder.is_dir():
             raise RequestError(f"{path}: a model must be a folder in Hugging Face layout, not a file")
         self.path = folder.resolve()
-        self.name = name or self.path.name
+        self.name = name or default_name(self.path)
 
     def __repr__(self) -> str:
         return f"Candidate({str(self.path)!r})"

@@ -122,6 +122,12 @@ def cmd_rules(args: argparse.Namespace) -> int:
     return EXIT_CONFORMANT
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(Path(args.out))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="conformance", description="Check language models against written standards.")
     parser.add_argument("--version", action="version", version=f"conformance {__version__}")
@@ -146,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     rules = commands.add_parser("rules", help="list the check catalogue")
     rules.add_argument("--format", choices=("text", "json", "markdown"), default="text")
     rules.set_defaults(handler=cmd_rules)
+    demo = commands.add_parser("demo", help="build tiny example models offline and check them (the quick start)")
+    demo.add_argument("--out", default="reports", help="output folder (default: reports)")
+    demo.set_defaults(handler=cmd_demo)
     return parser
 
 

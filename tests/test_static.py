@@ -78,7 +78,9 @@ def test_header_parameter_count_equals_loaded_model(fixture: str, request: pytes
 def test_minilm_facts(minilm_dir: Path) -> None:
     facts = probe_static(Candidate(minilm_dir))
     assert facts.parameters["parameters"] == 22_713_216
-    assert facts.weight_dtypes["I64"] == 512  # position_ids: stored, but a buffer rather than a parameter
+    # position_ids is stored (int64) but is a buffer, not a weight: neither counted nor listed.
+    assert "embeddings.position_ids" in {t.name for t in facts.weights.tensors}
+    assert facts.weight_dtypes == {"F32": 22_713_216}
     assert facts.architecture["num_layers"] == 6 and facts.architecture["hidden_size"] == 384
     assert facts.tokenizer.vocab_size == 30522 == facts.embedding_rows
     assert facts.tokenizer.special_tokens["cls"] == "[CLS]"

@@ -17,7 +17,7 @@ DTYPE_BITS: dict[str, int] = {
 FLOAT_DTYPES = frozenset({"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4"})
 
 # Float tensors that some exporters save although they are buffers, not parameters.
-_BUFFER_PATTERNS = re.compile(r"(\.inv_freq$|\.masked_bias$|(^|\.)attn\.bias$|\.rotary_emb\.)")
+_BUFFER_PATTERNS = re.compile(r"(\.inv_freq$|\.masked_bias$|(^|\.)attn\.bias$|\.rotary_emb\.|(^|\.)position_ids$|(^|\.)token_type_ids$)")
 # Embedding and unembedding matrices, excluded from the non-embedding count (as in Kaplan et al. 2020).
 EMBEDDING_PATTERNS = re.compile(
     r"(embed_tokens|word_embeddings|position_embeddings|token_type_embeddings|embed_positions|"
@@ -128,7 +128,9 @@ def read_weights(candidate: Candidate) -> WeightsInfo:
 def count_parameters(tensors: list[TensorInfo], config: dict[str, Any] | None) -> dict[str, int]:
     """Parameters as `sum(p.numel() for p in model.parameters())` counts them, from headers alone."""
     counted = [t for t in tensors if t.dtype in FLOAT_DTYPES and not _BUFFER_PATTERNS.search(t.name)]
-    tied = (config or {}).get("tie_word_embeddings", True)
+    # Without a readable config nothing says the two are tied; a stored lm_head (safetensors cannot hold
+    # shared tensors, so save_pretrained drops a tied one) is then a parameter of its own.
+    tied = config.get("tie_word_embeddings", True) if config is not None else False
     input_embedding = next((t for t in counted if INPUT_EMBEDDING_PATTERNS.search(t.name)), None)
     lm_head = next((t for t in counted if t.name.endswith("lm_head.weight")), None)
     if tied and input_embedding and lm_head and input_embedding.shape == lm_head.shape:
@@ -139,9 +141,11 @@ def count_parameters(tensors: list[TensorInfo], config: dict[str, Any] | None) -
 
 
 def dtype_summary(tensors: list[TensorInfo]) -> dict[str, int]:
-    """Element count per dtype across all tensors."""
+    """Element count per dtype across weight tensors (known buffers such as position_ids left out)."""
     summary: dict[str, int] = {}
     for tensor in tensors:
+        if _BUFFER_PATTERNS.search(tensor.name):
+            continue
         summary[tensor.dtype] = summary.get(tensor.dtype, 0) + tensor.numel
     return dict(sorted(summary.items()))
 
