@@ -32,6 +32,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .report.markdown import render_markdown
     from .report.terminal import render_table
     from .results import write_atomic, write_result
+    from .probes.load import LoadOptions
     from .runner import RunOptions, run
     from .spec import load_spec
 
@@ -39,7 +40,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     spec.select(args.only)  # reject unknown --only ids before any model is opened
     candidates = [Candidate(path) for path in args.models]
     log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
-    options = RunOptions(only=args.only, hash_weights=args.hash_weights, log=log)
+    options = RunOptions(
+        only=args.only,
+        hash_weights=args.hash_weights,
+        load=LoadOptions(device=args.device, dtype=args.dtype, device_map_auto=args.device_map_auto),
+        require_device=args.require_device,
+        log=log,
+    )
     out = Path(args.out)
     exit_code = EXIT_CONFORMANT
     for candidate, stem in zip(candidates, _output_names([c.name for c in candidates])):
@@ -128,6 +135,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.out))
 
 
+def _device(text: str) -> str:
+    if not re.fullmatch(r"auto|cpu|cuda(:[0-9]+)?", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not auto, cpu, cuda or cuda:N")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="conformance", description="Check language models against written standards.")
     parser.add_argument("--version", action="version", version=f"conformance {__version__}")
@@ -142,6 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--hash-weights", choices=("auto", "always", "never"), default="auto",
         help="sha256 of the weights for the result's identity: auto hashes up to 2 GiB or when a rule needs it",
     )
+    check.add_argument("--device", default="auto", type=_device, help="auto | cpu | cuda | cuda:N (default auto: cuda when present)")
+    check.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"), help="weights dtype for runtime rules")
+    check.add_argument("--device-map-auto", action="store_true", help="spread a model too large for one device (accelerate)")
+    check.add_argument("--require-device", action="store_true", help="a rule for a device this machine lacks errors instead of skipping")
     check.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     check.set_defaults(handler=cmd_check)
 

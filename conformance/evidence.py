@@ -51,6 +51,11 @@ class Evidence:
         """The probe does not apply here (no GPU for a cuda rule): its rules are skipped with the reason."""
         self._skips[probe] = reason
 
+    def release(self, probe: str) -> None:
+        """Replace a heavy value (a loaded model) by its plain summary, freeing the object."""
+        if probe in self._values:
+            self._values[probe] = to_plain(self._values[probe])
+
     def has(self, probe: str) -> bool:
         return probe in self._values or probe in self._failures or probe in self._skips
 

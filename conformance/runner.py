@@ -10,8 +10,9 @@ from typing import Any
 
 from .candidate import Candidate
 from .errors import CheckError, CheckSkipped
-from .evidence import Evidence
+from .evidence import Evidence, evidence_key
 from .probes.hashes import weights_sha256
+from .probes.load import LoadOptions
 from .registry import get_check
 from .results import RuleResult, RunResult, environment
 from .spec import Rule, Spec
@@ -25,73 +26,145 @@ AUTO_HASH_MAX_BYTES = 2 * 1024**3
 class RunOptions:
     only: list[str] | None = None
     hash_weights: str = "auto"  # auto | always | never
+    load: LoadOptions = field(default_factory=LoadOptions)
+    require_device: bool = False  # a rule for a device this machine lacks errors instead of skipping
     log: Callable[[str], None] = field(default=lambda message: print(message, file=sys.stderr))
 
 
-def _probe_static(candidate: Candidate, evidence: Evidence) -> Any:
+ProbeFunction = Callable[[Candidate, Evidence, dict[str, Any], RunOptions], Any]
+
+
+def _static(candidate: Candidate, evidence: Evidence, params: dict[str, Any], options: RunOptions) -> Any:
     from .probes.static import probe_static
 
     return probe_static(candidate)
 
 
-def _probe_card(candidate: Candidate, evidence: Evidence) -> Any:
+def _card(candidate: Candidate, evidence: Evidence, params: dict[str, Any], options: RunOptions) -> Any:
     from .probes.card_probe import probe_card
 
     return probe_card(candidate)
 
 
-def _probe_scan(candidate: Candidate, evidence: Evidence) -> Any:
+def _scan(candidate: Candidate, evidence: Evidence, params: dict[str, Any], options: RunOptions) -> Any:
     from .probes.scan import scan_folder
 
     return scan_folder(candidate.path)
 
 
-def _probe_hashes(candidate: Candidate, evidence: Evidence) -> Any:
+def _hashes(candidate: Candidate, evidence: Evidence, params: dict[str, Any], options: RunOptions) -> Any:
     from .probes.hashes import probe_hashes
 
     return probe_hashes(candidate, list(evidence.get("static").weights.files))
 
 
+def _load(candidate: Candidate, evidence: Evidence, params: dict[str, Any], options: RunOptions) -> Any:
+    from .probes.load import load_model
+
+    static = evidence.get("static")
+    scan = evidence.get("scan")
+    return load_model(candidate, options.load, static.weights.formats, scan.flagged_files)
+
+
+def _forward(candidate: Candidate, evidence: Evidence, params: dict[str, Any], options: RunOptions) -> Any:
+    from .probes.runtime import probe_forward
+
+    return probe_forward(evidence.get("load"))
+
+
+def _determinism(candidate: Candidate, evidence: Evidence, params: dict[str, Any], options: RunOptions) -> Any:
+    from .probes.runtime import probe_determinism
+
+    return probe_determinism(evidence.get("load"), int(params.get("new_tokens", 16)))
+
+
+def _finiteness(candidate: Candidate, evidence: Evidence, params: dict[str, Any], options: RunOptions) -> Any:
+    from .probes.runtime import probe_finiteness
+
+    static = evidence.get("static")
+    return probe_finiteness(candidate, sorted({t.file for t in static.weights.tensors}))
+
+
+def _speed(candidate: Candidate, evidence: Evidence, params: dict[str, Any], options: RunOptions) -> Any:
+    from .probes.speed import measure_speed
+
+    return measure_speed(evidence.get("load"), params)
+
+
 # Probe name -> (the probes it needs first, the function that measures).
-PROBES: dict[str, tuple[tuple[str, ...], Callable[[Candidate, Evidence], Any]]] = {
-    "static": ((), _probe_static),
-    "card": ((), _probe_card),
-    "scan": ((), _probe_scan),
-    "hashes": (("static",), _probe_hashes),
+PROBES: dict[str, tuple[tuple[str, ...], ProbeFunction]] = {
+    "static": ((), _static),
+    "card": ((), _card),
+    "scan": ((), _scan),
+    "hashes": (("static",), _hashes),
+    "load": (("static", "scan"), _load),
+    "forward": (("load",), _forward),
+    "determinism": (("load",), _determinism),
+    "finiteness": (("static",), _finiteness),
+    "speed": (("load",), _speed),
 }
+# Probes whose parameters come from the rule (through the check's probe_params).
+PARAMETERIZED_PROBES = frozenset({"determinism", "speed"})
 
 
-def plan(rules: list[Rule]) -> list[str]:
-    """The probes these rules need, dependencies first, each once."""
-    ordered: list[str] = []
+@dataclass(frozen=True)
+class ProbeRun:
+    name: str
+    params: tuple[tuple[str, Any], ...] = ()
 
-    def add(name: str) -> None:
-        if name in ordered:
+    @property
+    def key(self) -> str:
+        return evidence_key(self.name, dict(self.params))
+
+
+def _freeze(params: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    import json
+
+    return tuple(sorted((k, json.loads(json.dumps(v))) for k, v in params.items())) if params else ()
+
+
+def probe_runs(rule: Rule) -> list[ProbeRun]:
+    definition = get_check(rule.check)
+    params = definition.probe_params(rule) if definition.probe_params else {}
+    return [ProbeRun(name, _freeze(params) if name in PARAMETERIZED_PROBES else ()) for name in definition.probes]
+
+
+def plan(rules: list[Rule]) -> list[ProbeRun]:
+    """The probe runs these rules need, dependencies first, each once."""
+    ordered: list[ProbeRun] = []
+
+    def add(run: ProbeRun) -> None:
+        if run in ordered:
             return
-        for dependency in PROBES[name][0]:
-            add(dependency)
-        ordered.append(name)
+        for dependency in PROBES[run.name][0]:
+            add(ProbeRun(dependency))
+        ordered.append(run)
 
     for rule in rules:
-        for name in get_check(rule.check).probes:
-            add(name)
+        for run in probe_runs(rule):
+            add(run)
     return ordered
 
 
-def _run_probe(name: str, candidate: Candidate, evidence: Evidence, log: Callable[[str], None]) -> None:
-    if evidence.has(name):
+def _run_probe(run: ProbeRun, candidate: Candidate, evidence: Evidence, options: RunOptions) -> None:
+    if evidence.has(run.key):
         return
-    dependencies, function = PROBES[name]
+    dependencies, function = PROBES[run.name]
     for dependency in dependencies:
-        _run_probe(dependency, candidate, evidence, log)
+        _run_probe(ProbeRun(dependency), candidate, evidence, options)
     started = time.perf_counter()
     try:
-        evidence.put(name, function(candidate, evidence))
+        evidence.put(run.key, function(candidate, evidence, dict(run.params), options))
+    except CheckSkipped as exc:
+        if options.require_device:
+            evidence.fail(run.key, f"{exc} (--require-device)")
+        else:
+            evidence.skip(run.key, str(exc))
     except CheckError as exc:
-        evidence.fail(name, str(exc))
+        evidence.fail(run.key, str(exc))
     except Exception as exc:  # a broken model must not stop the run: every rule needing this probe errors
-        evidence.fail(name, f"{type(exc).__name__}: {exc}")
-    log(f"  {candidate.name}: {name} probe {time.perf_counter() - started:.2f} s")
+        evidence.fail(run.key, f"{type(exc).__name__}: {exc}")
+    options.log(f"  {candidate.name}: {run.key} probe {time.perf_counter() - started:.2f} s")
 
 
 def judge_rule(rule: Rule, evidence: Evidence) -> RuleResult:
@@ -120,16 +193,18 @@ def judge_rule(rule: Rule, evidence: Evidence) -> RuleResult:
 
 def _model_identity(candidate: Candidate, evidence: Evidence, options: RunOptions) -> dict[str, Any]:
     identity: dict[str, Any] = {"name": candidate.name, "path": str(candidate.path), "sha256": None}
-    if options.hash_weights != "never" and not evidence.has("hashes") and evidence.has("static"):
+    if options.hash_weights != "never" and not evidence.has("hashes"):
+        _run_probe(ProbeRun("static"), candidate, evidence, options)
         try:
-            total = sum(entry.size_bytes for entry in candidate.files if entry.path in evidence.get("static").weights.files)
+            weight_files = evidence.get("static").weights.files
+            total = sum(entry.size_bytes for entry in candidate.files if entry.path in weight_files)
         except CheckError:
             total = AUTO_HASH_MAX_BYTES + 1
         if options.hash_weights == "always" or total <= AUTO_HASH_MAX_BYTES:
-            _run_probe("hashes", candidate, evidence, options.log)
+            _run_probe(ProbeRun("hashes"), candidate, evidence, options)
     try:
         hashes = evidence.get("hashes") if evidence.has("hashes") else None
-    except CheckError:
+    except (CheckError, CheckSkipped):
         hashes = None
     if hashes:
         identity["sha256"] = weights_sha256(hashes)
@@ -142,11 +217,11 @@ def run(candidate: Candidate, spec: Spec, options: RunOptions | None = None) -> 
     rules = spec.select(options.only)
     evidence = Evidence()
     options.log(f"{candidate.name}: {len(rules)} rules of {spec.id} {spec.version}")
-    for name in plan(rules):
-        _run_probe(name, candidate, evidence, options.log)
+    for probe in plan(rules):
+        _run_probe(probe, candidate, evidence, options)
     results = [judge_rule(rule, evidence) for rule in rules]
-    if options.hash_weights != "never":
-        _run_probe("static", candidate, evidence, options.log)
+    model = _model_identity(candidate, evidence, options)
+    evidence.release("load")  # the loaded model is not evidence: drop it so memory is freed between models
     return RunResult(
         spec={
             "id": spec.id,
@@ -155,7 +230,7 @@ def run(candidate: Candidate, spec: Spec, options: RunOptions | None = None) -> 
             "path": str(spec.path) if spec.path else None,
             "sha256": spec.sha256,
         },
-        model=_model_identity(candidate, evidence, options),
+        model=model,
         rules=results,
         evidence=evidence.to_dict(),
         environment=environment(),

@@ -1,0 +1,71 @@
+"""runtime.*: the model loads safely, gives finite outputs, generates deterministically; weights are finite."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..evidence import Evidence, evidence_key
+from ..registry import check
+from ..spec import Rule
+from ..verdict import Verdict
+
+
+@check(
+    "runtime.loads",
+    summary="loads with transformers' Auto classes: no remote code, safetensors preferred, pickles only if scanned clean",
+    probes=("load",),
+    comparisons=(),
+)
+def loads(evidence: Evidence, rule: Rule) -> Verdict:
+    loaded = evidence.get("load")
+    summary = loaded.to_dict()
+    return Verdict("pass", summary, "loads", f"{summary['class']} on {loaded.device} in {loaded.dtype}")
+
+
+@check(
+    "runtime.logits_finite",
+    summary="a forward pass on a probe input gives finite logits (encoders: hidden states)",
+    probes=("load", "forward"),
+    comparisons=(),
+)
+def logits_finite(evidence: Evidence, rule: Rule) -> Verdict:
+    facts = evidence.get("forward")
+    observed = {"output": facts.output, "shape": facts.shape, "nonfinite": facts.nonfinite_count, "max_abs": facts.max_abs}
+    if not facts.finite:
+        return Verdict("fail", observed, "all finite", f"{facts.nonfinite_count} NaN/Inf values in {facts.output}")
+    return Verdict("pass", observed, "all finite")
+
+
+def _determinism_params(rule: Rule) -> dict[str, Any]:
+    return {"new_tokens": int(rule.params.get("new_tokens", 16))}
+
+
+@check(
+    "runtime.deterministic",
+    summary="two greedy generations of the same prompt are identical (encoders: two forward passes)",
+    probes=("load", "determinism"),
+    params={"new_tokens": {"type": "integer", "minimum": 1, "maximum": 4096, "description": "tokens per generation (default 16)"}},
+    comparisons=(),
+    probe_params=_determinism_params,
+)
+def deterministic(evidence: Evidence, rule: Rule) -> Verdict:
+    facts = evidence.get(evidence_key("determinism", _determinism_params(rule)))
+    if facts.identical:
+        return Verdict("pass", facts.method, "identical")
+    first_difference = next((i for i, (a, b) in enumerate(zip(facts.first, facts.second)) if a != b), None)
+    return Verdict("fail", {"first": facts.first, "second": facts.second}, "identical", f"{facts.method} differ at token {first_difference}")
+
+
+@check(
+    "safety.tensors_finite",
+    summary="no NaN or Inf in any weight (streamed tensor by tensor from the safetensors files)",
+    probes=("static", "finiteness"),
+    comparisons=(),
+)
+def tensors_finite(evidence: Evidence, rule: Rule) -> Verdict:
+    facts = evidence.get("finiteness")
+    observed = {"tensors": facts.tensors_checked, "elements": facts.elements_checked, "nonfinite": facts.nonfinite}
+    if facts.nonfinite:
+        names = ", ".join(f"{name} ({count})" for name, count in list(facts.nonfinite.items())[:5])
+        return Verdict("fail", observed, "no NaN/Inf", f"NaN/Inf in {names}")
+    return Verdict("pass", observed, "no NaN/Inf")
