@@ -1,0 +1,297 @@
+"""The scan probe on hostile inputs built here: it must flag them without ever loading them."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from picklescan import scanner as picklescan_scanner
+
+from conformance.probes import scan_pickle
+from conformance.probes.scan import ScanEvidence, scan_file, scan_folder
+from conformance.probes.scan_pickle import ALLOWED_GLOBALS, classify_with_picklescan
+
+
+class _OpensCanary:
+    """Unpickling this would create the canary file; pickling it only records the call."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+class _RunsShell:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+@pytest.fixture
+def canary(tmp_path: Path):
+    path = tmp_path / "CANARY"
+    yield path
+    assert not path.exists(), "the scan executed a pickle"
+
+
+@pytest.fixture
+def model(tmp_path: Path) -> Path:
+    folder = tmp_path / "model"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def no_unpickling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Belt and braces beside the canary: any attempt to load a pickle during a test fails it."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the scan tried to unpickle")
+
+    for module in (pickle, sys.modules.get("_pickle")):
+        for name in ("load", "loads", "Unpickler"):
+            if module is not None and hasattr(module, name):
+                monkeypatch.setattr(module, name, refuse)
+
+
+def _by_file(evidence: ScanEvidence, file: str):
+    return [f for f in evidence.findings if f.file == file]
+
+
+def _torch_zip_bytes(tmp_path: Path) -> bytes:
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "real.pt"
+    torch.save({"w": torch.zeros(2), "b": torch.ones(3, dtype=torch.bfloat16)}, path)
+    return path.read_bytes()
+
+
+def _replace_member(zip_bytes: bytes, suffix: str, new_data: bytes) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(zip_bytes)) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            dst.writestr(info, new_data if info.filename.endswith(suffix) else src.read(info))
+    return out.getvalue()
+
+
+def test_malicious_raw_pickle_is_flagged_and_never_run(model: Path, canary: Path) -> None:
+    (model / "pytorch_model.bin").write_bytes(pickle.dumps(_OpensCanary(canary)))
+    (model / "shell.pkl").write_bytes(pickle.dumps(_RunsShell(), protocol=2))
+    evidence = scan_folder(model)
+    assert evidence.flagged_files == ["pytorch_model.bin", "shell.pkl"]
+    (finding,) = _by_file(evidence, "pytorch_model.bin")
+    # Python 3 pickles `open` as io.open, which picklescan's denylist lacks; ours labels it.
+    assert (finding.member, finding.global_name, finding.severity) == (None, "io.open", "dangerous")
+    shell = _by_file(evidence, "shell.pkl")
+    assert [f.severity for f in shell] == ["dangerous"] and shell[0].global_name.endswith(".system")
+    assert json.loads(json.dumps(evidence.to_dict()))["flagged_files"] == evidence.flagged_files
+
+
+@pytest.mark.parametrize("name", ["weights.txt", "tokenizer_extra.dat", "no_extension"])
+@pytest.mark.parametrize("protocol", [0, 2, 5])
+def test_pickle_under_an_unexpected_name_is_found_by_content(model: Path, canary: Path, name: str, protocol: int) -> None:
+    (model / name).write_bytes(pickle.dumps(_OpensCanary(canary), protocol=protocol))
+    scanned, findings = scan_file(model, name)
+    assert scanned.format == "pickle" and scanned.pickles_scanned == 1
+    assert [f.severity for f in findings] == ["dangerous"]
+    assert findings[0].global_name == "io.open"
+
+
+def test_real_torch_zip_checkpoint_is_clean(model: Path, tmp_path: Path) -> None:
+    (model / "pytorch_model.bin").write_bytes(_torch_zip_bytes(tmp_path))
+    scanned, findings = scan_file(model, "pytorch_model.bin")
+    assert findings == []
+    assert scanned.format == "zip" and scanned.pickles_scanned == 1
+    assert "torch._utils._rebuild_tensor_v2" in scanned.globals
+    assert "torch.BFloat16Storage" in scanned.globals
+
+
+def test_real_legacy_torch_checkpoint_is_clean(model: Path) -> None:
+    torch = pytest.importorskip("torch")
+    torch.save({"w": torch.arange(600, dtype=torch.float32)}, model / "old.bin", _use_new_zipfile_serialization=False)
+    scanned, findings = scan_file(model, "old.bin")
+    assert findings == []
+    assert (scanned.format, scanned.pickles_scanned) == ("torch-legacy", 5)
+
+
+def test_malicious_torch_zip_checkpoint_names_the_member(model: Path, tmp_path: Path, canary: Path) -> None:
+    hostile = _replace_member(_torch_zip_bytes(tmp_path), "/data.pkl", pickle.dumps(_OpensCanary(canary), protocol=2))
+    (model / "pytorch_model.bin").write_bytes(hostile)
+    scanned, findings = scan_file(model, "pytorch_model.bin")
+    assert scanned.format == "zip"
+    assert [(f.member, f.global_name, f.severity) for f in findings] == [("real/data.pkl", "io.open", "dangerous")]
+
+
+def test_protocol0_pickle_hidden_in_a_zip_member_without_pickle_name(model: Path, tmp_path: Path) -> None:
+    # picklescan's zip scan only opens members named *.pkl or starting with a protocol 2+ header.
+    hostile = _replace_member(_torch_zip_bytes(tmp_path), "/byteorder", pickle.dumps(_RunsShell(), protocol=0))
+    (model / "model.pt").write_bytes(hostile)
+    _, findings = scan_file(model, "model.pt")
+    assert [(f.member, f.severity) for f in findings] == [("real/byteorder", "dangerous")]
+
+
+def test_nested_zip_with_malicious_pickle(model: Path, canary: Path) -> None:
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("archive/data.pkl", pickle.dumps(_OpensCanary(canary)))
+    with zipfile.ZipFile(model / "bundle.zip", "w") as archive:
+        archive.writestr("README", "hello")
+        archive.writestr("inner.zip", inner.getvalue())
+    _, findings = scan_file(model, "bundle.zip")
+    assert [(f.member, f.global_name) for f in findings] == [("inner.zip!archive/data.pkl", "io.open")]
+
+
+def test_zip_nesting_is_bounded(model: Path) -> None:
+    data = pickle.dumps({"a": 1})
+    for _ in range(6):
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("nested.zip", data)
+        data = buffer.getvalue()
+    (model / "deep.zip").write_bytes(data)
+    _, findings = scan_file(model, "deep.zip")
+    assert [f.severity for f in findings] == ["error"] and "nested" in findings[0].detail
+
+
+def _stack_global_pickle(module: str, name: str) -> bytes:
+    """Protocol 4: the operands of STACK_GLOBAL are memoized strings fetched back with BINGET."""
+
+    def unicode(text: str) -> bytes:
+        return b"\x8c" + bytes([len(text)]) + text.encode()
+
+    parts = [
+        b"\x80\x04",
+        unicode(module) + b"\x94",  # memo 0
+        unicode("OrderedDict") + b"\x94",  # memo 1, a decoy for look-behind scanners
+        b"0",  # POP
+        unicode(name) + b"\x94",  # memo 2
+        b"0",  # POP
+        b"h\x00h\x02",  # BINGET 0, BINGET 2
+        b"\x93)R.",  # STACK_GLOBAL, EMPTY_TUPLE, REDUCE, STOP
+    ]
+    return b"".join(parts)
+
+
+def test_stack_global_with_memoized_strings(model: Path) -> None:
+    (model / "unknown.pkl").write_bytes(_stack_global_pickle("collections", "Counter"))
+    (model / "safe.pkl").write_bytes(_stack_global_pickle("collections", "OrderedDict"))
+    (model / "evil.pkl").write_bytes(_stack_global_pickle("builtins", "eval"))
+    evidence = scan_folder(model)
+    assert [(f.file, f.global_name, f.severity) for f in evidence.findings] == [
+        ("evil.pkl", "builtins.eval", "dangerous"),
+        ("unknown.pkl", "collections.Counter", "unknown"),
+    ]
+    safe = next(f for f in evidence.files if f.file == "safe.pkl")
+    assert safe.globals == ["collections.OrderedDict"]
+
+
+def test_memo_copy_names_the_real_global(model: Path) -> None:
+    # BINPUT right after BINGET stores a copy of "eval"; picklescan memoizes "the previous opcode's
+    # argument" and so reads the memo key (builtins.1, merely suspicious). The stack walk names builtins.eval.
+    data = (
+        b"\x80\x04X\x08\x00\x00\x00builtinsq\x00X\x04\x00\x00\x00evalq\x010"  # memo 0, memo 1, POP
+        + b"h\x01q\x050"  # BINGET 1, BINPUT 5 (the copy), POP
+        + b"h\x00h\x05\x93"  # BINGET 0, BINGET 5, STACK_GLOBAL
+        + b"X\x01\x00\x00\x001\x85R."  # ("1",) REDUCE STOP
+    )
+    (model / "trick.pkl").write_bytes(data)
+    _, findings = scan_file(model, "trick.pkl")
+    assert ("builtins.eval", "dangerous") in [(f.global_name, f.severity) for f in findings]
+    alone = picklescan_scanner.scan_pickle_bytes(io.BytesIO(data), "trick.pkl")
+    assert alone.issues_count == 0, "picklescan on its own now catches this; keep the test as a regression guard"
+
+
+def test_copyreg_extension_code_is_unknown(model: Path) -> None:
+    (model / "ext.pkl").write_bytes(b"\x80\x02\x82\x07)R.")  # EXT1 7, EMPTY_TUPLE, REDUCE
+    _, findings = scan_file(model, "ext.pkl")
+    assert [f.severity for f in findings] == ["unknown"]
+    assert "copyreg extension" in findings[0].global_name
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pickle.dumps({"a": list(range(50))}, protocol=4)[:-7],  # truncated
+        b"\x80\x04\xff\xfe garbage",  # unknown opcode
+        b"\x80\x02X\xff\xff\xff\x7f",  # BINUNICODE claiming 2 GiB
+        b"\x80\x02h\x09.",  # BINGET of a memo slot never written
+    ],
+)
+def test_unparseable_pickle_is_an_error(model: Path, data: bytes) -> None:
+    (model / "pytorch_model.bin").write_bytes(data)
+    _, findings = scan_file(model, "pytorch_model.bin")
+    assert [(f.global_name, f.severity) for f in findings] == [("", "error")]
+
+
+def test_safetensors_json_and_text_are_clean(model: Path) -> None:
+    from safetensors.numpy import save_file
+
+    np = pytest.importorskip("numpy")
+    save_file({"w": np.zeros((2, 2), dtype=np.float32)}, model / "model.safetensors")
+    (model / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    (model / "README.md").write_text("N.B. this model is small.\n")
+    (model / "modeling_x.py").write_text("import torch\nfrom torch import nn\n")
+    (model / "merges.txt").write_text("#version: 0.2\nt o\n")
+    evidence = scan_folder(model)
+    assert evidence.findings == []
+    formats = {f.file: f.format for f in evidence.files}
+    assert formats["model.safetensors"] == "safetensors"
+    assert set(formats.values()) == {"safetensors", "other"}
+
+
+def test_symlink_outside_the_folder_is_an_error_and_not_followed(model: Path, tmp_path: Path, canary: Path) -> None:
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(pickle.dumps(_OpensCanary(canary)))
+    (model / "link.bin").symlink_to(outside)
+    (model / "inside.json").write_text("{}")
+    (model / "alias.json").symlink_to(model / "inside.json")
+    evidence = scan_folder(model)
+    assert [(f.file, f.severity, f.global_name) for f in evidence.findings] == [("link.bin", "error", "")]
+    assert "symlink" in evidence.findings[0].detail
+    assert {f.file for f in evidence.files} == {"link.bin", "inside.json", "alias.json"}
+    _, findings = scan_file(model, "../outside.bin")
+    assert [f.severity for f in findings] == ["error"]
+
+
+def test_object_npy_is_scanned(model: Path, canary: Path) -> None:
+    np = pytest.importorskip("numpy")
+    np.save(model / "objects.npy", np.array([_OpensCanary(canary), 1], dtype=object), allow_pickle=True)
+    np.save(model / "numbers.npy", np.arange(6, dtype=np.float32))
+    evidence = scan_folder(model)
+    assert [(f.file, f.global_name, f.severity) for f in evidence.findings] == [("objects.npy", "io.open", "dangerous")]
+    formats = {f.file: (f.format, f.pickles_scanned) for f in evidence.files}
+    assert formats == {"objects.npy": ("numpy", 1), "numbers.npy": ("numpy", 0)}
+
+
+def test_allowlist_never_overlaps_picklescan_denylist() -> None:
+    assert classify_with_picklescan(ALLOWED_GLOBALS) == set()
+    assert classify_with_picklescan({("builtins", "eval"), ("os", "system")}) == {("builtins", "eval"), ("os", "system")}
+
+
+def test_bounded_reader_refuses_reads_past_its_cap() -> None:
+    reader = scan_pickle.BoundedReader(io.BytesIO(b"x" * 100), cap_bytes=10)
+    assert reader.read(4) == b"xxxx"
+    with pytest.raises(scan_pickle.LimitExceeded):
+        reader.read(50)
+
+
+def test_scan_module_imports_neither_torch_nor_numpy() -> None:
+    code = "import sys, conformance.probes.scan; bad = {'torch', 'numpy'} & set(sys.modules); assert not bad, bad"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+
+
+def test_opcode_flood_is_bounded(model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from conformance.probes import scan
+
+    monkeypatch.setattr(scan, "MAX_OPCODES_PER_FILE", 1_000)
+    with zipfile.ZipFile(model / "flood.pt", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("archive/data.pkl", b"\x80\x02" + b"N0" * 100_000 + b"N.")
+    _, findings = scan_file(model, "flood.pt")
+    assert [(f.member, f.severity) for f in findings] == [("archive/data.pkl", "error")]
+    assert "budget" in findings[0].detail
