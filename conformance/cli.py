@@ -7,7 +7,6 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Any
 
 from . import __version__
 from .errors import RequestError
@@ -29,10 +28,10 @@ def _output_names(names: list[str]) -> list[str]:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from .candidate import Candidate
+    from .probes.load import LoadOptions
     from .report.markdown import render_markdown
     from .report.terminal import render_table
     from .results import write_atomic, write_result
-    from .probes.load import LoadOptions
     from .runner import RunOptions, run
     from .spec import load_spec
 
@@ -49,7 +48,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     )
     out = Path(args.out)
     exit_code = EXIT_CONFORMANT
-    for candidate, stem in zip(candidates, _output_names([c.name for c in candidates])):
+    for candidate, stem in zip(candidates, _output_names([c.name for c in candidates]), strict=True):
         result = run(candidate, spec, options)
         document = result.to_document()
         write_result(document, out / f"{stem}.json")
@@ -91,18 +90,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_BAD_REQUEST if failed else EXIT_CONFORMANT
 
 
-def _param_text(definition: Any) -> str:
-    parts = []
-    for key, schema in definition.params.items():
-        parts.append(f"{key}{'*' if key in definition.required else ''}")
-    comparisons = [c for c in definition.comparisons]
-    if comparisons:
-        parts.append("[" + ", ".join(comparisons) + "]" + ("*" if definition.needs_comparison else ""))
-    return " ".join(parts)
-
-
 def cmd_rules(args: argparse.Namespace) -> int:
     from .registry import all_checks
+    from .schema import catalogue_markdown, catalogue_markdown_params
 
     checks = all_checks()
     if args.format == "json":
@@ -115,14 +105,12 @@ def cmd_rules(args: argparse.Namespace) -> int:
             for c in checks
         ], indent=2))
     elif args.format == "markdown":
-        print("| check | parameters | probes | what it checks |\n|---|---|---|---|")
-        for c in checks:
-            print(f"| `{c.name}` | {_param_text(c) or '-'} | {', '.join(c.probes)} | {c.summary} |")
+        print(catalogue_markdown())
     else:
         width = max(len(c.name) for c in checks)
         for c in checks:
             print(f"{c.name.ljust(width)}  {c.summary}")
-            params = _param_text(c)
+            params = catalogue_markdown_params(c)
             if params:
                 print(f"{''.ljust(width)}  parameters: {params}")
         print("\n* required. Comparison keys in [brackets]; see the README for their meaning.")

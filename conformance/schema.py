@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
-from .registry import COMPARISON_KEYS, all_checks
+from .registry import COMPARISON_KEYS, CheckDef, all_checks
 
 SPEC_SCHEMA_ID = "https://conformance.dev/schema/spec.schema.json"
 
@@ -91,12 +92,43 @@ def render() -> str:
     return json.dumps(spec_schema(), indent=2, sort_keys=False) + "\n"
 
 
+def catalogue_markdown_params(definition: CheckDef) -> str:
+    """`path* [min, max]*`: parameters (* required), then the comparison keys (* at least one needed)."""
+    parts = [f"{key}{'*' if key in definition.required else ''}" for key in definition.params]
+    if definition.comparisons:
+        parts.append("[" + ", ".join(definition.comparisons) + "]" + ("*" if definition.needs_comparison else ""))
+    return " ".join(parts)
+
+
+def catalogue_markdown() -> str:
+    """The README's check table."""
+    lines = ["| check | parameters | probes | what it checks |", "|---|---|---|---|"]
+    for c in all_checks():
+        lines.append(f"| `{c.name}` | {catalogue_markdown_params(c) or '-'} | {', '.join(c.probes)} | {c.summary} |")
+    return "\n".join(lines)
+
+
+def _write_readme_catalogue(readme: Path) -> None:
+    text = readme.read_text(encoding="utf-8")
+    start = text.index(_CATALOGUE_START)
+    start = text.index("\n", start) + 1
+    end = text.index(_CATALOGUE_END)
+    readme.write_text(text[:start] + catalogue_markdown() + "\n" + text[end:], encoding="utf-8")
+
+
+_CATALOGUE_START = "<!-- catalogue:start"
+_CATALOGUE_END = "<!-- catalogue:end -->"
+
+
 def main(argv: list[str]) -> int:
     from .paths import schema_path
 
     text = render()
     if "--write" in argv:
         schema_path("spec").write_text(text, encoding="utf-8")
+        readme = Path(__file__).resolve().parent.parent / "README.md"
+        if readme.is_file():
+            _write_readme_catalogue(readme)
     else:
         sys.stdout.write(text)
     return 0

@@ -35,7 +35,8 @@ def test_normalized_fields_agree_with_transformers_config_classes(fixture: str, 
     assert ours["model_type"] == theirs.model_type
     expected_kv = getattr(theirs, "num_key_value_heads", None) or theirs.num_attention_heads
     assert ours["num_key_value_heads"] == expected_kv
-    assert ours["context_length"] == getattr(theirs, "max_position_embeddings", None) or getattr(theirs, "n_positions")
+    expected_context = theirs.n_positions if theirs.model_type == "gpt2" else theirs.max_position_embeddings
+    assert ours["context_length"] == expected_context
 
 
 @pytest.mark.parametrize(
@@ -102,3 +103,55 @@ def test_static_path_imports_no_torch(llama_dir: Path, tmp_path: Path) -> None:
     )
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert output.strip().splitlines()[-1] == "False False 0"
+
+
+def _library_view(path: Path) -> list[tuple[str, str, tuple[int, ...]]]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="numpy") as handle:
+        return sorted((name, handle.get_slice(name).get_dtype(), tuple(handle.get_slice(name).get_shape())) for name in handle.keys())
+
+
+@pytest.mark.parametrize("kind", ["valid", "huge_header_length", "overlapping_offsets", "truncated", "non_json_header"])
+def test_header_reader_agrees_with_the_safetensors_library(kind: str, tmp_path: Path) -> None:
+    from conformance.probes.safetensors_header import read_safetensors_header
+    from conformance.zoo import write_bad_safetensors
+
+    path = write_bad_safetensors(tmp_path / f"{kind}.safetensors", kind)
+    try:
+        expected = _library_view(path)
+    except Exception:
+        expected = None
+    if expected is None:
+        with pytest.raises(ValueError):
+            read_safetensors_header(str(path), path.name)
+    else:
+        ours = read_safetensors_header(str(path), path.name)
+        assert sorted((t.name, t.dtype, t.shape) for t in ours) == expected
+
+
+@pytest.mark.parametrize("fixture", ["llama_dir", "gpt2_dir", "bert_dir", "sharded_dir", "minilm_dir"])
+def test_header_reader_matches_library_on_real_files(fixture: str, request: pytest.FixtureRequest) -> None:
+    from conformance.probes.safetensors_header import read_safetensors_header
+
+    folder: Path = request.getfixturevalue(fixture)
+    for path in sorted(folder.glob("*.safetensors")):
+        ours = read_safetensors_header(str(path), path.name)
+        assert sorted((t.name, t.dtype, t.shape) for t in ours) == _library_view(path)
+
+
+def test_truncated_and_padded_headers(tmp_path: Path) -> None:
+    import struct
+
+    from conformance.probes.safetensors_header import read_safetensors_header
+
+    header = b'{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}'
+    padded = header + b" " * (-len(header) % 8)
+    good = tmp_path / "good.safetensors"
+    good.write_bytes(struct.pack("<Q", len(padded)) + padded + b"\0" * 8)
+    assert [t.name for t in read_safetensors_header(str(good), "good")] == ["w"]
+    for name, data in {"short": b"\x01\x02", "cut-header": struct.pack("<Q", 500) + header, "extra-data": good.read_bytes() + b"\0"}.items():
+        bad = tmp_path / f"{name}.safetensors"
+        bad.write_bytes(data)
+        with pytest.raises(ValueError):
+            read_safetensors_header(str(bad), name)

@@ -52,7 +52,7 @@ def deterministic(evidence: Evidence, rule: Rule) -> Verdict:
     facts = evidence.get(evidence_key("determinism", _determinism_params(rule)))
     if facts.identical:
         return Verdict("pass", facts.method, "identical")
-    first_difference = next((i for i, (a, b) in enumerate(zip(facts.first, facts.second)) if a != b), None)
+    first_difference = next((i for i, (a, b) in enumerate(zip(facts.first, facts.second, strict=False)) if a != b), None)
     return Verdict("fail", {"first": facts.first, "second": facts.second}, "identical", f"{facts.method} differ at token {first_difference}")
 
 

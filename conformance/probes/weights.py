@@ -1,4 +1,4 @@
-"""Weight files and tensor headers, read through the safetensors library: never tensor data, never torch."""
+"""Weight files and tensor headers (see safetensors_header.py): never tensor data, never torch."""
 
 from __future__ import annotations
 
@@ -82,18 +82,6 @@ def _weight_format(relative: str) -> str | None:
     return None
 
 
-def read_safetensors_header(path: str, relative: str) -> list[TensorInfo]:
-    """Tensor names, dtypes and shapes from one file; the library validates header size, JSON and offsets."""
-    from safetensors import safe_open
-
-    tensors = []
-    with safe_open(path, framework="numpy") as handle:
-        for name in handle.keys():
-            view = handle.get_slice(name)
-            tensors.append(TensorInfo(name, view.get_dtype(), tuple(view.get_shape()), relative))
-    return tensors
-
-
 def read_weights(candidate: Candidate) -> WeightsInfo:
     info = WeightsInfo()
     for entry in candidate.files:
@@ -117,10 +105,12 @@ def read_weights(candidate: Candidate) -> WeightsInfo:
             shards = [s for s in shards if s in present]
         except (ValueError, KeyError, TypeError) as exc:
             info.errors.append(f"{info.index_file}: {exc}")
+    from .safetensors_header import read_safetensors_header
+
     for shard in shards:
         try:
             info.tensors.extend(read_safetensors_header(str(candidate.resolve_inside(shard)), shard))
-        except Exception as exc:  # the library raises its own error types for every malformed header
+        except (ValueError, OSError) as exc:
             info.errors.append(f"{shard}: unreadable safetensors header: {exc}")
     return info
 

@@ -14,7 +14,7 @@ def render_table(document: dict[str, Any]) -> str:
         for r in document["rules"]
     ]
     widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
-    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [headers, *rows]]
+    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in [headers, *rows]]
     lines.insert(1, "  ".join("-" * width for width in widths))
     for rule in document["rules"]:
         if rule["message"] and rule["status"] != "pass":
