@@ -24,6 +24,13 @@ STATIC_RULES = [
 ]
 
 
+FAST_SPEED = {
+    "level": "must",
+    "workload": {"batch_size": 1, "prompt_tokens": 8, "new_tokens": 4},
+    "measurement": {"warmup_runs": 1, "min_runs": 3, "min_seconds": 0.05, "max_cv": 10.0},
+}
+
+
 @pytest.fixture
 def count_loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
@@ -132,7 +139,13 @@ def test_missing_weights_error_runtime_rules(llama_dir: Path, copy_model, write_
 def test_one_load_for_static_and_runtime_rules_across_models(llama_dir: Path, gpt2_dir: Path, tmp_path: Path, write_spec, count_loads) -> None:
     from conformance.cli import main
 
-    spec = write_spec([*RUNTIME_RULES, *STATIC_RULES, {"id": "DET-LONG", "level": "may", "check": "runtime.deterministic", "new_tokens": 3}])
+    spec = write_spec([
+        *RUNTIME_RULES,
+        *STATIC_RULES,
+        {"id": "DET-LONG", "level": "may", "check": "runtime.deterministic", "new_tokens": 3},
+        {**FAST_SPEED, "id": "DECODE", "check": "performance.decode_tokens_per_second", "min": 1},
+        {**FAST_SPEED, "id": "MEMORY", "check": "performance.peak_memory_bytes", "max": 64e9},
+    ])
     assert main(["check", str(llama_dir), str(gpt2_dir), "--spec", str(spec), "--out", str(tmp_path), "-q"]) == 0
     assert count_loads == ["tiny-llama", "tiny-gpt2"]
     evidence = json.loads((tmp_path / "tiny-llama.json").read_text())["evidence"]
@@ -148,3 +161,22 @@ def test_unavailable_device_is_an_error_for_runtime_rules(llama_dir: Path, write
     results = statuses(llama_dir, RUNTIME_RULES[:1] + STATIC_RULES, write_spec, load=load_module.LoadOptions(device="cuda"))
     assert results["LOADS"].status == "error" and "no CUDA device" in results["LOADS"].message
     assert results["SIZE"].status == "pass"
+
+
+def test_cuda_rule_skips_without_gpu_and_errors_with_require_device(llama_dir: Path, write_spec) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    rule = {**FAST_SPEED, "id": "GPU-DECODE", "check": "performance.decode_tokens_per_second", "min": 1, "device": "cuda"}
+    skipped = statuses(llama_dir, [rule], write_spec)["GPU-DECODE"]
+    assert skipped.status == "skip" and "no CUDA device" in skipped.message
+    required = statuses(llama_dir, [rule], write_spec, require_device=True)["GPU-DECODE"]
+    assert required.status == "error" and "--require-device" in required.message
+
+
+def test_device_map_auto_loads_through_accelerate(llama_dir: Path, write_spec) -> None:
+    options = load_module.LoadOptions(device="cpu", device_map_auto=True)
+    results = statuses(llama_dir, RUNTIME_RULES[:2], write_spec, load=options)
+    assert results["LOADS"].status == "pass" and results["LOGITS"].status == "pass"
+    assert results["LOADS"].observed["device"] == "cpu"
