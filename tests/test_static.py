@@ -95,14 +95,19 @@ def test_sharded_checkpoint_reads_every_shard(sharded_dir: Path, llama_dir: Path
     assert sharded.parameters == single.parameters
 
 
-def test_static_path_imports_no_torch(llama_dir: Path, tmp_path: Path) -> None:
+STATIC_SPECS = ["baseline-safety", str(Path(__file__).resolve().parent.parent / "benchmarks" / "specs" / "static-70b.yaml")]
+
+
+@pytest.mark.parametrize("spec", STATIC_SPECS, ids=["baseline-safety", "static-release-rules"])
+def test_static_path_imports_no_torch(spec: str, llama_dir: Path, tmp_path: Path) -> None:
     code = (
         "import sys; from conformance.cli import main; "
-        f"code = main(['check', {str(llama_dir)!r}, '--spec', 'small-causal-lm-release', '--out', {str(tmp_path)!r}, '-q']); "
+        f"code = main(['check', {str(llama_dir)!r}, '--spec', {spec!r}, '--out', {str(tmp_path)!r}, '-q']); "
         "print('torch' in sys.modules, 'transformers' in sys.modules, code)"
     )
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert output.strip().splitlines()[-1] == "False False 0"
+    torch_imported, transformers_imported, _ = output.strip().splitlines()[-1].split()
+    assert (torch_imported, transformers_imported) == ("False", "False")
 
 
 def _library_view(path: Path) -> list[tuple[str, str, tuple[int, ...]]]:
