@@ -76,3 +76,37 @@ def read_card(path: Path, relative: str = "README.md") -> CardFacts:
     facts.claims = claims if isinstance(claims, dict) else {}
     facts.schema_errors = schema_errors(facts.metadata)
     return facts
+
+
+@dataclass(frozen=True)
+class ScoreClaim:
+    """One model-index result: the card says the model scores `value` on `task` by `metric`."""
+
+    task: str
+    metric: str
+    value: float
+    num_fewshot: int | None = None
+
+
+# Score-like metrics that cards often state in percent.
+_FRACTION_METRICS = {"acc", "acc_norm", "exact_match", "f1", "mc1", "mc2", "accuracy", "pct_stereotype"}
+
+
+def score_claims(metadata: dict[str, Any]) -> list[ScoreClaim]:
+    """Claims from the card's model-index: the task is the dataset's `type` (an lm-eval task name)."""
+    claims: list[ScoreClaim] = []
+    for entry in metadata.get("model-index") or []:
+        for result in (entry or {}).get("results") or []:
+            dataset = (result or {}).get("dataset") or {}
+            task = dataset.get("type") or dataset.get("name")
+            args = dataset.get("args") if isinstance(dataset.get("args"), dict) else {}
+            shots = args.get("num_few_shot", args.get("num_fewshot"))
+            for metric in (result or {}).get("metrics") or []:
+                value = (metric or {}).get("value")
+                name = (metric or {}).get("type")
+                if not task or not name or isinstance(value, bool) or not isinstance(value, (int, float)):
+                    continue
+                if name in _FRACTION_METRICS and value > 1:
+                    value = value / 100.0  # "82.4" on a card means 0.824
+                claims.append(ScoreClaim(str(task), str(name), float(value), int(shots) if isinstance(shots, int) else None))
+    return claims

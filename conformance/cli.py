@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -39,6 +40,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     spec.select(args.only)  # reject unknown --only ids before any model is opened
     candidates = [Candidate(path) for path in args.models]
     log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
+    if args.quiet or not sys.stderr.isatty():
+        os.environ.setdefault("TQDM_DISABLE", "1")  # lm-eval's and transformers' bars: only on a terminal
     options = RunOptions(
         only=args.only,
         hash_weights=args.hash_weights,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, is_dataclass
 from typing import Any
@@ -14,6 +15,8 @@ def evidence_key(probe: str, params: dict[str, Any] | None = None) -> str:
     if not params:
         return probe
     inner = ",".join(f"{k}={json.dumps(v, sort_keys=True)}" for k, v in sorted(params.items()))
+    if len(inner) > 120:  # long parameters (a prompt list) become a digest, so keys stay readable
+        inner = "sha256=" + hashlib.sha256(inner.encode()).hexdigest()[:16]
     return f"{probe}[{inner}]"
 
 

@@ -85,6 +85,29 @@ def _finiteness(candidate: Candidate, evidence: Evidence, params: dict[str, Any]
     return probe_finiteness(candidate, sorted({t.file for t in static.weights.tensors}))
 
 
+def _tasks(candidate: Candidate, evidence: Evidence, params: dict[str, Any], options: RunOptions) -> Any:
+    from .probes.tasks import TaskRequest, score_tasks
+
+    requests = [TaskRequest(**request) for request in params.get("requests", [])]
+    if params.get("card_claims"):
+        from .card import score_claims
+
+        card = evidence.get("card")
+        claimed = score_claims(card.metadata) if card.present else []
+        requests += [TaskRequest(claim.task, claim.num_fewshot) for claim in claimed]
+    return score_tasks(evidence.get("load"), _unique(requests), list(params.get("tasks_dirs", [])))
+
+
+def _unique(items: list[Any]) -> list[Any]:
+    return list(dict.fromkeys(items))
+
+
+def _generations(candidate: Candidate, evidence: Evidence, params: dict[str, Any], options: RunOptions) -> Any:
+    from .probes.generations import generate_greedy
+
+    return generate_greedy(evidence.get("load"), list(params["prompts"]), int(params["max_new_tokens"]))
+
+
 def _speed(candidate: Candidate, evidence: Evidence, params: dict[str, Any], options: RunOptions) -> Any:
     from .probes.speed import measure_speed
 
@@ -102,9 +125,13 @@ PROBES: dict[str, tuple[tuple[str, ...], ProbeFunction]] = {
     "determinism": (("load",), _determinism),
     "finiteness": (("static",), _finiteness),
     "speed": (("load",), _speed),
+    "tasks": (("card", "load"), _tasks),
+    "generations": (("load",), _generations),
 }
 # Probes whose parameters come from the rule (through the check's probe_params).
-PARAMETERIZED_PROBES = frozenset({"determinism", "speed"})
+PARAMETERIZED_PROBES = frozenset({"determinism", "speed", "generations"})
+# Probes that serve all their rules in one run: the rules' parameters are merged (one lm-eval call).
+AGGREGATED_PROBES = frozenset({"tasks"})
 
 
 @dataclass(frozen=True)
@@ -114,7 +141,7 @@ class ProbeRun:
 
     @property
     def key(self) -> str:
-        return evidence_key(self.name, dict(self.params))
+        return self.name if self.name in AGGREGATED_PROBES else evidence_key(self.name, dict(self.params))
 
 
 def _freeze(params: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
@@ -129,9 +156,26 @@ def probe_runs(rule: Rule) -> list[ProbeRun]:
     return [ProbeRun(name, _freeze(params) if name in PARAMETERIZED_PROBES else ()) for name in definition.probes]
 
 
+def _merge_aggregated(rules: list[Rule]) -> dict[str, ProbeRun]:
+    """One run per aggregated probe, its parameters the union of every rule's requests."""
+    merged: dict[str, dict[str, Any]] = {}
+    for rule in rules:
+        definition = get_check(rule.check)
+        for name in definition.probes:
+            if name not in AGGREGATED_PROBES:
+                continue
+            params = definition.probe_params(rule) if definition.probe_params else {}
+            into = merged.setdefault(name, {"requests": [], "tasks_dirs": [], "card_claims": False})
+            into["requests"] += [r for r in params.get("requests", []) if r not in into["requests"]]
+            into["tasks_dirs"] += [d for d in params.get("tasks_dirs", []) if d not in into["tasks_dirs"]]
+            into["card_claims"] = into["card_claims"] or bool(params.get("card_claims"))
+    return {name: ProbeRun(name, _freeze(params)) for name, params in merged.items()}
+
+
 def plan(rules: list[Rule]) -> list[ProbeRun]:
     """The probe runs these rules need, dependencies first, each once."""
     ordered: list[ProbeRun] = []
+    aggregated = _merge_aggregated(rules)
 
     def add(run: ProbeRun) -> None:
         if run in ordered:
@@ -142,7 +186,7 @@ def plan(rules: list[Rule]) -> list[ProbeRun]:
 
     for rule in rules:
         for run in probe_runs(rule):
-            add(run)
+            add(aggregated.get(run.name, run))
     return ordered
 
 

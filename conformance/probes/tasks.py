@@ -1,0 +1,218 @@
+"""The tasks probe: every task rule of a spec scored for one model in one lm-evaluation-harness call.
+
+The model already loaded for the run is wrapped with lm-eval's HFLM (no second load). Tasks come from a
+TaskManager whose include path holds the bundled tasks (`conformance/tasks/`) and any `tasks_dir` a spec
+names, so every task lm-eval knows works by name. Datasets are never fetched: the hub and datasets
+libraries are put in offline mode unless the user set those variables, and a task whose data is not
+available errors alone, with how to make it available.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import CheckError, CheckSkipped
+from .load import LoadedModel
+
+SEEDS = {"random_seed": 0, "numpy_random_seed": 1234, "torch_random_seed": 1234, "fewshot_random_seed": 1234}
+DEFAULT_BATCH_SIZE = 8
+# Bootstrap resamples for stderrs of non-mean metrics (perplexity): lm-eval's default is 100000, slow on CPU.
+BOOTSTRAP_ITERS = 1000
+
+
+@dataclass(frozen=True)
+class TaskRequest:
+    task: str
+    num_fewshot: int | None = None
+    limit: int | None = None
+
+
+@dataclass
+class TaskScores:
+    """Per task: metric -> value and metric -> stderr, plus what reproduces the numbers."""
+
+    scores: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    stderrs: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)  # task -> why it could not be scored
+    versions: dict[str, Any] = field(default_factory=dict)
+    n_shot: dict[str, Any] = field(default_factory=dict)
+    n_samples: dict[str, Any] = field(default_factory=dict)
+    limits: dict[str, int | None] = field(default_factory=dict)
+    lm_eval_version: str = ""
+    seeds: dict[str, int] = field(default_factory=lambda: dict(SEEDS))
+    seconds: float = 0.0
+    calls: int = 0  # lm-eval evaluations run (one per distinct limit)
+
+    def score(self, task: str, metric: str) -> tuple[float, float | None]:
+        if task in self.errors:
+            raise CheckError(self.errors[task])
+        if task not in self.scores:
+            raise CheckError(f"task {task} was not scored")
+        values = self.scores[task]
+        if metric not in values or values[metric] is None:
+            raise CheckError(f"task {task} has no metric {metric!r}; it reports {', '.join(sorted(values))}")
+        return float(values[metric]), self.stderrs.get(task, {}).get(metric)
+
+
+def _offline() -> None:
+    """Never wait on a network: both libraries read these when first imported."""
+    for name in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        os.environ.setdefault(name, "1")
+
+
+def task_manager(tasks_dirs: list[str]) -> Any:
+    _offline()
+    from lm_eval.tasks import TaskManager
+
+    from ..tasks import TASKS_DIR
+
+    include = [str(TASKS_DIR), *[str(Path(d)) for d in tasks_dirs]]
+    logging.getLogger("lm_eval").setLevel(logging.WARNING)  # its INFO lines drown the suite's own progress
+    return TaskManager(include_path=include)
+
+
+def prefix_token_id(tokenizer: Any, model: Any) -> int:
+    """lm-eval scores the first token after a prefix token: bos, else eos, else pad, else 0 (recorded)."""
+    for candidate in (
+        getattr(tokenizer, "bos_token_id", None),
+        getattr(tokenizer, "eos_token_id", None),
+        getattr(model.config, "bos_token_id", None),
+        getattr(model.config, "eos_token_id", None),
+        getattr(tokenizer, "pad_token_id", None),
+    ):
+        if isinstance(candidate, list) and candidate:
+            candidate = candidate[0]
+        if isinstance(candidate, int):
+            return candidate
+    return 0
+
+
+def wrap_model(loaded: LoadedModel, batch_size: int = DEFAULT_BATCH_SIZE) -> Any:
+    """lm-eval's HFLM around the model object already loaded: no second load."""
+    from lm_eval.models.huggingface import HFLM
+
+    if loaded.tokenizer is None:
+        raise CheckError("task scoring needs the model's tokenizer, and none is shipped")
+    tokenizer = loaded.tokenizer
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token or tokenizer.convert_ids_to_tokens(0)
+    return HFLM(
+        pretrained=loaded.model,
+        tokenizer=tokenizer,
+        batch_size=batch_size,
+        prefix_token_id=prefix_token_id(tokenizer, loaded.model),
+    )
+
+
+def _unknown_task_message(name: str, manager: Any) -> str:
+    known = list(getattr(manager, "all_tasks", []) or [])
+    hint = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f"unknown task {name!r}" + (f"; did you mean {hint[0]!r}?" if hint else "; see `lm-eval ls tasks` or give tasks_dir")
+
+
+def _load_error_message(name: str, task_config: dict[str, Any] | None, exc: Exception) -> str:
+    dataset = (task_config or {}).get("dataset_path") or name
+    subset = (task_config or {}).get("dataset_name")
+    where = f"{dataset}" + (f" ({subset})" if subset else "")
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return (
+        f"task {name}: dataset {where} is not available offline ({type(exc).__name__}: {reason[:160]}). "
+        f"Download it once where the hub is reachable, e.g. python -c \"import datasets; datasets.load_dataset('{dataset}'"
+        + (f", '{subset}'" if subset else "")
+        + ")\", and point HF_DATASETS_CACHE at that cache here"
+    )
+
+
+def load_tasks(manager: Any, requests: list[TaskRequest]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Task objects by name, with their num_fewshot set; failures as one line per task."""
+    tasks: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for request in requests:
+        if request.task in tasks or request.task in errors:
+            continue
+        if request.task not in set(manager.all_tasks):
+            errors[request.task] = _unknown_task_message(request.task, manager)
+            continue
+        try:
+            loaded = manager.load(request.task)["tasks"]
+        except Exception as exc:  # datasets raises many types when data is missing offline
+            config = _task_config(manager, request.task)
+            errors[request.task] = _load_error_message(request.task, config, exc)
+            continue
+        for name, task in loaded.items():
+            if request.num_fewshot is not None:
+                task.set_config(key="num_fewshot", value=request.num_fewshot)
+            tasks[name] = task
+    return tasks, errors
+
+
+def _task_config(manager: Any, name: str) -> dict[str, Any] | None:
+    entry = getattr(manager, "task_index", {}).get(name)
+    config = getattr(entry, "cfg", None)
+    return config if isinstance(config, dict) else None
+
+
+def _metric_table(results: dict[str, Any]) -> tuple[dict[str, float | None], dict[str, float | None]]:
+    """lm-eval's "acc,none" / "acc_stderr,none" keys as {"acc": ...} and {"acc": stderr}."""
+    scores: dict[str, float | None] = {}
+    stderrs: dict[str, float | None] = {}
+    for key, value in results.items():
+        if "," not in key:
+            continue
+        metric, _filter = key.split(",", 1)
+        number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        if metric.endswith("_stderr"):
+            stderrs[metric[: -len("_stderr")]] = number
+        else:
+            scores[metric] = number
+    return scores, stderrs
+
+
+def score_tasks(loaded: LoadedModel, requests: list[TaskRequest], tasks_dirs: list[str]) -> TaskScores:
+    """Evaluate every requested task in one lm-eval call per distinct limit (one in the usual case)."""
+    if loaded.kind != "causal":
+        raise CheckSkipped("encoder-only model: task scoring applies to causal language models")
+    _offline()
+    import lm_eval
+
+    started = time.perf_counter()
+    manager = task_manager(tasks_dirs)
+    scores = TaskScores(lm_eval_version=getattr(lm_eval, "__version__", "unknown"))
+    tasks, scores.errors = load_tasks(manager, requests)
+    limits: dict[int | None, list[Any]] = {}
+    for request in requests:
+        if request.task in tasks:
+            limits.setdefault(request.limit, [])
+            if tasks[request.task] not in limits[request.limit]:
+                limits[request.limit].append(tasks[request.task])
+    model = wrap_model(loaded) if limits else None
+    for limit, group in limits.items():
+        try:
+            output = lm_eval.simple_evaluate(
+                model=model,
+                tasks=group,
+                limit=limit,
+                task_manager=manager,
+                log_samples=False,
+                bootstrap_iters=BOOTSTRAP_ITERS,
+                **SEEDS,
+            )
+        except Exception as exc:  # out of memory, a task's own code failing: every task of the call errors
+            reason = f"lm-eval failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            scores.errors.update({task.config.task: reason for task in group})
+            continue
+        scores.calls += 1
+        for name, result in output["results"].items():
+            scores.scores[name], scores.stderrs[name] = _metric_table(result)
+            scores.limits[name] = limit
+        scores.versions.update(output.get("versions", {}))
+        scores.n_shot.update(output.get("n-shot", {}))
+        scores.n_samples.update({k: v.get("effective", v) if isinstance(v, dict) else v for k, v in output.get("n-samples", {}).items()})
+    scores.seconds = round(time.perf_counter() - started, 3)
+    return scores
