@@ -85,3 +85,11 @@ def write_spec(tmp_path: Path):
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def trained_llama_dir(zoo_dir: Path) -> Path:
+    """The zoo llama (same shape and seed as llama_dir) trained for seconds so it beats chance on conformance_sentiment."""
+    from conformance.zoo import train_tiny_lm
+
+    return train_tiny_lm(zoo_dir / "tiny-llama-trained")

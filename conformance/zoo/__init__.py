@@ -18,6 +18,7 @@ from .models import (
     write_card,
 )
 from .tokenizer import train_tokenizer
+from .train import train_tiny_lm
 
 __all__ = [
     "CARD_SECTIONS",
@@ -31,6 +32,7 @@ __all__ = [
     "malicious_pickle",
     "parameter_count",
     "sha256_file",
+    "train_tiny_lm",
     "train_tokenizer",
     "write_bad_safetensors",
     "write_card",
