@@ -10,6 +10,7 @@ available errors alone, with how to make it available.
 from __future__ import annotations
 
 import difflib
+import functools
 import logging
 import os
 import time
@@ -69,16 +70,22 @@ def _offline() -> None:
 def task_manager(tasks_dirs: list[str], wanted: list[str] | None = None) -> Any:
     """Bundled tasks and tasks_dirs first (milliseconds); lm-eval's own catalogue (seconds) only if needed."""
     _offline()
-    from lm_eval.tasks import TaskManager
-
     from ..tasks import TASKS_DIR
 
-    include = [str(TASKS_DIR), *[str(Path(d)) for d in tasks_dirs]]
+    include = (str(TASKS_DIR), *[str(Path(d)) for d in tasks_dirs])
     logging.getLogger("lm_eval").setLevel(logging.WARNING)  # its INFO lines drown the suite's own progress
-    manager = TaskManager(include_path=include, include_defaults=False)
+    manager = _cached_manager(include, False)
     if wanted and not set(wanted) <= set(manager.all_tasks):
-        manager = TaskManager(include_path=include)
+        manager = _cached_manager(include, True)
     return manager
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_manager(include: tuple[str, ...], include_defaults: bool) -> Any:
+    """Indexing lm-eval's own catalogue takes seconds: once per process (a leaderboard checks many models)."""
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_path=list(include), include_defaults=include_defaults)
 
 
 def prefix_token_id(tokenizer: Any, model: Any) -> int:
