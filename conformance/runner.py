@@ -256,16 +256,18 @@ def _model_identity(candidate: Candidate, evidence: Evidence, options: RunOption
     return identity
 
 
-def run(candidate: Candidate, spec: Spec, options: RunOptions | None = None) -> RunResult:
-    options = options or RunOptions()
-    rules = spec.select(options.only)
-    evidence = Evidence()
-    options.log(f"{candidate.name}: {len(rules)} rules of {spec.id} {spec.version}")
+def measure(candidate: Candidate, rules: list[Rule], options: RunOptions, evidence: Evidence | None = None) -> Evidence:
+    """Run the probes these rules need that `evidence` does not hold yet (each once), and return it."""
+    evidence = evidence if evidence is not None else Evidence()
     for probe in plan(rules):
         _run_probe(probe, candidate, evidence, options)
+    return evidence
+
+
+def result_document(candidate: Candidate, spec: Spec, rules: list[Rule], evidence: Evidence, options: RunOptions) -> RunResult:
+    """Judge the rules on gathered evidence (cheap: checks are pure) into a RunResult."""
     results = [judge_rule(rule, evidence) for rule in rules]
     model = _model_identity(candidate, evidence, options)
-    evidence.release("load")  # the loaded model is not evidence: drop it so memory is freed between models
     return RunResult(
         spec={
             "id": spec.id,
@@ -279,3 +281,14 @@ def run(candidate: Candidate, spec: Spec, options: RunOptions | None = None) -> 
         evidence=evidence.to_dict(),
         environment=environment(),
     )
+
+
+def run(candidate: Candidate, spec: Spec, options: RunOptions | None = None) -> RunResult:
+    options = options or RunOptions()
+    rules = spec.select(options.only)
+    options.log(f"{candidate.name}: {len(rules)} rules of {spec.id} {spec.version}")
+    evidence = measure(candidate, rules, options)
+    result = result_document(candidate, spec, rules, evidence, options)
+    evidence.release("load")  # the loaded model is not evidence: drop it so memory is freed between models
+    return result
+
