@@ -15,14 +15,14 @@ from typing import Any
 from ..compare import judge
 from ..errors import CheckError
 from ..evidence import Evidence, evidence_key
-from ..probes.load import LoadedModel
+from ..probes.load import ModelFacts, model_facts
 from ..probes.roofline import (
+    MatmulParameters,
     decode_bytes_per_token,
     lookup_device,
     mbu,
     mean_decode_context,
     mfu,
-    model_matmul_parameters,
     prefill_flops,
 )
 from ..probes.speed import DTYPES, SpeedEvidence, speed_params
@@ -130,16 +130,8 @@ def peak_memory_bytes(evidence: Evidence, rule: Rule) -> Verdict:
 # --- roofline -----------------------------------------------------------------------------------
 
 
-def _architecture(loaded: LoadedModel) -> dict[str, Any]:
-    arch = dict(loaded.architecture)
-    config = getattr(loaded.model, "config", None)
-    if not arch.get("num_layers") and config is not None:
-        from ..probes.architecture import normalize_architecture
-
-        arch = normalize_architecture(config.to_dict())
-    # head_dim is not in the common vocabulary but some families (Gemma, Qwen3) set it apart from h / H.
-    arch["head_dim"] = getattr(config, "head_dim", None)
-    return arch
+def _facts(evidence: Evidence) -> ModelFacts:
+    return model_facts(evidence.get("load"))
 
 
 def _peak(rule: Rule, speed: SpeedEvidence, key: str) -> tuple[float, str]:
@@ -170,11 +162,12 @@ _PEAK_BYTES = {"type": "number", "exclusiveMinimum": 0, "description": "peak mem
     {"peak_flops_per_second": _PEAK_FLOPS},
 )
 def model_flops_utilisation(evidence: Evidence, rule: Rule) -> Verdict:
-    loaded: LoadedModel = evidence.get("load")
+    facts = _facts(evidence)
     speed = _speed(evidence, rule, "prefill")
     peak, source = _peak(rule, speed, "peak_flops_per_second")
     workload = speed.workload
-    flops = prefill_flops(_architecture(loaded), workload.batch_size, workload.prompt_tokens, parameters=model_matmul_parameters(loaded.model))
+    matmul = MatmulParameters(body=facts.matmul_body, head=facts.matmul_head)
+    flops = prefill_flops(facts.architecture, workload.batch_size, workload.prompt_tokens, parameters=matmul)
     seconds = statistics.median(speed.prefill_ms) / 1000.0
     verdict = judge(round(mfu(flops, seconds, peak), 4), rule.comparison)
     detail = f"{flops / seconds / 1e12:.3f} TFLOP/s achieved of {peak / 1e12:g} ({source})"
@@ -187,16 +180,16 @@ def model_flops_utilisation(evidence: Evidence, rule: Rule) -> Verdict:
     {"peak_bytes_per_second": _PEAK_BYTES},
 )
 def memory_bandwidth_utilisation(evidence: Evidence, rule: Rule) -> Verdict:
-    loaded: LoadedModel = evidence.get("load")
+    facts = _facts(evidence)
     speed = _speed(evidence, rule, "decode")
     if speed.decode_tokens_per_second is None:
         raise CheckError("decode time was not resolved")
     peak, source = _peak(rule, speed, "peak_bytes_per_second")
     workload = speed.workload
-    element_bytes = int(next(loaded.model.parameters()).element_size())  # the KV cache is kept in the weights' dtype
-    weight_bytes = model_matmul_parameters(loaded.model).total * element_bytes
+    element_bytes = facts.element_bytes  # the KV cache is kept in the weights' dtype
+    weight_bytes = (facts.matmul_body + facts.matmul_head) * element_bytes
     context = mean_decode_context(workload.prompt_tokens, workload.new_tokens)
-    bytes_per_token = decode_bytes_per_token(_architecture(loaded), weight_bytes, workload.batch_size, context, element_bytes)
+    bytes_per_token = decode_bytes_per_token(facts.architecture, weight_bytes, workload.batch_size, context, element_bytes)
     achieved = bytes_per_token * speed.decode_tokens_per_second
     verdict = judge(round(mbu(achieved, 1.0, peak), 4), rule.comparison)
     detail = f"{achieved / 1e9:.3f} GB/s achieved of {peak / 1e9:g} ({source})"

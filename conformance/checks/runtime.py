@@ -17,9 +17,11 @@ from ..verdict import Verdict
     comparisons=(),
 )
 def loads(evidence: Evidence, rule: Rule) -> Verdict:
-    loaded = evidence.get("load")
-    summary = loaded.to_dict()
-    return Verdict("pass", summary, "loads", f"{summary['class']} on {loaded.device} in {loaded.dtype}")
+    from ..probes.load import model_facts
+
+    facts = model_facts(evidence.get("load"))
+    summary = {key: value for key, value in facts.to_dict().items() if key in ("kind", "class", "device", "dtype", "load_seconds", "parameters")}
+    return Verdict("pass", summary, "loads", f"{facts.model_class} on {facts.device} in {facts.dtype}")
 
 
 @check(

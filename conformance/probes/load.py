@@ -25,6 +25,36 @@ class LoadOptions:
 
 
 @dataclass
+class ModelFacts:
+    """What rules need to know of a loaded model, as plain data: kept in the evidence and the cache."""
+
+    kind: str
+    model_class: str
+    device: str
+    dtype: str
+    load_seconds: float
+    parameters: int
+    architecture: dict[str, Any]  # normalized fields plus head_dim
+    matmul_body: int  # ≥2-D weights but embeddings and the LM head (roofline)
+    matmul_head: int  # the LM head's weight
+    element_bytes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "class": self.model_class,
+            "device": self.device,
+            "dtype": self.dtype,
+            "load_seconds": round(self.load_seconds, 4),
+            "parameters": self.parameters,
+            "architecture": self.architecture,
+            "matmul_body": self.matmul_body,
+            "matmul_head": self.matmul_head,
+            "element_bytes": self.element_bytes,
+        }
+
+
+@dataclass
 class LoadedModel:
     model: Any
     tokenizer: Any
@@ -34,15 +64,35 @@ class LoadedModel:
     load_seconds: float
     architecture: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def facts(self) -> ModelFacts:
+        from .roofline import model_matmul_parameters
+
+        config = getattr(self.model, "config", None)
+        architecture = dict(self.architecture)
+        # head_dim is not in the common vocabulary but some families (Gemma, Qwen3) set it apart from h / H.
+        architecture["head_dim"] = getattr(config, "head_dim", None)
+        matmul = model_matmul_parameters(self.model)
+        return ModelFacts(
+            kind=self.kind,
+            model_class=type(self.model).__name__,
+            device=self.device,
+            dtype=self.dtype,
+            load_seconds=self.load_seconds,
+            parameters=int(sum(p.numel() for p in self.model.parameters())),
+            architecture=architecture,
+            matmul_body=matmul.body,
+            matmul_head=matmul.head,
+            element_bytes=int(next(self.model.parameters()).element_size()),
+        )
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "class": type(self.model).__name__,
-            "device": self.device,
-            "dtype": self.dtype,
-            "load_seconds": round(self.load_seconds, 4),
-            "parameters": int(sum(p.numel() for p in self.model.parameters())),
-        }
+        return self.facts.to_dict()
+
+
+def model_facts(value: Any) -> ModelFacts:
+    """The load probe's evidence as facts, whether it holds the live model or cached facts."""
+    return value.facts if isinstance(value, LoadedModel) else value
 
 
 def resolve_device(requested: str) -> str:
