@@ -47,6 +47,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         hash_weights=args.hash_weights,
         load=LoadOptions(device=args.device, dtype=args.dtype, device_map_auto=args.device_map_auto),
         require_device=args.require_device,
+        cache_dir=None if args.no_cache else Path(args.cache_dir),
         log=log,
     )
     out = Path(args.out)
@@ -126,6 +127,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.out))
 
 
+def _add_cache_options(parser: argparse.ArgumentParser) -> None:
+    from .cache import default_cache_dir
+
+    parser.add_argument("--cache-dir", default=str(default_cache_dir()), help="evidence cache (default: %(default)s; env CONFORMANCE_CACHE_DIR)")
+    parser.add_argument("--no-cache", action="store_true", help="measure everything again; do not read or write the cache")
+
+
 def _device(text: str) -> str:
     if not re.fullmatch(r"auto|cpu|cuda(:[0-9]+)?", text):
         raise argparse.ArgumentTypeError(f"{text!r} is not auto, cpu, cuda or cuda:N")
@@ -150,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"), help="weights dtype for runtime rules")
     check.add_argument("--device-map-auto", action="store_true", help="spread a model too large for one device (accelerate)")
     check.add_argument("--require-device", action="store_true", help="a rule for a device this machine lacks errors instead of skipping")
+    _add_cache_options(check)
     check.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     check.set_defaults(handler=cmd_check)
 

@@ -59,6 +59,13 @@ class Evidence:
         if probe in self._values:
             self._values[probe] = to_plain(self._values[probe])
 
+    def peek(self, probe: str) -> Any:
+        """The stored value, or None: no skip or failure is raised."""
+        return self._values.get(probe)
+
+    def forget(self, probe: str) -> None:
+        self._values.pop(probe, None)
+
     def has(self, probe: str) -> bool:
         return probe in self._values or probe in self._failures or probe in self._skips
 

@@ -6,6 +6,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .candidate import Candidate
@@ -28,6 +29,7 @@ class RunOptions:
     hash_weights: str = "auto"  # auto | always | never
     load: LoadOptions = field(default_factory=LoadOptions)
     require_device: bool = False  # a rule for a device this machine lacks errors instead of skipping
+    cache_dir: Path | None = None  # where expensive probe evidence is cached; None: measure every time
     log: Callable[[str], None] = field(default=lambda message: print(message, file=sys.stderr))
 
 
@@ -55,7 +57,15 @@ def _scan(candidate: Candidate, evidence: Evidence, params: dict[str, Any], opti
 def _hashes(candidate: Candidate, evidence: Evidence, params: dict[str, Any], options: RunOptions) -> Any:
     from .probes.hashes import probe_hashes
 
-    return probe_hashes(candidate, list(evidence.get("static").weights.files))
+    files = list(evidence.get("static").weights.files)
+    if options.cache_dir is None:
+        return probe_hashes(candidate, files)
+    from .cache import HashCache
+
+    hashes = HashCache(options.cache_dir)
+    digests = {name: hashes.sha256(candidate.resolve_inside(name)) for name in sorted(files)}
+    hashes.save()
+    return digests
 
 
 def _load(candidate: Candidate, evidence: Evidence, params: dict[str, Any], options: RunOptions) -> Any:
@@ -190,15 +200,59 @@ def plan(rules: list[Rule]) -> list[ProbeRun]:
     return ordered
 
 
-def _run_probe(run: ProbeRun, candidate: Candidate, evidence: Evidence, options: RunOptions) -> None:
+class _Cached:
+    """The run's view of the evidence cache: its key needs the model's content identity, computed once."""
+
+    def __init__(self, candidate: Candidate, options: RunOptions) -> None:
+        from .cache import EvidenceCache, environment_fingerprint
+
+        assert options.cache_dir is not None
+        self.cache = EvidenceCache(options.cache_dir)
+        self.candidate = candidate
+        self.environment = environment_fingerprint(options.load)
+        self._identity: str | None = None
+
+    def key(self, probe_key: str) -> str:
+        if self._identity is None:
+            from .cache import model_identity
+
+            self._identity = model_identity(self.candidate, self.cache.hashes)
+        return self.cache.key(probe_key, self._identity, self.environment)
+
+
+def _needs_live_model(evidence: Evidence) -> bool:
+    from .probes.load import LoadedModel
+
+    return evidence.has("load") and not isinstance(evidence.peek("load"), LoadedModel)
+
+
+def _run_probe(run: ProbeRun, candidate: Candidate, evidence: Evidence, options: RunOptions, cached: _Cached | None = None) -> None:
     if evidence.has(run.key):
         return
+    from .cache import CACHEABLE_PROBES
+
+    cache_key = cached.key(run.key) if cached is not None and run.name in CACHEABLE_PROBES else None
+    if cache_key is not None:
+        hit, value = cached.cache.get(cache_key)
+        if hit:
+            evidence.put(run.key, value)
+            options.log(f"  {candidate.name}: {run.key} probe (cached)")
+            return
     dependencies, function = PROBES[run.name]
     for dependency in dependencies:
-        _run_probe(ProbeRun(dependency), candidate, evidence, options)
+        if dependency == "load" and _needs_live_model(evidence):
+            evidence.forget("load")  # cached facts were enough so far; this probe needs the model itself
+            _run_probe(ProbeRun("load"), candidate, evidence, options)
+        else:
+            _run_probe(ProbeRun(dependency), candidate, evidence, options, cached)
     started = time.perf_counter()
     try:
-        evidence.put(run.key, function(candidate, evidence, dict(run.params), options))
+        value = function(candidate, evidence, dict(run.params), options)
+        evidence.put(run.key, value)
+        if cache_key is not None:
+            from .probes.load import LoadedModel
+
+            cached.cache.put(cache_key, value.facts if isinstance(value, LoadedModel) else value)
     except CheckSkipped as exc:
         if options.require_device:
             evidence.fail(run.key, f"{exc} (--require-device)")
@@ -259,8 +313,9 @@ def _model_identity(candidate: Candidate, evidence: Evidence, options: RunOption
 def measure(candidate: Candidate, rules: list[Rule], options: RunOptions, evidence: Evidence | None = None) -> Evidence:
     """Run the probes these rules need that `evidence` does not hold yet (each once), and return it."""
     evidence = evidence if evidence is not None else Evidence()
+    cached = _Cached(candidate, options) if options.cache_dir is not None else None
     for probe in plan(rules):
-        _run_probe(probe, candidate, evidence, options)
+        _run_probe(probe, candidate, evidence, options, cached)
     return evidence
 
 

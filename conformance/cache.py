@@ -1,0 +1,168 @@
+"""The result cache: expensive probe evidence keyed by model content, probe parameters and environment.
+
+A rerun with unchanged models only re-judges: the load, runtime, speed, task and generation probes are read
+back from the cache instead of measured. Evidence is stored as JSON with an explicit allowlist of our own
+dataclasses (never pickle: the cache folder is a file system anyone may have written to). Hashing large
+weight files is itself cached by (path, size, mtime).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import platform
+import socket
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .results import write_atomic
+
+# Probes worth caching: they load or run the model. Static, card, scan and hashes are cheap or are the key.
+CACHEABLE_PROBES = frozenset({"load", "forward", "determinism", "finiteness", "speed", "tasks", "generations"})
+CACHE_FORMAT = 1
+
+
+def default_cache_dir() -> Path:
+    configured = os.environ.get("CONFORMANCE_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "conformance"
+
+
+def _allowed_types() -> dict[str, type]:
+    from .probes.generations import Generations
+    from .probes.load import ModelFacts
+    from .probes.runtime import DeterminismFacts, FinitenessFacts, ForwardFacts
+    from .probes.speed import MeasurementPolicy, SpeedEvidence, Workload
+    from .probes.stats import SampleStats
+    from .probes.tasks import TaskScores
+
+    types = (Generations, ModelFacts, DeterminismFacts, FinitenessFacts, ForwardFacts, MeasurementPolicy, SpeedEvidence, Workload, SampleStats, TaskScores)
+    return {cls.__name__: cls for cls in types}
+
+
+def encode(value: Any) -> Any:
+    """Dataclasses and tuples with type tags; floats that JSON cannot hold as strings."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {"__type__": type(value).__name__, "fields": fields}
+    if isinstance(value, tuple):
+        return {"__tuple__": [encode(item) for item in value]}
+    if isinstance(value, list):
+        return [encode(item) for item in value]
+    if isinstance(value, dict):
+        return {"__dict__": [[encode(k), encode(v)] for k, v in value.items()]}
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"__float__": repr(value)}
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise TypeError(f"cannot cache a {type(value).__name__}")
+
+
+def decode(value: Any, types: dict[str, type]) -> Any:
+    if isinstance(value, list):
+        return [decode(item, types) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if "__type__" in value:
+        cls = types.get(value["__type__"])
+        if cls is None:
+            raise ValueError(f"type {value['__type__']!r} is not cacheable")
+        return cls(**{name: decode(item, types) for name, item in value["fields"].items()})
+    if "__tuple__" in value:
+        return tuple(decode(item, types) for item in value["__tuple__"])
+    if "__dict__" in value:
+        return {decode(k, types): decode(v, types) for k, v in value["__dict__"]}
+    if "__float__" in value:
+        return float(value["__float__"])
+    raise ValueError("unknown cache entry shape")
+
+
+class HashCache:
+    """sha256 of files, remembered by (real path, size, mtime_ns) so unchanged files are not read again."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / "file-hashes.json"
+        try:
+            self._entries: dict[str, Any] = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            self._entries = {}
+        self._dirty = False
+
+    def sha256(self, path: Path) -> str:
+        from .probes.hashes import sha256_file
+
+        real = str(path.resolve())
+        stat = path.stat()
+        entry = self._entries.get(real)
+        if isinstance(entry, dict) and entry.get("size") == stat.st_size and entry.get("mtime_ns") == stat.st_mtime_ns:
+            return str(entry["sha256"])
+        digest = sha256_file(path)
+        self._entries[real] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest}
+        self._dirty = True
+        return digest
+
+    def save(self) -> None:
+        if self._dirty:
+            write_atomic(self.path, json.dumps(self._entries, sort_keys=True))
+            self._dirty = False
+
+
+def environment_fingerprint(load_options: Any) -> dict[str, Any]:
+    """What makes a measurement valid only here: versions, this machine, how the model is loaded."""
+    packages = {}
+    for name in ("torch", "transformers", "lm_eval", "accelerate", "tokenizers"):
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            packages[name] = None
+    return {
+        "conformance": __version__,
+        "format": CACHE_FORMAT,
+        "python": platform.python_version(),
+        "host": socket.gethostname(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "packages": packages,
+        "load": dataclasses.asdict(load_options),
+    }
+
+
+class EvidenceCache:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.hashes = HashCache(folder)
+        self._types = _allowed_types()
+
+    def key(self, probe_key: str, model_identity: str, environment: dict[str, Any]) -> str:
+        text = json.dumps({"probe": probe_key, "model": model_identity, "environment": environment}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def _file(self, key: str) -> Path:
+        return self.folder / "evidence" / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> tuple[bool, Any]:
+        try:
+            return True, decode(json.loads(self._file(key).read_text(encoding="utf-8")), self._types)
+        except (OSError, ValueError, TypeError, KeyError):
+            return False, None  # absent or unreadable: measure again
+
+    def put(self, key: str, value: Any) -> None:
+        try:
+            text = json.dumps(encode(value), allow_nan=False)
+        except (TypeError, ValueError):
+            return  # not cacheable: measured every time
+        write_atomic(self._file(key), text)
+
+
+def model_identity(candidate: Any, hashes: HashCache) -> str:
+    """sha256 over every file's content hash: any change to weights, config, tokenizer or card invalidates."""
+    lines = [f"{entry.path}  {hashes.sha256(candidate.path / entry.path)}\n" for entry in candidate.files if not entry.symlink]
+    hashes.save()
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
