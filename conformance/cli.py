@@ -30,6 +30,7 @@ def _output_names(names: list[str]) -> list[str]:
 def cmd_check(args: argparse.Namespace) -> int:
     from .candidate import Candidate
     from .probes.load import LoadOptions
+    from .progress import progress_for
     from .report.markdown import render_markdown
     from .report.terminal import render_table
     from .results import write_atomic, write_result
@@ -49,6 +50,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         require_device=args.require_device,
         cache_dir=None if args.no_cache else Path(args.cache_dir),
         log=log,
+        progress=progress_for(args.quiet),
     )
     out = Path(args.out)
     exit_code = EXIT_CONFORMANT

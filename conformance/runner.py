@@ -14,6 +14,7 @@ from .errors import CheckError, CheckSkipped
 from .evidence import Evidence, evidence_key
 from .probes.hashes import weights_sha256
 from .probes.load import LoadOptions
+from .progress import Progress
 from .registry import get_check
 from .results import RuleResult, RunResult, environment
 from .spec import Rule, Spec
@@ -31,6 +32,11 @@ class RunOptions:
     require_device: bool = False  # a rule for a device this machine lacks errors instead of skipping
     cache_dir: Path | None = None  # where expensive probe evidence is cached; None: measure every time
     log: Callable[[str], None] = field(default=lambda message: print(message, file=sys.stderr))
+    progress: Progress | None = None  # default: plain lines through `log`
+
+    def __post_init__(self) -> None:
+        if self.progress is None:
+            self.progress = Progress(write=self.log)
 
 
 ProbeFunction = Callable[[Candidate, Evidence, dict[str, Any], RunOptions], Any]
@@ -236,7 +242,7 @@ def _run_probe(run: ProbeRun, candidate: Candidate, evidence: Evidence, options:
         hit, value = cached.cache.get(cache_key)
         if hit:
             evidence.put(run.key, value)
-            options.log(f"  {candidate.name}: {run.key} probe (cached)")
+            options.progress.probe_finished(candidate.name, run.key, 0.0, cached=True)
             return
     dependencies, function = PROBES[run.name]
     for dependency in dependencies:
@@ -245,6 +251,7 @@ def _run_probe(run: ProbeRun, candidate: Candidate, evidence: Evidence, options:
             _run_probe(ProbeRun("load"), candidate, evidence, options)
         else:
             _run_probe(ProbeRun(dependency), candidate, evidence, options, cached)
+    options.progress.probe_started(candidate.name, run.key)
     started = time.perf_counter()
     try:
         value = function(candidate, evidence, dict(run.params), options)
@@ -262,7 +269,7 @@ def _run_probe(run: ProbeRun, candidate: Candidate, evidence: Evidence, options:
         evidence.fail(run.key, str(exc))
     except Exception as exc:  # a broken model must not stop the run: every rule needing this probe errors
         evidence.fail(run.key, f"{type(exc).__name__}: {exc}")
-    options.log(f"  {candidate.name}: {run.key} probe {time.perf_counter() - started:.2f} s")
+    options.progress.probe_finished(candidate.name, run.key, time.perf_counter() - started, cached=False)
 
 
 def judge_rule(rule: Rule, evidence: Evidence) -> RuleResult:
@@ -314,8 +321,11 @@ def measure(candidate: Candidate, rules: list[Rule], options: RunOptions, eviden
     """Run the probes these rules need that `evidence` does not hold yet (each once), and return it."""
     evidence = evidence if evidence is not None else Evidence()
     cached = _Cached(candidate, options) if options.cache_dir is not None else None
-    for probe in plan(rules):
+    probes = [probe for probe in plan(rules) if not evidence.has(probe.key)]
+    options.progress.model_started(candidate.name, len(probes))
+    for probe in probes:
         _run_probe(probe, candidate, evidence, options, cached)
+    options.progress.model_finished(candidate.name)
     return evidence
 
 
@@ -341,7 +351,6 @@ def result_document(candidate: Candidate, spec: Spec, rules: list[Rule], evidenc
 def run(candidate: Candidate, spec: Spec, options: RunOptions | None = None) -> RunResult:
     options = options or RunOptions()
     rules = spec.select(options.only)
-    options.log(f"{candidate.name}: {len(rules)} rules of {spec.id} {spec.version}")
     evidence = measure(candidate, rules, options)
     result = result_document(candidate, spec, rules, evidence, options)
     evidence.release("load")  # the loaded model is not evidence: drop it so memory is freed between models

@@ -73,3 +73,43 @@ def test_interrupted_write_leaves_the_old_file(tmp_path: Path, llama_dir: Path, 
         write_result(document, target)
     assert target.read_text() == before and json.loads(before)["summary"]["passed"] == 1
     assert [p.name for p in target.parent.iterdir()] == ["result.json"]
+
+
+class _Terminal:
+    """A stream that says it is a terminal, so progress draws bars."""
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def write(self, text: str) -> int:
+        self.text += text
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bars_on_a_terminal_and_lines_elsewhere(llama_dir: Path, write_spec) -> None:
+    import io
+
+    from conformance.progress import Progress, TerminalProgress, progress_for
+
+    spec = load_spec(write_spec([{"id": "SIZE", "level": "must", "check": "size.parameters", "max": 1e9}, {"id": "CARD", "level": "must", "check": "card.present"}]))
+    terminal = _Terminal()
+    progress = progress_for(quiet=False, stream=terminal)
+    assert isinstance(progress, TerminalProgress)
+    run(Candidate(llama_dir), spec, RunOptions(progress=progress))
+    assert "tiny-llama" in terminal.text and "2/2" in terminal.text and "\r" in terminal.text
+
+    plain = io.StringIO()
+    progress = progress_for(quiet=False, stream=plain)
+    assert type(progress) is Progress
+    run(Candidate(llama_dir), spec, RunOptions(progress=progress))
+    assert "tiny-llama: 2 probes to run" in plain.getvalue() and "static probe" in plain.getvalue() and "\r" not in plain.getvalue()
+
+    silent = io.StringIO()
+    run(Candidate(llama_dir), spec, RunOptions(progress=progress_for(quiet=True, stream=silent)))
+    assert silent.getvalue() == ""
