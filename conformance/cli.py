@@ -8,6 +8,7 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 from .errors import RequestError
@@ -27,43 +28,89 @@ def _output_names(names: list[str]) -> list[str]:
     return stems
 
 
-def cmd_check(args: argparse.Namespace) -> int:
-    from .candidate import Candidate
+def _run_options(args: argparse.Namespace) -> Any:
     from .probes.load import LoadOptions
     from .progress import progress_for
-    from .report.markdown import render_markdown
-    from .report.terminal import render_table
-    from .results import write_atomic, write_result
-    from .runner import RunOptions, run
-    from .spec import load_spec
+    from .runner import RunOptions
 
-    spec = load_spec(args.spec)
-    spec.select(args.only)  # reject unknown --only ids before any model is opened
-    candidates = [Candidate(path) for path in args.models]
-    log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
     if args.quiet or not sys.stderr.isatty():
-        os.environ.setdefault("TQDM_DISABLE", "1")  # lm-eval's and transformers' bars: only on a terminal
-    options = RunOptions(
-        only=args.only,
+        os.environ.setdefault("TQDM_DISABLE", "1")  # lm-eval's and transformers' own bars: only on a terminal
+    return RunOptions(
+        only=getattr(args, "only", None),
         hash_weights=args.hash_weights,
         load=LoadOptions(device=args.device, dtype=args.dtype, device_map_auto=args.device_map_auto),
         require_device=args.require_device,
         cache_dir=None if args.no_cache else Path(args.cache_dir),
-        log=log,
         progress=progress_for(args.quiet),
     )
-    out = Path(args.out)
-    exit_code = EXIT_CONFORMANT
+
+
+def _check_models(args: argparse.Namespace, results_dir: Path, print_tables: bool) -> list[dict[str, Any]]:
+    """Run every model against the spec, write <model>.json (and .md with tables); return the documents."""
+    from .candidate import Candidate
+    from .report.markdown import render_markdown
+    from .report.terminal import render_table
+    from .results import write_atomic, write_result
+    from .runner import run
+    from .spec import load_spec
+
+    spec = load_spec(args.spec)
+    spec.select(getattr(args, "only", None))  # reject unknown --only ids before any model is opened
+    candidates = [Candidate(path) for path in args.models]
+    options = _run_options(args)
+    documents = []
     for candidate, stem in zip(candidates, _output_names([c.name for c in candidates]), strict=True):
-        result = run(candidate, spec, options)
-        document = result.to_document()
-        write_result(document, out / f"{stem}.json")
-        write_atomic(out / f"{stem}.md", render_markdown(document))
-        print(render_table(document))
-        print(f"wrote {out / (stem + '.json')} and {stem}.md\n")
-        if not result.conformant:
-            exit_code = EXIT_NONCONFORMANT
-    return exit_code
+        document = run(candidate, spec, options).to_document()
+        write_result(document, results_dir / f"{stem}.json")
+        if print_tables:
+            write_atomic(results_dir / f"{stem}.md", render_markdown(document))
+            print(render_table(document))
+            print(f"wrote {results_dir / (stem + '.json')} and {stem}.md\n")
+        documents.append(document)
+    return documents
+
+
+def _exit_code(documents: list[dict[str, Any]]) -> int:
+    return EXIT_CONFORMANT if all(d["summary"]["conformant"] for d in documents) else EXIT_NONCONFORMANT
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    return _exit_code(_check_models(args, Path(args.out), print_tables=True))
+
+
+def _write_board(documents: list[dict[str, Any]], out: Path) -> None:
+    from .report.leaderboard import write_leaderboard
+
+    paths = write_leaderboard(documents, out)
+    for document in documents:
+        summary = document["summary"]
+        verdict = "conformant" if summary["conformant"] else "NOT conformant"
+        print(f"{document['model']['name']}: {verdict} ({summary['passed']} passed, {summary['failed']} failed, {summary['errors']} errors)")
+    print(f"wrote {paths.get('html', out / 'leaderboard.html')}")
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    documents = _check_models(args, out / "results", print_tables=False)
+    _write_board(documents, out)
+    return _exit_code(documents)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .results import load_result
+
+    documents = [load_result(Path(path)) for path in args.results]
+    _write_board(documents, Path(args.out))
+    return EXIT_CONFORMANT
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from .report.diff import diff_documents
+    from .results import load_result
+
+    diff = diff_documents(load_result(Path(args.base)), load_result(Path(args.new)))
+    print(diff.render_text())
+    return EXIT_NONCONFORMANT if diff.newly_failing_must else EXIT_CONFORMANT
 
 
 def _validate_card(path: Path) -> str:
@@ -129,6 +176,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.out))
 
 
+def _add_model_run_options(parser: argparse.ArgumentParser, out_help: str) -> None:
+    parser.add_argument("models", nargs="+", metavar="MODEL", help="model folder in Hugging Face layout")
+    parser.add_argument("--spec", required=True, help="spec file, or the name of a shipped standard")
+    parser.add_argument("--out", default="reports", help=out_help)
+    parser.add_argument(
+        "--hash-weights", choices=("auto", "always", "never"), default="auto",
+        help="sha256 of the weights for the result's identity: auto hashes up to 2 GiB or when a rule needs it",
+    )
+    parser.add_argument("--device", default="auto", type=_device, help="auto | cpu | cuda | cuda:N (default auto: cuda when present)")
+    parser.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"), help="weights dtype for runtime rules")
+    parser.add_argument("--device-map-auto", action="store_true", help="spread a model too large for one device (accelerate)")
+    parser.add_argument("--require-device", action="store_true", help="a rule for a device this machine lacks errors instead of skipping")
+    _add_cache_options(parser)
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+
+
 def _add_cache_options(parser: argparse.ArgumentParser) -> None:
     from .cache import default_cache_dir
 
@@ -148,21 +211,23 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     check = commands.add_parser("check", help="check models against a spec", description="Check models against a spec.")
-    check.add_argument("models", nargs="+", metavar="MODEL", help="model folder in Hugging Face layout")
-    check.add_argument("--spec", required=True, help="spec file, or the name of a shipped standard")
-    check.add_argument("--out", default="reports", help="folder for <model>.json and <model>.md (default: reports)")
+    _add_model_run_options(check, "folder for <model>.json and <model>.md (default: reports)")
     check.add_argument("--only", nargs="+", metavar="RULE_ID", help="run only these rules")
-    check.add_argument(
-        "--hash-weights", choices=("auto", "always", "never"), default="auto",
-        help="sha256 of the weights for the result's identity: auto hashes up to 2 GiB or when a rule needs it",
-    )
-    check.add_argument("--device", default="auto", type=_device, help="auto | cpu | cuda | cuda:N (default auto: cuda when present)")
-    check.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"), help="weights dtype for runtime rules")
-    check.add_argument("--device-map-auto", action="store_true", help="spread a model too large for one device (accelerate)")
-    check.add_argument("--require-device", action="store_true", help="a rule for a device this machine lacks errors instead of skipping")
-    _add_cache_options(check)
-    check.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     check.set_defaults(handler=cmd_check)
+
+    board = commands.add_parser("leaderboard", help="check models and write a leaderboard (html, md, csv, plots)")
+    _add_model_run_options(board, "folder for leaderboard.html/.md/.csv, plots/ and results/ (default: reports)")
+    board.set_defaults(handler=cmd_leaderboard)
+
+    report = commands.add_parser("report", help="rebuild the leaderboard from stored result documents (no model is loaded)")
+    report.add_argument("results", nargs="+", metavar="RESULT", help="result documents (.json) written by check or leaderboard")
+    report.add_argument("--out", default="reports", help="output folder (default: reports)")
+    report.set_defaults(handler=cmd_report)
+
+    diff = commands.add_parser("diff", help="rule status changes and metric deltas between two result documents")
+    diff.add_argument("base", metavar="BASE")
+    diff.add_argument("new", metavar="NEW")
+    diff.set_defaults(handler=cmd_diff)
 
     validate = commands.add_parser("validate", help="validate spec files and model cards (README.md)")
     validate.add_argument("files", nargs="+", metavar="FILE")
