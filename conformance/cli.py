@@ -17,15 +17,10 @@ EXIT_CONFORMANT, EXIT_NONCONFORMANT, EXIT_BAD_REQUEST = 0, 1, 2
 
 
 def _output_names(names: list[str]) -> list[str]:
-    """File-safe, unique stems for each model's outputs."""
-    stems: list[str] = []
-    for name in names:
-        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "model"
-        unique, index = stem, 2
-        while unique in stems:
-            unique, index = f"{stem}-{index}", index + 1
-        stems.append(unique)
-    return stems
+    """File-safe, unique stems for each model's outputs (the leaderboard names its files the same way)."""
+    from .report.names import file_stems
+
+    return file_stems(names)
 
 
 def _run_options(args: argparse.Namespace) -> Any:
@@ -118,12 +113,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 def _write_board(documents: list[dict[str, Any]], out: Path) -> None:
     from .report.leaderboard import write_leaderboard
 
-    paths = write_leaderboard(documents, out)
+    written = write_leaderboard(documents, out)
     for document in documents:
         summary = document["summary"]
         verdict = "conformant" if summary["conformant"] else "NOT conformant"
         print(f"{document['model']['name']}: {verdict} ({summary['passed']} passed, {summary['failed']} failed, {summary['errors']} errors)")
-    print(f"wrote {paths.get('html', out / 'leaderboard.html')}")
+    print(f"wrote {len(written)} files; open {out / 'leaderboard.html'} in a browser")
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:

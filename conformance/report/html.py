@@ -1,0 +1,164 @@
+"""leaderboard.html: one self-contained page (jinja2), with inline styles, sort script and base64 plots."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .plots import Plot
+from .table import MEAN_NORMALIZED, SPEED_FIGURES, WIN_RATE, Leaderboard, display_value
+from .text import short, status_text
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+# How bad a badge is, for sorting the badge column: the worst models sort together.
+BADGE_SEVERITY = {"fail": 3, "warn": 2, "skip": 1, "na": 0, "pass": 0}
+
+_COLUMN_HELP = {
+    "rank": "conformant first, then mean normalized task score, then name",
+    "conformant": "every must rule passed",
+    "parameters": "floating-point parameters from the safetensors headers, tied weights once",
+    "dtype": "stored weight dtypes, most parameters first",
+    "architecture": "config.json model_type",
+    "license": "the model card's license",
+    "weights_sha256": "sha256 over the weight files' digests (first 12 hex digits)",
+    MEAN_NORMALIZED: "mean over tasks of (score − chance) / (1 − chance), clipped at 0; perplexity left out",
+    WIN_RATE: "HELM mean win rate: share of other models beaten per task and decode throughput (ties half), averaged",
+    "decode_tokens_per_second": "batch × (new tokens − 1) / decode time, median of runs",
+    "prefill_tokens_per_second": "batch × prompt tokens / prefill time, median of runs",
+    "ttft_ms_p50": "time to first token, median, ms",
+    "tpot_ms_p50": "time per output token after the first, median, ms",
+    "peak_memory_bytes": "peak memory during the speed runs",
+    "families": "one badge per rule family",
+}
+_COLUMN_LABEL = {
+    MEAN_NORMALIZED: ("average", "normalized"),
+    WIN_RATE: ("win rate", "mean"),
+    "weights_sha256": ("weights", "sha256"),
+    "decode_tokens_per_second": ("decode", "tokens/s"),
+    "prefill_tokens_per_second": ("prefill", "tokens/s"),
+    "ttft_ms_p50": ("TTFT", "ms, p50"),
+    "tpot_ms_p50": ("TPOT", "ms, p50"),
+    "peak_memory_bytes": ("peak memory", ""),
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str  # the frame's column, or "families" for the badges
+    label: str
+    sub: str = ""
+    kind: str = "text"  # "number" sorts numerically
+    help: str = ""
+
+
+def _columns(board: Leaderboard) -> list[Column]:
+    """Headline first (rank, model, verdict, badges, average, win rate), then identity, tasks and speed."""
+    number = "number"
+    columns = [
+        Column("rank", "rank", kind=number, help=_COLUMN_HELP["rank"]),
+        Column("model", "model"),
+        Column("conformant", "conformant", help=_COLUMN_HELP["conformant"]),
+        Column("families", "rules", "per family", number, _COLUMN_HELP["families"]),
+        Column(MEAN_NORMALIZED, *_COLUMN_LABEL[MEAN_NORMALIZED], kind=number, help=_COLUMN_HELP[MEAN_NORMALIZED]),
+        Column(WIN_RATE, *_COLUMN_LABEL[WIN_RATE], kind=number, help=_COLUMN_HELP[WIN_RATE]),
+        Column("parameters", "parameters", kind=number, help=_COLUMN_HELP["parameters"]),
+        *(Column(name, name, help=_COLUMN_HELP[name]) for name in ("dtype", "architecture", "license")),
+        Column("weights_sha256", *_COLUMN_LABEL["weights_sha256"], help=_COLUMN_HELP["weights_sha256"]),
+    ]
+    for task in board.tasks:
+        label = task.task.replace("_", "_\u200b")  # a zero-width space lets long task names wrap at underscores
+        columns.append(Column(task.raw, label, task.metric, number,
+                              f"{task.metric}, {'lower' if task.lower_is_better else 'higher'} is better"))
+        if task.normalized:
+            columns.append(Column(task.normalized, label, f"{task.metric}, normalized", number,
+                                  f"({task.metric} − {task.chance:g}) / (1 − {task.chance:g}), clipped at 0"))
+    for name in SPEED_FIGURES:
+        if board.frame[name].notna().any():
+            columns.append(Column(name, *_COLUMN_LABEL[name], kind=number, help=_COLUMN_HELP[name]))
+    if len(board.spec_ids) > 1:
+        columns.append(Column("spec", "spec"))
+    return columns
+
+
+def _sort_key(value: Any, kind: str) -> str:
+    if display_value("", value) == "–":  # missing: empty, which the script sorts last
+        return ""
+    if kind == "number":
+        return repr(float(value))
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Cell:
+    text: str = ""
+    sort: str = ""  # data-sort: what the script sorts by ("" sorts last)
+    css: str = ""
+    code: bool = False
+    badges: tuple[dict[str, str], ...] = ()
+
+
+def _cell(column: Column, record: dict[str, Any], families: list[str]) -> Cell:
+    if column.name == "families":
+        badges = tuple({"family": family, "status": str(record[f"badge.{family}"])} for family in families)
+        # Worse badges in earlier families weigh more, so sorting groups failing models together.
+        severity = sum(BADGE_SEVERITY.get(badge["status"], 0) * 10 ** (len(families) - i) for i, badge in enumerate(badges))
+        return Cell(sort=str(severity), badges=badges)
+    value = record[column.name]
+    if column.name == "conformant":
+        return Cell("yes" if value else "no", "1" if value else "0", "yes" if value else "no")
+    return Cell(display_value(column.name, value), _sort_key(value, column.kind), "number" if column.kind == "number" else "",
+                code=column.name == "weights_sha256")
+
+
+def _details(board: Leaderboard) -> list[dict[str, Any]]:
+    details = []
+    for model in board.models:
+        document = board.documents[model]
+        summary = document["summary"]
+        verdict = "conformant" if summary["conformant"] else "not conformant"
+        details.append({
+            "model": model,
+            "summary": f"{verdict}: {summary['passed']} passed, {summary['failed']} failed, "
+                       f"{summary['skipped']} skipped, {summary['errors']} errors",
+            "rules": [
+                {
+                    "id": rule["id"], "check": rule["check"], "level": rule["level"], "status": status_text(rule),
+                    "css": "warn" if rule["status"] == "fail" and rule["level"] != "must" else rule["status"],
+                    "observed": short(rule["observed"], 60), "expected": short(rule["expected"], 40),
+                    "message": short(rule["message"], 160),
+                }
+                for rule in document["rules"]
+            ],
+        })
+    return details
+
+
+def render_html(board: Leaderboard, plots: list[tuple[Plot, bytes]], title: str = "Model leaderboard") -> str:
+    """The page; `plots` pairs each plot with its PNG bytes (rendered once, also written to plots/)."""
+    import jinja2
+
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True, undefined=jinja2.StrictUndefined,
+        trim_blocks=False, keep_trailing_newline=True,
+    )
+    columns = _columns(board)
+    rows = [
+        {"model": record["model"], "conformant": bool(record["conformant"]),
+         "cells": [_cell(column, record, board.families) for column in columns]}
+        for record in board.frame.to_dict("records")
+    ]
+    plot_context = [
+        {
+            "name": plot.name, "title": plot.title, "note": plot.note, "has_data": plot.has_data,
+            "base64": base64.b64encode(png).decode("ascii"),
+            "width_px": int(plot.figure.get_figwidth() * plot.figure.dpi),
+            "height_px": int(plot.figure.get_figheight() * plot.figure.dpi),
+        }
+        for plot, png in plots
+    ]
+    return environment.get_template("leaderboard.html.j2").render(
+        title=title, specs=board.spec_ids, models_count=len(rows), columns=columns, rows=rows,
+        plots=plot_context, details=_details(board), speed_workload=board.speed_workload,
+    )

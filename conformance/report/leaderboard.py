@@ -1,0 +1,78 @@
+"""Write a leaderboard folder from result documents: the page, Markdown, CSV, the documents and the plots.
+
+Used by `conformance leaderboard` (after running the models) and `conformance report` (from stored
+documents alone): both hand documents here, so both write the same outputs and no model is loaded.
+
+    out_dir/leaderboard.html     self-contained page
+    out_dir/leaderboard.md       for pull requests
+    out_dir/leaderboard.csv      every column, exact numbers
+    out_dir/results/<model>.json each document, validated
+    out_dir/plots/<plot>.png     quality_vs_throughput, parameters_vs_quality, task_scores, rule_heatmap
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..results import validate_document, write_atomic, write_result
+from .html import render_html
+from .names import file_stems  # noqa: F401  (re-exported: the CLI names files the same way)
+from .plots import Plot, all_plots, write_png_atomic
+from .table import Leaderboard, build_leaderboard, render_markdown_table
+
+
+def render_markdown(board: Leaderboard, plots: list[Plot]) -> str:
+    lines = [
+        "# Model leaderboard",
+        "",
+        f"{len(board.models)} models checked against {', '.join(board.spec_ids)}. Ranked: conformant models first, "
+        "then by mean normalized task score ((score − chance) / (1 − chance), clipped at 0; perplexity left out), "
+        "then by name. Badges per rule family: pass, warn (only should/may rules failed), fail (a must rule failed "
+        "or errored), skip, – (no rules).",
+        "",
+        render_markdown_table(board),
+    ]
+    if board.speed_workload:
+        lines += [f"Speed figures: {board.speed_workload}.", ""]
+    lines += ["## Plots", ""]
+    for plot in plots:
+        lines.append(f"![{plot.title}](plots/{plot.name}.png)" + (f" {plot.note}" if plot.note else ""))
+    lines += ["", "Full table: `leaderboard.csv`; result documents: `results/`."]
+    return "\n".join(lines) + "\n"
+
+
+def write_leaderboard(documents: list[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
+    """Write every output for these documents; returns {path relative to out_dir: path written}.
+
+    Each file is written atomically, so an interrupted run leaves old files or new ones, never half of one.
+    A document that breaks the result schema is refused (ValueError) before anything is written.
+    """
+    out_dir = Path(out_dir)
+    for document in documents:
+        problems = validate_document(document)
+        if problems:
+            name = document.get("model", {}).get("name", "?") if isinstance(document, dict) else "?"
+            raise ValueError(f"result document for {name} breaks result.schema.json: {problems[0]}")
+    board = build_leaderboard(documents)
+    plots = all_plots(board)
+    # Render everything before writing anything: a rendering bug leaves the folder as it was.
+    pngs = {f"plots/{plot.name}.png": plot.png_bytes() for plot in plots}
+    result_documents = {f"results/{stem}.json": board.documents[model] for stem, model in zip(file_stems(board.models), board.models, strict=True)}
+    pages = {
+        "leaderboard.csv": board.frame.to_csv(index=False),
+        "leaderboard.md": render_markdown(board, plots),
+        "leaderboard.html": render_html(board, [(plot, pngs[f"plots/{plot.name}.png"]) for plot in plots]),
+    }
+
+    written: dict[str, Path] = {}
+    for relative, document in result_documents.items():  # documents first: every other file is a view of them
+        write_result(document, out_dir / relative)
+        written[relative] = out_dir / relative
+    for relative, png in pngs.items():
+        write_png_atomic(out_dir / relative, png)
+        written[relative] = out_dir / relative
+    for relative, text in pages.items():
+        write_atomic(out_dir / relative, text)
+        written[relative] = out_dir / relative
+    return written
