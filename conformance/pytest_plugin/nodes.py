@@ -1,0 +1,116 @@
+"""Collection tree: a spec file, one collector per model, one item per rule (`<spec>::<model>::<rule id>`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..errors import RequestError
+from ..runner import judge_rule
+from ..spec import Rule, Spec, load_spec
+from .outputs import error_text, failure_text, result_properties, shortfall_text
+from .session import get_store
+
+
+class SpecFile(pytest.File):
+    """A spec file as a test module: its rules against its `models:` and the --conformance-model folders."""
+
+    def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
+        store = get_store(self.config)
+        try:
+            spec = load_spec(self.path)
+        except RequestError as exc:  # the one-line message names file, line, rule and field
+            raise self.CollectError(str(exc)) from None
+        folders = [self.path.parent / entry for entry in spec.models] + list(store.settings.models)
+        folders = list(dict.fromkeys(folder.resolve() for folder in folders))
+        if not folders:
+            raise self.CollectError(
+                f"{self.path}: no model to check: name model folders in the spec's `models:` key "
+                "or pass --conformance-model (ini: conformance_model)"
+            )
+        candidates = []
+        for folder in folders:
+            try:
+                candidates.append(store.candidate(folder))
+            except RequestError as exc:
+                raise self.CollectError(f"{self.path}: {exc}") from None
+        for candidate in candidates:
+            yield ModelNode.from_parent(self, name=candidate.name, model_path=candidate.path, spec=spec)
+
+
+class ModelNode(pytest.Collector):
+    """The rules of one spec for one model; its name is the model's, unique in the session."""
+
+    def __init__(self, *, model_path: Path, spec: Spec, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.model_path = model_path
+        self.spec = spec
+        # With `-n N --dist loadgroup` a model's items go to one worker, so it is measured once in all.
+        self.add_marker(pytest.mark.xdist_group(self.name))
+
+    def collect(self) -> Iterator[pytest.Item]:
+        for rule in self.spec.rules:
+            yield RuleItem.from_parent(self, name=rule.id, rule=rule, spec=self.spec, model_path=self.model_path)
+
+
+class RuleItem(pytest.Item):
+    """One rule judged on one model. The verdict is reached in setup, so outcomes map onto pytest's:
+    must failure → failed, should/may shortfall → xfailed, skip → skipped, error → error."""
+
+    def __init__(self, *, rule: Rule, spec: Spec, model_path: Path, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.rule = rule
+        self.spec = spec
+        self.model_path = model_path
+        self.result: Any = None
+        self.add_marker("conformance")
+        self.add_marker(rule.level)
+        self.user_properties += [
+            ("model", self.parent.name), ("spec", spec.id), ("rule", rule.id), ("check", rule.check), ("level", rule.level),
+        ]
+
+    @property
+    def model_name(self) -> str:
+        return self.parent.name
+
+    def _selected_rules_of_model(self) -> list[RuleItem]:
+        return [item for item in self.session.items if isinstance(item, RuleItem) and item.model_path == self.model_path]
+
+    def setup(self) -> None:
+        store = get_store(self.config)
+        state = store.state(self.model_path)
+        if state.pending is None:
+            # First item of this model in the session: measure for every selected item of the model, across
+            # spec files, in one go (one load, one lm-eval call); later items only judge.
+            mine = self._selected_rules_of_model()
+            state.pending = {id(item) for item in mine}
+            # A hand-written test using conformance_run may ask for any model later: keep models loaded then.
+            state.keep_loaded = any("conformance_run" in getattr(item, "fixturenames", ()) for item in self.session.items)
+            state.ensure([item.rule for item in mine])
+        state.ensure([self.rule])  # a no-op unless this item was not among the selected ones
+        self.result = result = judge_rule(self.rule, state.evidence)
+        store.record(state, self.spec, result)
+        self.user_properties += result_properties(result)
+        if result.status == "error":
+            pytest.fail(error_text(result, self.model_name), pytrace=False)
+        if result.status == "skip":
+            pytest.skip(result.message or "skipped")
+        if result.status == "fail" and result.level != "must":
+            pytest.xfail(shortfall_text(result))
+
+    def runtest(self) -> None:
+        if self.result is not None and self.result.status == "fail":
+            pytest.fail(failure_text(result=self.result, model=self.model_name), pytrace=False)
+
+    def teardown(self) -> None:
+        state = get_store(self.config).state(self.model_path)
+        if state.pending is not None:
+            state.pending.discard(id(self))
+            if not state.pending and not state.keep_loaded:
+                state.release()  # the last item of this model has run here: free the loaded model
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"{self.model_name}::{self.name}"

@@ -1,0 +1,107 @@
+"""The plugin's options: command line first, then the ini file, resolved once per session."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+DEFAULT_SPEC_PATTERN = "conformance_*.yaml"
+_DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("conformance", "model conformance (rules as test items)")
+    group.addoption(
+        "--conformance-spec", action="append", default=[], metavar="SPEC",
+        help="spec file or shipped standard name whose rules become test items (repeatable; ini: conformance_spec)",
+    )
+    group.addoption(
+        "--conformance-model", action="append", default=[], metavar="DIR",
+        help="model folder to check against every spec (repeatable; ini: conformance_model)",
+    )
+    group.addoption(
+        "--conformance-out", default=None, metavar="DIR",
+        help="write <model>.<spec id>.json result documents and summary.md here (ini: conformance_out)",
+    )
+    group.addoption(
+        "--conformance-device", default=None, metavar="DEVICE",
+        help="auto | cpu | cuda | cuda:N for runtime and performance rules (default auto; ini: conformance_device)",
+    )
+    group.addoption(
+        "--conformance-no-cache", action="store_true", default=False,
+        help="never reuse measurements from earlier sessions (ini: conformance_no_cache)",
+    )
+    parser.addini("conformance_spec", "spec files or shipped standard names (one a line)", type="linelist", default=[])
+    parser.addini("conformance_model", "model folders checked against every spec (one a line)", type="linelist", default=[])
+    parser.addini("conformance_out", "folder for result documents and summary.md", type="string", default="")
+    parser.addini("conformance_device", "auto | cpu | cuda | cuda:N", type="string", default="auto")
+    parser.addini("conformance_no_cache", "never reuse measurements from earlier sessions", type="bool", default=False)
+    parser.addini(
+        "conformance_spec_pattern", "glob(s) of spec files collected from the test tree",
+        type="args", default=[DEFAULT_SPEC_PATTERN],
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    specs: tuple[Path, ...]  # resolved spec files (missing ones are reported when collected)
+    models: tuple[Path, ...]  # absolute model folders from the command line or ini
+    out: Path | None
+    device: str
+    no_cache: bool
+    spec_patterns: tuple[str, ...]
+
+
+def _ini_base(config: pytest.Config) -> Path:
+    """Paths in the ini file are relative to the ini file's folder, as pytest does for its own path keys."""
+    return config.inipath.parent if config.inipath else config.rootpath
+
+
+def _values(config: pytest.Config, option: str, ini: str) -> tuple[list[str], Path]:
+    """Command-line values win over the ini key; each keeps the folder its relative paths start from."""
+    given = [value for value in config.getoption(option) if value]
+    if given:
+        return given, config.invocation_params.dir
+    return [line.strip() for line in config.getini(ini) if line.strip()], _ini_base(config)
+
+
+def resolve_spec(value: str, base: Path) -> Path:
+    """A spec file relative to `base`, else a shipped standard named without path or suffix."""
+    path = Path(value).expanduser()
+    candidate = path if path.is_absolute() else base / path
+    if candidate.exists() or "/" in value or "\\" in value or path.suffix:
+        return candidate.resolve()
+    from ..paths import standards_dir
+
+    for suffix in (".yaml", ".yml", ".json"):
+        shipped = standards_dir() / f"{value}{suffix}"
+        if shipped.is_file():
+            return shipped.resolve()
+    return candidate.resolve()
+
+
+def read_settings(config: pytest.Config) -> Settings:
+    specs, spec_base = _values(config, "conformance_spec", "conformance_spec")
+    models, model_base = _values(config, "conformance_model", "conformance_model")
+    out_option = config.getoption("conformance_out")
+    out_ini = config.getini("conformance_out").strip()
+    if out_option:
+        out: Path | None = (config.invocation_params.dir / Path(out_option).expanduser()).resolve()
+    elif out_ini:
+        out = (_ini_base(config) / Path(out_ini).expanduser()).resolve()
+    else:
+        out = None
+    device = config.getoption("conformance_device") or config.getini("conformance_device").strip() or "auto"
+    if not _DEVICE.fullmatch(device):
+        raise pytest.UsageError(f"--conformance-device: {device!r} is not auto, cpu, cuda or cuda:N")
+    return Settings(
+        specs=tuple(dict.fromkeys(resolve_spec(value, spec_base) for value in specs)),
+        models=tuple(dict.fromkeys((model_base / Path(value).expanduser()).resolve() for value in models)),
+        out=out,
+        device=device,
+        no_cache=bool(config.getoption("conformance_no_cache") or config.getini("conformance_no_cache")),
+        spec_patterns=tuple(config.getini("conformance_spec_pattern") or [DEFAULT_SPEC_PATTERN]),
+    )
