@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..cache import default_cache_dir
 from ..candidate import Candidate, default_name
 from ..evidence import Evidence
 from ..probes.load import LoadOptions
 from ..results import RuleResult
-from ..cache import default_cache_dir
 from ..runner import RunOptions, measure, plan, result_document
 from ..spec import Rule, Spec, load_spec
 from .settings import Settings
