@@ -237,7 +237,8 @@ def _run_probe(run: ProbeRun, candidate: Candidate, evidence: Evidence, options:
         return
     from .cache import CACHEABLE_PROBES
 
-    cache_key = cached.key(run.key) if cached is not None and run.name in CACHEABLE_PROBES else None
+    # The cache key always holds the parameters (an aggregated probe's evidence key is only its name).
+    cache_key = cached.key(evidence_key(run.name, dict(run.params))) if cached is not None and run.name in CACHEABLE_PROBES else None
     if cache_key is not None:
         hit, value = cached.cache.get(cache_key)
         if hit:

@@ -116,3 +116,14 @@ def test_codec_round_trips_evidence_and_refuses_other_types(tmp_path: Path) -> N
     (tmp_path / "evidence" / "ab").mkdir(parents=True)
     (tmp_path / "evidence" / "ab" / "abc.json").write_text('{"__type__": "os.system", "fields": {}}')
     assert cache.get("abc") == (False, None)  # a tampered entry is a miss, never executed
+
+
+def test_task_requests_are_part_of_the_key(llama_dir: Path, copy_model, write_spec, tmp_path: Path, counters: dict) -> None:
+    model = copy_model(llama_dir, "task-keys")
+    cache = tmp_path / "cache"
+    sentiment = {"id": "T", "level": "must", "check": "quality.task_score", "task": "conformance_sentiment", "min": 0.0, "limit": 10}
+    first = check(model, write_spec([sentiment], name="one.yaml"), tmp_path / "one", cache)
+    second = check(model, write_spec([{**sentiment, "task": "conformance_facts"}], name="two.yaml"), tmp_path / "two", cache)
+    assert counters["evaluate"] == 2  # a different task list is a different measurement
+    assert set(first["evidence"]["tasks"]["scores"]) == {"conformance_sentiment"}
+    assert set(second["evidence"]["tasks"]["scores"]) == {"conformance_facts"}
