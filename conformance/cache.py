@@ -36,6 +36,7 @@ def default_cache_dir() -> Path:
 
 
 def _allowed_types() -> dict[str, type]:
+    from .cache_types import SkippedProbe
     from .probes.generations import Generations
     from .probes.load import ModelFacts
     from .probes.runtime import DeterminismFacts, FinitenessFacts, ForwardFacts
@@ -43,7 +44,7 @@ def _allowed_types() -> dict[str, type]:
     from .probes.stats import SampleStats
     from .probes.tasks import TaskScores
 
-    types = (Generations, ModelFacts, DeterminismFacts, FinitenessFacts, ForwardFacts, MeasurementPolicy, SpeedEvidence, Workload, SampleStats, TaskScores)
+    types = (SkippedProbe, Generations, ModelFacts, DeterminismFacts, FinitenessFacts, ForwardFacts, MeasurementPolicy, SpeedEvidence, Workload, SampleStats, TaskScores)
     return {cls.__name__: cls for cls in types}
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .cache_types import SkippedProbe
 from .candidate import Candidate
 from .errors import CheckError, CheckSkipped
 from .evidence import Evidence, evidence_key
@@ -226,6 +227,13 @@ class _Cached:
         return self.cache.key(probe_key, self._identity, self.environment)
 
 
+def _skip(run: ProbeRun, evidence: Evidence, options: RunOptions, reason: str) -> None:
+    if options.require_device:
+        evidence.fail(run.key, f"{reason} (--require-device)")
+    else:
+        evidence.skip(run.key, reason)
+
+
 def _needs_live_model(evidence: Evidence) -> bool:
     from .probes.load import LoadedModel
 
@@ -242,7 +250,10 @@ def _run_probe(run: ProbeRun, candidate: Candidate, evidence: Evidence, options:
     if cache_key is not None:
         hit, value = cached.cache.get(cache_key)
         if hit:
-            evidence.put(run.key, value)
+            if isinstance(value, SkippedProbe):
+                _skip(run, evidence, options, value.reason)
+            else:
+                evidence.put(run.key, value)
             options.progress.probe_finished(candidate.name, run.key, 0.0, cached=True)
             return
     dependencies, function = PROBES[run.name]
@@ -262,10 +273,9 @@ def _run_probe(run: ProbeRun, candidate: Candidate, evidence: Evidence, options:
 
             cached.cache.put(cache_key, value.facts if isinstance(value, LoadedModel) else value)
     except CheckSkipped as exc:
-        if options.require_device:
-            evidence.fail(run.key, f"{exc} (--require-device)")
-        else:
-            evidence.skip(run.key, str(exc))
+        _skip(run, evidence, options, str(exc))
+        if cache_key is not None:  # "does not apply here" holds for this model and environment: remember it
+            cached.cache.put(cache_key, SkippedProbe(str(exc)))
     except CheckError as exc:
         evidence.fail(run.key, str(exc))
     except Exception as exc:  # a broken model must not stop the run: every rule needing this probe errors

@@ -127,3 +127,12 @@ def test_task_requests_are_part_of_the_key(llama_dir: Path, copy_model, write_sp
     assert counters["evaluate"] == 2  # a different task list is a different measurement
     assert set(first["evidence"]["tasks"]["scores"]) == {"conformance_sentiment"}
     assert set(second["evidence"]["tasks"]["scores"]) == {"conformance_facts"}
+
+
+def test_probes_that_do_not_apply_are_cached_too(bert_dir: Path, copy_model, write_spec, tmp_path: Path, counters: dict) -> None:
+    model = copy_model(bert_dir, "cached-bert")
+    spec, cache = write_spec(RULES), tmp_path / "cache"
+    first = check(model, spec, tmp_path / "first", cache)
+    assert first["summary"]["skipped"] >= 2 and counters["load"] == 1  # tasks and speed skip an encoder
+    second = check(model, spec, tmp_path / "second", cache)
+    assert counters["load"] == 1 and statuses(second) == statuses(first)
