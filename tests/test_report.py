@@ -437,3 +437,21 @@ def test_diff_on_real_documents_trained_vs_untrained(suite_documents: list[dict]
     assert sentiment_delta.direction == "better"
     assert diff.newly_failing_must == []
     json.dumps(diff.render_markdown())  # plain text, ready for a pull-request comment
+
+
+def test_plots_are_redrawn_only_when_their_inputs_change(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from conformance.report import plots as plots_module
+    from conformance.report.leaderboard import write_leaderboard
+
+    drawn: list[str] = []
+    original = plots_module.Plot.png_bytes
+    monkeypatch.setattr(plots_module.Plot, "png_bytes", lambda self: drawn.append(self.name) or original(self))
+    documents = [make_document("a", scores=sentiment(0.9)), make_document("b", scores=sentiment(0.6))]
+    write_leaderboard(documents, tmp_path)
+    first = {p.name: p.read_bytes() for p in (tmp_path / "plots").glob("*.png")}
+    assert len(drawn) == 4
+    write_leaderboard(documents, tmp_path)
+    assert len(drawn) == 4  # same inputs: the images on disk are reused
+    assert {p.name: p.read_bytes() for p in (tmp_path / "plots").glob("*.png")} == first
+    write_leaderboard([make_document("a", scores=sentiment(0.9)), make_document("b", scores=sentiment(0.7))], tmp_path)
+    assert len(drawn) == 8  # a changed score redraws every plot

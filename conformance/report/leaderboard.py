@@ -42,6 +42,33 @@ def render_markdown(board: Leaderboard, plots: list[Plot]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _plot_inputs_digest(board: Any) -> str:
+    """Everything the plots are drawn from (the table, every rule's status, matplotlib's version)."""
+    import hashlib
+    import json
+
+    import matplotlib
+
+    statuses = {model: [(r["id"], r["status"]) for r in document["rules"]] for model, document in board.documents.items()}
+    text = json.dumps([board.frame.to_csv(index=False), statuses, matplotlib.__version__], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _digest_path(png: Path) -> Path:
+    return png.with_name(f".{png.stem}.inputs-sha256")
+
+
+def _reuse_png(out_dir: Path, name: str, digest: str) -> bytes | None:
+    """An image already drawn from the same inputs (a warm rerun): rendering is the slowest step of a report."""
+    png = out_dir / "plots" / f"{name}.png"
+    try:
+        if _digest_path(png).read_text(encoding="utf-8") == digest:
+            return png.read_bytes()
+    except OSError:
+        return None
+    return None
+
+
 def write_leaderboard(documents: list[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
     """Write every output for these documents; returns {path relative to out_dir: path written}.
 
@@ -57,7 +84,8 @@ def write_leaderboard(documents: list[dict[str, Any]], out_dir: Path) -> dict[st
     board = build_leaderboard(documents)
     plots = all_plots(board)
     # Render everything before writing anything: a rendering bug leaves the folder as it was.
-    pngs = {f"plots/{plot.name}.png": plot.png_bytes() for plot in plots}
+    digest = _plot_inputs_digest(board)
+    pngs = {f"plots/{plot.name}.png": _reuse_png(out_dir, plot.name, digest) or plot.png_bytes() for plot in plots}
     result_documents = {f"results/{stem}.json": board.documents[model] for stem, model in zip(file_stems(board.models), board.models, strict=True)}
     pages = {
         "leaderboard.csv": board.frame.to_csv(index=False),
@@ -71,6 +99,7 @@ def write_leaderboard(documents: list[dict[str, Any]], out_dir: Path) -> dict[st
         written[relative] = out_dir / relative
     for relative, png in pngs.items():
         write_png_atomic(out_dir / relative, png)
+        write_atomic(_digest_path(out_dir / relative), digest)
         written[relative] = out_dir / relative
     for relative, text in pages.items():
         write_atomic(out_dir / relative, text)
