@@ -84,7 +84,7 @@ def _reusable(path: Path, candidate: Any, spec: Any, options: Any) -> dict[str, 
     """A result already written for this model, spec and weights (a leaderboard resumed after an interruption)."""
     from .errors import RequestError
     from .evidence import Evidence
-    from .runner import _model_identity
+    from .runner import model_identity
 
     if not path.is_file():
         return None
@@ -98,7 +98,7 @@ def _reusable(path: Path, candidate: Any, spec: Any, options: Any) -> dict[str, 
         return None
     if document["model"].get("sha256") is None or "executor" in document["evidence"]:
         return None  # unverifiable identity, or a run that died: measure again
-    current = _model_identity(candidate, Evidence(), options)
+    current = model_identity(candidate, Evidence(), options)
     return document if current.get("sha256") == document["model"]["sha256"] else None
 
 

@@ -63,15 +63,15 @@ def options_payload(options: Any) -> dict[str, Any]:
     }
 
 
-def failed_document(model_path: str, spec: Any, reason: str) -> dict[str, Any]:
-    """Every rule of a model whose task died: `error` with the reason, so the other models' results stand."""
+def failed_document(model_path: str, spec: Any, reason: str, only: list[str] | None = None) -> dict[str, Any]:
+    """Every selected rule of a model whose task died: `error` with the reason; the other models' results stand."""
     from .candidate import default_name
     from .results import RuleResult, RunResult, environment
 
-    rules = [RuleResult(r.id, r.check, r.level, "error", None, None, reason, 0.0) for r in spec.rules]
+    rules = [RuleResult(r.id, r.check, r.level, "error", None, None, reason, 0.0) for r in spec.select(only)]
     resolved = Path(model_path).resolve()
     return RunResult(
-        spec={"id": spec.id, "version": spec.version, "title": spec.title, "path": str(spec.path) if spec.path else None, "sha256": spec.sha256},
+        spec=spec.identity(),
         model={"name": default_name(resolved), "path": str(resolved), "sha256": None},
         rules=rules,
         evidence={"executor": {"error": reason}},
@@ -135,5 +135,5 @@ def run_ray(
             document = ray.get(reference)
         except Exception as exc:  # worker killed, out of memory, a node lost: this model errors, others go on
             reason = f"the run of this model died on the cluster after {max_retries} retries: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
-            document = failed_document(models[index], spec, reason)
+            document = failed_document(models[index], spec, reason, options.only)
         on_result(index, document)

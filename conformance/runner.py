@@ -70,7 +70,7 @@ def _hashes(candidate: Candidate, evidence: Evidence, params: dict[str, Any], op
     from .cache import HashCache
 
     hashes = HashCache(options.cache_dir)
-    digests = {name: hashes.sha256(candidate.resolve_inside(name)) for name in sorted(files)}
+    digests = probe_hashes(candidate, files, hashes.sha256)
     hashes.save()
     return digests
 
@@ -307,7 +307,8 @@ def judge_rule(rule: Rule, evidence: Evidence) -> RuleResult:
     )
 
 
-def _model_identity(candidate: Candidate, evidence: Evidence, options: RunOptions) -> dict[str, Any]:
+def model_identity(candidate: Candidate, evidence: Evidence, options: RunOptions) -> dict[str, Any]:
+    """The result document's `model` block: name, path and, when hashed, the weights' sha256."""
     identity: dict[str, Any] = {"name": candidate.name, "path": str(candidate.path), "sha256": None}
     if options.hash_weights != "never" and not evidence.has("hashes"):
         _run_probe(ProbeRun("static"), candidate, evidence, options)
@@ -343,16 +344,9 @@ def measure(candidate: Candidate, rules: list[Rule], options: RunOptions, eviden
 def result_document(candidate: Candidate, spec: Spec, rules: list[Rule], evidence: Evidence, options: RunOptions) -> RunResult:
     """Judge the rules on gathered evidence (cheap: checks are pure) into a RunResult."""
     results = [judge_rule(rule, evidence) for rule in rules]
-    model = _model_identity(candidate, evidence, options)
     return RunResult(
-        spec={
-            "id": spec.id,
-            "version": spec.version,
-            "title": spec.title,
-            "path": str(spec.path) if spec.path else None,
-            "sha256": spec.sha256,
-        },
-        model=model,
+        spec=spec.identity(),
+        model=model_identity(candidate, evidence, options),
         rules=results,
         evidence=evidence.to_dict(),
         environment=environment(),

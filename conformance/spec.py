@@ -56,6 +56,10 @@ class Spec:
         )
         return hashlib.sha256(canonical.encode()).hexdigest()
 
+    def identity(self) -> dict[str, Any]:
+        """The result document's `spec` block."""
+        return {"id": self.id, "version": self.version, "title": self.title, "path": str(self.path) if self.path else None, "sha256": self.sha256}
+
     def select(self, only: list[str] | None) -> list[Rule]:
         if not only:
             return list(self.rules)

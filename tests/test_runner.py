@@ -113,3 +113,13 @@ def test_progress_bars_on_a_terminal_and_lines_elsewhere(llama_dir: Path, write_
     silent = io.StringIO()
     run(Candidate(llama_dir), spec, RunOptions(progress=progress_for(quiet=True, stream=silent)))
     assert silent.getvalue() == ""
+
+
+def test_a_dead_task_errors_only_the_selected_rules(llama_dir: Path, write_spec) -> None:
+    from conformance.executors import failed_document
+    from conformance.results import validate_document
+
+    spec = load_spec(write_spec([{"id": "SIZE", "level": "must", "check": "size.parameters", "max": 1e9}, {"id": "CARD", "level": "must", "check": "card.present"}]))
+    document = failed_document(str(llama_dir), spec, "worker died", only=["CARD"])
+    assert [(r["id"], r["status"], r["message"]) for r in document["rules"]] == [("CARD", "error", "worker died")]
+    assert document["spec"] == spec.identity() and validate_document(document) == []

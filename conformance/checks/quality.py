@@ -41,14 +41,18 @@ def _tasks_dirs(rule: Rule) -> list[str]:
     return [str(target)]
 
 
+def _planned_tasks_dirs(rule: Rule) -> list[str]:
+    """At planning time a bad tasks_dir adds nothing; the rule's check then errors with the reason."""
+    try:
+        return _tasks_dirs(rule)
+    except CheckError:
+        return []
+
+
 def task_request_params(rule: Rule) -> dict[str, Any]:
     """What this rule asks of the (one, shared) tasks probe."""
     request = {"task": rule.params["task"], "num_fewshot": rule.params.get("num_fewshot"), "limit": rule.params.get("limit")}
-    try:
-        dirs = _tasks_dirs(rule)
-    except CheckError:
-        dirs = []
-    return {"requests": [request], "tasks_dirs": dirs}
+    return {"requests": [request], "tasks_dirs": _planned_tasks_dirs(rule)}
 
 
 def _task_score(evidence: Evidence, rule: Rule) -> tuple[float, float | None]:
@@ -150,11 +154,7 @@ def regression_request_params(rule: Rule) -> dict[str, Any]:
         {"task": task, "num_fewshot": baseline["n_shot"].get(task), "limit": baseline["limits"].get(task)}
         for task in wanted
     ]
-    try:
-        dirs = _tasks_dirs(rule)
-    except CheckError:
-        dirs = []
-    return {"requests": requests, "tasks_dirs": dirs}
+    return {"requests": requests, "tasks_dirs": _planned_tasks_dirs(rule)}
 
 
 @check(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 from ..candidate import Candidate
@@ -18,9 +19,10 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def probe_hashes(candidate: Candidate, weight_files: list[str]) -> dict[str, str]:
-    """Weight file (relative) -> sha256 hex digest."""
-    return {name: sha256_file(candidate.resolve_inside(name)) for name in sorted(weight_files)}
+def probe_hashes(candidate: Candidate, weight_files: list[str], sha256: Callable[[Path], str] | None = None) -> dict[str, str]:
+    """Weight file (relative) -> sha256 hex digest; `sha256` may remember digests (the cache's HashCache)."""
+    digest = sha256 or sha256_file
+    return {name: digest(candidate.resolve_inside(name)) for name in sorted(weight_files)}
 
 
 def weights_sha256(file_hashes: dict[str, str]) -> str:

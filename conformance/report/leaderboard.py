@@ -17,7 +17,7 @@ from typing import Any
 
 from ..results import validate_document, write_atomic, write_result
 from .html import render_html
-from .names import file_stems  # noqa: F401  (re-exported: the CLI names files the same way)
+from .names import file_stems
 from .plots import Plot, all_plots, write_png_atomic
 from .table import Leaderboard, build_leaderboard, render_markdown_table
 
