@@ -24,7 +24,7 @@ from .results import write_atomic
 
 # Probes worth caching: they load or run the model. Static, card, scan and hashes are cheap or are the key.
 CACHEABLE_PROBES = frozenset({"load", "forward", "determinism", "finiteness", "speed", "tasks", "generations"})
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: speed evidence decided from intervals (stopping reason, model/process memory)
 
 
 def default_cache_dir() -> Path:

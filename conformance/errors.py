@@ -42,3 +42,15 @@ class CheckError(Exception):
 
 class CheckSkipped(Exception):
     """Raised when a rule does not apply on this run (a cuda rule on a machine without a GPU): status `skip`."""
+
+
+class Inconclusive(CheckError):
+    """A measured figure's confidence interval still straddles the rule's bar: more runs could decide it.
+
+    The speed probe keeps measuring while a rule raises this; after `max_runs` / `max_seconds` the rule
+    errors with the interval and the bar. A measurement that ended so is never cached.
+    """
+
+    def __init__(self, message: str, interval: dict | None = None) -> None:
+        super().__init__(message)
+        self.interval = interval  # {"low", "high", "level"}, recorded in the rule's result

@@ -59,6 +59,14 @@ class Evidence:
         if probe in self._values:
             self._values[probe] = to_plain(self._values[probe])
 
+    def overlay(self, probe: str, value: Any) -> Evidence:
+        """A copy holding `value` under `probe` (and no failure or skip for it): to ask checks "what if"."""
+        copy = Evidence()
+        copy._values = {**self._values, probe: value}
+        copy._failures = {k: v for k, v in self._failures.items() if k != probe}
+        copy._skips = {k: v for k, v in self._skips.items() if k != probe}
+        return copy
+
     def peek(self, probe: str) -> Any:
         """The stored value, or None: no skip or failure is raised."""
         return self._values.get(probe)

@@ -30,6 +30,7 @@ class RuleResult:
     expected: Any = None
     message: str = ""
     seconds: float = 0.0
+    interval: dict[str, Any] | None = None  # {"low", "high", "level"} of a measured figure (speed rules)
 
 
 @dataclass

@@ -11,7 +11,7 @@ from typing import Any
 
 from .cache_types import SkippedProbe
 from .candidate import Candidate
-from .errors import CheckError, CheckSkipped
+from .errors import CheckError, CheckSkipped, Inconclusive
 from .evidence import Evidence, evidence_key
 from .probes.hashes import weights_sha256
 from .probes.load import LoadOptions
@@ -40,7 +40,8 @@ class RunOptions:
             self.progress = Progress(write=self.log)
 
 
-ProbeFunction = Callable[[Candidate, Evidence, dict[str, Any], RunOptions], Any]
+ProbeFunction = Callable[..., Any]  # (candidate, evidence, params, options[, decided]) -> evidence value
+Decided = Callable[[Any], bool]
 
 
 def _static(candidate: Candidate, evidence: Evidence, params: dict[str, Any], options: RunOptions) -> Any:
@@ -125,10 +126,10 @@ def _generations(candidate: Candidate, evidence: Evidence, params: dict[str, Any
     return generate_greedy(evidence.get("load"), list(params["prompts"]), int(params["max_new_tokens"]))
 
 
-def _speed(candidate: Candidate, evidence: Evidence, params: dict[str, Any], options: RunOptions) -> Any:
+def _speed(candidate: Candidate, evidence: Evidence, params: dict[str, Any], options: RunOptions, decided: Decided | None = None) -> Any:
     from .probes.speed import measure_speed
 
-    return measure_speed(evidence.get("load"), params)
+    return measure_speed(evidence.get("load"), params, decided)
 
 
 # Probe name -> (the probes it needs first, the function that measures).
@@ -145,6 +146,9 @@ PROBES: dict[str, tuple[tuple[str, ...], ProbeFunction]] = {
     "tasks": (("card", "load"), _tasks),
     "generations": (("load",), _generations),
 }
+# Probes that measure until the rules judged on them are decided (a confidence interval clear of each bar):
+# they are handed `decided(value)`, and a value that left a rule undecided is never cached.
+UNTIL_DECIDED_PROBES = frozenset({"speed"})
 # Probes whose parameters come from the rule (through the check's probe_params).
 PARAMETERIZED_PROBES = frozenset({"determinism", "speed", "generations"})
 # Probes that serve all their rules in one run: the rules' parameters are merged (one lm-eval call).
@@ -240,16 +244,47 @@ def _needs_live_model(evidence: Evidence) -> bool:
     return evidence.has("load") and not isinstance(evidence.peek("load"), LoadedModel)
 
 
-def _run_probe(run: ProbeRun, candidate: Candidate, evidence: Evidence, options: RunOptions, cached: _Cached | None = None) -> None:
+def decision_callback(key: str, rules: list[Rule], evidence: Evidence) -> Decided:
+    """`decided(value)`: would every rule be decided if `value` were the evidence under `key`?
+
+    The checks themselves answer (they are pure): a rule that raises Inconclusive is undecided; any other
+    outcome (pass, fail, skip, an error more runs cannot mend) is decided.
+    """
+
+    def decided(value: Any) -> bool:
+        trial = evidence.overlay(key, value)
+        for rule in rules:
+            try:
+                get_check(rule.check).function(trial, rule)
+            except Inconclusive:
+                return False
+            except Exception:  # decided as an error: more measuring would not change it
+                pass
+        return True
+
+    return decided
+
+
+def _run_probe(
+    run: ProbeRun,
+    candidate: Candidate,
+    evidence: Evidence,
+    options: RunOptions,
+    cached: _Cached | None = None,
+    rules: list[Rule] | None = None,
+) -> None:
+    """Measure one probe run (or read it from the cache) into `evidence`; `rules` are the rules judged on it."""
     if evidence.has(run.key):
         return
     from .cache import CACHEABLE_PROBES
 
+    decided = decision_callback(run.key, rules, evidence) if run.name in UNTIL_DECIDED_PROBES and rules else None
     # The cache key always holds the parameters (an aggregated probe's evidence key is only its name).
     cache_key = cached.key(evidence_key(run.name, dict(run.params))) if cached is not None and run.name in CACHEABLE_PROBES else None
     if cache_key is not None:
         hit, value = cached.cache.get(cache_key)
-        if hit:
+        # A cached measurement serves only if it decides this run's rules too (another spec's bars may differ).
+        if hit and (decided is None or isinstance(value, SkippedProbe) or decided(value)):
             if isinstance(value, SkippedProbe):
                 _skip(run, evidence, options, value.reason)
             else:
@@ -266,9 +301,11 @@ def _run_probe(run: ProbeRun, candidate: Candidate, evidence: Evidence, options:
     options.progress.probe_started(candidate.name, run.key)
     started = time.perf_counter()
     try:
-        value = function(candidate, evidence, dict(run.params), options)
+        extra = {"decided": decided} if run.name in UNTIL_DECIDED_PROBES else {}
+        value = function(candidate, evidence, dict(run.params), options, **extra)
         evidence.put(run.key, value)
-        if cache_key is not None:
+        # Never cache what failed: a probe that raised is not here, and an undecided measurement is skipped.
+        if cache_key is not None and (decided is None or getattr(value, "decided", None) is not False):
             from .probes.load import LoadedModel
 
             cached.cache.put(cache_key, value.facts if isinstance(value, LoadedModel) else value)
@@ -290,7 +327,7 @@ def judge_rule(rule: Rule, evidence: Evidence) -> RuleResult:
         if not isinstance(verdict, Verdict) or verdict.status not in STATUSES:
             raise TypeError(f"check returned {verdict!r}, not a Verdict")
     except CheckError as exc:
-        verdict = Verdict("error", None, None, str(exc))
+        verdict = Verdict("error", None, None, str(exc), interval=getattr(exc, "interval", None))
     except CheckSkipped as exc:
         verdict = Verdict("skip", None, None, str(exc))
     except Exception as exc:  # a crashing check errors its own rule; the run goes on
@@ -304,6 +341,7 @@ def judge_rule(rule: Rule, evidence: Evidence) -> RuleResult:
         expected=verdict.expected,
         message=verdict.message,
         seconds=round(time.perf_counter() - started, 6),
+        interval=verdict.interval,
     )
 
 
@@ -336,7 +374,8 @@ def measure(candidate: Candidate, rules: list[Rule], options: RunOptions, eviden
     probes = [probe for probe in plan(rules) if not evidence.has(probe.key)]
     options.progress.model_started(candidate.name, len(probes))
     for probe in probes:
-        _run_probe(probe, candidate, evidence, options, cached)
+        judged_on = [rule for rule in rules if any(run.key == probe.key for run in probe_runs(rule))]
+        _run_probe(probe, candidate, evidence, options, cached, judged_on)
     options.progress.model_finished(candidate.name)
     return evidence
 

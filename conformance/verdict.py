@@ -15,3 +15,5 @@ class Verdict:
     observed: Any = None
     expected: Any = None
     message: str = ""
+    # The confidence interval a measured figure was decided from: {"low", "high", "level"}; None otherwise.
+    interval: dict[str, Any] | None = None

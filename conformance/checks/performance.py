@@ -1,20 +1,24 @@
 """performance.*: throughput, latency, memory and roofline utilisation, judged on the speed probe's evidence.
 
 Every rule names a workload; rules with equal workload, measurement policy, device and dtype share one
-measurement (`speed_params`). A figure is judged only when the series it comes from is stable: prefill
-figures (prefill tokens/s, TTFT, MFU) on the prefill series, decode figures (decode tokens/s, TPOT, MBU)
-on the decode series. Peak memory is not a timing and has no stability condition.
+measurement (`speed_params`). A timed figure is decided from its confidence interval (`probes/intervals.py`):
+pass when the whole interval meets the bar, fail when it lies wholly on the wrong side, and `Inconclusive`
+while it straddles the bar; the speed probe keeps measuring while any rule is inconclusive, so a rule
+errors "inconclusive" only after max_runs / max_seconds. A rule with an explicit `measurement.max_cv`
+also errors when its series varies more than that. Peak memory is not a timing and has no interval.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import statistics
 from typing import Any
 
-from ..compare import judge
-from ..errors import CheckError
+from ..compare import describe_expected, judge
+from ..errors import CheckError, Inconclusive
 from ..evidence import Evidence, evidence_key
+from ..probes.intervals import Interval, decide
 from ..probes.load import ModelFacts, model_facts
 from ..probes.roofline import (
     MatmulParameters,
@@ -25,7 +29,7 @@ from ..probes.roofline import (
     mfu,
     prefill_flops,
 )
-from ..probes.speed import DTYPES, SpeedEvidence, speed_params
+from ..probes.speed import DTYPES, PERCENTILES, SpeedEvidence, speed_params
 from ..registry import check
 from ..spec import Rule
 from ..verdict import Verdict
@@ -45,15 +49,18 @@ WORKLOAD_SCHEMA: dict[str, Any] = {
 }
 MEASUREMENT_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "description": "measurement policy overrides: warm-up, repetitions until both min_runs and min_seconds, stability threshold",
+    "description": "measurement policy overrides: warm-up, minimum repetitions, limits while undecided, confidence level, optional max_cv",
     "additionalProperties": False,
     "properties": {
         "warmup_runs": {"type": "integer", "minimum": 0, "default": 2},
         "min_runs": {"type": "integer", "minimum": 2, "default": 5},
         "min_seconds": {"type": "number", "minimum": 0, "default": 1.0},
-        "max_runs": {"type": "integer", "minimum": 2, "default": 200},
-        "max_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 120.0},
-        "max_cv": {"type": "number", "minimum": 0, "default": 0.15, "description": "coefficient of variation above which the measurement is unstable"},
+        "max_runs": {"type": "integer", "minimum": 2, "maximum": 100000, "default": 1000, "description": "rounds at most while a rule is undecided"},
+        "max_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 120.0, "description": "seconds at most while a rule is undecided"},
+        "confidence": {"type": "number", "minimum": 0.5, "exclusiveMaximum": 1, "default": 0.95,
+                       "description": "level of the order-statistic interval a verdict is decided from"},
+        "max_cv": {"type": ["number", "null"], "minimum": 0, "default": None,
+                   "description": "optional: coefficient of variation above which the rule errors as unstable (off by default)"},
         "seed": {"type": "integer", "minimum": 0, "default": 0},
     },
 }
@@ -71,12 +78,44 @@ def _probe_params(rule: Rule) -> dict[str, Any]:
 
 
 def _speed(evidence: Evidence, rule: Rule, series: str | None) -> SpeedEvidence:
-    """The rule's measurement; CheckError when the series the rule is judged on is unstable."""
+    """The rule's measurement; CheckError when the rule asked for max_cv and its series exceeds it."""
     speed: SpeedEvidence = evidence.get(evidence_key("speed", speed_params(rule.params)))
     reason = speed.instability(series) if series else None
     if reason:
         raise CheckError(f"unstable measurement: {reason}")
     return speed
+
+
+def _decided(name: str, value: float | None, interval: Interval, speed: SpeedEvidence, rule: Rule, unit: str, digits: int) -> Verdict:
+    """The verdict from the figure's interval; Inconclusive while it straddles the bar.
+
+    The point estimate (a median or percentile of the runs) lies inside its interval, so the comparison
+    of the point estimate and of the interval agree whenever the interval decides.
+    """
+    decision = decide(interval, rule.comparison)
+    expected = describe_expected(rule.comparison)
+    shown = interval.describe()
+    if decision == "undecided" or value is None:
+        limit = f"after {speed.runs} runs ({speed.stopping_reason})"
+        raise Inconclusive(f"inconclusive: {name} {shown} straddles {expected} {limit}", interval.to_dict())
+    verdict = judge(round(value, digits), rule.comparison, unit)
+    message = f"{shown}, {speed.runs} runs"
+    text = f"{verdict.message}; {message}" if decision == "fail" and verdict.message else message
+    return Verdict(decision, verdict.observed, expected, text, interval=interval.to_dict())
+
+
+def _figure(evidence: Evidence, rule: Rule, figure: str, percentile: str = "p50") -> tuple[SpeedEvidence, float | None, Interval]:
+    series = "prefill" if figure in ("prefill_tokens_per_second", "ttft_ms") else "decode"
+    speed = _speed(evidence, rule, series)
+    quantile = PERCENTILES[percentile]
+    interval = speed.interval(figure, quantile)
+    if figure == "ttft_ms":
+        value: float | None = speed.ttft_ms.at(percentile)
+    elif figure == "tpot_ms":
+        value = speed.tpot_ms.at(percentile)
+    else:
+        value = getattr(speed, figure)
+    return speed, value, interval
 
 
 def _register(name: str, summary: str, extra: dict[str, dict[str, Any]] | None = None, probes: tuple[str, ...] = ("load", "speed")) -> Any:
@@ -92,39 +131,40 @@ def _register(name: str, summary: str, extra: dict[str, dict[str, Any]] | None =
     )
 
 
-@_register("performance.prefill_tokens_per_second", "prefill throughput: batch_size × prompt_tokens / prefill time (tokens, not samples), median of runs")
+@_register("performance.prefill_tokens_per_second", "prefill throughput: batch_size × prompt_tokens / prefill time (tokens, not samples), median of runs, decided from its interval")
 def prefill_tokens_per_second(evidence: Evidence, rule: Rule) -> Verdict:
-    speed = _speed(evidence, rule, "prefill")
-    return judge(round(speed.prefill_tokens_per_second, 2), rule.comparison, " tokens/s")
+    speed, value, interval = _figure(evidence, rule, "prefill_tokens_per_second")
+    return _decided("prefill tokens/s", value, interval, speed, rule, " tokens/s", 2)
 
 
-@_register("performance.decode_tokens_per_second", "decode throughput: batch_size × (new_tokens − 1) / decode time, median of runs")
+@_register("performance.decode_tokens_per_second", "decode throughput: batch_size × (new_tokens − 1) / decode time, median of runs, decided from its interval")
 def decode_tokens_per_second(evidence: Evidence, rule: Rule) -> Verdict:
-    speed = _speed(evidence, rule, "decode")
-    if speed.decode_tokens_per_second is None:
-        raise CheckError("decode time was not resolved")
-    return judge(round(speed.decode_tokens_per_second, 2), rule.comparison, " tokens/s")
+    speed, value, interval = _figure(evidence, rule, "decode_tokens_per_second")
+    return _decided("decode tokens/s", value, interval, speed, rule, " tokens/s", 2)
 
 
-@_register("performance.ttft_ms", "time to first token in ms (generate with one new token), at a percentile of runs", {"percentile": _PERCENTILE})
+@_register("performance.ttft_ms", "time to first token in ms (generate with one new token), at a percentile of runs, decided from its interval", {"percentile": _PERCENTILE})
 def ttft_ms(evidence: Evidence, rule: Rule) -> Verdict:
-    speed = _speed(evidence, rule, "prefill")
-    return judge(round(speed.ttft_ms.at(rule.params.get("percentile", "p50")), 3), rule.comparison, " ms")
+    percentile = rule.params.get("percentile", "p50")
+    speed, value, interval = _figure(evidence, rule, "ttft_ms", percentile)
+    return _decided(f"TTFT {percentile} ms", value, interval, speed, rule, " ms", 3)
 
 
-@_register("performance.tpot_ms", "time per output token after the first, in ms (decode time / (new_tokens − 1)), at a percentile of runs", {"percentile": _PERCENTILE})
+@_register("performance.tpot_ms", "time per output token after the first, in ms (decode time / (new_tokens − 1)), at a percentile of runs, decided from its interval", {"percentile": _PERCENTILE})
 def tpot_ms(evidence: Evidence, rule: Rule) -> Verdict:
-    speed = _speed(evidence, rule, "decode")
-    return judge(round(speed.tpot_ms.at(rule.params.get("percentile", "p50")), 3), rule.comparison, " ms")
+    percentile = rule.params.get("percentile", "p50")
+    speed, value, interval = _figure(evidence, rule, "tpot_ms", percentile)
+    return _decided(f"TPOT {percentile} ms", value, interval, speed, rule, " ms", 3)
 
 
-@_register("performance.peak_memory_bytes", "peak memory during the measured runs: CUDA max allocated after a reset; CPU peak resident set of the process")
+@_register("performance.peak_memory_bytes", "peak memory of the model during the measured runs: CUDA max allocated after a reset; CPU peak resident set minus the resident set before the load")
 def peak_memory_bytes(evidence: Evidence, rule: Rule) -> Verdict:
     speed = _speed(evidence, rule, None)
     if speed.peak_memory_bytes is None:
-        raise CheckError("peak memory could not be read on this platform")
+        raise CheckError(f"peak memory of the model could not be read here ({speed.peak_memory_method})")
     verdict = judge(speed.peak_memory_bytes, rule.comparison, " bytes")
-    return dataclasses.replace(verdict, message=verdict.message or f"measured as {speed.peak_memory_method}")
+    process = f"; process peak {speed.process_peak_memory_bytes} bytes" if speed.process_peak_memory_bytes is not None else ""
+    return dataclasses.replace(verdict, message=(verdict.message or f"measured as {speed.peak_memory_method}") + process)
 
 
 # --- roofline -----------------------------------------------------------------------------------
@@ -169,9 +209,14 @@ def model_flops_utilisation(evidence: Evidence, rule: Rule) -> Verdict:
     matmul = MatmulParameters(body=facts.matmul_body, head=facts.matmul_head)
     flops = prefill_flops(facts.architecture, workload.batch_size, workload.prompt_tokens, parameters=matmul)
     seconds = statistics.median(speed.prefill_ms) / 1000.0
-    verdict = judge(round(mfu(flops, seconds, peak), 4), rule.comparison)
+
+    def utilisation(prefill_ms: float) -> float:
+        return mfu(flops, prefill_ms / 1000.0, peak) if prefill_ms > 0 else math.inf
+
+    interval = speed.interval("ttft_ms").map(utilisation)  # decreasing in the prefill time: the ends swap
+    verdict = _decided("MFU", utilisation(seconds * 1000.0), interval, speed, rule, "", 4)
     detail = f"{flops / seconds / 1e12:.3f} TFLOP/s achieved of {peak / 1e12:g} ({source})"
-    return dataclasses.replace(verdict, message=f"{verdict.message}; {detail}" if verdict.message else detail)
+    return dataclasses.replace(verdict, message=f"{verdict.message}; {detail}")
 
 
 @_register(
@@ -183,7 +228,7 @@ def memory_bandwidth_utilisation(evidence: Evidence, rule: Rule) -> Verdict:
     facts = _facts(evidence)
     speed = _speed(evidence, rule, "decode")
     if speed.decode_tokens_per_second is None:
-        raise CheckError("decode time was not resolved")
+        raise Inconclusive(f"decode time not resolved after {speed.runs} runs: the median full generation took no longer than the median prefill")
     peak, source = _peak(rule, speed, "peak_bytes_per_second")
     workload = speed.workload
     element_bytes = facts.element_bytes  # the KV cache is kept in the weights' dtype
@@ -191,6 +236,11 @@ def memory_bandwidth_utilisation(evidence: Evidence, rule: Rule) -> Verdict:
     context = mean_decode_context(workload.prompt_tokens, workload.new_tokens)
     bytes_per_token = decode_bytes_per_token(facts.architecture, weight_bytes, workload.batch_size, context, element_bytes)
     achieved = bytes_per_token * speed.decode_tokens_per_second
-    verdict = judge(round(mbu(achieved, 1.0, peak), 4), rule.comparison)
+
+    def utilisation(tokens_per_second: float) -> float:
+        return mbu(bytes_per_token * tokens_per_second, 1.0, peak)
+
+    interval = speed.interval("decode_tokens_per_second").map(utilisation)
+    verdict = _decided("MBU", utilisation(speed.decode_tokens_per_second), interval, speed, rule, "", 4)
     detail = f"{achieved / 1e9:.3f} GB/s achieved of {peak / 1e9:g} ({source})"
-    return dataclasses.replace(verdict, message=f"{verdict.message}; {detail}" if verdict.message else detail)
+    return dataclasses.replace(verdict, message=f"{verdict.message}; {detail}")

@@ -9,7 +9,9 @@ duration" rule):
 - a *prefill run* is `generate(max_new_tokens=1)`: its time is the time to first token (TTFT);
 - a *full run* is `generate(max_new_tokens=new_tokens)`;
 - after `warmup_runs` untimed rounds, rounds of (prefill run, full run) alternate until both `min_runs`
-  rounds and `min_seconds` have passed (or `max_runs` / `max_seconds` cut it short);
+  rounds and `min_seconds` have passed; then, as MLPerf LoadGen's early stopping does, measuring goes on
+  while any rule judged on this measurement is undecided (its figure's confidence interval straddles the
+  bar), up to `max_runs` rounds or `max_seconds`. The stopping reason is recorded;
 - decode time of round i = full_i - median(prefill). Alternating the two kinds of run keeps slow drift
   (clocks, thermals) common to both, and subtracting the median rather than the paired prefill_i keeps
   the prefill's own run-to-run noise out of every decode sample (var(a - b) = var(a) + var(b));
@@ -18,27 +20,31 @@ duration" rule):
   (new_tokens - 1). Headline figures are medians of the per-round figures;
 - timing: CUDA events around the call and a synchronize on the event on GPU, time.perf_counter on CPU
   (where every torch op has finished when it returns);
-- a series whose coefficient of variation exceeds `max_cv` is *unstable*: rules judged on it error
-  with the reason instead of passing or failing on noise.
+- verdicts are decided from confidence intervals (`intervals.py`): a figure far from its bar is decided
+  however noisy the machine; a series whose coefficient of variation exceeds `max_cv` is *unstable* only
+  when a rule asks for `max_cv` explicitly (off by default);
+- peak memory attributable to the model: CUDA max allocated; on CPU the process's peak resident set
+  during the runs minus its resident set just before the model was loaded. The whole process's peak is
+  kept apart as `process_peak_memory_bytes`.
 """
 
 from __future__ import annotations
 
 import gc
 import math
-import platform
-import re
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
 from ..errors import CheckError, CheckSkipped
+from .intervals import METHOD as INTERVAL_METHOD
+from .intervals import Interval, quantile_interval
 from .load import LoadedModel
+from .memory import PeakMemory, PeakMemoryTracker
 from .stats import SampleStats
+from .timing import Timed, device_environment, timer
 
 DTYPES = ("float32", "bfloat16", "float16")
 SERIES = ("prefill", "decode")  # the two timed series a rule can be judged on
@@ -72,9 +78,10 @@ class MeasurementPolicy:
     warmup_runs: int = 2
     min_runs: int = 5
     min_seconds: float = 1.0
-    max_runs: int = 200
+    max_runs: int = 1000
     max_seconds: float = 120.0
-    max_cv: float = 0.15
+    confidence: float = 0.95  # level of the intervals verdicts are decided from
+    max_cv: float | None = None  # an explicit stability requirement; off by default
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -86,11 +93,14 @@ class MeasurementPolicy:
             raise ValueError("measurement.max_runs must be >= min_runs")
         if self.min_seconds < 0 or self.max_seconds <= 0 or self.max_seconds < self.min_seconds:
             raise ValueError("measurement needs 0 <= min_seconds <= max_seconds and max_seconds > 0")
-        if self.max_cv < 0:
+        if self.max_cv is not None and self.max_cv < 0:
             raise ValueError("measurement.max_cv must be >= 0")
+        if not 0.5 <= self.confidence < 1.0:
+            raise ValueError("measurement.confidence must be in [0.5, 1)")
 
 
-_POLICY_TYPES: dict[str, type] = {item.name: (float if item.type in (float, "float") else int) for item in fields(MeasurementPolicy)}
+_FLOAT_FIELDS = ("min_seconds", "max_seconds", "confidence", "max_cv")
+_POLICY_TYPES: dict[str, type] = {item.name: (float if item.name in _FLOAT_FIELDS else int) for item in fields(MeasurementPolicy)}
 _DEFAULT_POLICY = MeasurementPolicy()
 
 
@@ -110,7 +120,7 @@ def speed_params(rule_params: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(overrides) - set(_POLICY_TYPES))
     if unknown:
         raise ValueError(f"unknown measurement keys: {', '.join(unknown)}")
-    policy = {key: _POLICY_TYPES[key](value) for key, value in overrides.items()}
+    policy = {key: None if value is None else _POLICY_TYPES[key](value) for key, value in overrides.items()}
     MeasurementPolicy(**policy)  # validate now, not in the middle of a run
     changed = {key: value for key, value in policy.items() if value != getattr(_DEFAULT_POLICY, key)}
     if changed:
@@ -125,6 +135,17 @@ def parse_speed_params(params: dict[str, Any]) -> tuple[Workload, MeasurementPol
     return Workload(**params["workload"]), MeasurementPolicy(**params.get("measurement", {}))
 
 
+# Figures a rule can be judged on, with the series they come from and whether higher is better.
+FIGURES: dict[str, tuple[str, bool]] = {
+    "prefill_tokens_per_second": ("prefill", True),
+    "decode_tokens_per_second": ("decode", True),
+    "ttft_ms": ("prefill", False),
+    "tpot_ms": ("decode", False),
+}
+PERCENTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
+STOPPING_REASONS = ("decided", "no bar to decide", "max_runs", "max_seconds")
+
+
 @dataclass(frozen=True)
 class SpeedEvidence:
     workload: Workload
@@ -132,22 +153,25 @@ class SpeedEvidence:
     runs: int
     prefill_ms: tuple[float, ...]  # raw samples: one prefill run (TTFT) per round
     full_ms: tuple[float, ...]  # raw samples: one full generation per round
-    decode_ms: tuple[float, ...]  # full_ms[i] - median(prefill_ms)
+    decode_ms: tuple[float, ...]  # full_ms[i] - median(prefill_ms); may be <= 0 on a noisy machine
     ttft_ms: SampleStats
     tpot_ms: SampleStats
     prefill_tokens_per_second: float
-    decode_tokens_per_second: float | None  # None when a decode time was not positive (see unstable)
+    decode_tokens_per_second: float | None  # None when the median decode time was not positive
     prefill_tokens_per_second_stats: SampleStats
     decode_tokens_per_second_stats: SampleStats | None
     series_cv: dict[str, float]
-    unstable: dict[str, str]  # series -> why it cannot be trusted; empty when stable
-    peak_memory_bytes: int | None
+    unstable: dict[str, str]  # series -> why max_cv is exceeded; empty when no max_cv is asked for or it holds
+    peak_memory_bytes: int | None  # attributable to the model and the measured work (see peak_memory_method)
     peak_memory_method: str
     wall_seconds: float  # from the first to the end of the last measured round, harness included
     timed_seconds: float  # sum of the timed regions; wall - timed is the harness's own overhead
     environment: dict[str, Any]
     timing_method: str
     decode_method: str = "decode_i = full_i - median(prefill); prefill and full runs alternate"
+    process_peak_memory_bytes: int | None = None  # the whole process (CPU: peak resident set; CUDA: max reserved)
+    stopping_reason: str = "no bar to decide"  # one of STOPPING_REASONS
+    decided: bool | None = None  # every rule judged on it decided (None: no rule was asked)
 
     @property
     def stable(self) -> bool:
@@ -158,8 +182,29 @@ class SpeedEvidence:
         return "; ".join(self.unstable.values()) or None
 
     def instability(self, series: str) -> str | None:
-        """Why the given series (prefill or decode) cannot be trusted, or None when it can."""
+        """Why the given series (prefill or decode) fails the rule's explicit max_cv, or None."""
         return self.unstable.get(series)
+
+    def figure_samples(self, figure: str) -> list[float]:
+        """Per-run values of a figure (FIGURES); a rate whose decode time was not positive is +inf."""
+        workload = self.workload
+        if figure == "prefill_tokens_per_second":
+            return [workload.prefill_tokens / (ms / 1000.0) if ms > 0 else math.inf for ms in self.prefill_ms]
+        if figure == "decode_tokens_per_second":
+            return [workload.decode_tokens / (ms / 1000.0) if ms > 0 else math.inf for ms in self.decode_ms]
+        if figure == "ttft_ms":
+            return list(self.prefill_ms)
+        if figure == "tpot_ms":
+            return [ms / (workload.new_tokens - 1) for ms in self.decode_ms]
+        raise ValueError(f"unknown speed figure {figure!r} ({', '.join(FIGURES)})")
+
+    def interval(self, figure: str, quantile: float = 0.5, level: float | None = None) -> Interval:
+        """Confidence interval of a figure's quantile at `level` (default: the policy's confidence)."""
+        return quantile_interval(self.figure_samples(figure), quantile, level or self.policy.confidence)
+
+    def intervals(self) -> dict[str, Interval]:
+        """The headline (median) figures' intervals at the policy's confidence, as views show them."""
+        return {figure: self.interval(figure) for figure in FIGURES}
 
     def to_dict(self) -> dict[str, Any]:
         def stats(value: SampleStats | None) -> dict[str, Any] | None:
@@ -169,6 +214,11 @@ class SpeedEvidence:
             "workload": asdict(self.workload),
             "policy": asdict(self.policy),
             "runs": self.runs,
+            "stopping_reason": self.stopping_reason,
+            "decided": self.decided,
+            "confidence": self.policy.confidence,
+            "intervals": {figure: interval.to_dict() for figure, interval in self.intervals().items()},
+            "interval_method": INTERVAL_METHOD,
             "prefill_tokens_per_second": round(self.prefill_tokens_per_second, 3),
             "decode_tokens_per_second": None if self.decode_tokens_per_second is None else round(self.decode_tokens_per_second, 3),
             "ttft_ms": stats(self.ttft_ms),
@@ -179,6 +229,7 @@ class SpeedEvidence:
             "stable": self.stable,
             "unstable_reason": self.unstable_reason,
             "peak_memory_bytes": self.peak_memory_bytes,
+            "process_peak_memory_bytes": self.process_peak_memory_bytes,
             "peak_memory_method": self.peak_memory_method,
             "wall_seconds": round(self.wall_seconds, 6),
             "timed_seconds": round(self.timed_seconds, 6),
@@ -190,141 +241,6 @@ class SpeedEvidence:
             },
             "environment": dict(self.environment),
         }
-
-
-# --- environment -------------------------------------------------------------------------------
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown cpu"
-
-
-def _nvidia_driver_version() -> str | None:
-    """The driver release (e.g. 550.54.15): NVML when installed, else the kernel module's /proc file."""
-    try:
-        import pynvml  # type: ignore[import-not-found]
-
-        pynvml.nvmlInit()
-        try:
-            version = pynvml.nvmlSystemGetDriverVersion()
-            return version.decode() if isinstance(version, bytes) else str(version)
-        finally:
-            pynvml.nvmlShutdown()
-    except Exception:  # not installed, or no NVML on this machine
-        pass
-    try:
-        text = Path("/proc/driver/nvidia/version").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None
-    match = re.search(r"Kernel Module\s+(?:for\s+\S+\s+)?([0-9][0-9.]+)", text)
-    return match.group(1) if match else None
-
-
-def device_environment(device: str, dtype: str) -> dict[str, Any]:
-    """Device name, driver, torch and CUDA versions, dtype and threads: what a speed figure depends on."""
-    import torch
-
-    environment: dict[str, Any] = {
-        "device": device,
-        "dtype": dtype,
-        "torch_version": torch.__version__,
-        "cuda_version": torch.version.cuda,
-        "threads": torch.get_num_threads(),
-        "python_version": platform.python_version(),
-        "platform": platform.platform(),
-    }
-    if device.startswith("cuda"):
-        environment["device_name"] = torch.cuda.get_device_name(torch.device(device))
-        environment["driver_version"] = _nvidia_driver_version()
-        get_driver_api = getattr(torch._C, "_cuda_getDriverVersion", None)
-        if get_driver_api is not None:
-            api = int(get_driver_api())  # e.g. 12040: the CUDA version the driver supports, not its release
-            environment["cuda_driver_api_version"] = f"{api // 1000}.{(api % 1000) // 10}"
-        hip = getattr(torch.version, "hip", None)
-        if hip:
-            environment["hip_version"] = hip
-    else:
-        environment["device_name"] = _cpu_name()
-        environment["driver_version"] = None
-    return environment
-
-
-# --- peak memory --------------------------------------------------------------------------------
-
-_CLEAR_REFS = Path("/proc/self/clear_refs")
-_STATUS = Path("/proc/self/status")
-
-
-def _reset_peak_memory(device: str) -> str:
-    """Start a fresh peak where the platform allows it; return how the peak will be read."""
-    import torch
-
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats(torch.device(device))
-        return "torch.cuda.max_memory_allocated after reset_peak_memory_stats (tensors on this device)"
-    try:
-        # Linux: writing 5 resets the process's peak resident set (VmHWM) to its current size.
-        _CLEAR_REFS.write_text("5", encoding="ascii")
-        return "VmHWM after /proc/self/clear_refs reset: process peak resident set during the measured runs"
-    except OSError:
-        return "ru_maxrss: process peak resident set since the process started (not only this measurement)"
-
-
-def _read_peak_memory(device: str, method: str) -> int | None:
-    import torch
-
-    if device.startswith("cuda"):
-        return int(torch.cuda.max_memory_allocated(torch.device(device)))
-    if method.startswith("VmHWM"):
-        try:
-            for line in _STATUS.read_text(encoding="ascii").splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-        except (OSError, ValueError, IndexError):
-            pass
-    try:
-        import resource
-
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return int(peak) if sys.platform == "darwin" else int(peak) * 1024  # bytes on macOS, KiB on Linux
-    except (ImportError, OSError):
-        return None
-
-
-# --- timing -------------------------------------------------------------------------------------
-
-Timed = Callable[[Callable[[], Any]], tuple[float, Any]]
-
-
-def _timer(device: str) -> tuple[Timed, str]:
-    import torch
-
-    if device.startswith("cuda"):
-        where = torch.device(device)
-
-        def cuda_timed(function: Callable[[], Any]) -> tuple[float, Any]:
-            torch.cuda.synchronize(where)  # nothing queued before the start event
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            result = function()
-            end.record()
-            end.synchronize()
-            return start.elapsed_time(end) / 1000.0, result
-
-        return cuda_timed, "torch.cuda.Event pair around generate, synchronized on the end event"
-
-    def cpu_timed(function: Callable[[], Any]) -> tuple[float, Any]:
-        start = time.perf_counter()
-        result = function()
-        return time.perf_counter() - start, result
-
-    return cpu_timed, "time.perf_counter around generate (CPU ops are synchronous)"
 
 
 # --- the probe ----------------------------------------------------------------------------------
@@ -385,14 +301,64 @@ def _is_out_of_memory(exc: BaseException) -> bool:
 
 
 @dataclass
-class _Rounds:
+class Rounds:
+    """Timed rounds so far (seconds), and why measuring stopped."""
+
     prefill_seconds: list[float] = field(default_factory=list)
     full_seconds: list[float] = field(default_factory=list)
     wall_seconds: float = 0.0
-    hit_limit: str | None = None  # why the loop stopped before min_runs, if it did
+    stopping_reason: str = "no bar to decide"
+    decided: bool | None = None
 
 
-def _run_rounds(loaded: LoadedModel, workload: Workload, policy: MeasurementPolicy, timed: Timed) -> _Rounds:
+Decided = Callable[[SpeedEvidence], bool]
+Summary = Callable[[Rounds], SpeedEvidence]
+
+
+def _is_checkpoint(count: int) -> bool:
+    """Rounds after which the stopping rule is asked: every round up to 50, then every ~5% more rounds
+    (deciding costs O(runs) per rule, so asking every round would make long runs quadratic)."""
+    return count < 50 or count % max(1, count // 20) == 0
+
+
+def run_until_decided(
+    run_round: Callable[[], tuple[float, float]],
+    policy: MeasurementPolicy,
+    summarize: Summary,
+    decided: Decided | None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Rounds:
+    """Rounds of (prefill seconds, full seconds) until the rules are decided or a limit is reached.
+
+    At least `min_runs` rounds and `min_seconds` of wall time; then, when `decided` is given, on until
+    `decided(summarize(rounds))` is true (every rule's interval is clear of its bar) or `max_runs` /
+    `max_seconds` is reached. Without `decided` the minimum is enough ("no bar to decide"). `clock` is
+    injectable so the stopping logic is tested on recorded series, not on this machine's speed.
+    """
+    rounds = Rounds()
+    started = clock()
+    while True:
+        prefill_seconds, full_seconds = run_round()
+        rounds.prefill_seconds.append(prefill_seconds)
+        rounds.full_seconds.append(full_seconds)
+        count, elapsed = len(rounds.full_seconds), clock() - started
+        at_limit = "max_runs" if count >= policy.max_runs else "max_seconds" if elapsed >= policy.max_seconds else None
+        if (count >= policy.min_runs and elapsed >= policy.min_seconds) or at_limit:
+            if decided is None:
+                rounds.stopping_reason = at_limit or "no bar to decide"
+                break
+            if (at_limit or _is_checkpoint(count)) and decided(summarize(rounds)):
+                rounds.stopping_reason, rounds.decided = "decided", True
+                break
+            if at_limit:
+                rounds.stopping_reason, rounds.decided = at_limit, False
+                break
+    rounds.wall_seconds = clock() - started
+    return rounds
+
+
+def _generate_round(loaded: LoadedModel, workload: Workload, policy: MeasurementPolicy, timed: Timed) -> Callable[[], tuple[float, float]]:
+    """Warm up, then return the timed round: one prefill run (TTFT), one full generation."""
     import torch
 
     generator = torch.Generator().manual_seed(policy.seed)
@@ -414,80 +380,103 @@ def _run_rounds(loaded: LoadedModel, workload: Workload, policy: MeasurementPoli
     def full() -> Any:
         return loaded.model.generate(**common, max_new_tokens=workload.new_tokens, min_new_tokens=workload.new_tokens)
 
-    rounds = _Rounds()
-    # no_grad, as generate itself uses, and not inference_mode: inference_mode makes small CPU models
-    # ~20% faster than the plain `model.generate` call users make, and that call is what is measured.
-    with torch.no_grad():
-        for _ in range(policy.warmup_runs):
-            prefill()
-            full()
-        gc.collect()  # don't let garbage from loading and warm-up be collected inside a timed region
-        started = time.perf_counter()
-        while True:
-            prefill_seconds, _ = timed(prefill)
-            full_seconds, output = timed(full)
-            if output.shape[-1] != expected_length:
-                raise CheckError(f"generation returned {output.shape[-1] - workload.prompt_tokens} new tokens, not {workload.new_tokens}")
-            rounds.prefill_seconds.append(prefill_seconds)
-            rounds.full_seconds.append(full_seconds)
-            count, elapsed = len(rounds.full_seconds), time.perf_counter() - started
-            if count >= policy.min_runs and elapsed >= policy.min_seconds:
-                break
-            if count >= policy.max_runs or elapsed >= policy.max_seconds:
-                if count < policy.min_runs:
-                    rounds.hit_limit = f"only {count} runs within max_seconds {policy.max_seconds:g} (min_runs {policy.min_runs})"
-                break
-        rounds.wall_seconds = time.perf_counter() - started
-    return rounds
+    def one_round() -> tuple[float, float]:
+        prefill_seconds, _ = timed(prefill)
+        full_seconds, output = timed(full)
+        if output.shape[-1] != expected_length:
+            raise CheckError(f"generation returned {output.shape[-1] - workload.prompt_tokens} new tokens, not {workload.new_tokens}")
+        return prefill_seconds, full_seconds
+
+    for _ in range(policy.warmup_runs):
+        prefill()
+        full()
+    gc.collect()  # don't let garbage from loading and warm-up be collected inside a timed region
+    return one_round
 
 
-def _summarize(workload: Workload, policy: MeasurementPolicy, rounds: _Rounds) -> dict[str, Any]:
+def summarize_rounds(workload: Workload, policy: MeasurementPolicy, rounds: Rounds) -> dict[str, Any]:
+    """Figures of the rounds so far: medians, percentiles, CVs and, when max_cv is asked for, instability."""
     prefill_s, full_s = rounds.prefill_seconds, rounds.full_seconds
     median_prefill_s = statistics.median(prefill_s)
     decode_s = [full - median_prefill_s for full in full_s]
-    prefill_rates = [workload.prefill_tokens / seconds for seconds in prefill_s]
-    prefill_stats = SampleStats.of(prefill_s)
-    decode_stats = SampleStats.of(decode_s)
-    series_cv = {"prefill": prefill_stats.cv, "decode": decode_stats.cv}
+    prefill_rates = [workload.prefill_tokens / seconds if seconds > 0 else math.inf for seconds in prefill_s]
+    decode_rates = [workload.decode_tokens / seconds if seconds > 0 else math.inf for seconds in decode_s]
+    series_cv = {"prefill": SampleStats.of(prefill_s).cv, "decode": SampleStats.of(decode_s).cv}
     unstable: dict[str, str] = {}
-    if rounds.hit_limit:
-        unstable["prefill"] = unstable["decode"] = rounds.hit_limit
-    for series, cv in series_cv.items():
-        if series not in unstable and cv > policy.max_cv:
-            unstable[series] = f"{series} time varies too much: cv {cv:.3f} > max_cv {policy.max_cv:g} over {len(full_s)} runs"
-    decode_rates: list[float] | None = [workload.decode_tokens / seconds for seconds in decode_s] if min(decode_s) > 0 else None
-    if decode_rates is None:
-        unstable["decode"] = "decode time not resolved: a full generation took no longer than the median prefill"
-    decode_rate_stats = SampleStats.of(decode_rates) if decode_rates else None
+    if policy.max_cv is not None:
+        for series, cv in series_cv.items():
+            if cv > policy.max_cv:
+                unstable[series] = f"{series} time varies too much: cv {cv:.3f} > max_cv {policy.max_cv:g} over {len(full_s)} runs"
+    median_decode_rate = statistics.median(decode_rates)  # +inf when most decode times were not positive
+    finite_decode_rates = [rate for rate in decode_rates if math.isfinite(rate)]
     return {
+        "runs": len(full_s),
+        "prefill_ms": tuple(seconds * 1000 for seconds in prefill_s),
+        "full_ms": tuple(seconds * 1000 for seconds in full_s),
         "decode_ms": tuple(seconds * 1000 for seconds in decode_s),
         "ttft_ms": SampleStats.of([seconds * 1000 for seconds in prefill_s]),
         "tpot_ms": SampleStats.of([seconds * 1000 / (workload.new_tokens - 1) for seconds in decode_s]),
         "prefill_tokens_per_second": statistics.median(prefill_rates),
-        "decode_tokens_per_second": decode_rate_stats.median if decode_rate_stats else None,
-        "prefill_tokens_per_second_stats": SampleStats.of(prefill_rates),
-        "decode_tokens_per_second_stats": decode_rate_stats,
+        "decode_tokens_per_second": median_decode_rate if math.isfinite(median_decode_rate) else None,
+        "prefill_tokens_per_second_stats": SampleStats.of([rate for rate in prefill_rates if math.isfinite(rate)] or [0.0]),
+        "decode_tokens_per_second_stats": SampleStats.of(finite_decode_rates) if finite_decode_rates else None,
         "series_cv": series_cv,
         "unstable": unstable,
+        "wall_seconds": rounds.wall_seconds,
+        "timed_seconds": sum(prefill_s) + sum(full_s),
+        "stopping_reason": rounds.stopping_reason,
+        "decided": rounds.decided,
     }
 
 
-def measure_speed(loaded: LoadedModel, params: dict[str, Any]) -> SpeedEvidence:
+def build_evidence(
+    workload: Workload,
+    policy: MeasurementPolicy,
+    rounds: Rounds,
+    environment: dict[str, Any],
+    timing_method: str,
+    peak: PeakMemory | None = None,
+) -> SpeedEvidence:
+    """SpeedEvidence of timed rounds; `peak` is None while measuring (memory is read at the end)."""
+    return SpeedEvidence(
+        workload=workload,
+        policy=policy,
+        peak_memory_bytes=peak.model_bytes if peak else None,
+        process_peak_memory_bytes=peak.process_bytes if peak else None,
+        peak_memory_method=peak.method if peak else "not read yet",
+        environment=environment,
+        timing_method=timing_method,
+        **summarize_rounds(workload, policy, rounds),
+    )
+
+
+def measure_speed(loaded: LoadedModel, params: dict[str, Any], decided: Decided | None = None) -> SpeedEvidence:
     """Time prefill and full generation on `loaded.model` (already on its device) per `params`.
 
-    `params` is `speed_params(rule.params)`. Raises CheckSkipped when the rule does not apply here
-    (encoder, other device or dtype) and CheckError for out-of-memory or a generation that stops early.
+    `params` is `speed_params(rule.params)`. `decided(evidence_so_far)` says whether every rule judged on
+    this measurement can be decided yet; measuring goes on while it is false (up to max_runs /
+    max_seconds). Raises CheckSkipped when the rule does not apply here (encoder, other device or dtype)
+    and CheckError for out-of-memory or a generation that stops early.
     """
     import torch
 
     check_applicable(loaded, params)
     workload, policy = parse_speed_params(params)
-    timed, timing_method = _timer(loaded.device)
+    timed, timing_method = timer(loaded.device)
     environment = device_environment(loaded.device, loaded.dtype)
+    memory = PeakMemoryTracker(loaded.device, loaded.rss_before_load_bytes)
+
+    def evidence_of(rounds: Rounds, peak: PeakMemory | None = None) -> SpeedEvidence:
+        return build_evidence(workload, policy, rounds, environment, timing_method, peak)
+
     try:
-        memory_method = _reset_peak_memory(loaded.device)
-        rounds = _run_rounds(loaded, workload, policy, timed)
-        peak_memory_bytes = _read_peak_memory(loaded.device, memory_method)
+        # no_grad, as generate itself uses, and not inference_mode: inference_mode makes small CPU models
+        # ~20% faster than the plain `model.generate` call users make, and that call is what is measured.
+        with torch.no_grad():
+            one_round = _generate_round(loaded, workload, policy, timed)
+            memory.start()
+            rounds = run_until_decided(one_round, policy, evidence_of, decided)
+            peak = memory.read()
     except CheckError:
         raise
     except Exception as exc:
@@ -499,18 +488,4 @@ def measure_speed(loaded: LoadedModel, params: dict[str, Any]) -> SpeedEvidence:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         raise CheckError(f"out of memory during measurement (batch {workload.batch_size}, prompt {workload.prompt_tokens}, new {workload.new_tokens}): {message}") from None
-    summary = _summarize(workload, policy, rounds)
-    return SpeedEvidence(
-        workload=workload,
-        policy=policy,
-        runs=len(rounds.full_seconds),
-        prefill_ms=tuple(seconds * 1000 for seconds in rounds.prefill_seconds),
-        full_ms=tuple(seconds * 1000 for seconds in rounds.full_seconds),
-        peak_memory_bytes=peak_memory_bytes,
-        peak_memory_method=memory_method,
-        wall_seconds=rounds.wall_seconds,
-        timed_seconds=sum(rounds.prefill_seconds) + sum(rounds.full_seconds),
-        environment=environment,
-        timing_method=timing_method,
-        **summary,
-    )
+    return evidence_of(rounds, peak)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .text import short, status_text
+from .text import interval_text, short, status_text
 
 
 def _cell(text: str) -> str:
@@ -23,13 +23,13 @@ def render_markdown(document: dict[str, Any]) -> str:
         f"- weights sha256: `{model.get('sha256') or 'not hashed'}`",
         f"- spec sha256: `{spec['sha256']}`",
         "",
-        "| rule | check | level | status | observed | expected | message |",
-        "|---|---|---|---|---|---|---|",
+        "| rule | check | level | status | observed | interval | expected | message |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for rule in document["rules"]:
         cells = (
             rule["id"], rule["check"], rule["level"], status_text(rule),
-            short(rule["observed"], 60), short(rule["expected"], 40), short(rule["message"], 120),
+            short(rule["observed"], 60), interval_text(rule) or "-", short(rule["expected"], 40), short(rule["message"], 120),
         )
         lines.append("| " + " | ".join(_cell(str(c)) for c in cells) + " |")
     return "\n".join(lines) + "\n"

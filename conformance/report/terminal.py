@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from .text import short, status_text
+from .text import interval_text, short, status_text
 
 
 def render_table(document: dict[str, Any]) -> str:
-    headers = ("rule", "level", "status", "observed", "expected")
+    """The rule table; an `interval` column appears when a rule was decided from a confidence interval."""
+    with_interval = any(interval_text(r) for r in document["rules"])
+    headers: tuple[str, ...] = ("rule", "level", "status", "observed", "expected", *(("interval",) if with_interval else ()))
     rows = [
-        (r["id"], r["level"], status_text(r), short(r["observed"], 40), short(r["expected"], 32))
+        (r["id"], r["level"], status_text(r), short(r["observed"], 40), short(r["expected"], 32), *((interval_text(r),) if with_interval else ()))
         for r in document["rules"]
     ]
     widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]

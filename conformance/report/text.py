@@ -23,6 +23,18 @@ def short(value: Any, width: int = 48) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def interval_text(rule: dict[str, Any]) -> str:
+    """`95% [850.9, 1098]` for a rule decided from a confidence interval; "" for others."""
+    interval = rule.get("interval")
+    if not isinstance(interval, dict):
+        return ""
+
+    def end(value: Any) -> str:
+        return f"{value:.4g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
+    return f"{float(interval.get('level', 0)):.0%} [{end(interval.get('low'))}, {end(interval.get('high'))}]"
+
+
 def status_text(rule: dict[str, Any]) -> str:
     status = STATUS_MARK[rule["status"]]
     if rule["status"] == "fail" and rule["level"] != "must":
