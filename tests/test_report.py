@@ -110,7 +110,8 @@ def rule(rule_id: str, check: str, status: str = "pass", level: str = "must", me
 
 
 def make_document(name: str, *, scores: dict[str, dict[str, float]] | None = None, decode: float | None = None,
-                  parameters: int | None = 1000, rules: list[dict] | None = None, spec_id: str = "hand") -> dict[str, Any]:
+                  parameters: int | None = 1000, rules: list[dict] | None = None, spec_id: str = "hand",
+                  decode_interval: tuple[float, float] | None = None, decided: bool | None = None) -> dict[str, Any]:
     """A minimal valid result document, with the evidence layout the probes write."""
     rules = rules if rules is not None else [rule("SIZE", "size.parameters"), rule("ARCH", "architecture.model_type")]
     evidence: dict[str, Any] = {"static": {"parameters": {"parameters": parameters} if parameters else {},
@@ -122,7 +123,12 @@ def make_document(name: str, *, scores: dict[str, dict[str, float]] | None = Non
     if decode is not None:
         evidence[SPEED_KEY] = {"decode_tokens_per_second": decode, "prefill_tokens_per_second": 10 * decode,
                                "ttft_ms": {"p50": 1000 / decode}, "tpot_ms": {"p50": 1000 / decode},
-                               "peak_memory_bytes": 2**20, "environment": {"device": "cpu"}}
+                               "peak_memory_bytes": 2**20, "process_peak_memory_bytes": 2**29, "environment": {"device": "cpu"}}
+        if decode_interval is not None:
+            low, high = decode_interval
+            evidence[SPEED_KEY]["intervals"] = {"decode_tokens_per_second": {"low": low, "high": high, "level": 0.95}}
+        if decided is not None:
+            evidence[SPEED_KEY]["decided"] = decided
     broken = [r for r in rules if r["status"] in ("fail", "error")]
     document = {
         "schema_version": "1.0",
@@ -192,6 +198,58 @@ def test_mean_win_rate_is_helms_with_ties_half_and_missing_columns_skipped() -> 
     assert rates["A"] == pytest.approx(2.5 / 3)
     assert rates["B"] == pytest.approx(1.25 / 3)
     assert rates["C"] == pytest.approx(0.25 / 2)
+
+
+def test_an_undecided_speed_figure_is_marked_and_never_ranked() -> None:
+    """The reported case: one model's decode rule ended inconclusive at 192.6 tokens/s (others ~950)."""
+    from conformance.report.table import cell_text, render_markdown_table
+
+    documents = [
+        make_document("A", scores=sentiment(0.9), decode=950.0, decode_interval=(900.0, 1000.0), decided=True),
+        make_document("B", scores=sentiment(0.6), decode=192.6, decode_interval=(100.0, 2000.0), decided=False),
+        make_document("C", scores=sentiment(0.6), decode=500.0, decode_interval=(450.0, 550.0), decided=True),
+    ]
+    board = build_leaderboard(documents)
+    frame = board.frame.set_index("model")
+    assert math.isnan(frame.loc["B", "decode_tokens_per_second"]) and not frame.loc["B", "speed_decided"]
+    assert frame.loc["B", "peak_memory_bytes"] == 2**20  # memory is not a timing: still shown
+    # B's win rate counts sentiment only; A and C are ranked on decode against each other alone.
+    assert frame.loc["B", WIN_RATE] == pytest.approx(0.25)
+    assert frame.loc["A", WIN_RATE] == pytest.approx((1.0 + 1.0) / 2)
+    assert frame.loc["C", WIN_RATE] == pytest.approx((0.25 + 0.0) / 2)
+    record = board.frame.set_index("model").reset_index().to_dict("records")[1]
+    assert cell_text("decode_tokens_per_second", record) == "undecided"
+    assert "undecided" in render_markdown_table(board)
+    plot = next(plot for plot in all_plots(board) if plot.name == "quality_vs_throughput")
+    assert "B" not in plot.series["points"] and "B" not in plot.series["pareto_front"]
+
+
+def test_overlapping_intervals_tie_in_win_rate_and_share_the_pareto_front() -> None:
+    documents = [
+        make_document("fast", scores=sentiment(0.6), decode=105.0, decode_interval=(95.0, 115.0)),
+        make_document("slow", scores=sentiment(0.6), decode=100.0, decode_interval=(90.0, 110.0)),
+        make_document("clearly-slower", scores=sentiment(0.6), decode=50.0, decode_interval=(45.0, 55.0)),
+    ]
+    frame = build_leaderboard(documents).frame.set_index("model")
+    # decode: fast ties slow (overlap) and beats clearly-slower; sentiment ties all round.
+    assert frame.loc["fast", WIN_RATE] == pytest.approx((0.5 + 0.75) / 2)
+    assert frame.loc["slow", WIN_RATE] == pytest.approx((0.5 + 0.75) / 2)
+    points = [("fast", 105.0, 0.2), ("slow", 100.0, 0.2), ("clearly-slower", 50.0, 0.2)]
+    bounds = {"fast": (95.0, 115.0), "slow": (90.0, 110.0), "clearly-slower": (45.0, 55.0)}
+    assert pareto_front(points) == ["fast"]  # on point figures 5 tokens/s of noise decide
+    assert pareto_front(points, bounds) == ["slow", "fast"]  # not separated by overlapping intervals
+
+
+def test_memory_columns_say_whose_memory() -> None:
+    from conformance.report.html import _columns
+    from conformance.report.table import markdown_label
+
+    board = build_leaderboard([make_document("m", scores=sentiment(0.9), decode=100.0)])
+    labels = {column.name: (column.label, column.sub) for column in _columns(board)}
+    assert labels["peak_memory_bytes"] == ("peak memory", "model")
+    assert labels["process_peak_memory_bytes"] == ("peak memory", "process")
+    assert markdown_label("peak_memory_bytes") == "peak memory (model)"
+    assert markdown_label("process_peak_memory_bytes") == "peak memory (process)"
 
 
 def test_win_rate_needs_another_model_to_beat() -> None:

@@ -22,10 +22,19 @@ FAMILY_OF_CHECK_PREFIX: dict[str, str] = {"card": "safety", "runtime": "safety",
 OTHER_FAMILY = "other"
 
 # Metrics where a lower value is better, beyond quality.LOWER_IS_BETTER's task metrics.
-LOWER_IS_BETTER_FIGURES = frozenset({"ttft_ms_p50", "tpot_ms_p50", "peak_memory_bytes"})
+LOWER_IS_BETTER_FIGURES = frozenset({"ttft_ms_p50", "tpot_ms_p50", "peak_memory_bytes", "process_peak_memory_bytes"})
 # Order in which a task's primary metric is chosen: accuracy first, as public leaderboards report.
 PRIMARY_METRIC_PREFERENCE: tuple[str, ...] = ("acc", "acc_norm", "exact_match", "f1", "mcc", "word_perplexity", "byte_perplexity")
-SPEED_FIGURES: tuple[str, ...] = ("decode_tokens_per_second", "prefill_tokens_per_second", "ttft_ms_p50", "tpot_ms_p50", "peak_memory_bytes")
+SPEED_FIGURES: tuple[str, ...] = (
+    "decode_tokens_per_second", "prefill_tokens_per_second", "ttft_ms_p50", "tpot_ms_p50", "peak_memory_bytes", "process_peak_memory_bytes",
+)
+# Timed figures: blank when the measurement left a rule undecided (memory is not a timing).
+TIMED_FIGURES: tuple[str, ...] = ("decode_tokens_per_second", "prefill_tokens_per_second", "ttft_ms_p50", "tpot_ms_p50")
+# Columns holding a timed figure's confidence interval: figure -> (low column, high column).
+INTERVAL_COLUMNS: dict[str, tuple[str, str]] = {
+    "decode_tokens_per_second": ("decode_tokens_per_second_low", "decode_tokens_per_second_high"),
+}
+SPEED_DECIDED = "speed_decided"  # False when the measurement ended with a rule undecided
 
 
 def family_of(check: str) -> str:
@@ -131,16 +140,36 @@ def describe_workload(documents: list[dict[str, Any]], key: str | None) -> str |
     return None
 
 
-def speed_figures(document: dict[str, Any], key: str | None) -> dict[str, float | str | None]:
-    """Decode and prefill tokens/s, median TTFT and TPOT in ms, peak memory bytes and device of one workload."""
+def _interval_end(value: Any) -> float | None:
+    """An interval end as stored: a number, or "inf" / "-inf" for an open side."""
+    if isinstance(value, str) and value in ("inf", "-inf"):
+        return float(value)
+    return _number(value)
+
+
+def speed_figures(document: dict[str, Any], key: str | None) -> dict[str, float | str | bool | None]:
+    """Decode and prefill tokens/s, median TTFT and TPOT in ms, peak memory of the model and of the process
+    (bytes), the decode interval and the device of one workload.
+
+    Only what was decided is shown: when the measurement ended with a rule undecided (`decided: false`),
+    the timed figures are None and `speed_decided` is False, so no view ranks or plots them.
+    """
     speed = _probe(document, key) if key else {}
-    figures: dict[str, float | str | None] = {
+    decided = speed.get("decided") is not False
+    figures: dict[str, float | str | bool | None] = {
         "decode_tokens_per_second": _number(speed.get("decode_tokens_per_second")),
         "prefill_tokens_per_second": _number(speed.get("prefill_tokens_per_second")),
         "ttft_ms_p50": _number((speed.get("ttft_ms") or {}).get("p50")),
         "tpot_ms_p50": _number((speed.get("tpot_ms") or {}).get("p50")),
         "peak_memory_bytes": _number(speed.get("peak_memory_bytes")),
+        "process_peak_memory_bytes": _number(speed.get("process_peak_memory_bytes")),
     }
+    interval = ((speed.get("intervals") or {}).get("decode_tokens_per_second") or {}) if decided else {}
+    low_column, high_column = INTERVAL_COLUMNS["decode_tokens_per_second"]
+    figures[low_column], figures[high_column] = _interval_end(interval.get("low")), _interval_end(interval.get("high"))
+    if not decided:
+        figures.update(dict.fromkeys(TIMED_FIGURES))
+    figures[SPEED_DECIDED] = decided if speed else None
     figures["speed_device"] = (speed.get("environment") or {}).get("device") if speed else None
     return figures
 

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .figures import SPEED_DECIDED, TIMED_FIGURES
 from .plots import Plot
-from .table import MEAN_NORMALIZED, SPEED_FIGURES, WIN_RATE, Leaderboard, display_value
+from .table import MEAN_NORMALIZED, SPEED_FIGURES, WIN_RATE, Leaderboard, cell_text, display_value
 from .text import short, status_text
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -24,12 +25,14 @@ _COLUMN_HELP = {
     "license": "the model card's license",
     "weights_sha256": "sha256 over the weight files' digests (first 12 hex digits)",
     MEAN_NORMALIZED: "mean over tasks of (score − chance) / (1 − chance), clipped at 0; perplexity left out",
-    WIN_RATE: "HELM mean win rate: share of other models beaten per task and decode throughput (ties half), averaged",
-    "decode_tokens_per_second": "batch × (new tokens − 1) / decode time, median of runs",
+    WIN_RATE: "HELM mean win rate: share of other models beaten per task and decode throughput (ties half; "
+              "decode figures whose confidence intervals overlap tie), averaged",
+    "decode_tokens_per_second": "batch × (new tokens − 1) / decode time, median of runs; 'undecided' when a rule could not be decided",
     "prefill_tokens_per_second": "batch × prompt tokens / prefill time, median of runs",
     "ttft_ms_p50": "time to first token, median, ms",
     "tpot_ms_p50": "time per output token after the first, median, ms",
-    "peak_memory_bytes": "peak memory during the speed runs",
+    "peak_memory_bytes": "peak memory of the model during the speed runs: CUDA max allocated; CPU peak resident set minus the resident set before the load",
+    "process_peak_memory_bytes": "peak memory of the whole process during the speed runs (torch and Python included)",
     "families": "one badge per rule family",
 }
 _COLUMN_LABEL = {
@@ -40,7 +43,8 @@ _COLUMN_LABEL = {
     "prefill_tokens_per_second": ("prefill", "tokens/s"),
     "ttft_ms_p50": ("TTFT", "ms, p50"),
     "tpot_ms_p50": ("TPOT", "ms, p50"),
-    "peak_memory_bytes": ("peak memory", ""),
+    "peak_memory_bytes": ("peak memory", "model"),
+    "process_peak_memory_bytes": ("peak memory", "process"),
 }
 
 
@@ -74,8 +78,9 @@ def _columns(board: Leaderboard) -> list[Column]:
         if task.normalized:
             columns.append(Column(task.normalized, label, f"{task.metric}, normalized", number,
                                   f"({task.metric} − {task.chance:g}) / (1 − {task.chance:g}), clipped at 0"))
+    undecided = board.frame[SPEED_DECIDED].eq(False).any()
     for name in SPEED_FIGURES:
-        if board.frame[name].notna().any():
+        if board.frame[name].notna().any() or (undecided and name in TIMED_FIGURES):
             columns.append(Column(name, *_COLUMN_LABEL[name], kind=number, help=_COLUMN_HELP[name]))
     if len(board.spec_ids) > 1:
         columns.append(Column("spec", "spec"))
@@ -108,7 +113,7 @@ def _cell(column: Column, record: dict[str, Any], families: list[str]) -> Cell:
     value = record[column.name]
     if column.name == "conformant":
         return Cell("yes" if value else "no", "1" if value else "0", "yes" if value else "no")
-    return Cell(display_value(column.name, value), _sort_key(value, column.kind), "number" if column.kind == "number" else "",
+    return Cell(cell_text(column.name, record), _sort_key(value, column.kind), "number" if column.kind == "number" else "",
                 code=column.name == "weights_sha256")
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .figures import INTERVAL_COLUMNS
 from .table import MEAN_NORMALIZED, Leaderboard
 
 if TYPE_CHECKING:
@@ -63,17 +64,27 @@ def _no_data(plot: Plot, reason: str) -> None:
     axes.text(0.5, 0.42, textwrap.fill(reason, 70), ha="center", va="top", fontsize=11, color="#555555", transform=axes.transAxes)
 
 
-def pareto_front(points: list[tuple[str, float, float]]) -> list[str]:
-    """Labels of the points no other point beats on both axes (higher x and higher y are better),
-    ordered by x ascending. A point equal on one axis and better on the other dominates."""
-    ordered = sorted(points, key=lambda point: (-point[1], -point[2], point[0]))
-    front: list[tuple[str, float, float]] = []
-    best_y = float("-inf")
-    for label, x, y in ordered:  # from the fastest down: a point joins if it beats every faster point's quality
-        if y > best_y:
-            front.append((label, x, y))
-            best_y = y
-    return [label for label, _, _ in sorted(front, key=lambda point: point[1])]
+def pareto_front(points: list[tuple[str, float, float]], x_intervals: dict[str, tuple[float, float]] | None = None) -> list[str]:
+    """Labels of the points no other point dominates (higher x and higher y are better), ordered by x.
+
+    A dominates B when A is no worse on both axes and better on one. With `x_intervals` (label -> (low,
+    high), the x figure's confidence interval), A is better on x only when its interval lies wholly above
+    B's: models whose intervals overlap are not separated by x, so noise cannot push one off the front.
+    Without intervals this is the classic front (a point equal on one axis and better on the other dominates).
+    """
+    x_intervals = x_intervals or {}
+
+    def faster(a: tuple[str, float, float], b: tuple[str, float, float]) -> bool:
+        if a[0] in x_intervals and b[0] in x_intervals:
+            return x_intervals[a[0]][0] > x_intervals[b[0]][1]
+        return a[1] > b[1]
+
+    def dominates(a: tuple[str, float, float], b: tuple[str, float, float]) -> bool:
+        no_worse = a[2] >= b[2] and not faster(b, a)
+        return no_worse and (a[2] > b[2] or faster(a, b))
+
+    front = [point for point in points if not any(dominates(other, point) for other in points if other is not point)]
+    return [label for label, _, _ in sorted(front, key=lambda point: (point[1], point[0]))]
 
 
 def _records(board: Leaderboard, *columns: str) -> list[dict[str, Any]]:
@@ -93,7 +104,9 @@ def plot_quality_vs_throughput(board: Leaderboard) -> Plot:
     axes.scatter([p[1] for p in points], [p[2] for p in points], s=50, zorder=3, label="models", gid="models")
     for label, x, y in points:
         axes.annotate(label, (x, y), xytext=(5, 5), textcoords="offset points", fontsize=9)
-    front = pareto_front(points)
+    low, high = INTERVAL_COLUMNS["decode_tokens_per_second"]
+    bounds = {r["model"]: (float(r[low]), float(r[high])) for r in board.frame[["model", low, high]].dropna().to_dict("records")}
+    front = pareto_front(points, bounds)
     by_label = {label: (x, y) for label, x, y in points}
     axes.plot([by_label[label][0] for label in front], [by_label[label][1] for label in front],
               linestyle="--", marker="o", color="#c62828", zorder=2, label="Pareto front", gid="pareto_front")

@@ -17,9 +17,12 @@ from ..checks.quality import LOWER_IS_BETTER, normalize
 from ..tasks import chance_score
 from .figures import (
     FAMILIES,
+    INTERVAL_COLUMNS,
     LOWER_IS_BETTER_FIGURES,
     OTHER_FAMILY,
+    SPEED_DECIDED,
     SPEED_FIGURES,
+    TIMED_FIGURES,
     describe_workload,
     family_statuses,
     primary_metric,
@@ -145,20 +148,40 @@ def _beats(mine: float, theirs: float, lower_is_better: bool) -> float:
     return float((mine < theirs) if lower_is_better else (mine > theirs))
 
 
-def mean_win_rates(frame: pd.DataFrame, columns: list[str], lower_is_better: set[str]) -> list[float | None]:
+def _overlap(a: tuple[Any, Any], b: tuple[Any, Any]) -> bool:
+    """Two (low, high) confidence intervals overlap; a missing interval never overlaps."""
+    if not all(_present(end) for end in (*a, *b)):
+        return False
+    return bool(a[0] <= b[1] and b[0] <= a[1])
+
+
+def mean_win_rates(
+    frame: pd.DataFrame, columns: list[str], lower_is_better: set[str], intervals: dict[str, tuple[str, str]] | None = None,
+) -> list[float | None]:
     """HELM's mean win rate of each row: per column, the share of other rows with a value that this row beats
-    (ties half); the mean over the columns where this row and at least one other row have a value."""
+    (ties half); the mean over the columns where this row and at least one other row have a value.
+
+    For a column with confidence intervals (`intervals`: column -> (low column, high column)), two rows
+    whose intervals overlap tie: a difference the measurement cannot resolve is no win.
+    """
+    intervals = intervals or {}
     rates: list[float | None] = []
     for position in range(len(frame)):
         per_column = []
         for column in columns:
             values = frame[column].tolist()
+            bounds = list(zip(*(frame[name].tolist() for name in intervals[column]), strict=True)) if column in intervals else None
             mine = values[position]
             if not _present(mine):
                 continue
-            others = [value for index, value in enumerate(values) if index != position and _present(value)]
-            if others:
-                per_column.append(sum(_beats(mine, theirs, column in lower_is_better) for theirs in others) / len(others))
+            scores = []
+            for index, theirs in enumerate(values):
+                if index == position or not _present(theirs):
+                    continue
+                tied = bounds is not None and _overlap(bounds[position], bounds[index])
+                scores.append(0.5 if tied else _beats(mine, theirs, column in lower_is_better))
+            if scores:
+                per_column.append(sum(scores) / len(scores))
         rates.append(sum(per_column) / len(per_column) if per_column else None)
     return rates
 
@@ -192,17 +215,18 @@ def build_leaderboard(documents: list[dict[str, Any]]) -> Leaderboard:
         row.update({f"badge.{family}": status.get(family, "na") for family in families})
 
     task_columns = [name for column in tasks for name in (column.raw, column.normalized) if name is not None]
-    columns = [*IDENTITY_COLUMNS[1:], *task_columns, MEAN_NORMALIZED, *SPEED_FIGURES, "speed_device",
+    interval_columns = [name for pair in INTERVAL_COLUMNS.values() for name in pair]
+    columns = [*IDENTITY_COLUMNS[1:], *task_columns, MEAN_NORMALIZED, *SPEED_FIGURES, *interval_columns, SPEED_DECIDED, "speed_device",
                *RULE_COUNT_COLUMNS, *(f"badge.{family}" for family in families), "spec"]
     frame = pd.DataFrame(rows, columns=columns)
-    for name in [*task_columns, MEAN_NORMALIZED, *SPEED_FIGURES]:
+    for name in [*task_columns, MEAN_NORMALIZED, *SPEED_FIGURES, *interval_columns]:
         frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
     frame["parameters"] = frame["parameters"].astype("Int64")
 
     lower = {column.raw for column in tasks if column.lower_is_better} | set(LOWER_IS_BETTER_FIGURES)
     board = Leaderboard(frame, tasks, families, speed_key, dict(zip(labels, documents, strict=True)),
                         sorted({row["spec"] for row in rows}), describe_workload(documents, speed_key))
-    frame[WIN_RATE] = pd.Series(mean_win_rates(frame, board.win_rate_columns(), lower), dtype="float64")
+    frame[WIN_RATE] = pd.Series(mean_win_rates(frame, board.win_rate_columns(), lower, INTERVAL_COLUMNS), dtype="float64")
 
     # Rank: conformant first, then mean normalized score (missing last), then name for a stable order.
     frame["_missing_score"] = frame[MEAN_NORMALIZED].isna()
@@ -238,7 +262,7 @@ def display_value(column: str, value: Any) -> str:
         return "yes" if value else "no"
     if column == "parameters":
         return compact_count(float(value))
-    if column == "peak_memory_bytes":
+    if column in ("peak_memory_bytes", "process_peak_memory_bytes"):
         return f"{float(value) / 2**20:.1f} MiB"
     if column.endswith("_per_second") or column.endswith("_ms_p50"):
         return f"{float(value):.1f}"
@@ -247,10 +271,24 @@ def display_value(column: str, value: Any) -> str:
     return str(value)
 
 
+UNDECIDED_TEXT = "undecided"
+
+
+def cell_text(column: str, record: dict[str, Any]) -> str:
+    """`display_value`, except that a timed figure of a measurement that left a rule undecided reads
+    "undecided" rather than blank: the reader sees it was measured and not trusted."""
+    decided = record.get(SPEED_DECIDED)
+    if column in TIMED_FIGURES and _present(decided) and not bool(decided):  # numpy's False is not `False`
+        return UNDECIDED_TEXT
+    return display_value(column, record[column])
+
+
 def markdown_columns(board: Leaderboard) -> list[str]:
     """The columns worth a pull request's width: identity, normalized (or raw) task scores, speed, badges."""
     tasks = [column.normalized or column.raw for column in board.tasks]
-    speed = [name for name in ("decode_tokens_per_second", "ttft_ms_p50") if board.frame[name].notna().any()]
+    undecided = board.frame[SPEED_DECIDED].eq(False).any()
+    speed = [name for name in ("decode_tokens_per_second", "ttft_ms_p50") if board.frame[name].notna().any() or undecided]
+    speed += [name for name in ("peak_memory_bytes", "process_peak_memory_bytes") if board.frame[name].notna().any()]
     badges = [board.badge_column(family) for family in board.families]
     return ["rank", "model", "conformant", "parameters", "dtype", MEAN_NORMALIZED, WIN_RATE, *tasks, *speed, *badges]
 
@@ -258,7 +296,8 @@ def markdown_columns(board: Leaderboard) -> list[str]:
 def markdown_label(column: str) -> str:
     """Short headers for a pull request's width; the CSV keeps the full column names."""
     labels = {MEAN_NORMALIZED: "average", WIN_RATE: "win rate", "decode_tokens_per_second": "decode tok/s",
-              "ttft_ms_p50": "TTFT ms (p50)"}
+              "ttft_ms_p50": "TTFT ms (p50)", "peak_memory_bytes": "peak memory (model)",
+              "process_peak_memory_bytes": "peak memory (process)"}
     if column in labels:
         return labels[column]
     if column.startswith("badge."):
@@ -279,6 +318,6 @@ def _markdown_cell(text: str) -> str:
 def render_markdown_table(board: Leaderboard) -> str:
     columns = markdown_columns(board)
     lines = ["| " + " | ".join(_markdown_cell(markdown_label(name)) for name in columns) + " |", "|" + "---|" * len(columns)]
-    for record in board.frame[columns].to_dict("records"):
-        lines.append("| " + " | ".join(_markdown_cell(display_value(name, record[name])) for name in columns) + " |")
+    for record in board.frame.to_dict("records"):
+        lines.append("| " + " | ".join(_markdown_cell(cell_text(name, record)) for name in columns) + " |")
     return "\n".join(lines) + "\n"
