@@ -174,14 +174,14 @@ def speed_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 def test_an_inconclusive_measurement_is_never_cached(llama_dir: Path, copy_model, write_spec, tmp_path: Path, speed_calls: list[int]) -> None:
-    """At 0.99 confidence a median interval needs 8 runs; with max_runs 7 no bar can be decided."""
+    """At 0.99 confidence the first look's median interval needs 8 runs; with max_runs 7 no bar can be decided."""
     model, cache = copy_model(llama_dir, "inconclusive"), tmp_path / "cache"
     spec = write_spec([decode_rule(1, max_runs=7, confidence=0.99)])
     for attempt in (1, 2):
         code, document = run(model, spec, tmp_path / f"run{attempt}", cache)
         rule = document["rules"][0]
         assert code == 1 and rule["status"] == "error"
-        assert "inconclusive: decode tokens/s 99% CI [-inf, inf] straddles >= 1 after 7 runs (max_runs)" in rule["message"]
+        assert "inconclusive: decode tokens/s 98.78% CI [-inf, inf] straddles >= 1 after 7 runs (max_runs; look 1, verdict confidence 99%)" in rule["message"]
         speed = speed_evidence(document)
         assert (speed["stopping_reason"], speed["decided"], speed["runs"]) == ("max_runs", False, 7)
         assert len(speed_calls) == attempt  # measured again: nothing undecided was served from the cache

@@ -169,9 +169,10 @@ def test_a_bar_far_from_a_noisy_figure_is_decided_at_the_minimum() -> None:
     for seed in range(20):
         speed, rounds = judged_until_decided(noisy_pairs(400, seed), [the_rule], policy)
         assert speed.series_cv["decode"] > 0.3  # the series really is noisy
-        assert rounds.stopping_reason == "decided" and speed.runs == 6  # the first n with a 95% median interval
+        assert rounds.stopping_reason == "decided" and speed.runs == 6 and speed.looks == 1  # the first look (level 0.9392)
         verdict = get_check(the_rule.check).function(evidence_with(speed, the_rule), the_rule)
-        assert verdict.status == "pass" and "95% CI" in verdict.message
+        assert verdict.status == "pass" and verdict.message.startswith("93.92% CI [")
+        assert verdict.message.endswith(", 6 runs, look 1, verdict confidence 95%")
 
 
 def test_a_full_run_shorter_than_the_median_prefill_does_not_break_the_figure() -> None:
@@ -207,7 +208,7 @@ def test_a_bar_inside_the_interval_ends_inconclusive_at_max_runs() -> None:
     the_rule = rule("performance.decode_tokens_per_second", {"min": round(speed_median)}, {"max_runs": 60})
     speed, rounds = judged_until_decided(pairs, [the_rule], policy)
     assert rounds.stopping_reason == "max_runs" and speed.runs == 60 and speed.decided is False
-    with pytest.raises(Inconclusive, match=r"inconclusive: decode tokens/s 95% CI \[.*\] straddles >= .* after 60 runs \(max_runs\)"):
+    with pytest.raises(Inconclusive, match=r"inconclusive: decode tokens/s 99\.\d+% CI \[.*\] straddles >= .* after 60 runs \(max_runs; look \d, verdict confidence 95%\)"):
         get_check(the_rule.check).function(evidence_with(speed, the_rule), the_rule)
 
 
@@ -256,3 +257,41 @@ def test_explicit_max_cv_is_still_a_requirement() -> None:
     with pytest.raises(CheckError, match="unstable measurement: decode time varies too much: cv .* > max_cv 0.05"):
         get_check(the_rule.check).function(evidence_with(speed, the_rule), the_rule)
     assert MeasurementPolicy().max_cv is None  # off by default
+
+
+def test_looks_share_the_error() -> None:
+    from conformance.probes.intervals import look_level
+
+    assert look_level(0.95, 1) == pytest.approx(1 - 2 * 0.05 * 6 / math.pi**2)
+    spent = sum((1 - look_level(0.95, look)) / 2 for look in range(1, 100000))  # one tail per look
+    assert spent < 0.05
+    with pytest.raises(ValueError):
+        look_level(0.95, 0)
+
+
+def test_sequential_verdicts_are_wrong_no_more_often_than_the_confidence_allows() -> None:
+    """A true median 1% above a min bar, judged after every look until decided: wrong verdicts (fail) stay
+    under 1 - confidence with the error spent over looks; at a fixed 95% per look they would not."""
+    from conformance.probes.intervals import look_level
+    from conformance.probes.speed import _next_look, first_look_runs
+
+    def wrong_verdicts(level_of_look, trials: int = 400) -> float:
+        generator = random.Random(12)
+        wrong = 0
+        for _ in range(trials):
+            samples: list[float] = []
+            count, look = first_look_runs(0.95), 0
+            while count <= 400:
+                samples += [generator.lognormvariate(0, 0.3) for _ in range(count - len(samples))]
+                look += 1
+                decision = decide(quantile_interval(samples, 0.5, level_of_look(look)), {"min": 0.99})
+                if decision != "undecided":
+                    wrong += decision == "fail"
+                    break
+                count = _next_look(count)
+        return wrong / trials
+
+    spent = wrong_verdicts(lambda look: look_level(0.95, look))
+    fixed = wrong_verdicts(lambda look: 0.95)
+    assert spent <= 0.05
+    assert fixed > spent  # repeated looks at a fixed level make wrong verdicts more likely

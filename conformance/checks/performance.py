@@ -18,7 +18,7 @@ from typing import Any
 from ..compare import describe_expected, judge
 from ..errors import CheckError, Inconclusive
 from ..evidence import Evidence, evidence_key
-from ..probes.intervals import Interval, decide
+from ..probes.intervals import Interval, decide, level_text
 from ..probes.load import ModelFacts, model_facts
 from ..probes.roofline import (
     MatmulParameters,
@@ -95,11 +95,12 @@ def _decided(name: str, value: float | None, interval: Interval, speed: SpeedEvi
     decision = decide(interval, rule.comparison)
     expected = describe_expected(rule.comparison)
     shown = interval.describe()
+    looks = f"look {speed.looks}, verdict confidence {level_text(speed.policy.confidence)}" if speed.looks else ""
     if decision == "undecided" or value is None:
-        limit = f"after {speed.runs} runs ({speed.stopping_reason})"
+        limit = f"after {speed.runs} runs ({speed.stopping_reason}{'; ' + looks if looks else ''})"
         raise Inconclusive(f"inconclusive: {name} {shown} straddles {expected} {limit}", interval.to_dict())
     verdict = judge(round(value, digits), rule.comparison, unit)
-    message = f"{shown}, {speed.runs} runs"
+    message = f"{shown}, {speed.runs} runs" + (f", {looks}" if looks else "")
     text = f"{verdict.message}; {message}" if decision == "fail" and verdict.message else message
     return Verdict(decision, verdict.observed, expected, text, interval=interval.to_dict())
 

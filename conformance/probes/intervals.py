@@ -12,6 +12,15 @@ busy machine where timings have long right tails.
 
 A rule's verdict is decided from the interval (`decide`): pass when the whole interval meets the bar,
 fail when it lies wholly on the wrong side, undecided while it straddles the bar.
+
+A verdict can only be wrong on one side: a pass is wrong when the true figure misses the bar although
+the whole interval meets it, which needs the truth beyond the interval's far end; a fail, beyond its
+near end. So with equal tails t, each verdict is wrong with probability at most t. Measuring until the
+interval clears the bar means looking at the data several times, each look another chance of a wrong
+verdict, so the error is spent over the looks (`look_level`): look j uses tails
+t_j = alpha * 6 / (pi^2 j^2), alpha = 1 - confidence, i.e. a two-sided interval at level 1 - 2 t_j, and
+the chance of a wrong verdict over all looks stays within alpha (a union bound: the sum of 1/j^2 is
+pi^2/6). `confidence` is therefore the chance the verdict is right, however long measuring goes on.
 """
 
 from __future__ import annotations
@@ -24,6 +33,12 @@ from typing import Any, Literal
 
 Decision = Literal["pass", "fail", "undecided"]
 METHOD = "order-statistic (binomial) interval of the quantile, equal-tailed"
+
+
+def level_text(level: float) -> str:
+    """95%, 96.96%, 99.97%: enough digits that a level spent over looks never reads as 100%."""
+    percent = level * 100
+    return f"{percent:.4g}%" if percent < 99.99 else f"{percent:.6g}%"
 
 
 @dataclass(frozen=True)
@@ -51,13 +66,24 @@ class Interval:
         def show(value: float) -> str:
             return f"{value:.{digits}g}" if math.isfinite(value) else ("inf" if value > 0 else "-inf")
 
-        return f"{self.level:.0%} CI [{show(self.low)}, {show(self.high)}]"
+        return f"{level_text(self.level)} CI [{show(self.low)}, {show(self.high)}]"
 
     def to_dict(self, digits: int = 6) -> dict[str, Any]:
         def plain(value: float) -> float | str:
             return round(value, digits) if math.isfinite(value) else str(value)  # JSON has no infinity
 
         return {"low": plain(self.low), "high": plain(self.high), "level": self.level}
+
+
+def look_level(confidence: float, look: int) -> float:
+    """Two-sided level of the `look`-th look's interval (1-based) when all looks together may give a wrong
+    verdict with probability at most 1 - `confidence`: 1 - 2 (1 - confidence) 6 / (pi^2 look^2).
+
+    At confidence 0.95: look 1 is 0.9392, look 5 0.9976, look 13 0.99964. Raises ValueError for look < 1.
+    """
+    if look < 1:
+        raise ValueError("looks are counted from 1")
+    return 1.0 - 2.0 * (1.0 - confidence) * 6.0 / (math.pi**2 * look**2)
 
 
 def _log_binomial_pmf(n: int, k: int, q: float) -> float:

@@ -20,8 +20,8 @@ duration" rule):
   (new_tokens - 1). Headline figures are medians of the per-round figures;
 - timing: CUDA events around the call and a synchronize on the event on GPU, time.perf_counter on CPU
   (where every torch op has finished when it returns);
-- verdicts are decided from confidence intervals (`intervals.py`): a figure far from its bar is decided
-  however noisy the machine; a series whose coefficient of variation exceeds `max_cv` is *unstable* only
+- verdicts are decided from confidence intervals (`intervals.py`), the error spent over the looks taken
+  (looks come as the rounds grow by half): a figure far from its bar is decided however noisy the machine; a series whose coefficient of variation exceeds `max_cv` is *unstable* only
   when a rule asks for `max_cv` explicitly (off by default);
 - peak memory attributable to the model: CUDA max allocated; on CPU the process's peak resident set
   during the runs minus its resident set just before the model was loaded. The whole process's peak is
@@ -40,7 +40,7 @@ from typing import Any
 
 from ..errors import CheckError, CheckSkipped
 from .intervals import METHOD as INTERVAL_METHOD
-from .intervals import Interval, quantile_interval
+from .intervals import Interval, look_level, order_statistic_ranks, quantile_interval
 from .load import LoadedModel
 from .memory import PeakMemory, PeakMemoryTracker
 from .stats import SampleStats
@@ -172,6 +172,12 @@ class SpeedEvidence:
     process_peak_memory_bytes: int | None = None  # the whole process (CPU: peak resident set; CUDA: max reserved)
     stopping_reason: str = "no bar to decide"  # one of STOPPING_REASONS
     decided: bool | None = None  # every rule judged on it decided (None: no rule was asked)
+    looks: int = 0  # times the stopping rule looked at the rounds so far (0: no rule was asked)
+
+    @property
+    def decision_level(self) -> float:
+        """The level verdicts are decided at: the policy's confidence spent over the looks taken."""
+        return look_level(self.policy.confidence, self.looks) if self.looks else self.policy.confidence
 
     @property
     def stable(self) -> bool:
@@ -199,11 +205,11 @@ class SpeedEvidence:
         raise ValueError(f"unknown speed figure {figure!r} ({', '.join(FIGURES)})")
 
     def interval(self, figure: str, quantile: float = 0.5, level: float | None = None) -> Interval:
-        """Confidence interval of a figure's quantile at `level` (default: the policy's confidence)."""
-        return quantile_interval(self.figure_samples(figure), quantile, level or self.policy.confidence)
+        """Confidence interval of a figure's quantile at `level` (default: `decision_level`)."""
+        return quantile_interval(self.figure_samples(figure), quantile, level or self.decision_level)
 
     def intervals(self) -> dict[str, Interval]:
-        """The headline (median) figures' intervals at the policy's confidence, as views show them."""
+        """The headline (median) figures' intervals at the decision level, as views show them."""
         return {figure: self.interval(figure) for figure in FIGURES}
 
     def to_dict(self) -> dict[str, Any]:
@@ -217,6 +223,8 @@ class SpeedEvidence:
             "stopping_reason": self.stopping_reason,
             "decided": self.decided,
             "confidence": self.policy.confidence,
+            "looks": self.looks,
+            "decision_level": round(self.decision_level, 8),
             "intervals": {figure: interval.to_dict() for figure, interval in self.intervals().items()},
             "interval_method": INTERVAL_METHOD,
             "prefill_tokens_per_second": round(self.prefill_tokens_per_second, 3),
@@ -309,16 +317,29 @@ class Rounds:
     wall_seconds: float = 0.0
     stopping_reason: str = "no bar to decide"
     decided: bool | None = None
+    looks: int = 0  # times `decided` was asked (each look spends part of the error, see intervals.look_level)
 
 
 Decided = Callable[[SpeedEvidence], bool]
 Summary = Callable[[Rounds], SpeedEvidence]
 
 
-def _is_checkpoint(count: int) -> bool:
-    """Rounds after which the stopping rule is asked: every round up to 50, then every ~5% more rounds
-    (deciding costs O(runs) per rule, so asking every round would make long runs quadratic)."""
-    return count < 50 or count % max(1, count // 20) == 0
+LOOK_GROWTH = 1.5  # the next look comes once the rounds have grown by half
+
+
+def first_look_runs(confidence: float) -> int:
+    """The fewest runs whose median has a two-sided interval at the first look's level (6 at 0.95)."""
+    level = look_level(confidence, 1)
+    runs = 2
+    while None in order_statistic_ranks(runs, 0.5, level):
+        runs += 1
+    return runs
+
+
+def _next_look(count: int) -> int:
+    """The round count of the look after one at `count`: geometric, so 1000 runs take 13 looks from 6
+    (each look spends part of the error, and deciding costs O(runs) per rule)."""
+    return max(count + 1, math.ceil(count * LOOK_GROWTH))
 
 
 def run_until_decided(
@@ -337,6 +358,7 @@ def run_until_decided(
     """
     rounds = Rounds()
     started = clock()
+    next_look = first_look_runs(policy.confidence)  # no look before a median could be bounded at all
     while True:
         prefill_seconds, full_seconds = run_round()
         rounds.prefill_seconds.append(prefill_seconds)
@@ -347,9 +369,12 @@ def run_until_decided(
             if decided is None:
                 rounds.stopping_reason = at_limit or "no bar to decide"
                 break
-            if (at_limit or _is_checkpoint(count)) and decided(summarize(rounds)):
-                rounds.stopping_reason, rounds.decided = "decided", True
-                break
+            if at_limit or count >= next_look:
+                rounds.looks += 1
+                next_look = _next_look(count)
+                if decided(summarize(rounds)):
+                    rounds.stopping_reason, rounds.decided = "decided", True
+                    break
             if at_limit:
                 rounds.stopping_reason, rounds.decided = at_limit, False
                 break
@@ -426,6 +451,7 @@ def summarize_rounds(workload: Workload, policy: MeasurementPolicy, rounds: Roun
         "timed_seconds": sum(prefill_s) + sum(full_s),
         "stopping_reason": rounds.stopping_reason,
         "decided": rounds.decided,
+        "looks": rounds.looks,
     }
 
 

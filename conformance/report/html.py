@@ -10,7 +10,7 @@ from typing import Any
 from .figures import SPEED_DECIDED, TIMED_FIGURES
 from .plots import Plot
 from .table import MEAN_NORMALIZED, SPEED_FIGURES, WIN_RATE, Leaderboard, cell_text, display_value
-from .text import short, status_text
+from .text import interval_text, short, status_text
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 # How bad a badge is, for sorting the badge column: the worst models sort together.
@@ -131,7 +131,7 @@ def _details(board: Leaderboard) -> list[dict[str, Any]]:
                 {
                     "id": rule["id"], "check": rule["check"], "level": rule["level"], "status": status_text(rule),
                     "css": "warn" if rule["status"] == "fail" and rule["level"] != "must" else rule["status"],
-                    "observed": short(rule["observed"], 60), "expected": short(rule["expected"], 40),
+                    "observed": short(rule["observed"], 60), "interval": interval_text(rule) or "–", "expected": short(rule["expected"], 40),
                     "message": short(rule["message"], 160),
                 }
                 for rule in document["rules"]
