@@ -10,6 +10,11 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# One torch thread for the tests (and the CLI and Ray workers they start): on a machine whose cores are
+# busy, OpenMP threads spin-waiting for each other made a tiny model's training step 23x slower with 2
+# threads than with 1. Tiny models gain nothing from a second thread, and no test depends on the count.
+for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
 
 
 @pytest.fixture(scope="session", autouse=True)
