@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -104,3 +107,27 @@ def trained_llama_dir(zoo_dir: Path) -> Path:
     from conformance.zoo import train_tiny_lm
 
     return train_tiny_lm(zoo_dir / "tiny-llama-trained")
+
+
+@pytest.fixture(scope="module")
+def performance_checks() -> Iterator[None]:
+    """Register performance.* for the module using it only while conformance.checks does not import it yet.
+
+    Importing at module level would register the checks at collection time, before the tests that
+    compare the README catalogue and spec schema with the registry; whatever this fixture added, it removes.
+    """
+    from conformance import registry
+
+    registry.all_checks()  # load the catalogue first, so only what the import below adds is counted
+    before = set(registry._CHECKS)
+    was_imported = "conformance.checks.performance" in sys.modules
+    importlib.import_module("conformance.checks.performance")
+    added = set(registry._CHECKS) - before
+    yield
+    for name in added:
+        del registry._CHECKS[name]
+    if added and not was_imported:
+        sys.modules.pop("conformance.checks.performance", None)
+        checks_package = sys.modules.get("conformance.checks")
+        if checks_package is not None and hasattr(checks_package, "performance"):
+            delattr(checks_package, "performance")

@@ -3,12 +3,9 @@ how fast or how quiet this machine is."""
 
 from __future__ import annotations
 
-import importlib
 import math
 import random
 import statistics
-import sys
-from collections.abc import Iterator
 
 import pytest
 
@@ -27,27 +24,9 @@ from conformance.probes.speed import (
 from conformance.registry import get_check
 from conformance.spec import Rule
 
+pytestmark = pytest.mark.usefixtures("performance_checks")
+
 WORKLOAD = Workload(batch_size=1, prompt_tokens=16, new_tokens=17)  # 16 decode tokens per run
-
-
-@pytest.fixture(scope="module", autouse=True)
-def performance_checks() -> Iterator[None]:
-    """Register performance.* while this module runs and remove what it added (as tests/test_speed.py does)."""
-    from conformance import registry
-
-    registry.all_checks()
-    before = set(registry._CHECKS)
-    was_imported = "conformance.checks.performance" in sys.modules
-    importlib.import_module("conformance.checks.performance")
-    added = set(registry._CHECKS) - before
-    yield
-    for name in added:
-        del registry._CHECKS[name]
-    if added and not was_imported:
-        sys.modules.pop("conformance.checks.performance", None)
-        checks_package = sys.modules.get("conformance.checks")
-        if checks_package is not None and hasattr(checks_package, "performance"):
-            delattr(checks_package, "performance")
 
 
 # --- the interval ---------------------------------------------------------------------------------

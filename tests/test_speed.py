@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import statistics
-import sys
-from collections.abc import Iterator
 
 import pytest
 
@@ -24,6 +21,8 @@ from conformance.probes.stats import SampleStats, percentile  # noqa: E402
 from conformance.registry import get_check  # noqa: E402
 from conformance.spec import Rule  # noqa: E402
 from conformance.verdict import Verdict  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("performance_checks")
 
 WORKLOAD = {"batch_size": 2, "prompt_tokens": 16, "new_tokens": 6}
 FAST = {"warmup_runs": 1, "min_runs": 6, "min_seconds": 0.2}  # 6 runs: the first n with a 95% median interval
@@ -73,30 +72,6 @@ def measured(loaded: LoadedModel, the_rule: Rule) -> Evidence:
     params = speed_params(the_rule.params)
     evidence.put(evidence_key("speed", params), measure_speed(loaded, params))
     return evidence
-
-
-@pytest.fixture(scope="module", autouse=True)
-def performance_checks() -> Iterator[None]:
-    """Register performance.* for this module only while conformance.checks does not import it yet.
-
-    Importing at module level would register the checks at collection time, before the tests that
-    compare the README catalogue and spec schema with the registry; whatever this fixture added, it removes.
-    """
-    from conformance import registry
-
-    registry.all_checks()  # load the catalogue first, so only what the import below adds is counted
-    before = set(registry._CHECKS)
-    was_imported = "conformance.checks.performance" in sys.modules
-    importlib.import_module("conformance.checks.performance")
-    added = set(registry._CHECKS) - before
-    yield
-    for name in added:
-        del registry._CHECKS[name]
-    if added and not was_imported:
-        sys.modules.pop("conformance.checks.performance", None)
-        checks_package = sys.modules.get("conformance.checks")
-        if checks_package is not None and hasattr(checks_package, "performance"):
-            delattr(checks_package, "performance")
 
 
 @pytest.fixture(scope="module")
