@@ -162,7 +162,7 @@ def test_figures_are_consistent(speed: SpeedEvidence) -> None:
     assert document["ttft_ms"]["count"] == speed.runs and "cv" in document["tpot_ms"]
 
 
-def test_peak_memory_is_the_models_not_the_process(speed: SpeedEvidence) -> None:
+def test_peak_memory_is_the_models_not_the_process(loaded: LoadedModel, speed: SpeedEvidence) -> None:
     """The reported case: a leaderboard showed the whole process (torch included) as a tiny model's memory.
     The model's figure is the rise above the resident set before the load: for this ~0.1M-parameter model
     far below the process's peak, which holds torch itself (hundreds of MiB)."""
@@ -171,6 +171,8 @@ def test_peak_memory_is_the_models_not_the_process(speed: SpeedEvidence) -> None
     assert speed.process_peak_memory_bytes > 100 * 2**20  # torch alone
     assert speed.peak_memory_bytes < speed.process_peak_memory_bytes / 2
     assert "minus the resident set before the load" in speed.peak_memory_method
+    weights = sum(p.numel() * p.element_size() for p in [*loaded.model.parameters(), *loaded.model.buffers()])
+    assert speed.peak_memory_bytes >= weights  # never below what is certainly resident
     document = speed.to_dict()
     assert document["peak_memory_bytes"] == speed.peak_memory_bytes and document["process_peak_memory_bytes"] == speed.process_peak_memory_bytes
 

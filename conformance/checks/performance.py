@@ -158,7 +158,7 @@ def tpot_ms(evidence: Evidence, rule: Rule) -> Verdict:
     return _decided(f"TPOT {percentile} ms", value, interval, speed, rule, " ms", 3)
 
 
-@_register("performance.peak_memory_bytes", "peak memory of the model during the measured runs: CUDA max allocated after a reset; CPU peak resident set minus the resident set before the load")
+@_register("performance.peak_memory_bytes", "peak memory of the model during the measured runs: CUDA max allocated after a reset; CPU peak resident set minus the resident set before the load, at least the weights' bytes")
 def peak_memory_bytes(evidence: Evidence, rule: Rule) -> Verdict:
     speed = _speed(evidence, rule, None)
     if speed.peak_memory_bytes is None:

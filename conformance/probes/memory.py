@@ -6,7 +6,10 @@
 - CPU: the process's peak resident set during the measured runs (Linux `VmHWM`, reset through
   `/proc/self/clear_refs`) minus its resident set just before the model was loaded (`VmRSS`, recorded
   by the load probe). Python, torch and transformers are imported before that baseline, so they are not
-  counted; the process figure is the peak resident set itself. Without /proc (macOS) the peak is
+  counted; the process figure is the peak resident set itself. The model's figure is never below the
+  bytes of its own weights and buffers, which are resident while it runs: in a long-lived process the
+  resident set before the load can hold garbage freed later, and the rise alone would then understate
+  the model (a 0.1M-parameter model read 0 bytes in the test process). Without /proc (macOS) the peak is
   `ru_maxrss` since the process started, which can only overstate the model's share.
 """
 
@@ -56,9 +59,10 @@ class PeakMemory:
 class PeakMemoryTracker:
     """Reset the peak before the measured runs (`start`), read it after (`read`)."""
 
-    def __init__(self, device: str, baseline_bytes: int | None) -> None:
+    def __init__(self, device: str, baseline_bytes: int | None, weights_bytes: int = 0) -> None:
         self.device = device
         self.baseline_bytes = baseline_bytes  # CPU: resident set before the model was loaded
+        self.weights_bytes = weights_bytes  # the model's parameters and buffers: a floor of its CPU figure
         self._since_reset = False
 
     def start(self) -> None:
@@ -91,7 +95,8 @@ class PeakMemoryTracker:
         if self.baseline_bytes is None or peak is None:
             return PeakMemory(None, peak, f"process: {method}; model: unknown (no resident set recorded before the load)")
         return PeakMemory(
-            max(0, peak - self.baseline_bytes),
+            max(self.weights_bytes, peak - self.baseline_bytes),
             peak,
-            f"model: process peak resident set during the runs ({method}) minus the resident set before the load; process: {method}",
+            f"model: process peak resident set during the runs ({method}) minus the resident set before the load, "
+            f"at least the weights' and buffers' bytes; process: {method}",
         )

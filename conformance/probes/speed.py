@@ -292,6 +292,15 @@ def _pad_token_id(loaded: LoadedModel) -> int:
     return 0
 
 
+def _tensor_bytes(model: Any) -> int:
+    """Bytes of a module's parameters and buffers (0 for an object without them)."""
+    try:
+        tensors = [*model.parameters(), *model.buffers()]
+    except (AttributeError, TypeError):
+        return 0
+    return int(sum(tensor.numel() * tensor.element_size() for tensor in tensors))
+
+
 def _vocab_rows(model: Any) -> int:
     try:
         return int(model.get_input_embeddings().num_embeddings)
@@ -490,7 +499,7 @@ def measure_speed(loaded: LoadedModel, params: dict[str, Any], decided: Decided 
     workload, policy = parse_speed_params(params)
     timed, timing_method = timer(loaded.device)
     environment = device_environment(loaded.device, loaded.dtype)
-    memory = PeakMemoryTracker(loaded.device, loaded.rss_before_load_bytes)
+    memory = PeakMemoryTracker(loaded.device, loaded.rss_before_load_bytes, _tensor_bytes(loaded.model))
 
     def evidence_of(rounds: Rounds, peak: PeakMemory | None = None) -> SpeedEvidence:
         return build_evidence(workload, policy, rounds, environment, timing_method, peak)
