@@ -51,6 +51,8 @@ class Inconclusive(CheckError):
     errors with the interval and the bar. A measurement that ended so is never cached.
     """
 
-    def __init__(self, message: str, interval: dict | None = None) -> None:
+    def __init__(self, message: str, interval: dict | None = None, observed: object = None, expected: object = None) -> None:
         super().__init__(message)
         self.interval = interval  # {"low", "high", "level"}, recorded in the rule's result
+        self.observed = observed  # the point estimate so far, shown beside the bar it could not be judged against
+        self.expected = expected

@@ -327,7 +327,7 @@ def judge_rule(rule: Rule, evidence: Evidence) -> RuleResult:
         if not isinstance(verdict, Verdict) or verdict.status not in STATUSES:
             raise TypeError(f"check returned {verdict!r}, not a Verdict")
     except CheckError as exc:
-        verdict = Verdict("error", None, None, str(exc), interval=getattr(exc, "interval", None))
+        verdict = Verdict("error", getattr(exc, "observed", None), getattr(exc, "expected", None), str(exc), interval=getattr(exc, "interval", None))
     except CheckSkipped as exc:
         verdict = Verdict("skip", None, None, str(exc))
     except Exception as exc:  # a crashing check errors its own rule; the run goes on

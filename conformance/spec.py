@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,18 +132,48 @@ def _parse_rules(file: str, data: dict[str, Any], lines: LineIndex) -> list[Rule
         seen[raw["id"]] = index
         comparison = {key: raw[key] for key in COMPARISON_KEYS if key in raw}
         params = {key: value for key, value in raw.items() if key not in _RULE_RESERVED and key not in comparison}
-        rules.append(
-            Rule(
-                id=raw["id"],
-                level=raw["level"],
-                check=raw["check"],
-                comparison=comparison,
-                params=params,
-                description=raw.get("description", ""),
-                source=file,
-            )
+        rule = Rule(
+            id=raw["id"],
+            level=raw["level"],
+            check=raw["check"],
+            comparison=comparison,
+            params=params,
+            description=raw.get("description", ""),
+            source=file,
         )
+        _check_values(file, rule, index, lines)
+        rules.append(rule)
     return rules
+
+
+def _finite(value: Any) -> bool:
+    """False for a number YAML spells .inf or .nan, anywhere in a list or mapping; True for other values."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(item) for item in value.values())
+    if isinstance(value, list):
+        return all(_finite(item) for item in value)
+    return True
+
+
+def _check_values(file: str, rule: Rule, index: int, lines: LineIndex) -> None:
+    """What JSON Schema cannot say: no infinite or NaN numbers, and the check's own cross-field rules
+    (a speed rule's `measurement` with max_runs < min_runs), found when the spec is read, not mid-run."""
+    for key, value in [*rule.comparison.items(), *rule.params.items()]:
+        if not _finite(value):
+            path = ["rules", index, key]
+            raise SpecError(file, "numbers must be finite (not .inf or .nan)", rule_id=rule.id, field=format_path(path), line=lines.line(path))
+    probe_params = get_check(rule.check).probe_params
+    if probe_params is None:
+        return
+    try:
+        probe_params(rule)
+    except (ValueError, TypeError) as exc:
+        text = str(exc)
+        key = next((name for name in rule.params if text.startswith(f"{name}.") or f" {name}" in f" {text}"), None)
+        path = ["rules", index, *([key] if key else [])]
+        raise SpecError(file, text, rule_id=rule.id, field=format_path(path), line=lines.line(path)) from None
 
 
 def _resolve_extends(name: str, base_file: Path, file: str, index: int, lines: LineIndex) -> Path:

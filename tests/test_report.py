@@ -240,6 +240,15 @@ def test_overlapping_intervals_tie_in_win_rate_and_share_the_pareto_front() -> N
     assert pareto_front(points, bounds) == ["slow", "fast"]  # not separated by overlapping intervals
 
 
+def test_interval_levels_spent_over_looks_never_read_as_100_percent() -> None:
+    from conformance.report.text import interval_text
+
+    assert interval_text({"interval": {"low": 18.13, "high": 18.31, "level": 0.99924}}) == "99.92% [18.13, 18.31]"
+    assert interval_text({"interval": {"low": "-inf", "high": "inf", "level": 0.98784}}) == "98.78% [-inf, inf]"
+    assert interval_text({"interval": {"low": 1.0, "high": 2.0, "level": 0.999964}}) == "99.9964% [1, 2]"
+    assert interval_text({"interval": None}) == ""
+
+
 def test_memory_columns_say_whose_memory() -> None:
     from conformance.report.html import _columns
     from conformance.report.table import markdown_label

@@ -71,6 +71,9 @@ def test_json_specs_are_accepted(write_spec) -> None:
     assert load_spec(path).rules[0].check == "size.parameters"
 
 
+_DECODE = ("  - {{id: D, level: must, check: performance.decode_tokens_per_second, min: 1, "
+           "workload: {{batch_size: 1, prompt_tokens: 8, new_tokens: 4}}, measurement: {}}}\n")
+
 BAD_SPECS = {
     "yaml_syntax": (spec_text("  - id: A\n   level: must\n"), None, None, 5, "YAML syntax error"),
     "wrong_type": (spec_text("  - {id: A, level: must, check: size.parameters, max: lots}\n"), "A", "rules[0].max", 4, "not of type 'number'"),
@@ -82,6 +85,16 @@ BAD_SPECS = {
     "no_comparison": (spec_text("  - {id: A, level: must, check: size.parameters}\n"), "A", "rules[0]", 4, "needs a comparison"),
     "duplicate_id": (spec_text("  - {id: A, level: must, check: card.present}\n  - {id: A, level: may, check: card.present}\n"), "A", "rules[1].id", 5, "duplicate rule id"),
     "not_a_mapping": ("- just\n- a list\n", None, None, 1, "must be a mapping"),
+    # What JSON Schema cannot say, caught when the spec is read rather than in the middle of a run:
+    "infinite_bar": (spec_text("  - {id: A, level: must, check: size.parameters, min: .inf}\n"), "A", "rules[0].min", 4, "must be finite"),
+    "nan_bar": (spec_text("  - {id: A, level: must, check: size.parameters, max: .nan}\n"), "A", "rules[0].max", 4, "must be finite"),
+    "runs_crossed": (spec_text(_DECODE.format("{min_runs: 10, max_runs: 5}")), "D", "rules[0].measurement", 4, "max_runs (5) must be >= min_runs (10)"),
+    "min_runs_over_default_max": (spec_text(_DECODE.format("{min_runs: 2000}")), "D", "rules[0].measurement", 4, "the default max_runs is 1000"),
+    "seconds_crossed": (spec_text(_DECODE.format("{min_seconds: 10, max_seconds: 5}")), "D", "rules[0].measurement", 4, "min_seconds (10) <= max_seconds (5)"),
+    "nan_confidence": (spec_text(_DECODE.format("{confidence: .nan}")), "D", "rules[0].measurement", 4, "must be finite"),
+    "infinite_seconds": (spec_text(_DECODE.format("{max_seconds: .inf}")), "D", "rules[0].measurement.max_seconds", 4, "greater than the maximum of 86400"),
+    "huge_prompt": (spec_text("  - {id: D, level: must, check: performance.ttft_ms, max: 1, workload: {batch_size: 1, prompt_tokens: 10000000, new_tokens: 2}}\n"),
+                    "D", "rules[0].workload.prompt_tokens", 4, "greater than the maximum of 1048576"),
 }
 
 

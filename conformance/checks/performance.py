@@ -42,9 +42,9 @@ WORKLOAD_SCHEMA: dict[str, Any] = {
     "required": ["batch_size", "prompt_tokens", "new_tokens"],
     "additionalProperties": False,
     "properties": {
-        "batch_size": {"type": "integer", "minimum": 1},
-        "prompt_tokens": {"type": "integer", "minimum": 1},
-        "new_tokens": {"type": "integer", "minimum": 2, "description": "fixed length: EOS never ends a sequence early"},
+        "batch_size": {"type": "integer", "minimum": 1, "maximum": 4096},
+        "prompt_tokens": {"type": "integer", "minimum": 1, "maximum": 1048576},
+        "new_tokens": {"type": "integer", "minimum": 2, "maximum": 65536, "description": "fixed length: EOS never ends a sequence early"},
     },
 }
 MEASUREMENT_SCHEMA: dict[str, Any] = {
@@ -53,10 +53,10 @@ MEASUREMENT_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
     "properties": {
         "warmup_runs": {"type": "integer", "minimum": 0, "default": 2},
-        "min_runs": {"type": "integer", "minimum": 2, "default": 5},
-        "min_seconds": {"type": "number", "minimum": 0, "default": 1.0},
+        "min_runs": {"type": "integer", "minimum": 2, "maximum": 100000, "default": 5},
+        "min_seconds": {"type": "number", "minimum": 0, "maximum": 86400, "default": 1.0},
         "max_runs": {"type": "integer", "minimum": 2, "maximum": 100000, "default": 1000, "description": "rounds at most while a rule is undecided"},
-        "max_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 120.0, "description": "seconds at most while a rule is undecided"},
+        "max_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 86400, "default": 120.0, "description": "seconds at most while a rule is undecided"},
         "confidence": {"type": "number", "minimum": 0.5, "exclusiveMaximum": 1, "default": 0.95,
                        "description": "level of the order-statistic interval a verdict is decided from"},
         "max_cv": {"type": ["number", "null"], "minimum": 0, "default": None,
@@ -98,7 +98,8 @@ def _decided(name: str, value: float | None, interval: Interval, speed: SpeedEvi
     looks = f"look {speed.looks}, verdict confidence {level_text(speed.policy.confidence)}" if speed.looks else ""
     if decision == "undecided" or value is None:
         limit = f"after {speed.runs} runs ({speed.stopping_reason}{'; ' + looks if looks else ''})"
-        raise Inconclusive(f"inconclusive: {name} {shown} straddles {expected} {limit}", interval.to_dict())
+        observed = round(value, digits) if value is not None else None
+        raise Inconclusive(f"inconclusive: {name} {shown} straddles {expected} {limit}", interval.to_dict(), observed, expected)
     verdict = judge(round(value, digits), rule.comparison, unit)
     message = f"{shown}, {speed.runs} runs" + (f", {looks}" if looks else "")
     text = f"{verdict.message}; {message}" if decision == "fail" and verdict.message else message
@@ -158,7 +159,7 @@ def tpot_ms(evidence: Evidence, rule: Rule) -> Verdict:
     return _decided(f"TPOT {percentile} ms", value, interval, speed, rule, " ms", 3)
 
 
-@_register("performance.peak_memory_bytes", "peak memory of the model during the measured runs: CUDA max allocated after a reset; CPU peak resident set minus the resident set before the load, at least the weights' bytes")
+@_register("performance.peak_memory_bytes", "peak memory of the model during the measured runs: CUDA max allocated after a reset; CPU weights' and buffers' bytes plus the resident set's rise during the warm-up and runs")
 def peak_memory_bytes(evidence: Evidence, rule: Rule) -> Verdict:
     speed = _speed(evidence, rule, None)
     if speed.peak_memory_bytes is None:

@@ -144,7 +144,7 @@ def decide(interval: Interval, comparison: dict[str, Any]) -> Decision:
         if key not in comparison:
             continue
         bar = float(comparison[key])
-        slack = abs(bar) * tolerance
+        slack = abs(bar) * tolerance if tolerance else 0.0  # never inf * 0
         if key == "min":
             if interval.high < bar - slack:
                 return "fail"

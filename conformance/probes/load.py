@@ -63,8 +63,6 @@ class LoadedModel:
     dtype: str  # torch dtype name of the weights, e.g. "float32"
     load_seconds: float
     architecture: dict[str, Any] = field(default_factory=dict)
-    # The process's resident set just before loading (bytes): the baseline of the model's CPU memory.
-    rss_before_load_bytes: int | None = None
 
     @property
     def facts(self) -> ModelFacts:
@@ -149,9 +147,6 @@ def load_model(candidate: Candidate, options: LoadOptions, weights_formats: list
         raise CheckError("not loaded: the model needs its own code (auto_map); remote code is never trusted")
     device = resolve_device(options.device)
     kind = model_kind(config)
-    from .memory import resident_set_bytes
-
-    rss_before_load_bytes = resident_set_bytes()  # after torch and transformers are imported: not the model's
     started = time.perf_counter()
     common: dict[str, Any] = {"trust_remote_code": False, "local_files_only": True}
     try:
@@ -185,7 +180,6 @@ def load_model(candidate: Candidate, options: LoadOptions, weights_formats: list
         dtype=str(first.dtype).removeprefix("torch."),
         load_seconds=time.perf_counter() - started,
         architecture=normalize_architecture(config),
-        rss_before_load_bytes=rss_before_load_bytes,
     )
 
 

@@ -3,14 +3,18 @@
 - CUDA: `torch.cuda.max_memory_allocated` after `reset_peak_memory_stats` counts only tensors on the device
   (the model's weights, KV cache and activations); the process figure is `max_memory_reserved`, the
   caching allocator's whole reservation.
-- CPU: the process's peak resident set during the measured runs (Linux `VmHWM`, reset through
-  `/proc/self/clear_refs`) minus its resident set just before the model was loaded (`VmRSS`, recorded
-  by the load probe). Python, torch and transformers are imported before that baseline, so they are not
-  counted; the process figure is the peak resident set itself. The model's figure is never below the
-  bytes of its own weights and buffers, which are resident while it runs: in a long-lived process the
-  resident set before the load can hold garbage freed later, and the rise alone would then understate
-  the model (a 0.1M-parameter model read 0 bytes in the test process). Without /proc (macOS) the peak is
-  `ru_maxrss` since the process started, which can only overstate the model's share.
+- CPU: the bytes of the model's weights and buffers (resident while it runs) plus the rise of the
+  process's resident set during the measured work: the peak resident set from the start of the warm-up to
+  the last run (Linux `VmHWM`, reset through `/proc/self/clear_refs`) minus the resident set at that start
+  (`VmRSS`). The process figure is that peak resident set itself.
+
+  Why not the rise above the resident set before the load: the first model a process loads also pays for
+  one-time library allocations (lazy imports, kernel and tokenizer caches), and later loads reuse memory
+  freed since. In one leaderboard process two models of one architecture (139.6K parameters) read
+  260.0 MiB and 0.7 MiB that way, and in the test process a model read 0 bytes. Tensor bytes plus the
+  work's rise depend on neither the load order nor what the process did before.
+
+  Without /proc (macOS) the peak is `ru_maxrss` since the process started, which can only overstate.
 """
 
 from __future__ import annotations
@@ -57,13 +61,13 @@ class PeakMemory:
 
 
 class PeakMemoryTracker:
-    """Reset the peak before the measured runs (`start`), read it after (`read`)."""
+    """Reset the peak before the warm-up (`start`), read it after the last measured run (`read`)."""
 
-    def __init__(self, device: str, baseline_bytes: int | None, weights_bytes: int = 0) -> None:
+    def __init__(self, device: str, weights_bytes: int = 0) -> None:
         self.device = device
-        self.baseline_bytes = baseline_bytes  # CPU: resident set before the model was loaded
-        self.weights_bytes = weights_bytes  # the model's parameters and buffers: a floor of its CPU figure
+        self.weights_bytes = weights_bytes  # the model's parameters and buffers
         self._since_reset = False
+        self._start_bytes: int | None = None
 
     def start(self) -> None:
         if self.device.startswith("cuda"):
@@ -76,6 +80,7 @@ class PeakMemoryTracker:
             self._since_reset = True
         except OSError:
             self._since_reset = False
+        self._start_bytes = resident_set_bytes()
 
     def read(self) -> PeakMemory:
         if self.device.startswith("cuda"):
@@ -92,11 +97,12 @@ class PeakMemoryTracker:
         method = "VmHWM after a /proc/self/clear_refs reset"
         if peak is None:
             peak, method = _max_rss_bytes(), "ru_maxrss since the process started"
-        if self.baseline_bytes is None or peak is None:
-            return PeakMemory(None, peak, f"process: {method}; model: unknown (no resident set recorded before the load)")
+        if self._start_bytes is None or peak is None:
+            return PeakMemory(self.weights_bytes, peak, f"model: weights' and buffers' bytes only (no resident set readable); process: {method}")
+        rise = max(0, peak - self._start_bytes)
         return PeakMemory(
-            max(self.weights_bytes, peak - self.baseline_bytes),
+            self.weights_bytes + rise,
             peak,
-            f"model: process peak resident set during the runs ({method}) minus the resident set before the load, "
-            f"at least the weights' and buffers' bytes; process: {method}",
+            f"model: weights' and buffers' bytes plus the resident set's rise from the warm-up to the last run ({method}); "
+            f"process: peak resident set ({method})",
         )

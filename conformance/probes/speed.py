@@ -23,9 +23,9 @@ duration" rule):
 - verdicts are decided from confidence intervals (`intervals.py`), the error spent over the looks taken
   (looks come as the rounds grow by half): a figure far from its bar is decided however noisy the machine; a series whose coefficient of variation exceeds `max_cv` is *unstable* only
   when a rule asks for `max_cv` explicitly (off by default);
-- peak memory attributable to the model: CUDA max allocated; on CPU the process's peak resident set
-  during the runs minus its resident set just before the model was loaded. The whole process's peak is
-  kept apart as `process_peak_memory_bytes`.
+- peak memory attributable to the model: CUDA max allocated; on CPU its weights' and buffers' bytes plus
+  the rise of the process's resident set during the warm-up and measured runs (`memory.py`). The whole
+  process's peak is kept apart as `process_peak_memory_bytes`.
 """
 
 from __future__ import annotations
@@ -50,6 +50,9 @@ DTYPES = ("float32", "bfloat16", "float16")
 SERIES = ("prefill", "decode")  # the two timed series a rule can be judged on
 
 
+WORKLOAD_LIMITS = {"batch_size": 4096, "prompt_tokens": 1048576, "new_tokens": 65536}  # bounds, as the schema's
+
+
 @dataclass(frozen=True)
 class Workload:
     batch_size: int
@@ -63,6 +66,9 @@ class Workload:
                 raise ValueError(f"workload.{item.name} must be an integer >= 1, got {value!r}")
         if self.new_tokens < 2:
             raise ValueError("workload.new_tokens must be >= 2: decode starts after the first new token")
+        for name, limit in WORKLOAD_LIMITS.items():
+            if getattr(self, name) > limit:
+                raise ValueError(f"workload.{name} must be <= {limit}")
 
     @property
     def prefill_tokens(self) -> int:
@@ -90,12 +96,13 @@ class MeasurementPolicy:
         if self.min_runs < 2:
             raise ValueError("measurement.min_runs must be >= 2: one run says nothing about variation")
         if self.max_runs < self.min_runs:
-            raise ValueError("measurement.max_runs must be >= min_runs")
-        if self.min_seconds < 0 or self.max_seconds <= 0 or self.max_seconds < self.min_seconds:
-            raise ValueError("measurement needs 0 <= min_seconds <= max_seconds and max_seconds > 0")
+            raise ValueError(f"measurement.max_runs ({self.max_runs}) must be >= min_runs ({self.min_runs}); the default max_runs is 1000")
+        seconds_ok = all(math.isfinite(value) for value in (self.min_seconds, self.max_seconds))
+        if not seconds_ok or self.min_seconds < 0 or self.max_seconds <= 0 or self.max_seconds < self.min_seconds:
+            raise ValueError(f"measurement needs 0 <= min_seconds ({self.min_seconds:g}) <= max_seconds ({self.max_seconds:g}); the default max_seconds is 120")
         if self.max_cv is not None and self.max_cv < 0:
             raise ValueError("measurement.max_cv must be >= 0")
-        if not 0.5 <= self.confidence < 1.0:
+        if not 0.5 <= self.confidence < 1.0:  # NaN fails this too
             raise ValueError("measurement.confidence must be in [0.5, 1)")
 
 
@@ -290,6 +297,16 @@ def _pad_token_id(loaded: LoadedModel) -> int:
         if isinstance(candidate, int) and not isinstance(candidate, bool):
             return candidate
     return 0
+
+
+def _check_context(loaded: LoadedModel, workload: Workload) -> None:
+    """CheckError when prompt and new tokens do not fit the model's context (position embeddings would
+    index out of range, or a huge prompt would exhaust memory before failing)."""
+    config = getattr(loaded.model, "config", None)
+    context = loaded.architecture.get("context_length") or getattr(config, "max_position_embeddings", None)
+    needed = workload.prompt_tokens + workload.new_tokens
+    if isinstance(context, int) and not isinstance(context, bool) and context > 0 and needed > context:
+        raise CheckError(f"workload needs {needed} positions (prompt_tokens {workload.prompt_tokens} + new_tokens {workload.new_tokens}); the model's context length is {context}")
 
 
 def _tensor_bytes(model: Any) -> int:
@@ -499,7 +516,8 @@ def measure_speed(loaded: LoadedModel, params: dict[str, Any], decided: Decided 
     workload, policy = parse_speed_params(params)
     timed, timing_method = timer(loaded.device)
     environment = device_environment(loaded.device, loaded.dtype)
-    memory = PeakMemoryTracker(loaded.device, loaded.rss_before_load_bytes, _tensor_bytes(loaded.model))
+    _check_context(loaded, workload)
+    memory = PeakMemoryTracker(loaded.device, _tensor_bytes(loaded.model))
 
     def evidence_of(rounds: Rounds, peak: PeakMemory | None = None) -> SpeedEvidence:
         return build_evidence(workload, policy, rounds, environment, timing_method, peak)
@@ -508,8 +526,8 @@ def measure_speed(loaded: LoadedModel, params: dict[str, Any], decided: Decided 
         # no_grad, as generate itself uses, and not inference_mode: inference_mode makes small CPU models
         # ~20% faster than the plain `model.generate` call users make, and that call is what is measured.
         with torch.no_grad():
+            memory.start()  # before the warm-up: its KV cache and activations are the work's memory too
             one_round = _generate_round(loaded, workload, policy, timed)
-            memory.start()
             rounds = run_until_decided(one_round, policy, evidence_of, decided)
             peak = memory.read()
     except CheckError:

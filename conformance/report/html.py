@@ -31,7 +31,7 @@ _COLUMN_HELP = {
     "prefill_tokens_per_second": "batch × prompt tokens / prefill time, median of runs",
     "ttft_ms_p50": "time to first token, median, ms",
     "tpot_ms_p50": "time per output token after the first, median, ms",
-    "peak_memory_bytes": "peak memory of the model during the speed runs: CUDA max allocated; CPU peak resident set minus the resident set before the load, at least the weights' bytes",
+    "peak_memory_bytes": "peak memory of the model during the speed runs: CUDA max allocated; CPU weights' and buffers' bytes plus the resident set's rise during the warm-up and runs",
     "process_peak_memory_bytes": "peak memory of the whole process during the speed runs (torch and Python included)",
     "families": "one badge per rule family",
 }

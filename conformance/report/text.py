@@ -32,7 +32,9 @@ def interval_text(rule: dict[str, Any]) -> str:
     def end(value: Any) -> str:
         return f"{value:.4g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
 
-    return f"{float(interval.get('level', 0)):.0%} [{end(interval.get('low'))}, {end(interval.get('high'))}]"
+    from ..probes.intervals import level_text  # a level spent over looks must never read as 100%
+
+    return f"{level_text(float(interval.get('level', 0)))} [{end(interval.get('low'))}, {end(interval.get('high'))}]"
 
 
 def status_text(rule: dict[str, Any]) -> str:
