@@ -29,7 +29,7 @@ from ..probes.roofline import (
     mfu,
     prefill_flops,
 )
-from ..probes.speed import DTYPES, PERCENTILES, SpeedEvidence, speed_params
+from ..probes.speed import DTYPES, PERCENTILES, WORKLOAD_LIMITS, SpeedEvidence, speed_params
 from ..registry import check
 from ..spec import Rule
 from ..verdict import Verdict
@@ -42,9 +42,9 @@ WORKLOAD_SCHEMA: dict[str, Any] = {
     "required": ["batch_size", "prompt_tokens", "new_tokens"],
     "additionalProperties": False,
     "properties": {
-        "batch_size": {"type": "integer", "minimum": 1, "maximum": 4096},
-        "prompt_tokens": {"type": "integer", "minimum": 1, "maximum": 1048576},
-        "new_tokens": {"type": "integer", "minimum": 2, "maximum": 65536, "description": "fixed length: EOS never ends a sequence early"},
+        "batch_size": {"type": "integer", "minimum": 1, "maximum": WORKLOAD_LIMITS["batch_size"]},
+        "prompt_tokens": {"type": "integer", "minimum": 1, "maximum": WORKLOAD_LIMITS["prompt_tokens"]},
+        "new_tokens": {"type": "integer", "minimum": 2, "maximum": WORKLOAD_LIMITS["new_tokens"], "description": "fixed length: EOS never ends a sequence early"},
     },
 }
 MEASUREMENT_SCHEMA: dict[str, Any] = {
