@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from . import safe_files
 from .errors import RequestError
 
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
@@ -67,24 +67,25 @@ class Candidate:
         return [entry.path for entry in self.files]
 
     def resolve_inside(self, relative: str) -> Path:
-        """The real path of a file named by the model itself (an index, a card), refused if it leaves the folder."""
-        target = (self.path / relative).resolve()
-        if not target.is_relative_to(self.path):
-            raise ValueError(f"{relative!r} points outside the model folder")
-        return target
+        """The real path of a file named by the model itself (an index, a card); UnsafeFileError (a ValueError) if it leaves the folder."""
+        return safe_files.resolve_inside(self.path, relative)
+
+    def open_regular(self, relative: str) -> IO[bytes]:
+        """Open a model file only if it is a regular file inside the folder (see safe_files.open_regular)."""
+        return safe_files.open_regular(self.path, relative)
+
+    def read_bytes(self, relative: str, max_bytes: int) -> bytes:
+        """All bytes of a regular model file of at most `max_bytes`; ValueError with the reason otherwise."""
+        try:
+            return safe_files.read_bytes(self.path, relative, max_bytes)
+        except FileNotFoundError:
+            raise ValueError(f"{relative} is missing") from None
+        except OSError as exc:
+            raise ValueError(f"{relative} cannot be read: {exc.strerror}") from None
 
     def read_json(self, relative: str, max_bytes: int = MAX_CONFIG_BYTES) -> Any:
-        """Read a small JSON file of the model; raise ValueError with a one-line reason."""
-        target = self.resolve_inside(relative)
-        if not target.is_file():
-            raise ValueError(f"{relative} is missing")
-        size = target.stat().st_size
-        if size > max_bytes:
-            raise ValueError(f"{relative} is {size} bytes, over the {max_bytes}-byte limit")
-        try:
-            return json.loads(target.read_bytes())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ValueError(f"{relative} is not valid JSON: {exc}") from None
+        """Read a small JSON file of the model; raise ValueError with a one-line reason (depth bounded)."""
+        return safe_files.read_json(self.path, relative, max_bytes)
 
     @cached_property
     def config(self) -> dict[str, Any]:

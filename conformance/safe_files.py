@@ -1,0 +1,131 @@
+"""Opening files of an untrusted model folder: regular files inside the folder only, bounded reads, no hangs.
+
+Every probe that reads a model's bytes goes through here. A file named by the model (its own path, an
+index entry, a symlink) is resolved without opening anything (`os.path.realpath` only reads link
+targets), refused if it leaves the folder, then opened with O_NONBLOCK (opening a FIFO never blocks)
+and O_NOFOLLOW (a link swapped in after the check is not followed), and judged on the open file
+descriptor: only a regular file is read. A FIFO, a socket or a device such as /dev/zero is refused at
+once, so it errors the rules that need that file and nothing hangs.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import stat
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
+
+MAX_JSON_DEPTH = 64  # deeper than any config, tokenizer or header JSON a real model ships (they nest < 10)
+
+
+class UnsafeFileError(ValueError):
+    """A model file that must not be read: outside the folder, not a regular file, over a size limit."""
+
+
+def _inside(root: Path, path: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def resolve_inside(root: Path, relative: str) -> Path:
+    """The real path of `relative` under `root`, following links only to read where they point.
+
+    Raises UnsafeFileError if the name is absolute, climbs with '..' or resolves (through any link)
+    outside `root`; `root` must already be resolved.
+    """
+    pure = PurePosixPath(str(relative).replace(os.sep, "/"))
+    if pure.is_absolute() or ".." in pure.parts:
+        raise UnsafeFileError(f"{relative!r} is not a path inside the model folder")
+    resolved = Path(os.path.realpath(root / pure))
+    if not _inside(root, resolved):
+        raise UnsafeFileError(f"{relative!r} resolves outside the model folder ({resolved}); not followed")
+    return resolved
+
+
+def open_regular(root: Path, relative: str) -> IO[bytes]:
+    """Open a model file for reading, binary, only if it is a regular file inside `root`.
+
+    Raises UnsafeFileError (outside the folder, a FIFO, socket or device, a symlink loop) or
+    FileNotFoundError. The caller closes the returned file.
+    """
+    resolved = resolve_inside(root, relative)
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        descriptor = os.open(resolved, flags)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:  # ELOOP: a link loop, or a link swapped in after the check
+        raise UnsafeFileError(f"{relative!r} cannot be opened: {exc.strerror}") from None
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file"
+            raise UnsafeFileError(f"{relative!r} is {kind}; only regular files are read")
+        flags_now = fcntl.fcntl(descriptor, fcntl.F_GETFL)
+        fcntl.fcntl(descriptor, fcntl.F_SETFL, flags_now & ~os.O_NONBLOCK)
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+def is_regular_inside(root: Path, relative: str) -> bool:
+    """True if `relative` resolves inside `root` to a regular file (stat only, nothing opened)."""
+    try:
+        return stat.S_ISREG(os.stat(resolve_inside(root, relative)).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def read_bytes(root: Path, relative: str, max_bytes: int) -> bytes:
+    """All bytes of a regular model file of at most `max_bytes`; UnsafeFileError if it is larger."""
+    with open_regular(root, relative) as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size > max_bytes:
+            raise UnsafeFileError(f"{relative} is {size} bytes, over the {max_bytes}-byte limit")
+        data = handle.read(max_bytes + 1)  # a file that grows while read is still bounded
+    if len(data) > max_bytes:
+        raise UnsafeFileError(f"{relative} is over the {max_bytes}-byte limit")
+    return data
+
+
+def json_depth(value: Any) -> int:
+    """Nesting depth of a parsed JSON value (a scalar is 0), walked without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+    return deepest
+
+
+def loads_json(data: bytes | str, name: str, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Parse untrusted JSON; ValueError with a one-line reason on bad syntax or nesting over `max_depth`.
+
+    NaN and Infinity are kept as floats, as Python's json reads them; the result writer records them
+    as strings (results.py), so they never break a result document.
+    """
+    try:
+        value = json.loads(data)
+    except RecursionError:
+        raise ValueError(f"{name} nests deeper than the {max_depth}-level limit") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{name} is not valid JSON: {exc}") from None
+    if json_depth(value) > max_depth:
+        raise ValueError(f"{name} nests deeper than the {max_depth}-level limit")
+    return value
+
+
+def read_json(root: Path, relative: str, max_bytes: int, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Read and parse a small JSON file of the model; ValueError (UnsafeFileError included) with the reason."""
+    try:
+        data = read_bytes(root, relative, max_bytes)
+    except FileNotFoundError:
+        raise ValueError(f"{relative} is missing") from None
+    except OSError as exc:
+        raise ValueError(f"{relative} cannot be read: {exc.strerror}") from None
+    return loads_json(data, relative, max_depth)
