@@ -397,3 +397,14 @@ def classify_with_picklescan(global_names: Iterable[tuple[str, str]]) -> set[tup
         _log.debug("picklescan classification unavailable", exc_info=True)
         return extra
     return extra | {(g.module, g.name) for g in result.globals if g.safety == picklescan_scanner.SafetyLevel.Dangerous}
+
+
+def global_severity(global_names: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """Each (module, name) -> "safe" (on the weights-only allowlist), "dangerous" (code execution
+    reachable: a denylisted name) or "unknown" (neither). The scan fails on dangerous, and on unknown
+    unless the rule allows it.
+    """
+    names = set(global_names)
+    unlisted = {g for g in names if g not in ALLOWED_GLOBALS}
+    dangerous = classify_with_picklescan(unlisted)
+    return {g: "safe" if g not in unlisted else "dangerous" if g in dangerous else "unknown" for g in names}
