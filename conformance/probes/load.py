@@ -1,7 +1,8 @@
 """The load probe: one safe model load per model and run, shared by every runtime probe.
 
 transformers' Auto classes with trust_remote_code=False always; safetensors preferred; a pickle-based
-weights file only with weights_only=True and only after the serialization scan cleared it.
+weights file only with weights_only=True and only after the serialization scan cleared it. The loader
+reads a staging folder of verified files only (load_preflight): nothing outside the model folder is opened.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from ..candidate import Candidate
 from ..errors import CheckError
+from .load_preflight import LoadRefused, staged_folder
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 ENCODER_MODEL_TYPES = frozenset({"bert", "roberta", "distilbert", "albert", "electra", "deberta", "deberta-v2", "xlm-roberta", "mpnet", "camembert", "modernbert"})
@@ -127,7 +129,11 @@ def _torch_dtype(name: str, device: str) -> Any:
 
 
 def load_model(candidate: Candidate, options: LoadOptions, weights_formats: list[str], scan_flagged: list[str]) -> LoadedModel:
-    """Load once; refuse flagged or unscanned pickles, remote code, and anything but local files."""
+    """Load once; refuse flagged or unscanned pickles, remote code, and anything but local files.
+
+    Raises CheckError with the reason: "not loaded: ..." when a file the load would open is outside the
+    folder, not a regular file or named unsafely (load_preflight.plan_load), "load failed: ..." otherwise.
+    """
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as transformers_logging
 
@@ -150,21 +156,26 @@ def load_model(candidate: Candidate, options: LoadOptions, weights_formats: list
     started = time.perf_counter()
     common: dict[str, Any] = {"trust_remote_code": False, "local_files_only": True}
     try:
-        hf_config = AutoConfig.from_pretrained(candidate.path, **common)
-        auto_class = AutoModelForCausalLM if kind == "causal" else AutoModel
-        model = auto_class.from_pretrained(
-            candidate.path,
-            config=hf_config,
-            dtype=_torch_dtype(options.dtype, device),
-            use_safetensors=use_safetensors,
-            device_map="auto" if options.device_map_auto else None,
-            **common,
-        )
-        # transformers loads .bin files with torch.load(weights_only=True) since 4.50+ / torch 2.6.
-        if not options.device_map_auto:
-            model = model.to(device)
-        model.eval()
-        tokenizer = AutoTokenizer.from_pretrained(candidate.path, **common) if _has_tokenizer(candidate) else None
+        # The loader reads a staging folder holding only the verified files (load_preflight explains why).
+        with staged_folder(candidate.path, "safetensors" if use_safetensors else "pickle") as folder:
+            hf_config = AutoConfig.from_pretrained(folder, **common)
+            auto_class = AutoModelForCausalLM if kind == "causal" else AutoModel
+            model = auto_class.from_pretrained(
+                folder,
+                config=hf_config,
+                dtype=_torch_dtype(options.dtype, device),
+                use_safetensors=use_safetensors,
+                device_map="auto" if options.device_map_auto else None,
+                **common,
+            )
+            # transformers loads .bin files with torch.load(weights_only=True) since 4.50+ / torch 2.6.
+            if not options.device_map_auto:
+                model = model.to(device)
+            model.eval()
+            tokenizer = AutoTokenizer.from_pretrained(folder, **common) if _has_tokenizer(candidate) else None
+        _name_after_the_candidate(model, tokenizer, str(candidate.path))
+    except LoadRefused as exc:
+        raise CheckError(f"not loaded: {exc}") from None
     except CheckError:
         raise
     except Exception as exc:  # transformers raises many types for bad configs and weights
@@ -181,6 +192,14 @@ def load_model(candidate: Candidate, options: LoadOptions, weights_formats: list
         load_seconds=time.perf_counter() - started,
         architecture=normalize_architecture(config),
     )
+
+
+def _name_after_the_candidate(model: Any, tokenizer: Any, path: str) -> None:
+    """Loaded objects name the model folder, not the staging folder that is gone once loaded."""
+    if getattr(model, "config", None) is not None:
+        model.config._name_or_path = path
+    if tokenizer is not None:
+        tokenizer.name_or_path = path
 
 
 def _has_tokenizer(candidate: Candidate) -> bool:
