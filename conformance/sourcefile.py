@@ -1,9 +1,15 @@
-"""Reading YAML/JSON documents with line numbers, so errors can point at the line a user must fix."""
+"""Reading YAML/JSON documents with line numbers, so errors can point at the line a user must fix.
+
+Every YAML document we read (spec files and model cards' front matter alike) may be written by an
+attacker, so it goes through one bounded loader: alias uses, the node count after alias expansion and
+the nesting depth are budgeted before any Python object is built (`load_yaml`).
+"""
 
 from __future__ import annotations
 
 import json
 import re
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +18,21 @@ import yaml
 from .errors import SpecError
 
 PathKey = tuple[str | int, ...]
+
+# Budgets for untrusted YAML. Real specs and card front matter use a handful of anchors, a few thousand
+# nodes and nest under 10 levels; these limits leave two orders of magnitude of room while refusing
+# "billion laughs" documents (ten lists of nine aliases each: 600 bytes that expand to 9**10 nodes).
+MAX_YAML_ALIASES = 1_000  # alias uses (*name) per document
+MAX_YAML_NODES = 250_000  # nodes after expanding every alias: ~ 50 MB of Python objects at worst
+MAX_YAML_DEPTH = 64  # nesting levels after expansion; the same bound as model JSON (safe_files.MAX_JSON_DEPTH), and
+# far below Python's recursion limit, so jsonschema, json.dumps and our own walks never hit RecursionError
+MAX_YAML_NUMBER_CHARS = 100  # a numeric literal longer than this is hostile: int('1' * 5000) raises, and
+# a long sexagesimal literal (1:2:3:...) builds a huge integer in quadratic time
+MAX_JSON_SPEC_DEPTH = MAX_YAML_DEPTH  # a spec written as JSON nests no deeper than one written as YAML
+
+
+class YamlBudgetError(ValueError):
+    """A YAML document over one of the budgets above; the message names the budget and its size."""
 
 
 class SpecLoader(yaml.SafeLoader):
@@ -31,6 +52,119 @@ SpecLoader.add_implicit_resolver(
     list("-+0123456789."),
 )
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+
+
+class _BoundedComposer:
+    """Mixin for a yaml Loader: counts alias uses and bounds nesting while the node graph is composed.
+
+    PyYAML's composer recurses once per nesting level, so the depth is checked on the way down, before a
+    900-level document can exhaust Python's stack.
+    """
+
+    _alias_uses = 0
+    _compose_depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):  # type: ignore[attr-defined]
+            self._alias_uses += 1
+            if self._alias_uses > MAX_YAML_ALIASES:
+                raise YamlBudgetError(f"more than {MAX_YAML_ALIASES} alias uses (the YAML alias budget)")
+            return super().compose_node(parent, index)  # type: ignore[misc]
+        self._compose_depth += 1
+        try:
+            if self._compose_depth > MAX_YAML_DEPTH:
+                raise YamlBudgetError(f"nested deeper than {MAX_YAML_DEPTH} levels (the YAML depth budget)")
+            return super().compose_node(parent, index)  # type: ignore[misc]
+        finally:
+            self._compose_depth -= 1
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> Any:
+        _check_number_length(node)
+        return super().construct_yaml_int(node)  # type: ignore[misc]
+
+    def construct_yaml_float(self, node: yaml.ScalarNode) -> Any:
+        _check_number_length(node)
+        return super().construct_yaml_float(node)  # type: ignore[misc]
+
+
+def _check_number_length(node: yaml.ScalarNode) -> None:
+    if len(node.value) > MAX_YAML_NUMBER_CHARS:
+        raise YamlBudgetError(f"a number literal longer than {MAX_YAML_NUMBER_CHARS} characters (the YAML number budget)")
+
+
+@cache
+def _bounded(loader: type[yaml.SafeLoader]) -> type[yaml.SafeLoader]:
+    bounded = type(f"Bounded{loader.__name__}", (_BoundedComposer, loader), {})
+    bounded.add_constructor("tag:yaml.org,2002:int", _BoundedComposer.construct_yaml_int)
+    bounded.add_constructor("tag:yaml.org,2002:float", _BoundedComposer.construct_yaml_float)
+    return bounded
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [child for pair in node.value for child in pair]
+    return []
+
+
+def measure_nodes(root: yaml.Node) -> tuple[int, int]:
+    """(nodes, depth) of a composed YAML graph as if every alias were expanded, in time linear in its size.
+
+    Each distinct node is sized once (memoized on identity), iteratively (no recursion), so a graph whose
+    expansion is astronomically large is measured from its few hundred composed nodes. Raises
+    YamlBudgetError as soon as the expanded count passes MAX_YAML_NODES or the depth MAX_YAML_DEPTH, and
+    for a recursive alias (a node that contains itself, which would expand forever).
+    """
+    size: dict[int, int] = {}
+    height: dict[int, int] = {}
+    visiting: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            children = _children(node)
+            size[key] = 1 + sum(size[id(child)] for child in children)
+            height[key] = 1 + max((height[id(child)] for child in children), default=0)
+            visiting.discard(key)
+            if size[key] > MAX_YAML_NODES:
+                raise YamlBudgetError(f"more than {MAX_YAML_NODES} nodes once aliases are expanded (the YAML node budget)")
+            if height[key] > MAX_YAML_DEPTH:
+                raise YamlBudgetError(f"nested deeper than {MAX_YAML_DEPTH} levels once aliases are expanded (the YAML depth budget)")
+            continue
+        if key in size:
+            continue
+        if key in visiting:  # only this node's own descendants are above its entry on the stack
+            raise YamlBudgetError("a recursive alias (a node that contains itself)")
+        visiting.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node) if id(child) not in size)
+    return size[id(root)], height[id(root)]
+
+
+def compose_yaml(text: str, loader: type[yaml.SafeLoader] = SpecLoader) -> tuple[Any, yaml.Node | None]:
+    """Parse untrusted YAML within the budgets: (data, root node); (None, None) for an empty document.
+
+    `loader` is the safe loader whose tags and resolvers apply (SpecLoader for specs, yaml.SafeLoader for
+    card front matter, as huggingface_hub reads it). Raises YamlBudgetError (a ValueError) naming the
+    budget exceeded, or yaml.YAMLError for bad syntax. Aliased values are shared objects in the result,
+    but their expansion is within MAX_YAML_NODES, so copying it (a result document) is bounded too.
+    """
+    instance = _bounded(loader)(text)
+    try:
+        node = instance.get_single_node()
+        if node is None:
+            return None, None
+        measure_nodes(node)
+        return instance.construct_document(node), node
+    finally:
+        instance.dispose()
+
+
+def load_yaml(text: str, loader: type[yaml.SafeLoader] = SpecLoader) -> Any:
+    """`compose_yaml` without the node: the parsed value of untrusted YAML, within the budgets."""
+    return compose_yaml(text, loader)[0]
 
 
 def format_path(path: list[Any] | tuple[Any, ...]) -> str:
@@ -57,36 +191,47 @@ class LineIndex:
 
     @classmethod
     def from_text(cls, text: str) -> LineIndex:
+        """The index of a YAML text; empty if it does not parse or is over a budget."""
         try:
-            node = yaml.compose(text, Loader=SpecLoader)
-        except yaml.YAMLError:
+            _, node = compose_yaml(text)
+        except (yaml.YAMLError, ValueError):
             return cls()
-        lines: dict[PathKey, int] = {}
+        return cls.from_node(node)
 
-        def walk(current: yaml.Node | None, path: PathKey) -> None:
-            if current is None:
-                return
-            lines[path] = current.start_mark.line + 1
+    @classmethod
+    def from_node(cls, node: yaml.Node | None) -> LineIndex:
+        """The index of a composed node graph that passed `measure_nodes` (so the walk is bounded)."""
+        lines: dict[PathKey, int] = {}
+        stack: list[tuple[yaml.Node, PathKey]] = [(node, ())] if node is not None else []
+        while stack:  # iterative: the graph is bounded, but our walk should not depend on the stack
+            current, path = stack.pop()
+            lines.setdefault(path, current.start_mark.line + 1)
             if isinstance(current, yaml.MappingNode):
-                for key_node, value_node in current.value:
+                for key_node, value_node in reversed(current.value):
                     key = key_node.value
                     lines[(*path, key)] = key_node.start_mark.line + 1
-                    walk(value_node, (*path, key))
-                    lines[(*path, key)] = key_node.start_mark.line + 1
+                    stack.append((value_node, (*path, key)))
             elif isinstance(current, yaml.SequenceNode):
-                for index, item in enumerate(current.value):
-                    walk(item, (*path, index))
-
-        walk(node, ())
+                stack.extend(((item, (*path, index)) for index, item in reversed(list(enumerate(current.value)))))
         return cls(lines)
 
 
+def _json_depth(value: Any) -> int:
+    from .safe_files import json_depth
+
+    return json_depth(value)
+
+
 def read_structured(path: Path) -> tuple[Any, LineIndex]:
-    """Parse a YAML or JSON file; syntax errors become one-line SpecErrors with the line."""
+    """Parse a YAML or JSON file; syntax errors and exceeded budgets become one-line SpecErrors.
+
+    Budgets: MAX_DOCUMENT_BYTES of text; for YAML the alias, node, depth and number budgets of
+    `compose_yaml`; for JSON a depth of MAX_JSON_SPEC_DEPTH. Raises SpecError (exit status 2).
+    """
     file = str(path)
     try:
         if path.stat().st_size > MAX_DOCUMENT_BYTES:
-            raise SpecError(file, f"file is larger than {MAX_DOCUMENT_BYTES} bytes")
+            raise SpecError(file, f"file is larger than {MAX_DOCUMENT_BYTES} bytes (the document size budget)")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError(file, "file not found") from None
@@ -99,15 +244,24 @@ def read_structured(path: Path) -> tuple[Any, LineIndex]:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise SpecError(file, f"JSON syntax error: {exc.msg} (column {exc.colno})", line=exc.lineno) from None
-    else:
-        try:
-            data = yaml.load(text, Loader=SpecLoader)  # noqa: S506 (a SafeLoader subclass)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise SpecError(
-                file,
-                f"YAML syntax error: {problem}" + (f" (column {mark.column + 1})" if mark else ""),
-                line=mark.line + 1 if mark else None,
-            ) from None
-    return data, LineIndex.from_text(text)
+        except RecursionError:
+            data = None
+            depth = MAX_JSON_SPEC_DEPTH + 1
+        else:
+            depth = _json_depth(data)
+        if depth > MAX_JSON_SPEC_DEPTH:
+            raise SpecError(file, f"nested deeper than {MAX_JSON_SPEC_DEPTH} levels (the JSON depth budget)")
+        return data, LineIndex.from_text(text)  # JSON is YAML: the same index gives JSON lines
+    try:
+        data, node = compose_yaml(text)
+    except YamlBudgetError as exc:
+        raise SpecError(file, f"YAML over budget: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(
+            file,
+            f"YAML syntax error: {problem}" + (f" (column {mark.column + 1})" if mark else ""),
+            line=mark.line + 1 if mark else None,
+        ) from None
+    return data, LineIndex.from_node(node)
