@@ -9,7 +9,7 @@ from ..probes.architecture import ARCHITECTURE_FIELDS, config_value
 from ..registry import check
 from ..spec import Rule
 from ..verdict import Verdict
-from .common import require_config, static_facts
+from .common import require_architecture, require_config, require_finite, static_facts
 
 _SUMMARIES = {
     "model_type": "config model_type (llama, gpt2, bert, ...)",
@@ -25,12 +25,11 @@ _SUMMARIES = {
 
 def _field_check(field_name: str) -> None:
     def run(evidence: Evidence, rule: Rule) -> Verdict:
-        facts = static_facts(evidence)
-        require_config(facts)
-        value = facts.architecture.get(field_name)
+        architecture = require_architecture(static_facts(evidence))
+        value = architecture.get(field_name)
         if value is None:
-            raise CheckError(f"config.json has no {field_name} field for model_type {facts.architecture.get('model_type')!r}")
-        return judge(value, rule.comparison)
+            raise CheckError(f"config.json has no {field_name} field for model_type {architecture.get('model_type')!r}")
+        return judge(require_finite(value, f"config.json {field_name}"), rule.comparison)
 
     check(
         f"architecture.{field_name}",
@@ -59,4 +58,4 @@ def config_field(evidence: Evidence, rule: Rule) -> Verdict:
         value = config_value(config, rule.params["path"])
     except KeyError:
         return Verdict("fail", None, rule.comparison, f"config.json has no field {rule.params['path']}")
-    return judge(value, rule.comparison)
+    return judge(require_finite(value, f"config.json {rule.params['path']}"), rule.comparison)

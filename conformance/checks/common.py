@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ..compare import describe_expected
@@ -17,14 +18,33 @@ def static_facts(evidence: Evidence) -> StaticFacts:
 
 
 def require_config(facts: StaticFacts) -> dict[str, Any]:
+    """The parsed config.json; CheckError with the reason it could not be read."""
     if facts.config is None:
         raise CheckError(facts.config_error or "config.json unavailable")
     return facts.config
 
 
+def require_architecture(facts: StaticFacts) -> dict[str, Any]:
+    """The normalized architecture fields; CheckError if config.json or the fields could not be read."""
+    require_config(facts)
+    if facts.architecture_error:
+        raise CheckError(facts.architecture_error)
+    return facts.architecture
+
+
+def require_finite(value: Any, name: str) -> Any:
+    """`value` unless it is a float NaN or infinity (config.json may hold them); CheckError naming `name` then."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise CheckError(f"{name} is not a finite number ({value})")
+    return value
+
+
 def require_tensors(facts: StaticFacts) -> None:
+    """CheckError unless every safetensors header was read (the reasons listed) and there is at least one tensor."""
     if facts.weights.errors:
         raise CheckError("; ".join(facts.weights.errors))
+    if facts.parameters_error:
+        raise CheckError(facts.parameters_error)
     if not facts.weights.tensors:
         formats = facts.weights.formats
         raise CheckError(

@@ -16,52 +16,89 @@ from .common import judge_set, static_facts
 
 @check(
     "safety.weights_format",
-    summary="formats of the weight files (default: safetensors only)",
+    summary="formats of the weight files (default: safetensors only); a TorchScript archive counts as 'torchscript'",
     probes=("static",),
     comparisons=("in", "not_in", "equals"),
 )
 def weights_format(evidence: Evidence, rule: Rule) -> Verdict:
-    facts = static_facts(evidence)
-    formats = facts.weights.formats
+    weights = static_facts(evidence).weights
+    formats = weights.formats
+    if not formats and weights.format_errors:
+        raise CheckError("; ".join(weights.format_errors))
     if not formats:
         return Verdict("fail", [], describe_expected(rule.comparison) or "in ['safetensors']", "no weight files found")
     comparison = rule.comparison or {"in": ["safetensors"]}
-    return judge_set(formats, comparison, "weight formats")
+    verdict = judge_set(formats, comparison, "weight formats")
+    if verdict.status == "fail":
+        torchscript = sorted(name for name, fmt in weights.files.items() if fmt == "torchscript")
+        if torchscript:
+            note = f" (TorchScript archives, which hold code: {', '.join(torchscript)})"
+            return Verdict("fail", verdict.observed, verdict.expected, verdict.message + note)
+        return verdict
+    if weights.format_errors:  # an archive of unknown kind could be TorchScript: no pass on a guess
+        raise CheckError("; ".join(weights.format_errors))
+    return verdict
+
+
+def _finding_text(finding: Any) -> str:
+    where = finding.file + (":" + finding.member if finding.member else "")
+    return f"{where}: {finding.severity} {finding.global_name or ''} ({finding.detail})".replace("  ", " ")
+
+
+def _listed(shown: list[str], limit: int = 3) -> str:
+    return "; ".join(shown[:limit]) + (f"; and {len(shown) - limit} more" if len(shown) > limit else "")
+
+
+_SEVERITY_ORDER = {"dangerous": 0, "unknown": 1, "error": 2}
 
 
 @check(
     "safety.serialization_scan",
-    summary="no file holds a pickle (raw, zipped, in any file name) that imports non-allowlisted globals",
+    summary="no pickle (raw, zipped, compressed, in any file name) imports a dangerous global, or an unknown one "
+    "unless allow_unknown; a file that could not be scanned is an error, never a pass",
     probes=("scan",),
+    params={
+        "allow_unknown": {
+            "type": "boolean",
+            "description": "pass pickles whose globals are only unknown (not on the safe list, not known dangerous); default false",
+        }
+    },
     comparisons=(),
 )
 def serialization_scan(evidence: Evidence, rule: Rule) -> Verdict:
     scan = evidence.get("scan")
     pickled = sum(f.pickles_scanned for f in scan.files)
-    if not scan.findings:
-        return Verdict("pass", f"{len(scan.files)} files, {pickled} pickles, nothing flagged", "no unsafe globals")
-    shown = [
-        f"{f.file}{':' + f.member if f.member else ''}: {f.global_name or f.severity} ({f.detail})" for f in scan.findings
-    ]
-    return Verdict("fail", shown, "no unsafe globals", "; ".join(shown[:3]) + (f"; and {len(shown) - 3} more" if len(shown) > 3 else ""))
+    allow_unknown = bool(rule.params.get("allow_unknown", False))
+    expected = "no dangerous globals" + ("" if allow_unknown else ", no unknown globals") + ", every file scanned"
+    findings = sorted(scan.findings, key=lambda f: _SEVERITY_ORDER.get(f.severity, 0))  # unknown severities count as dangerous
+    failing = [f for f in findings if f.severity not in ("unknown", "error") or (f.severity == "unknown" and not allow_unknown)]
+    errors = [f for f in findings if f.severity == "error"]
+    if failing:
+        shown = [_finding_text(f) for f in failing + errors]
+        return Verdict("fail", shown, expected, _listed(shown))
+    if errors:
+        raise CheckError("not every file could be scanned: " + _listed([_finding_text(f) for f in errors]))
+    observed = f"{len(scan.files)} files, {pickled} pickles, nothing flagged"
+    unknown = [f for f in findings if f.severity == "unknown"]
+    if unknown:
+        observed = f"{len(scan.files)} files, {pickled} pickles, {len(unknown)} unknown globals allowed: " + _listed(
+            [_finding_text(f) for f in unknown]
+        )
+    return Verdict("pass", observed, expected)
 
 
 @check(
     "safety.remote_code",
-    summary="no custom code: no auto_map in config.json and no Python files shipped with the model",
+    summary="no custom code: no auto_map (config, tokenizer, processor configs), no custom_pipelines, no code files",
     probes=("static",),
     comparisons=(),
 )
 def remote_code(evidence: Evidence, rule: Rule) -> Verdict:
-    facts = static_facts(evidence)
-    reasons: list[str] = []
-    if facts.config is not None and facts.config.get("auto_map"):
-        reasons.append(f"config.json auto_map {sorted(facts.config['auto_map'])}")
-    python_files = [entry.path for entry in facts.files if entry.path.endswith((".py", ".pyc", ".pyx", ".so"))]
-    if python_files:
-        reasons.append("code files " + ", ".join(python_files))
-    if reasons:
-        return Verdict("fail", reasons, "no custom code", "; ".join(reasons))
+    remote = static_facts(evidence).remote_code
+    if remote.reasons:
+        return Verdict("fail", remote.reasons, "no custom code", "; ".join(remote.reasons))
+    if remote.errors:  # an unreadable config could hold an auto_map: no pass on a guess
+        raise CheckError("could not check for custom code: " + "; ".join(remote.errors))
     return Verdict("pass", "no custom code", "no custom code")
 
 

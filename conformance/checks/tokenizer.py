@@ -7,7 +7,7 @@ from ..evidence import Evidence
 from ..registry import check
 from ..spec import Rule
 from ..verdict import Verdict
-from .common import static_facts
+from .common import require_finite, static_facts
 
 SPECIAL_ROLES = ["bos", "eos", "unk", "pad", "sep", "cls", "mask"]
 
@@ -37,6 +37,9 @@ def vocab_matches_embeddings(evidence: Evidence, rule: Rule) -> Verdict:
         raise CheckError("tokenizer vocabulary size unknown: " + ("; ".join(facts.tokenizer.errors) or "no readable vocabulary"))
     if rows is None:
         raise CheckError("embedding rows unknown: no embedding tensor header and no vocab_size in config.json")
+    require_finite(rows, "config.json vocab_size")
+    if type(rows) is not int:
+        raise CheckError(f"embedding rows unknown: config.json vocab_size {str(rows)[:40]!r} is not an integer")
     exact = bool(rule.params.get("exact", False))
     observed = {"tokenizer_vocab_size": tokens, "embedding_rows": rows}
     expected = "tokens == rows" if exact else "tokens <= rows"

@@ -25,6 +25,7 @@ _NESTED_TEXT_CONFIGS = ("text_config", "llm_config", "language_config")
 
 
 def text_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The language model's config: a nested text/llm/language config if there is one, else `config` itself."""
     for key in _NESTED_TEXT_CONFIGS:
         nested = config.get(key)
         if isinstance(nested, dict):
@@ -41,7 +42,10 @@ def _first(config: dict[str, Any], keys: tuple[str, ...]) -> Any:
 
 
 def normalize_architecture(config: dict[str, Any]) -> dict[str, Any]:
-    """Canonical architecture fields (None where the family has no such field)."""
+    """Canonical architecture fields (None where the family has no such field).
+
+    Values are recorded as the config gives them, NaN and Infinity included; the checks judge them.
+    """
     source = text_config(config)
     fields: dict[str, Any] = {"model_type": source.get("model_type")}
     for name, keys in ARCHITECTURE_FIELDS.items():
@@ -52,8 +56,9 @@ def normalize_architecture(config: dict[str, Any]) -> dict[str, Any]:
             fields["num_key_value_heads"] = 1
         else:
             fields["num_key_value_heads"] = fields["num_attention_heads"]
-    if fields["intermediate_size"] is None and source.get("model_type") == "gpt2" and fields["hidden_size"]:
-        fields["intermediate_size"] = 4 * int(fields["hidden_size"])  # GPT-2's n_inner defaults to 4 * n_embd
+    hidden = fields["hidden_size"]
+    if fields["intermediate_size"] is None and source.get("model_type") == "gpt2" and type(hidden) is int and hidden:
+        fields["intermediate_size"] = 4 * hidden  # GPT-2's n_inner defaults to 4 * n_embd
     return fields
 
 

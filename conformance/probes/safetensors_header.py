@@ -1,69 +1,207 @@
-"""Reading a safetensors header with two bounded plain reads, validated by the format's own rules.
+"""Reading a safetensors header with two bounded plain reads, accepting exactly what the safetensors library accepts.
 
 Why not `safetensors.safe_open` here: it memory-maps the whole file, and the first touch of the header page
 makes the kernel read ahead around it (read_ahead_kb, MiBs of tensor data per shard) — 240 MiB for a
 30-shard 70B checkpoint on the benchmark machine. Plain reads with POSIX_FADV_RANDOM read only the header's
-pages and need no numpy. The validation mirrors safetensors' `Metadata::validate` (header size limit, JSON
-object, known dtypes, contiguous in-bounds offsets, data ending at the end of the file); a test checks that
-this reader and the library accept and reject the same files and report the same tensors.
+pages and need no numpy.
+
+The rules are those of the library's Rust reader (`safetensors/src/tensor.rs`: `SafeTensors::read_metadata`,
+`HashMetadata`, `TensorInfo`, `Metadata::validate`) as serde and serde_json apply them:
+
+- 8-byte little-endian header length n <= 100,000,000, and 8 + n <= the file's size;
+- the header is strict UTF-8 and one JSON value with only JSON whitespace around it, nested at most 127 deep
+  (serde_json's recursion limit of 128); no NaN/Infinity, no number out of f64 range, no lone surrogate;
+- a top-level object; `__metadata__` at most once, null or an object of strings; every other key a tensor,
+  a later duplicate replacing an earlier one (each must still be a well-formed entry);
+- a tensor entry is an object with dtype, shape and data_offsets exactly once each (other fields ignored) or
+  an array of exactly those three; dtype a known name (or serde's enum form `{"F32": null}`); shape a list
+  and data_offsets a list of two of integers in 0..2**64-1 written without sign, fraction or exponent;
+- sorted by offsets, each tensor starts where the previous ended, with numel * bits checked against 2**64
+  at every step (`try_fold(checked_mul)`), a whole number of bytes equal to end - start;
+- tensor data ends exactly at the end of the file.
+
+`tests/test_header_fuzz.py` compares this reader with the library on generated and mutated files.
 """
+
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
+from typing import IO, Any
 
 from .weights import DTYPE_BITS, TensorInfo
 
-MAX_HEADER_BYTES = 100_000_000  # the safetensors library's own limit
+MAX_HEADER_BYTES = 100_000_000  # the library's MAX_HEADER_SIZE
+MAX_JSON_DEPTH = 127  # serde_json fails when the 128th nested array or object opens
+_USIZE_MAX = 2**64 - 1  # usize on the 64-bit platforms the library ships for
+_FIELDS = ("dtype", "shape", "data_offsets")
 
 
-def read_safetensors_header(path: str, relative: str) -> list[TensorInfo]:
-    with open(path, "rb", buffering=0) as handle:
-        if hasattr(os, "posix_fadvise"):
-            os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_RANDOM)  # no readahead into tensor data
-        size = os.fstat(handle.fileno()).st_size
-        prefix = handle.read(8)
-        if len(prefix) < 8:
-            raise ValueError("file shorter than the 8-byte header length")
-        (length,) = struct.unpack("<Q", prefix)
-        if length > MAX_HEADER_BYTES or 8 + length > size:
-            raise ValueError(f"header length {length} is over the limit or past the end of the file ({size} bytes)")
-        raw = handle.read(length)
-    if len(raw) != length or not raw.startswith(b"{"):
-        raise ValueError("header does not start with '{'")
+class _Pairs(list):  # type: ignore[type-arg]
+    """A JSON object as its (key, value) pairs in order, so duplicate keys stay visible."""
+
+
+class _NotUsize:
+    """A JSON number serde reads as i64 or f64 (sign, fraction, exponent, or over 2**64 - 1): never a usize."""
+
+
+_NOT_USIZE = _NotUsize()
+
+
+def _parse_int(text: str) -> Any:
+    if text.startswith("-"):
+        return _NOT_USIZE  # i64 (or f64 for "-0" and below -2**63): not a usize
+    value = int(text)
+    if value <= _USIZE_MAX:
+        return value
+    if not math.isfinite(float(text)):
+        raise ValueError("number out of range")
+    return _NOT_USIZE  # serde_json reads it as an f64
+
+
+def _parse_float(text: str) -> Any:
+    if not math.isfinite(float(text)):
+        raise ValueError("number out of range")
+    return _NOT_USIZE
+
+
+def _parse_constant(text: str) -> Any:
+    raise ValueError(f"{text} is not JSON")
+
+
+def _check_tree(value: Any) -> None:
+    """Depth and strings of the parsed header, walked without recursion."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("header holds a lone surrogate in a string") from None
+            continue
+        if isinstance(item, (list, tuple)):
+            if depth > MAX_JSON_DEPTH:
+                raise ValueError(f"header nests deeper than {MAX_JSON_DEPTH} levels")
+            stack.extend((child, depth + (not isinstance(item, tuple))) for child in item)
+
+
+def _parse_json(raw: bytes) -> _Pairs:
     try:
-        header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = raw.decode("utf-8")  # strict, as Rust's str::from_utf8; no BOM or UTF-16 sniffing
+        header = json.loads(
+            text, object_pairs_hook=_Pairs, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant
+        )
+    except RecursionError:
+        raise ValueError(f"header nests deeper than {MAX_JSON_DEPTH} levels") from None
+    except (UnicodeDecodeError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
         raise ValueError(f"header is not JSON: {exc}") from None
-    if not isinstance(header, dict):
+    _check_tree(header)
+    if not isinstance(header, _Pairs):
         raise ValueError("header is not a JSON object")
-    metadata = header.pop("__metadata__", None)
-    if metadata is not None and not (isinstance(metadata, dict) and all(isinstance(v, str) for v in metadata.values())):
-        raise ValueError("__metadata__ must map strings to strings")
-    entries = []
-    for name, entry in header.items():
-        if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
-            raise ValueError(f"{name}: entry must have exactly dtype, shape, data_offsets")
-        dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-        if dtype not in DTYPE_BITS:
-            raise ValueError(f"{name}: unknown dtype {dtype!r}")
-        if not (isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape)):
-            raise ValueError(f"{name}: shape must be a list of non-negative integers")
-        if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int and o >= 0 for o in offsets)):
-            raise ValueError(f"{name}: data_offsets must be two non-negative integers")
-        entries.append((offsets[0], offsets[1], name, dtype, tuple(shape)))
-    entries.sort()
+    return header
+
+
+def _usize(value: Any) -> bool:
+    return type(value) is int and 0 <= value <= _USIZE_MAX
+
+
+def _dtype(name: str, value: Any) -> str:
+    if isinstance(value, _Pairs):  # serde's externally tagged enum form: {"F32": null}
+        if len(value) != 1 or value[0][1] is not None:
+            raise ValueError(f"{name}: dtype must be a name")
+        value = value[0][0]
+    if not isinstance(value, str) or value not in DTYPE_BITS:
+        raise ValueError(f"{name}: unknown dtype {value!r}")
+    return value
+
+
+def _entry(name: str, entry: Any) -> tuple[str, tuple[int, ...], tuple[int, int]]:
+    if isinstance(entry, _Pairs):
+        fields: dict[str, Any] = {}
+        for key, value in entry:
+            if key in _FIELDS:
+                if key in fields:
+                    raise ValueError(f"{name}: duplicate field {key}")
+                fields[key] = value
+        missing = [key for key in _FIELDS if key not in fields]
+        if missing:
+            raise ValueError(f"{name}: missing field {missing[0]}")
+        dtype, shape, offsets = (fields[key] for key in _FIELDS)
+    elif isinstance(entry, list) and len(entry) == 3:
+        dtype, shape, offsets = entry
+    else:
+        raise ValueError(f"{name}: a tensor entry is an object with dtype, shape and data_offsets")
+    dtype = _dtype(name, dtype)
+    if not (type(shape) is list and all(_usize(d) for d in shape)):
+        raise ValueError(f"{name}: shape must be a list of integers in 0..2**64-1")
+    if not (type(offsets) is list and len(offsets) == 2 and all(_usize(o) for o in offsets)):
+        raise ValueError(f"{name}: data_offsets must be two integers in 0..2**64-1")
+    return dtype, tuple(shape), (offsets[0], offsets[1])
+
+
+def _tensor_bytes(name: str, dtype: str, shape: tuple[int, ...]) -> int:
+    count = 1
+    for dim in shape:  # checked at every step, as try_fold(1, usize::checked_mul)
+        count *= dim
+        if count > _USIZE_MAX:
+            raise ValueError(f"{name}: element count of shape {list(shape)} overflows 64 bits")
+    bits = count * DTYPE_BITS[dtype]
+    if bits > _USIZE_MAX:
+        raise ValueError(f"{name}: bit count of shape {list(shape)} overflows 64 bits")
+    if bits % 8:
+        raise ValueError(f"{name}: {dtype} data of shape {list(shape)} is not a whole number of bytes")
+    return bits // 8
+
+
+def parse_header(raw: bytes, file_size: int, relative: str) -> list[TensorInfo]:
+    """Tensors of a safetensors header `raw` (the n bytes after the length) in a file of `file_size` bytes.
+
+    Raises ValueError naming the first rule broken; the tensors come sorted by name (safe_open's keys()).
+    """
+    header = _parse_json(raw)
+    seen_metadata = False
+    entries: dict[str, tuple[str, tuple[int, ...], tuple[int, int]]] = {}
+    for key, value in header:
+        if key == "__metadata__":
+            if seen_metadata:
+                raise ValueError("duplicate field __metadata__")
+            seen_metadata = True
+            if value is not None and not (isinstance(value, _Pairs) and all(isinstance(v, str) for _, v in value)):
+                raise ValueError("__metadata__ must map strings to strings")
+            continue
+        entries[key] = _entry(key, value)  # a later duplicate replaces the earlier one, as a HashMap insert
     end_of_previous = 0
     tensors = []
-    for begin, end, name, dtype, shape in entries:
+    for name, (dtype, shape, (begin, end)) in sorted(entries.items(), key=lambda item: item[1][2]):
         if begin != end_of_previous or end < begin:
             raise ValueError(f"{name}: data_offsets {[begin, end]} overlap or leave a gap")
-        info = TensorInfo(name, dtype, shape, relative)
-        if (info.numel * DTYPE_BITS[dtype]) % 8 or end - begin != info.nbytes:
+        if end - begin != _tensor_bytes(name, dtype, shape):
             raise ValueError(f"{name}: {end - begin} data bytes for shape {list(shape)} of {dtype}")
         end_of_previous = end
-        tensors.append(info)
-    if 8 + length + end_of_previous != size:
-        raise ValueError(f"tensor data ends at {8 + length + end_of_previous}, the file has {size} bytes")
-    return sorted(tensors, key=lambda t: t.name)  # safe_open's keys() order
+        tensors.append(TensorInfo(name, dtype, shape, relative))
+    if 8 + len(raw) + end_of_previous != file_size:
+        raise ValueError(f"tensor data ends at {8 + len(raw) + end_of_previous}, the file has {file_size} bytes")
+    return sorted(tensors, key=lambda t: t.name)
+
+
+def read_safetensors_header(handle: IO[bytes], relative: str) -> list[TensorInfo]:
+    """Tensors of the safetensors file open as `handle` (binary, unbuffered or buffered); reads only the header.
+
+    Two bounded reads: 8 bytes, then at most 100,000,000. Raises ValueError (bad header) or OSError.
+    """
+    if hasattr(os, "posix_fadvise"):
+        os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_RANDOM)  # no readahead into tensor data
+    size = os.fstat(handle.fileno()).st_size
+    prefix = handle.read(8)
+    if len(prefix) < 8:
+        raise ValueError("file shorter than the 8-byte header length")
+    (length,) = struct.unpack("<Q", prefix)
+    if length > MAX_HEADER_BYTES or 8 + length > size:
+        raise ValueError(f"header length {length} is over the limit or past the end of the file ({size} bytes)")
+    raw = handle.read(length)
+    if len(raw) != length:
+        raise ValueError("file shorter than its header length")
+    return parse_header(raw, size, relative)

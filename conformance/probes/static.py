@@ -1,17 +1,144 @@
-"""The static probe: config, architecture, weight headers, parameter counts, tokenizer files.
+"""The static probe: config, architecture, weight headers, parameter counts, tokenizer files, remote code.
 
-Reads only small JSON files and safetensors headers: no torch import and no tensor data on this path.
+Reads only small JSON files, safetensors headers and zip directories: no torch import and no tensor data
+on this path. The facts are independent: each is read on its own and a failure becomes that fact's error
+(`config_error`, `architecture_error`, `weights.errors`, `parameters_error`, `tokenizer.errors`,
+`remote_code.errors`), so one bad file errors only the rules that need it. `probe_static` never raises
+for bad model bytes.
 """
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ..candidate import Candidate, FileEntry
 from .architecture import normalize_architecture
 from .tokenizer_files import TokenizerFacts, read_tokenizer
 from .weights import WeightsInfo, count_parameters, dtype_summary, embedding_rows, read_weights
+
+T = TypeVar("T")
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text if len(text) <= 500 else text[:500] + "…"  # a hostile file must not write megabytes of message
+
+
+def _attempt(what: str, read: Callable[[], T]) -> tuple[T | None, str | None]:
+    """`read()` and None, or None and '<what>: <reason>' for any exception (RecursionError, MemoryError included)."""
+    try:
+        return read(), None
+    except Exception as exc:  # noqa: BLE001 - whatever the bytes cause, it is this fact's error
+        reason = _reason(exc)
+        return None, reason if reason.startswith(what) else f"{what}: {reason}"
+
+
+# Remote code: what `trust_remote_code=True` would import. transformers reads `auto_map` from config.json and
+# from every processor-side config (tokenizer_config.json, processor_config.json, preprocessor_config.json,
+# image/video/feature-extractor configs), and `custom_pipelines` from config.json; a value "owner/repo--module.Class"
+# imports code from another repository. Any JSON file named config.json or *_config.json is read.
+CODE_SUFFIXES = (".py", ".pyc", ".pyo", ".pyx", ".pyd", ".so", ".dylib", ".dll")
+_VERSIONED_LIBRARY = re.compile(r"\.(so|dylib)(\.\d+)+$")
+_REMOTE_KEYS = ("auto_map", "custom_pipelines")
+MAX_CONFIG_FILES = 256  # JSON configs read for auto_map; more are reported, not read
+MAX_CODE_WALK = 100_000  # directory entries walked looking for __pycache__
+
+
+@dataclass
+class RemoteCodeFacts:
+    reasons: list[str] = field(default_factory=list)  # each way the folder ships or points at code
+    errors: list[str] = field(default_factory=list)  # configs that could not be read (they may hold an auto_map)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"reasons": self.reasons, "errors": self.errors}
+
+
+def _code_references(value: Any) -> list[str]:
+    """The class paths named under an auto_map or custom_pipelines value (strings at any depth, bounded JSON)."""
+    found: list[str] = []
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            found.append(item)
+        elif isinstance(item, dict):
+            stack.extend(reversed(list(item.values())))
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
+    return found
+
+
+def _describe(file: str, key: str, value: Any) -> str:
+    references = _code_references(value)
+    foreign = sorted({ref.split("--", 1)[0] for ref in references if "--" in ref})
+    text = f"{file} {key}: " + (", ".join(references[:10]) or repr(value)[:200])
+    if len(references) > 10:
+        text += f" and {len(references) - 10} more"
+    if foreign:
+        text += f" (code from another repository: {', '.join(foreign)})"
+    return text
+
+
+def _remote_keys(data: Any) -> list[tuple[str, Any]]:
+    """(key, value) of every auto_map / custom_pipelines object at any depth (nested processor configs)."""
+    found: list[tuple[str, Any]] = []
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, value in item.items():
+                if key in _REMOTE_KEYS and value:
+                    found.append((key, value))
+                else:
+                    stack.append(value)
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
+
+
+def _pycache_dirs(root: str) -> list[str]:
+    """`__pycache__` folders under `root` (the file list leaves them out), links not followed, walk bounded."""
+    found: list[str] = []
+    walked = 0
+    for folder, dirs, names in os.walk(root, followlinks=False):
+        walked += len(dirs) + len(names)
+        if walked > MAX_CODE_WALK:
+            raise ValueError(f"over {MAX_CODE_WALK} entries walked looking for __pycache__")
+        if "__pycache__" in dirs:
+            found.append(os.path.relpath(os.path.join(folder, "__pycache__"), root).replace(os.sep, "/"))
+        dirs[:] = [d for d in dirs if d not in {".git", "__pycache__"}]
+    return sorted(found)
+
+
+def read_remote_code(candidate: Candidate) -> RemoteCodeFacts:
+    """Every auto_map and custom_pipelines entry, code file and __pycache__ folder; never raises for bad bytes."""
+    facts = RemoteCodeFacts()
+    names = [entry.path for entry in candidate.files]
+    code = [n for n in names if n.lower().endswith(CODE_SUFFIXES) or _VERSIONED_LIBRARY.search(n.lower())]
+    if code:
+        facts.reasons.append("code files " + ", ".join(code[:20]) + (f" and {len(code) - 20} more" if len(code) > 20 else ""))
+    try:
+        caches = _pycache_dirs(str(candidate.path))
+    except Exception as exc:  # noqa: BLE001
+        facts.errors.append(f"folder walk: {_reason(exc)}")
+    else:
+        if caches:
+            facts.reasons.append("compiled Python caches " + ", ".join(caches[:20]))
+    configs = [n for n in names if n.rsplit("/", 1)[-1] == "config.json" or n.endswith("_config.json")]
+    for name in configs[MAX_CONFIG_FILES:]:
+        facts.errors.append(f"{name}: not read (over {MAX_CONFIG_FILES} config files)")
+    for name in configs[:MAX_CONFIG_FILES]:
+        try:
+            data = candidate.read_json(name)
+        except Exception as exc:  # noqa: BLE001
+            facts.errors.append(_reason(exc))
+            continue
+        facts.reasons.extend(_describe(name, key, value) for key, value in _remote_keys(data))
+    return facts
 
 
 @dataclass
@@ -19,21 +146,28 @@ class StaticFacts:
     files: list[FileEntry]
     config: dict[str, Any] | None
     config_error: str | None
+    files_error: str | None = None
     architecture: dict[str, Any] = field(default_factory=dict)
+    architecture_error: str | None = None
     weights: WeightsInfo = field(default_factory=WeightsInfo)
     parameters: dict[str, int] = field(default_factory=dict)
+    parameters_error: str | None = None
     weight_bytes: int = 0
     weight_dtypes: dict[str, int] = field(default_factory=dict)
     embedding_rows: int | None = None
     tokenizer: TokenizerFacts = field(default_factory=TokenizerFacts)
+    remote_code: RemoteCodeFacts = field(default_factory=RemoteCodeFacts)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "file_count": len(self.files),
+            "files_error": self.files_error,
             "config_error": self.config_error,
             "architecture": self.architecture,
+            "architecture_error": self.architecture_error,
             "weights": self.weights.to_dict(),
             "parameters": self.parameters,
+            "parameters_error": self.parameters_error,
             "weight_bytes": self.weight_bytes,
             "weight_dtypes": self.weight_dtypes,
             "embedding_rows": self.embedding_rows,
@@ -43,23 +177,34 @@ class StaticFacts:
                 "special_tokens": self.tokenizer.special_tokens,
                 "errors": self.tokenizer.errors,
             },
+            "remote_code": self.remote_code.to_dict(),
         }
 
 
+def _config(candidate: Candidate) -> dict[str, Any]:
+    return candidate.config
+
+
 def probe_static(candidate: Candidate) -> StaticFacts:
-    config: dict[str, Any] | None
-    try:
-        config, config_error = candidate.config, None
-    except ValueError as exc:
-        config, config_error = None, str(exc)
-    weights = read_weights(candidate)
-    facts = StaticFacts(files=candidate.files, config=config, config_error=config_error, weights=weights)
+    """Every static fact of the folder; each failure is recorded as that fact's error, never raised."""
+    files, files_error = _attempt("file list", lambda: candidate.files)
+    config, config_error = _attempt("config.json", lambda: _config(candidate))
+    weights, weights_error = _attempt("weights", lambda: read_weights(candidate))
+    if weights is None:
+        weights = WeightsInfo(errors=[weights_error or "weights unreadable"], format_errors=[weights_error or "weights unreadable"])
+    facts = StaticFacts(files=files or [], config=config, config_error=config_error, files_error=files_error, weights=weights)
     if config is not None:
-        facts.architecture = normalize_architecture(config)
+        architecture, facts.architecture_error = _attempt("architecture fields of config.json", lambda: normalize_architecture(config))
+        facts.architecture = architecture or {}
     if weights.tensors:
-        facts.parameters = count_parameters(weights.tensors, config)
-        facts.weight_bytes = sum(t.nbytes for t in weights.tensors)
-        facts.weight_dtypes = dtype_summary(weights.tensors)
-        facts.embedding_rows = embedding_rows(weights.tensors)
-    facts.tokenizer = read_tokenizer(candidate)
+        tensors = weights.tensors
+        counts, facts.parameters_error = _attempt("parameter count", lambda: count_parameters(tensors, config))
+        facts.parameters = counts or {}
+        facts.weight_bytes = sum(t.nbytes for t in tensors)
+        facts.weight_dtypes = dtype_summary(tensors)
+        facts.embedding_rows = embedding_rows(tensors)
+    tokenizer, tokenizer_error = _attempt("tokenizer", lambda: read_tokenizer(candidate))
+    facts.tokenizer = tokenizer or TokenizerFacts(errors=[tokenizer_error or "tokenizer unreadable"])
+    remote, remote_error = _attempt("remote code", lambda: read_remote_code(candidate))
+    facts.remote_code = remote or RemoteCodeFacts(errors=[remote_error or "remote code facts unreadable"])
     return facts

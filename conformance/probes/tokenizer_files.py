@@ -13,6 +13,7 @@ TOKENIZER_FILES = (
 )
 SPECIAL_TOKEN_KEYS = ("bos_token", "eos_token", "unk_token", "pad_token", "sep_token", "cls_token", "mask_token")
 MAX_TOKENIZER_BYTES = 256 * 1024 * 1024
+MAX_TOKEN_ID = 2**32 - 1  # the tokenizers library stores ids as u32
 
 
 @dataclass
@@ -36,21 +37,46 @@ def _token_text(value: Any) -> str | None:
     return None
 
 
-def _vocab_from_tokenizer_json(data: dict[str, Any]) -> dict[str, int]:
+def _token_id(value: Any, where: str) -> int:
+    """A token id as the tokenizers library reads one (a u32); ValueError for floats, NaN, Infinity, negatives, bools."""
+    if type(value) is not int or not 0 <= value <= MAX_TOKEN_ID:
+        raise ValueError(f"{where}: token id {str(value)[:40]} is not an integer in 0..{MAX_TOKEN_ID}")
+    return value
+
+
+def _vocab_from_mapping(raw: Any, where: str) -> dict[str, int]:
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where} is not a JSON object")
+    return {str(k): _token_id(v, where) for k, v in raw.items()}
+
+
+def _vocab_from_tokenizer_json(data: Any) -> dict[str, int]:
+    if not isinstance(data, dict):
+        raise ValueError("tokenizer.json is not a JSON object")
     vocab: dict[str, int] = {}
     model = data.get("model") or {}
-    raw = model.get("vocab")
+    raw = model.get("vocab") if isinstance(model, dict) else None
     if isinstance(raw, dict):
-        vocab.update({str(k): int(v) for k, v in raw.items()})
+        vocab.update(_vocab_from_mapping(raw, "tokenizer.json model.vocab"))
     elif isinstance(raw, list):  # Unigram: [[piece, score], ...]
         vocab.update({str(item[0]): index for index, item in enumerate(raw) if isinstance(item, list) and item})
-    for token in data.get("added_tokens") or []:
+    added = data.get("added_tokens") or []
+    for token in added if isinstance(added, list) else []:
         if isinstance(token, dict) and "content" in token and "id" in token:
-            vocab[str(token["content"])] = int(token["id"])
+            vocab[str(token["content"])] = _token_id(token["id"], "tokenizer.json added_tokens")
     return vocab
 
 
+def _vocab_from_text(data: bytes) -> dict[str, int]:
+    text = data.decode("utf-8")
+    lines = text.split("\n")
+    if text.endswith("\n"):
+        lines.pop()
+    return {line: index for index, line in enumerate(lines)}
+
+
 def read_tokenizer(candidate: Candidate) -> TokenizerFacts:
+    """Tokenizer facts from its files (each read bounded, through safe_files); problems go to `errors`, never raised."""
     names = set(candidate.file_names())
     facts = TokenizerFacts(files=[name for name in TOKENIZER_FILES if name in names])
     vocab: dict[str, int] = {}
@@ -58,12 +84,12 @@ def read_tokenizer(candidate: Candidate) -> TokenizerFacts:
         if "tokenizer.json" in names:
             vocab = _vocab_from_tokenizer_json(candidate.read_json("tokenizer.json", MAX_TOKENIZER_BYTES))
         elif "vocab.json" in names:
-            vocab = {str(k): int(v) for k, v in candidate.read_json("vocab.json", MAX_TOKENIZER_BYTES).items()}
+            vocab = _vocab_from_mapping(candidate.read_json("vocab.json", MAX_TOKENIZER_BYTES), "vocab.json")
         elif "vocab.txt" in names:
-            text = candidate.resolve_inside("vocab.txt").read_text(encoding="utf-8")
-            vocab = {line: index for index, line in enumerate(text.split("\n")[:-1] if text.endswith("\n") else text.split("\n"))}
-    except (ValueError, TypeError, AttributeError, OSError) as exc:
-        facts.errors.append(f"vocabulary unreadable: {exc}")
+            vocab = _vocab_from_text(candidate.read_bytes("vocab.txt", MAX_TOKENIZER_BYTES))
+    except Exception as exc:  # noqa: BLE001 - any failure of these bytes is the vocabulary's error
+        facts.errors.append(f"vocabulary unreadable: {str(exc)[:500] or type(exc).__name__}")
+        vocab = {}
     if vocab:
         facts.vocab_size = max(vocab.values()) + 1
     for config_name in ("special_tokens_map.json", "tokenizer_config.json"):
@@ -71,8 +97,8 @@ def read_tokenizer(candidate: Candidate) -> TokenizerFacts:
             continue
         try:
             data = candidate.read_json(config_name)
-        except ValueError as exc:
-            facts.errors.append(str(exc))
+        except Exception as exc:  # noqa: BLE001
+            facts.errors.append(str(exc)[:500] or type(exc).__name__)
             continue
         if not isinstance(data, dict):
             facts.errors.append(f"{config_name} is not a JSON object")

@@ -1,20 +1,29 @@
-"""Weight files and tensor headers (see safetensors_header.py): never tensor data, never torch."""
+"""Weight files and tensor headers (see safetensors_header.py): never tensor data, never torch.
+
+Every file is opened through `safe_files` (regular files inside the folder only), and each file's failure
+is recorded against that file, so one bad shard or archive never hides the others.
+"""
 
 from __future__ import annotations
 
+import os
 import re
+import struct
+import zipfile
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 from ..candidate import Candidate
 
 # Bytes per element of each safetensors dtype; sub-byte types are counted in bits.
 DTYPE_BITS: dict[str, int] = {
     "F64": 64, "F32": 32, "F16": 16, "BF16": 16, "F8_E4M3": 8, "F8_E5M2": 8, "F8_E8M0": 8,
-    "F6_E2M3": 6, "F6_E3M2": 6, "F4": 4, "C64": 64,
+    "F8_E4M3FNUZ": 8, "F8_E5M2FNUZ": 8, "F6_E2M3": 6, "F6_E3M2": 6, "F4": 4, "C64": 64,
     "I64": 64, "I32": 32, "I16": 16, "I8": 8, "U64": 64, "U32": 32, "U16": 16, "U8": 8, "BOOL": 8,
 }
-FLOAT_DTYPES = frozenset({"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4"})
+FLOAT_DTYPES = frozenset(
+    {"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F8_E4M3FNUZ", "F8_E5M2FNUZ", "F6_E2M3", "F6_E3M2", "F4"}
+)
 
 # Float tensors that some exporters save although they are buffers, not parameters.
 _BUFFER_PATTERNS = re.compile(r"(\.inv_freq$|\.masked_bias$|(^|\.)attn\.bias$|\.rotary_emb\.|(^|\.)position_ids$|(^|\.)token_type_ids$)")
@@ -52,7 +61,8 @@ class TensorInfo:
 class WeightsInfo:
     files: dict[str, str] = field(default_factory=dict)  # weight file -> format
     tensors: list[TensorInfo] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # index and safetensors header problems (tensor facts)
+    format_errors: list[str] = field(default_factory=list)  # archives whose kind could not be told (format facts)
     index_file: str | None = None
 
     @property
@@ -65,6 +75,7 @@ class WeightsInfo:
             "index_file": self.index_file,
             "tensor_count": len(self.tensors),
             "errors": self.errors,
+            "format_errors": self.format_errors,
         }
 
 
@@ -82,35 +93,110 @@ def _weight_format(relative: str) -> str | None:
     return None
 
 
+MAX_ZIP_DIRECTORY_BYTES = 16 * 1024 * 1024  # a torch archive's central directory is KiBs; bounds the member list
+_EOCD = b"PK\x05\x06"
+_EOCD_SEARCH = 22 + 65_535  # the end record plus the longest zip comment
+
+
+def _zip_directory_size(handle: IO[bytes], size: int) -> int | None:
+    """Bytes of the zip's central directory from its end record; None if the file has no end record."""
+    handle.seek(size - min(size, _EOCD_SEARCH))
+    tail = handle.read(_EOCD_SEARCH)
+    at = tail.rfind(_EOCD)
+    if at < 0 or at + 22 > len(tail):
+        return None
+    (directory_size,) = struct.unpack_from("<I", tail, at + 12)
+    return int(directory_size)
+
+
+def is_torchscript(names: list[str]) -> bool:
+    """True for the member names of a TorchScript archive (torch.jit.save): compiled code and constants.
+
+    torch.save's zips hold `<archive>/data.pkl`, `<archive>/data/<n>`, `version`, `byteorder`; torch.jit.save
+    adds `<archive>/code/__torch__/...` (the TorchScript source) and `<archive>/constants.pkl`.
+    """
+    for name in names:
+        parts = name.split("/")
+        if parts[-1] == "constants.pkl" or any(parts[i : i + 2] == ["code", "__torch__"] for i in range(len(parts))):
+            return True
+    return False
+
+
+def archive_format(candidate: Candidate, relative: str) -> str:
+    """"torchscript" if the pickle-named weight file is a TorchScript zip, else "pickle".
+
+    Reads the first 4 bytes, the last 64 KiB and a central directory of at most 16 MiB. Raises ValueError
+    (UnsafeFileError included) or OSError when the file cannot be opened or its directory is over the bound.
+    """
+    with candidate.open_regular(relative) as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if handle.read(4) != b"PK\x03\x04":
+            return "pickle"  # a raw or legacy-tar pickle: the scan judges its content
+        directory = _zip_directory_size(handle, size)
+        if directory is None:
+            return "pickle"  # not a readable zip; torch cannot load it as an archive either
+        if directory > MAX_ZIP_DIRECTORY_BYTES:
+            raise ValueError(f"zip central directory of {directory} bytes is over the {MAX_ZIP_DIRECTORY_BYTES}-byte limit")
+        handle.seek(0)
+        try:
+            names = zipfile.ZipFile(handle).namelist()
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
+            raise ValueError(f"unreadable zip archive: {exc}") from None
+    return "torchscript" if is_torchscript(names) else "pickle"
+
+
+def _read_header(candidate: Candidate, shard: str) -> list[TensorInfo]:
+    from .safetensors_header import read_safetensors_header
+
+    with candidate.open_regular(shard) as handle:
+        return read_safetensors_header(handle, shard)
+
+
+def _index_shards(candidate: Candidate, info: WeightsInfo, present: set[str]) -> list[str]:
+    assert info.index_file is not None
+    index = candidate.read_json(info.index_file, max_bytes=64 * 1024 * 1024)
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict):
+        raise ValueError("weight_map is not an object")
+    shards = sorted({value for value in weight_map.values() if isinstance(value, str)})
+    if len(shards) != len(set(map(str, weight_map.values()))):
+        info.errors.append(f"{info.index_file}: weight_map values must be file names")
+    for shard in shards:
+        candidate.resolve_inside(shard)
+        if shard not in present:
+            info.errors.append(f"{info.index_file} names missing shard {shard}")
+    return [s for s in shards if s in present]
+
+
 def read_weights(candidate: Candidate) -> WeightsInfo:
+    """Weight files by format, and the tensors of every safetensors shard (the index's, or all at top level).
+
+    Never raises for bad model bytes: each file's problem is one entry of `errors` (tensor headers, index)
+    or `format_errors` (archives whose kind could not be read).
+    """
     info = WeightsInfo()
     for entry in candidate.files:
         fmt = _weight_format(entry.path)
         if fmt:
             info.files[entry.path] = fmt
+    for relative, fmt in list(info.files.items()):
+        if fmt == "pickle":
+            try:
+                info.files[relative] = archive_format(candidate, relative)
+            except Exception as exc:  # noqa: BLE001 - any failure of this file's bytes is this file's error
+                info.format_errors.append(f"{relative}: archive kind unknown: {exc}")
     present = set(info.files)
     shards: list[str] = sorted(name for name, fmt in info.files.items() if fmt == "safetensors")
     if "model.safetensors.index.json" in candidate.file_names():
         info.index_file = "model.safetensors.index.json"
         try:
-            index = candidate.read_json(info.index_file, max_bytes=64 * 1024 * 1024)
-            weight_map = index["weight_map"]
-            if not isinstance(weight_map, dict):
-                raise ValueError("weight_map is not an object")
-            shards = sorted(set(map(str, weight_map.values())))
-            for shard in shards:
-                candidate.resolve_inside(shard)
-                if shard not in present:
-                    info.errors.append(f"{info.index_file} names missing shard {shard}")
-            shards = [s for s in shards if s in present]
-        except (ValueError, KeyError, TypeError) as exc:
+            shards = _index_shards(candidate, info, present)
+        except Exception as exc:  # noqa: BLE001
             info.errors.append(f"{info.index_file}: {exc}")
-    from .safetensors_header import read_safetensors_header
-
     for shard in shards:
         try:
-            info.tensors.extend(read_safetensors_header(str(candidate.resolve_inside(shard)), shard))
-        except (ValueError, OSError) as exc:
+            info.tensors.extend(_read_header(candidate, shard))
+        except Exception as exc:  # noqa: BLE001
             info.errors.append(f"{shard}: unreadable safetensors header: {exc}")
     return info
 
