@@ -272,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     rules = commands.add_parser("rules", help="list the check catalogue")
     rules.add_argument("--format", choices=("text", "json", "markdown"), default="text")
     rules.set_defaults(handler=cmd_rules)
+    from .scan_command import add_scan_parser
+
+    add_scan_parser(commands)
     demo = commands.add_parser("demo", help="build tiny example models offline and check them (the quick start)")
     demo.add_argument("--out", default="reports", help="output folder (default: reports)")
     demo.set_defaults(handler=cmd_demo)
