@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, ClassVar
 
 from ..candidate import Candidate
 from ..errors import CheckError
+from ..safe_files import UnsafeFileError
+from .hashes import HashBudget, refuse_sparse
 from .load import LoadedModel
 
 PROBE_TEXT = "The conformance suite checks that a model produces finite outputs for ordinary text."
@@ -106,32 +110,76 @@ class FinitenessFacts:
     nonfinite: dict[str, int]  # tensor name -> count of NaN/Inf elements
 
 
-def probe_finiteness(candidate: Candidate, shards: list[str]) -> FinitenessFacts:
-    """Stream every tensor of every safetensors shard, slice by slice, counting NaN and Inf."""
-    import torch
+# sha256-free streaming is bound by the disk and by isfinite (~1-4 GB/s on one core): 800 GB of weights take
+# 4-15 minutes. Past these budgets the scan stops with an error naming the budget.
+FINITENESS_MAX_SECONDS = 3600.0
+FINITENESS_MAX_BYTES = 4 * 1024**4  # 4 TiB: over any published checkpoint
+
+
+@dataclass
+class FinitenessBudget(HashBudget):
+    """Seconds and bytes of tensor data the finiteness scan may spend over every shard (see HashBudget)."""
+
+    max_seconds: float = field(default_factory=lambda: FINITENESS_MAX_SECONDS)
+    max_bytes: int = field(default_factory=lambda: FINITENESS_MAX_BYTES)
+    activity: ClassVar[str] = "finiteness scan"
+    seconds_constant: ClassVar[str] = "FINITENESS_MAX_SECONDS"
+    bytes_constant: ClassVar[str] = "FINITENESS_MAX_BYTES"
+
+
+def _descriptor_path(handle: IO[bytes], resolved: Path) -> str:
+    """A path naming the very file already opened and checked, so the library cannot open a swapped-in one."""
+    proc = f"/proc/self/fd/{handle.fileno()}"
+    return proc if os.path.exists(proc) else str(resolved)
+
+
+def probe_finiteness(candidate: Candidate, shards: list[str], budget: FinitenessBudget | None = None) -> FinitenessFacts:
+    """Stream every tensor of every safetensors shard, slice by slice, counting NaN and Inf.
+
+    Each shard is opened through safe_files (a regular file inside the folder), refused if sparse, and
+    read within `budget` (default FINITENESS_MAX_SECONDS and FINITENESS_MAX_BYTES over all shards). Raises
+    CheckError with the reason: an unsafe or missing shard, a sparse one, a spent budget.
+    """
     from safetensors import safe_open
 
     facts = FinitenessFacts(0, 0, {})
     if not shards:
         raise CheckError("no safetensors weights to stream")
+    budget = budget or FinitenessBudget()
     for shard in shards:
-        with safe_open(str(candidate.resolve_inside(shard)), framework="pt") as handle:
-            for name in handle.keys():
-                view = handle.get_slice(name)
-                shape = view.get_shape()
-                rows = shape[0] if shape else 1
-                row_elements = max(1, _product(shape[1:]))
-                step = max(1, FINITENESS_SLICE_BYTES // (row_elements * 4))
-                bad = 0
-                for start in range(0, rows, step):
-                    part = view[start : start + step] if shape else handle.get_tensor(name)
-                    if part.is_floating_point():
-                        bad += int((~torch.isfinite(part)).sum())
-                    facts.elements_checked += part.numel()
-                facts.tensors_checked += 1
-                if bad:
-                    facts.nonfinite[name] = bad
+        try:
+            opened = candidate.open_regular(shard)
+            resolved = candidate.resolve_inside(shard)
+        except UnsafeFileError as exc:
+            raise CheckError(f"not read: {exc}") from None
+        except FileNotFoundError:
+            raise CheckError(f"not read: {shard} is missing") from None
+        with opened:
+            refuse_sparse(opened, shard)
+            with safe_open(_descriptor_path(opened, resolved), framework="pt") as handle:
+                for name in handle.keys():
+                    _scan_tensor(handle, name, facts, budget, shard)
     return facts
+
+
+def _scan_tensor(handle: Any, name: str, facts: FinitenessFacts, budget: FinitenessBudget, shard: str) -> None:
+    import torch
+
+    view = handle.get_slice(name)
+    shape = view.get_shape()
+    rows = shape[0] if shape else 1
+    row_elements = max(1, _product(shape[1:]))
+    step = max(1, FINITENESS_SLICE_BYTES // (row_elements * 4))
+    bad = 0
+    for start in range(0, rows, step):
+        part = view[start : start + step] if shape else handle.get_tensor(name)
+        if part.is_floating_point():
+            bad += int((~torch.isfinite(part)).sum())
+        facts.elements_checked += part.numel()
+        budget.spend(shard, part.numel() * part.element_size())
+    facts.tensors_checked += 1
+    if bad:
+        facts.nonfinite[name] = bad
 
 
 def _product(dims: list[int]) -> int:
