@@ -306,9 +306,13 @@ def finding_line(finding: Any, allow_unknown: bool) -> str:
 def summary_line(report: ScanReport) -> str:
     s = summary_dict(report)
     verdict = "clean" if s["exit_code"] == EXIT_CLEAN else f"{s['failing_findings']} failing"
-    files = f"{s['files']} file" + ("" if s["files"] == 1 else "s")
-    return (f"scanned {files} ({s['pickles_scanned']} pickles) in {report.seconds:.2f} s: {s['dangerous']} dangerous, "
-            f"{s['unknown']} unknown{' (allowed)' if report.allow_unknown else ''}, {s['errors']} errors: {verdict}")
+    return (f"scanned {_count(s['files'], 'file')} ({_count(s['pickles_scanned'], 'pickle')}) in {report.seconds:.2f} s: "
+            f"{s['dangerous']} dangerous, {s['unknown']} unknown{' (allowed)' if report.allow_unknown else ''}, "
+            f"{_count(s['errors'], 'error')}: {verdict}")
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
 
 
 def render_text(report: ScanReport) -> str:

@@ -229,6 +229,15 @@ def test_broken_pipe_ends_without_traceback(evil_dir: Path) -> None:
     assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
 
 
+def test_scan_imports_neither_torch_nor_numpy(evil_dir: Path) -> None:
+    code = (f"import sys; from conformance.cli import main; "
+            f"codes = [main(['scan', {str(evil_dir)!r}, '-q', '--format', f]) for f in ('text', 'json', 'sarif', 'cyclonedx')]; "
+            "print(codes, sorted(m for m in ('torch', 'transformers', 'numpy') if m in sys.modules))")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert done.stdout.strip() == "[1, 1, 1, 1] []", done.stderr
+
+
 class _Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True
@@ -288,6 +297,7 @@ def test_sarif_validates_against_the_official_schema(evil_dir: Path, tmp_path: P
         assert rule_ids[result["ruleIndex"]] == result["ruleId"]
         location = result["locations"][0]["physicalLocation"]["artifactLocation"]
         assert location["uriBaseId"] == "%SRCROOT%"
+        assert result["locations"][0]["physicalLocation"]["region"] == {"startLine": 1}  # GitHub places alerts by line
         assert run["artifacts"][location["index"]]["location"]["uri"] == location["uri"]
         by_uri.setdefault(location["uri"], []).append(result)
     assert {u: [(r["ruleId"], r["level"]) for r in rs] for u, rs in by_uri.items()} == {

@@ -94,7 +94,9 @@ def _result(finding: Any, rule: str, rule_index: int, artifact_index: int | None
     artifact: dict[str, Any] = {"uri": artifact_uri(finding.file), "uriBaseId": SRCROOT}
     if artifact_index is not None:
         artifact["index"] = artifact_index
-    location: dict[str, Any] = {"physicalLocation": {"artifactLocation": artifact}}
+    # A model file has no lines, but GitHub code scanning places an alert only with region.startLine:
+    # line 1 stands for "the file"; the member and global are in the logical locations.
+    location: dict[str, Any] = {"physicalLocation": {"artifactLocation": artifact, "region": {"startLine": 1}}}
     logical = []
     if finding.member:
         logical.append({"name": clean_text(finding.member, 1000), "fullyQualifiedName": clean_text(f"{finding.file}!{finding.member}", 2000),
