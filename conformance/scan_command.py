@@ -207,13 +207,23 @@ def run_scan(
                 continue
             bar.step(shown)
             report.sources[shown] = (target.root, name)
-            scanned, file_findings = scan_file(target.root, name)
+            try:
+                scanned, file_findings = scan_file(target.root, name)
+            except Exception as exc:  # a scanner bug on one hostile file fails that file closed; the scan goes on
+                scanned = _unscanned(name)
+                file_findings = [ScanFinding(name, None, "", "error", f"scan failed: {type(exc).__name__}: {clean_text(exc, 300)}")]
             report.files.append(_with_file(scanned, shown))
             report.findings.extend(_with_file(finding, shown) for finding in file_findings)
     finally:
         bar.close()
     report.seconds = clock() - start
     return report
+
+
+def _unscanned(name: str) -> Any:
+    from .probes.scan import ScannedFile
+
+    return ScannedFile(name, "other", 0, [])
 
 
 def _report_path(target: ScanTarget, name: str) -> str:
@@ -289,7 +299,7 @@ def render_json(report: ScanReport) -> str:
         "findings": [{**record_dict(f), "rule": rule_id(f), "counts": counts_as_finding(f.severity, report.allow_unknown)}
                      for f in report.findings],
     }
-    return json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    return _dumps(document)
 
 
 def finding_line(finding: Any, allow_unknown: bool) -> str:
@@ -320,6 +330,11 @@ def render_text(report: ScanReport) -> str:
     return "\n".join([*lines, summary_line(report)]) + "\n"
 
 
+def _dumps(document: Any) -> str:
+    # ASCII with \u escapes: valid JSON whatever the encoding of the terminal or pipe it is printed to.
+    return json.dumps(document, indent=2, ensure_ascii=True, allow_nan=False) + "\n"
+
+
 def render(report: ScanReport, form: str) -> str:
     """The report in `form` (one of FORMATS) as text ready to write."""
     if form == "json":
@@ -327,11 +342,11 @@ def render(report: ScanReport, form: str) -> str:
     if form == "sarif":
         from .report.sarif import render_sarif
 
-        return json.dumps(render_sarif(report), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+        return _dumps(render_sarif(report))
     if form == "cyclonedx":
         from .report.cyclonedx import render_cyclonedx
 
-        return json.dumps(render_cyclonedx(report), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+        return _dumps(render_cyclonedx(report))
     return render_text(report)
 
 
@@ -388,8 +403,10 @@ def _silence_stdout() -> None:
 
 def _emit(text: str) -> bool:
     """Print to stdout; False when the reader went away (`conformance scan X | head`)."""
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
     try:
-        sys.stdout.write(text)
+        # A file name shown in text output may not exist in a non-UTF-8 terminal's charset: escape, never crash.
+        sys.stdout.write(text.encode(encoding, "backslashreplace").decode(encoding))
         sys.stdout.flush()
     except BrokenPipeError:
         _silence_stdout()
