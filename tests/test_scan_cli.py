@@ -147,6 +147,17 @@ def test_a_folder_and_a_file_inside_it_scan_each_file_once(evil_dir: Path, capsy
     assert document["summary"]["dangerous"] == 2
 
 
+def test_several_paths_are_shown_relative_to_their_common_folder(tmp_path: Path, canary: Path, capsys) -> None:
+    for name in ("a", "b"):
+        (tmp_path / "models" / name).mkdir(parents=True)
+        (tmp_path / "models" / name / "pytorch_model.bin").write_bytes(malicious_pickle(canary))
+    code, document = scan_json(capsys, str(tmp_path / "models" / "a"), str(tmp_path / "models" / "b" / "pytorch_model.bin"))
+    assert code == 1
+    assert [f["file"] for f in document["findings"]] == ["a/pytorch_model.bin", "b/pytorch_model.bin"]
+    assert document["base"] == str(tmp_path / "models")
+    assert [t["root"] for t in document["targets"]] == ["a", "b"]
+
+
 def test_allow_unknown_shows_unknown_globals_but_exits_0(tmp_path: Path, canary: Path, capsys) -> None:
     folder = tmp_path / "args"
     folder.mkdir()
