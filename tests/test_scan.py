@@ -181,13 +181,13 @@ def _stack_global_pickle(module: str, name: str) -> bytes:
 
 
 def test_stack_global_with_memoized_strings(model: Path) -> None:
-    (model / "unknown.pkl").write_bytes(_stack_global_pickle("collections", "Counter"))
+    (model / "unknown.pkl").write_bytes(_stack_global_pickle("collections", "ChainMap"))
     (model / "safe.pkl").write_bytes(_stack_global_pickle("collections", "OrderedDict"))
     (model / "evil.pkl").write_bytes(_stack_global_pickle("builtins", "eval"))
     evidence = scan_folder(model)
     assert [(f.file, f.global_name, f.severity) for f in evidence.findings] == [
         ("evil.pkl", "builtins.eval", "dangerous"),
-        ("unknown.pkl", "collections.Counter", "unknown"),
+        ("unknown.pkl", "collections.ChainMap", "unknown"),
     ]
     safe = next(f for f in evidence.files if f.file == "safe.pkl")
     assert safe.globals == ["collections.OrderedDict"]
@@ -297,3 +297,154 @@ def test_opcode_flood_is_bounded(model: Path, monkeypatch: pytest.MonkeyPatch) -
     _, findings = scan_file(model, "flood.pt")
     assert [(f.member, f.severity) for f in findings] == [("archive/data.pkl", "error")]
     assert "budget" in findings[0].detail
+
+
+# ---------------------------------------------------------------------------------------------
+# Every interpretation of a file, not one
+# ---------------------------------------------------------------------------------------------
+
+
+def _polyglot(canary: Path) -> bytes:
+    """A pickle whose first 9 bytes read as a safetensors header length (67,468, fits the file) and '{'."""
+    command = f"touch {canary}".encode()
+    return b"".join(
+        [
+            b"\x8c\x07\x01\x00\x00\x00\x00\x00\x7b",  # SHORT_BINUNICODE of 7 bytes: 01 00 00 00 00 00 7b
+            b"0",  # POP
+            b"X" + (70_000).to_bytes(4, "little") + b"a" * 70_000,  # BINUNICODE of 70,000 bytes
+            b"0",  # POP
+            b"cposix\nsystem\n",  # GLOBAL posix system
+            b"\x8c" + bytes([len(command)]) + command,
+            b"\x85R0",  # TUPLE1, REDUCE, POP
+            b"ccollections\nOrderedDict\n)R.",  # a normal (empty) state dict
+        ]
+    )
+
+
+def test_polyglot_prefix_reads_as_the_claimed_safetensors_header(canary: Path) -> None:
+    data = _polyglot(canary)
+    assert int.from_bytes(data[:8], "little") == 67_468 and data[8:9] == b"{" and 8 + 67_468 <= len(data)
+
+
+@pytest.mark.parametrize("name", ["pytorch_model.bin", "weights.safetensors", "extra"])
+def test_safetensors_pickle_polyglot_is_scanned_as_a_pickle(model: Path, canary: Path, name: str) -> None:
+    (model / name).write_bytes(_polyglot(canary))
+    scanned, findings = scan_file(model, name)
+    assert {"safetensors", "pickle"} <= set(scanned.formats)
+    assert scanned.format == "pickle"
+    assert [(f.global_name, f.severity) for f in findings] == [("posix.system", "dangerous")]
+
+
+def test_polyglot_as_torch_zip_data_pkl(model: Path, tmp_path: Path, canary: Path) -> None:
+    (model / "pytorch_model.bin").write_bytes(_replace_member(_torch_zip_bytes(tmp_path), "/data.pkl", _polyglot(canary)))
+    _, findings = scan_file(model, "pytorch_model.bin")
+    assert [(f.member, f.global_name, f.severity) for f in findings] == [("real/data.pkl", "posix.system", "dangerous")]
+
+
+def test_polyglot_training_args_beside_good_safetensors(model: Path, canary: Path) -> None:
+    from safetensors.numpy import save_file
+
+    np = pytest.importorskip("numpy")
+    save_file({"w": np.zeros((2, 2), dtype=np.float32)}, model / "model.safetensors")
+    (model / "training_args.bin").write_bytes(_polyglot(canary))
+    evidence = scan_folder(model)
+    assert evidence.flagged_files == ["training_args.bin"]
+    assert [(f.global_name, f.severity) for f in evidence.findings] == [("posix.system", "dangerous")]
+
+
+def test_zip_found_from_its_central_directory_behind_a_prefix(model: Path, canary: Path) -> None:
+    # zipfile (and so any loader using it) finds a zip from the end of the file, whatever comes first.
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as out:
+        out.writestr("archive/data.pkl", pickle.dumps(_OpensCanary(canary)))
+    (model / "weights.dat.zip").write_bytes(b"just some text in front\n" + archive.getvalue())
+    scanned, findings = scan_file(model, "weights.dat.zip")
+    assert "zip" in scanned.formats
+    assert [(f.member, f.global_name, f.severity) for f in findings] == [("archive/data.pkl", "io.open", "dangerous")]
+
+
+def test_protocol0_without_proto_or_stop_is_recognized(model: Path) -> None:
+    data = b"cmultiprocessing.util\nspawnv_passfds\n(S'touch CANARY'\n(lI0\nttR\xff"
+    for name in ("weights.dat", "notes.txt"):
+        (model / name).write_bytes(data)
+        scanned, findings = scan_file(model, name)
+        assert scanned.format == "pickle", name
+        named = [f for f in findings if f.global_name == "multiprocessing.util.spawnv_passfds"]
+        assert named and named[0].severity in ("dangerous", "unknown"), findings
+
+
+def test_text_that_starts_like_a_global_is_not_a_pickle(model: Path) -> None:
+    (model / "labels.txt").write_text("cat\ndog\nbird\n")
+    (model / "notes.md").write_text("N.B. nothing here\n")
+    evidence = scan_folder(model)
+    assert evidence.findings == []
+
+
+# ---------------------------------------------------------------------------------------------
+# npy and npz through numpy's own header reader
+# ---------------------------------------------------------------------------------------------
+
+
+def _npy(descr: str, payload: bytes) -> bytes:
+    header = f"{{'descr': {descr}, 'fortran_order': False, 'shape': (1,), }}"
+    header += " " * (63 - (10 + len(header)) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode("latin-1") + payload
+
+
+@pytest.mark.parametrize("descr", ["'object'", "'|O'", "'O8'", "[('a', 'object')]", "[('a', '<f4'), ('b', [('c', 'O')])]"])
+def test_object_npy_spelled_any_way_is_scanned(model: Path, canary: Path, descr: str) -> None:
+    np = pytest.importorskip("numpy")
+    (model / "arr.npy").write_bytes(_npy(descr, pickle.dumps(_OpensCanary(canary), protocol=3)))
+    assert np.lib.format.read_array_header_1_0(io.BytesIO((model / "arr.npy").read_bytes()[8:])) is not None
+    scanned, findings = scan_file(model, "arr.npy")
+    assert scanned.format == "numpy" and scanned.pickles_scanned == 1
+    assert [(f.global_name, f.severity) for f in findings] == [("io.open", "dangerous")]
+
+
+def test_npz_member_with_object_descr(model: Path, canary: Path) -> None:
+    with zipfile.ZipFile(model / "arrays.npz", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("x.npy", _npy("'object'", pickle.dumps(_OpensCanary(canary), protocol=3)))
+        archive.writestr("y.npy", _npy("'<f4'", b"\x00" * 4))
+    _, findings = scan_file(model, "arrays.npz")
+    assert [(f.member, f.global_name, f.severity) for f in findings] == [("x.npy", "io.open", "dangerous")]
+
+
+def test_bad_npy_header_is_an_error(model: Path) -> None:
+    (model / "bad.npy").write_bytes(b"\x93NUMPY\x01\x00\x10\x00{'descr': __import__('os')}")
+    _, findings = scan_file(model, "bad.npy")
+    assert [f.severity for f in findings] == ["error"]
+
+
+# ---------------------------------------------------------------------------------------------
+# joblib with any compressor
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("compressor", ["zlib", "gzip", "bz2", "lzma", "xz", "lz4"])
+def test_compressed_joblib_is_decompressed_and_scanned(model: Path, canary: Path, compressor: str) -> None:
+    joblib = pytest.importorskip("joblib")
+    joblib.dump(_OpensCanary(canary), model / "preprocessor.dat", compress=(compressor, 3))
+    joblib.dump({"mean": [0.5, 0.25]}, model / "clean.joblib", compress=(compressor, 3))
+    scanned, findings = scan_file(model, "preprocessor.dat")
+    assert f"compressed-{compressor}" in scanned.formats and "pickle" in scanned.formats
+    assert [(f.member, f.global_name, f.severity) for f in findings] == [(f"[{compressor}]", "io.open", "dangerous")]
+    clean, clean_findings = scan_file(model, "clean.joblib")
+    assert clean_findings == [] and clean.pickles_scanned == 1
+
+
+def test_joblib_compress3_default_is_zlib(model: Path, canary: Path) -> None:
+    joblib = pytest.importorskip("joblib")
+    joblib.dump(_OpensCanary(canary), model / "preprocessor.dat", compress=3)
+    _, findings = scan_file(model, "preprocessor.dat")
+    assert [(f.global_name, f.severity) for f in findings] == [("io.open", "dangerous")]
+
+
+def test_compressed_stream_is_budgeted(model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import zlib
+
+    from conformance.probes import scan_archives
+
+    monkeypatch.setattr(scan_archives, "RATIO_FLOOR_BYTES", 1 << 16)
+    (model / "bomb.pkl").write_bytes(zlib.compress(b"\x80\x02" + b"N0" * (1 << 22) + b"N.", 9))
+    _, findings = scan_file(model, "bomb.pkl")
+    assert any(f.severity == "error" and "compression-ratio budget" in f.detail for f in findings), findings

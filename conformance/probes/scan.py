@@ -17,6 +17,7 @@ unpickled, nothing is copied to disk, and torch is never imported; numpy only wh
 
 from __future__ import annotations
 
+import inspect
 import io
 import os
 import pickletools
@@ -33,6 +34,8 @@ from . import scan_archives, scan_formats, scan_pickle
 from .scan_archives import MAX_SECONDS_PER_FILE, Source, ZipFacts
 from .scan_formats import FormatError
 from .scan_pickle import BoundedReader, PickleWalk, format_global, global_severity, picklescan_dangerous_globals, walk_pickles
+
+_WALK_TAKES_DEADLINE = "deadline" in inspect.signature(walk_pickles).parameters
 
 # Bounds: an untrusted folder must not be able to make the scan use unbounded memory, disk or time.
 MAX_STREAM_BYTES = 2 << 30  # bytes read from one pickle stream
@@ -246,7 +249,7 @@ def _interpret(acc: _FileScan, source: Source) -> list[str]:
     """Every interpretation of one stream that applies, each scanned; returns their format names."""
     with source.open() as raw:
         head = raw.read(_HEAD_BYTES)
-        tail = b""
+        tail = head
         if source.seekable and source.size > _HEAD_BYTES:
             raw.seek(max(0, source.size - _TAIL_BYTES))
             tail = raw.read(_TAIL_BYTES)
@@ -378,7 +381,7 @@ def _scan_legacy_records(acc: _FileScan, source: Source, kind: str) -> None:
                 raise FormatError(f"{kind} does not start with a record count")
             for _ in range(count):
                 starts.append(reader.tell())
-                walk = walk_pickles(reader, max_pickles=1, max_opcodes=acc.opcodes_left, single=True)
+                walk = _walk(reader, acc, single=True)
                 if walk.error or walk.pickles != 1:
                     break  # the scan of this start reports it
                 if kind == "storages":
@@ -529,10 +532,12 @@ def _scan_pickles(acc: _FileScan, source: Source, start: int, strict: bool, sing
     global is imported, or a global is called before the stream breaks (a loader runs that call).
     Returns "pickle" or "torch-legacy" if the stream counts as a pickle, else None.
     """
+    if acc.opcodes_left <= 0 and not strict and any(f.severity == "error" for f in acc.findings.values()):
+        return None  # the budget is spent and already reported; a speculative reading adds nothing
     with source.open() as raw:
         reader = BoundedReader(raw, MAX_STREAM_BYTES)
         _skip_to(reader, start)
-        walk = walk_pickles(reader, max_pickles=MAX_PICKLES_PER_STREAM, max_opcodes=acc.opcodes_left, single=single)
+        walk = _walk(reader, acc, single=single)
     acc.opcodes_left = max(0, acc.opcodes_left - walk.opcodes)
     severity = global_severity(walk.globals)
     if acc.torchscript:
@@ -580,15 +585,29 @@ def _scan_pickles(acc: _FileScan, source: Source, start: int, strict: bool, sing
         if problem:
             where = f" (pickle from byte {start})" if start else ""
             acc.add(source.member, "", "error", problem + where)
-    _report_extra_walk_findings(acc, source, walk)
+    _report_differential(acc, source, walk)
     return "torch-legacy" if walk.torch_legacy else "pickle"
 
 
-def _report_extra_walk_findings(acc: _FileScan, source: Source, walk: PickleWalk) -> None:
-    """Findings the walk may carry beyond globals and calls (e.g. streams two unpicklers read differently)."""
-    for extra in getattr(walk, "findings", None) or ():
-        severity = getattr(extra, "severity", "dangerous")
-        acc.add(source.member, getattr(extra, "global_name", ""), severity, getattr(extra, "detail", str(extra)))
+def _report_differential(acc: _FileScan, source: Source, walk: PickleWalk) -> None:
+    """A stream whose FRAMEs split an opcode: pickle.py and picklescan read it one way, the C unpickler another."""
+    differential = getattr(walk, "frame_differential", None)
+    if differential:
+        hidden = ", ".join(format_global(g) for g in getattr(walk, "differential_globals", [])[:5])
+        acc.add(
+            source.member,
+            "<frame boundary differential>",
+            "dangerous",
+            f"{differential}; unpicklers disagree on this stream" + (f" (only the C unpickler imports {hidden})" if hidden else ""),
+        )
+
+
+def _walk(reader: BoundedReader, acc: _FileScan, single: bool) -> PickleWalk:
+    """walk_pickles under the file's opcode budget and, where the walker supports it, its deadline."""
+    limit = 1 if single else MAX_PICKLES_PER_STREAM
+    if _WALK_TAKES_DEADLINE:
+        return walk_pickles(reader, max_pickles=limit, max_opcodes=acc.opcodes_left, single=single, deadline=acc.deadline)
+    return walk_pickles(reader, max_pickles=limit, max_opcodes=acc.opcodes_left, single=single)
 
 
 def _skip_to(reader: BoundedReader, start: int) -> None:
@@ -597,12 +616,15 @@ def _skip_to(reader: BoundedReader, start: int) -> None:
 
 
 def _counts_as_pickle(walk: PickleWalk, dangerous: set[tuple[str, str]], source: Source, start: int) -> bool:
-    # "N.B. ..." parses as NONE, STOP and then fails: harmless text. A pickle that parses cleanly,
-    # anything importing a denylisted global before it breaks, or a stream that spent a scan bound
-    # (it must not pass unscanned) is treated as the pickle it is.
-    if dangerous or walk.limit_hit:
+    # "N.B. ..." parses as NONE, STOP and then fails: harmless text. A pickle that parses cleanly, a
+    # stream that spent a scan bound (it must not pass unscanned), or one a loader would act on (it
+    # imports and calls, or imports a denylisted global, before it breaks) is treated as the pickle it is.
+    if dangerous or walk.limit_hit or (walk.pickles > 0 and walk.error is None):
         return True
-    if walk.pickles > 0 and (walk.error is None or bool(walk.globals) or bool(walk.dynamic_calls)):
+    would_act = getattr(scan_pickle, "loader_would_act", None)
+    if would_act is not None:
+        return bool(would_act(walk))
+    if walk.pickles > 0 and (bool(walk.globals) or bool(walk.dynamic_calls)):
         return True
     if walk.globals or walk.dynamic_calls:
         # Protocol 0 without PROTO or STOP: pickle.load runs each REDUCE as it reads it, before failing
