@@ -212,7 +212,10 @@ def test_files_no_loader_needs_are_left_out_not_errors(llama_dir: Path, tmp_path
     assert "extra.txt" in plan.files and "model.safetensors" in plan.files
     with staged_folder(model_dir.resolve(), "safetensors") as staging:
         staged = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*"))
-        assert all(os.path.realpath(staging / name).startswith(str(model_dir.resolve())) for name in staged)
+        links = [name for name in staged if (staging / name).is_symlink()]
+        assert all(os.path.realpath(staging / name).startswith(str(model_dir.resolve()) + os.sep) for name in links)
+        assert sorted(set(staged) - set(links)) == ["tokenizer_config.json"]  # the one file written, not linked
+        assert "notes.md" not in staged and "adapter_config.json" not in staged and "pytorch_model.bin" not in staged
     assert not staging.exists()  # removed after the load; the model's files are untouched
     assert (model_dir / "model.safetensors").is_file()
     with opens() as opened:
@@ -265,3 +268,21 @@ def test_runtime_rules_error_with_the_reason(llama_dir: Path, tmp_path: Path, ou
     for rule_id in ("LOADS", "LOGITS"):
         assert by_id[rule_id].status == "error"
         assert "'generation_config.json' resolves outside the model folder" in by_id[rule_id].message
+
+
+def test_tokenizer_config_file_arguments_are_dropped_from_the_staged_copy(llama_dir: Path, tmp_path: Path, outside: Path) -> None:
+    model_dir = tmp_path / "model"
+    shutil.copytree(llama_dir, model_dir)
+    # The model's tokenizer moves outside and the config names it there: a loader honouring the name would pass.
+    shutil.move(model_dir / "tokenizer.json", outside / "tokenizer.json")
+    config = json.loads((model_dir / "tokenizer_config.json").read_text())
+    config.update({"tokenizer_file": str(outside / "tokenizer.json"), "vocab_file": "/etc/passwd", "merges_file": "../outside/merges.txt"})
+    (model_dir / "tokenizer_config.json").write_text(json.dumps(config))
+    with staged_folder(model_dir.resolve(), "safetensors") as staging:
+        staged = json.loads((staging / "tokenizer_config.json").read_text())
+    assert not {"tokenizer_file", "vocab_file", "merges_file"} & set(staged)
+    assert staged["model_max_length"] == config["model_max_length"]  # the rest is kept
+    with opens() as opened:
+        loaded, message, _ = load(model_dir)
+    assert loaded is None and "load failed" in message  # no tokenizer.json in the folder: no tokenizer
+    assert opened_under(opened, outside) == [] and "/etc/passwd" not in opened

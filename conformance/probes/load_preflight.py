@@ -9,7 +9,8 @@ folder*: a fresh temporary folder that holds only
 
 - the files of the load set, each verified (resolves inside the folder, is a regular file) and staged as a
   symlink to its resolved real path, which lies inside the model folder;
-- the weight index re-written from the entries we verified (the loader never reads the model's own copy).
+- the weight index re-written from the entries we verified (the loader never reads the model's own copy),
+  and tokenizer_config.json re-written without file-path arguments (see `_tokenizer_config`).
 
 Anything not staged does not exist for the loader: the other weight format, adapter configs (which name a
 base model elsewhere), Python files, files that are unsafe but no loader needs (a README linked outside).
@@ -90,6 +91,7 @@ class LoadPlan:
 
     files: dict[str, Path] = field(default_factory=dict)
     indexes: dict[str, dict[str, Any]] = field(default_factory=dict)  # index name -> the JSON we write
+    rewritten: dict[str, dict[str, Any]] = field(default_factory=dict)  # other JSON files we write ourselves
     skipped: dict[str, str] = field(default_factory=dict)  # name -> why it is not staged (not needed, unsafe)
 
 
@@ -159,15 +161,28 @@ def _index_shards(root: Path, index_name: str) -> tuple[dict[str, Any], list[str
     return {"metadata": kept, "weight_map": clean}, shards
 
 
-def _fast_tokenizer_files(root: Path, present: set[str]) -> list[str]:
-    """Versioned tokenizer files that tokenizer_config.json's `fast_tokenizer_files` makes the tokenizer open."""
+def _tokenizer_config(root: Path, present: set[str]) -> dict[str, Any] | None:
+    """tokenizer_config.json as the staging folder holds it: without file-path arguments (`vocab_file`, ...).
+
+    A tokenizer's keyword arguments come from this file, and a path in `vocab_file`, `merges_file` or
+    `tokenizer_file` would be opened verbatim (absolute, or relative to the working directory). Some
+    transformers versions let the folder's own files take precedence; dropping the keys makes that hold
+    whatever the version, and the tokenizer then opens the staged files by their standard names.
+    """
     if "tokenizer_config.json" not in present:
-        return []
+        return None
     try:
         config = safe_files.read_json(root, "tokenizer_config.json", MAX_INDEX_BYTES)
     except ValueError as exc:
         raise LoadRefused(f"tokenizer_config.json: {exc}") from None
-    names = config.get("fast_tokenizer_files") if isinstance(config, dict) else None
+    if not isinstance(config, dict):
+        raise LoadRefused("tokenizer_config.json must hold a JSON object")
+    return {key: value for key, value in config.items() if not (str(key).endswith("_file") and isinstance(value, str))}
+
+
+def _fast_tokenizer_files(config: dict[str, Any] | None) -> list[str]:
+    """Versioned tokenizer files that tokenizer_config.json's `fast_tokenizer_files` makes the tokenizer open."""
+    names = config.get("fast_tokenizer_files") if config is not None else None
     if names is None:
         return []
     if not isinstance(names, list) or len(names) > MAX_FAST_TOKENIZER_FILES:
@@ -217,7 +232,10 @@ def plan_load(root: Path, weights_format: str) -> LoadPlan:
             plan.files[shard] = verify_file(root, shard, f"{index_name} names shard {shard!r}")
     for name in sorted(present & LOADER_FILE_NAMES):
         plan.files[name] = verify_file(root, name, "the loader reads it")
-    for name in _fast_tokenizer_files(root, present):
+    tokenizer_config = _tokenizer_config(root, present)
+    if tokenizer_config is not None:
+        plan.rewritten["tokenizer_config.json"] = tokenizer_config
+    for name in _fast_tokenizer_files(tokenizer_config):
         if os.path.lexists(root / name):
             plan.files[name] = verify_file(root, name, "tokenizer_config.json fast_tokenizer_files")
     for name in _chat_templates(root):
@@ -239,6 +257,8 @@ def _stage(plan: LoadPlan, staging: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         if name in plan.indexes:
             target.write_text(json.dumps(plan.indexes[name], allow_nan=False), encoding="utf-8")
+        elif name in plan.rewritten:  # NaN kept as the model wrote it: transformers reads it with json.load
+            target.write_text(json.dumps(plan.rewritten[name]), encoding="utf-8")
         else:
             os.symlink(real, target)
 
