@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import math
-import re
+from functools import lru_cache
 from typing import Any
 
+import regex
+
+from .errors import CheckError
 from .verdict import Verdict
+
+# Budgets for `pattern` comparisons. Patterns come from spec files and subjects from model cards, both
+# untrusted; Python's `re` backtracks without limit (`^(a|aa)+$` against 60 "a"s and "!" never ends), so
+# patterns run on the `regex` engine with a timeout. A license id or model type is under 100 characters:
+# a subject of 10,000 is already hostile, and a 1,000-character pattern is far beyond any real spec's.
+PATTERN_TIMEOUT_S = 0.25  # seconds per match: a linear match of 10,000 characters takes microseconds
+MAX_PATTERN_SUBJECT_CHARS = 10_000
+MAX_PATTERN_CHARS = 1_000
 
 
 def _number(value: Any) -> float | None:
@@ -40,12 +51,56 @@ def describe_expected(comparison: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+@lru_cache(maxsize=256)
+def compile_pattern(pattern: str) -> Any:
+    """A spec's `pattern` compiled by the `regex` engine (re-compatible syntax, VERSION0).
+
+    Raises ValueError naming the problem: not a string, longer than MAX_PATTERN_CHARS, or bad syntax.
+    """
+    if not isinstance(pattern, str):
+        raise ValueError(f"pattern must be a string, not {type(pattern).__name__}")
+    if len(pattern) > MAX_PATTERN_CHARS:
+        raise ValueError(f"pattern is {len(pattern)} characters, over the {MAX_PATTERN_CHARS}-character pattern budget")
+    try:
+        return regex.compile(pattern)
+    except (regex.error, OverflowError, RecursionError) as exc:
+        raise ValueError(f"pattern is not a valid regular expression: {exc}") from None
+
+
+def pattern_matches(pattern: str, subject: str) -> bool:
+    """True if `pattern` is found in `subject` (a search, as `re.search`), within the budgets.
+
+    Raises CheckError (an `error` verdict, never a pass) when the subject is longer than
+    MAX_PATTERN_SUBJECT_CHARS or the match runs past PATTERN_TIMEOUT_S seconds, and for a bad pattern.
+    """
+    if len(subject) > MAX_PATTERN_SUBJECT_CHARS:
+        raise CheckError(f"the value to match is {len(subject)} characters, over the {MAX_PATTERN_SUBJECT_CHARS}-character pattern subject budget")
+    try:
+        compiled = compile_pattern(pattern)
+    except ValueError as exc:
+        raise CheckError(str(exc)) from None
+    try:
+        return compiled.search(subject, timeout=PATTERN_TIMEOUT_S) is not None
+    except TimeoutError:
+        raise CheckError(f"matching /{pattern}/ ran past the {PATTERN_TIMEOUT_S} s pattern time budget") from None
+
+
+def _not_finite(value: Any) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
+
+
 def judge(observed: Any, comparison: dict[str, Any], unit: str = "") -> Verdict:
-    """Pass when the observed value meets every comparison key given; fail with the first that it misses."""
+    """Pass when the observed value meets every comparison key given; fail with the first that it misses.
+
+    A missing value or a non-finite number (NaN, infinity) is an `error` verdict. Raises CheckError when a
+    `pattern` match is over its budgets (see `pattern_matches`).
+    """
     expected = describe_expected(comparison)
     shown = f"{observed}{unit}"
     if observed is None:
         return Verdict("error", None, expected, "no value was observed")
+    if _not_finite(observed):  # NaN compares false with everything, so min/max would pass it
+        return Verdict("error", observed, expected, f"observed {observed} is not a finite number")
     tolerance = float(comparison.get("tolerance", 0.0))
     number = _number(observed)
     for key in ("min", "max"):
@@ -64,6 +119,6 @@ def judge(observed: Any, comparison: dict[str, Any], unit: str = "") -> Verdict:
         return Verdict("fail", observed, expected, f"{shown} is not one of {comparison['in']}")
     if "not_in" in comparison and any(values_equal(observed, item, tolerance) for item in comparison["not_in"]):
         return Verdict("fail", observed, expected, f"{shown} is excluded")
-    if "pattern" in comparison and not re.search(comparison["pattern"], str(observed)):
+    if "pattern" in comparison and not pattern_matches(comparison["pattern"], str(observed)):
         return Verdict("fail", observed, expected, f"{shown} does not match /{comparison['pattern']}/")
     return Verdict("pass", observed, expected, "")

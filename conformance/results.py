@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import tempfile
@@ -17,6 +18,14 @@ from .evidence import to_plain
 from .paths import schema_path
 
 SCHEMA_VERSION = "1.0"
+# Values copied into a result document (card metadata, config values, observed values) are bounded in
+# depth: inputs are already held to 64 levels (YAML and JSON budgets), the document wraps them in a few
+# more, and 100 keeps every reader's recursion (json, jsonschema, templates) far from Python's limit.
+MAX_DOCUMENT_DEPTH = 100
+TRUNCATED_MARKER = f"[truncated: nested deeper than {MAX_DOCUMENT_DEPTH} levels, the result document depth budget]"
+# Strict JSON has no NaN or infinities; a model's config or card may hold them, so they are recorded
+# as these strings (JavaScript's spellings, which Python's json also reads back as floats on request).
+NON_FINITE_STRINGS = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
 _REPORTED_PACKAGES = ("torch", "transformers", "safetensors", "huggingface_hub", "jsonschema", "picklescan", "lm_eval")
 
 
@@ -59,7 +68,8 @@ class RunResult:
         return bool(self.summary["conformant"])
 
     def to_document(self) -> dict[str, Any]:
-        return {
+        """The result document (result.schema.json): strict JSON data, see `json_safe`."""
+        return json_safe({
             "schema_version": SCHEMA_VERSION,
             "spec": self.spec,
             "model": self.model,
@@ -67,7 +77,27 @@ class RunResult:
             "summary": self.summary,
             "rules": [to_plain(rule) for rule in self.rules],
             "evidence": to_plain(self.evidence),
-        }
+        })
+
+
+def json_safe(value: Any, depth: int = 0) -> Any:
+    """A copy of plain data that strict JSON (`allow_nan=False`) can always write.
+
+    Non-finite floats become NON_FINITE_STRINGS ("NaN", "Infinity", "-Infinity"); a container nested
+    deeper than MAX_DOCUMENT_DEPTH becomes TRUNCATED_MARKER; mapping keys become strings, tuples lists,
+    and any other object its `str`. Recursion is bounded by MAX_DOCUMENT_DEPTH.
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else NON_FINITE_STRINGS[repr(value)]
+    if isinstance(value, (str, int, bool)) or value is None:
+        return value
+    if isinstance(value, (dict, list, tuple)):
+        if depth >= MAX_DOCUMENT_DEPTH:
+            return TRUNCATED_MARKER
+        if isinstance(value, dict):
+            return {str(key): json_safe(item, depth + 1) for key, item in value.items()}
+        return [json_safe(item, depth + 1) for item in value]
+    return str(value)
 
 
 def environment() -> dict[str, Any]:
@@ -116,6 +146,9 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def write_result(document: dict[str, Any], path: Path) -> None:
+    """Validate and write a result document atomically; non-finite numbers and over-deep values are
+    recorded as `json_safe` says, so a hostile model never stops its result from being written."""
+    document = json_safe(document)
     problems = validate_document(document)
     if problems:  # a bug of ours, never the user's: refuse to write an invalid document
         raise ValueError("result document breaks result.schema.json: " + "; ".join(problems[:3]))

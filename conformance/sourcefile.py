@@ -143,28 +143,33 @@ def measure_nodes(root: yaml.Node) -> tuple[int, int]:
     return size[id(root)], height[id(root)]
 
 
-def compose_yaml(text: str, loader: type[yaml.SafeLoader] = SpecLoader) -> tuple[Any, yaml.Node | None]:
-    """Parse untrusted YAML within the budgets: (data, root node); (None, None) for an empty document.
+def _bounded_load(text: str, loader: type[yaml.SafeLoader], with_lines: bool) -> tuple[Any, LineIndex]:
+    instance = _bounded(loader)(text)
+    try:
+        node = instance.get_single_node()
+        if node is None:
+            return None, LineIndex()
+        measure_nodes(node)
+        lines = LineIndex.from_node(node) if with_lines else LineIndex()  # before construction rewrites merge keys
+        return instance.construct_document(node), lines
+    finally:
+        instance.dispose()
+
+
+def compose_yaml(text: str, loader: type[yaml.SafeLoader] = SpecLoader) -> tuple[Any, LineIndex]:
+    """Parse untrusted YAML within the budgets: (data, the line of each path); None data when empty.
 
     `loader` is the safe loader whose tags and resolvers apply (SpecLoader for specs, yaml.SafeLoader for
     card front matter, as huggingface_hub reads it). Raises YamlBudgetError (a ValueError) naming the
     budget exceeded, or yaml.YAMLError for bad syntax. Aliased values are shared objects in the result,
     but their expansion is within MAX_YAML_NODES, so copying it (a result document) is bounded too.
     """
-    instance = _bounded(loader)(text)
-    try:
-        node = instance.get_single_node()
-        if node is None:
-            return None, None
-        measure_nodes(node)
-        return instance.construct_document(node), node
-    finally:
-        instance.dispose()
+    return _bounded_load(text, loader, with_lines=True)
 
 
 def load_yaml(text: str, loader: type[yaml.SafeLoader] = SpecLoader) -> Any:
-    """`compose_yaml` without the node: the parsed value of untrusted YAML, within the budgets."""
-    return compose_yaml(text, loader)[0]
+    """The parsed value of untrusted YAML within the budgets, without a line index (errors as `compose_yaml`)."""
+    return _bounded_load(text, loader, with_lines=False)[0]
 
 
 def format_path(path: list[Any] | tuple[Any, ...]) -> str:
@@ -193,26 +198,31 @@ class LineIndex:
     def from_text(cls, text: str) -> LineIndex:
         """The index of a YAML text; empty if it does not parse or is over a budget."""
         try:
-            _, node = compose_yaml(text)
+            return compose_yaml(text)[1]
         except (yaml.YAMLError, ValueError):
             return cls()
-        return cls.from_node(node)
 
     @classmethod
     def from_node(cls, node: yaml.Node | None) -> LineIndex:
-        """The index of a composed node graph that passed `measure_nodes` (so the walk is bounded)."""
+        """The index of a composed node graph that passed `measure_nodes`, before construction (which
+        rewrites merge keys): the walk visits at most MAX_YAML_NODES nodes, MAX_YAML_DEPTH deep."""
         lines: dict[PathKey, int] = {}
-        stack: list[tuple[yaml.Node, PathKey]] = [(node, ())] if node is not None else []
-        while stack:  # iterative: the graph is bounded, but our walk should not depend on the stack
-            current, path = stack.pop()
-            lines.setdefault(path, current.start_mark.line + 1)
+
+        def walk(current: yaml.Node | None, path: PathKey) -> None:
+            if current is None:
+                return
+            lines[path] = current.start_mark.line + 1
             if isinstance(current, yaml.MappingNode):
-                for key_node, value_node in reversed(current.value):
+                for key_node, value_node in current.value:
                     key = key_node.value
                     lines[(*path, key)] = key_node.start_mark.line + 1
-                    stack.append((value_node, (*path, key)))
+                    walk(value_node, (*path, key))
+                    lines[(*path, key)] = key_node.start_mark.line + 1
             elif isinstance(current, yaml.SequenceNode):
-                stack.extend(((item, (*path, index)) for index, item in reversed(list(enumerate(current.value)))))
+                for index, item in enumerate(current.value):
+                    walk(item, (*path, index))
+
+        walk(node, ())
         return cls(lines)
 
 
@@ -253,7 +263,7 @@ def read_structured(path: Path) -> tuple[Any, LineIndex]:
             raise SpecError(file, f"nested deeper than {MAX_JSON_SPEC_DEPTH} levels (the JSON depth budget)")
         return data, LineIndex.from_text(text)  # JSON is YAML: the same index gives JSON lines
     try:
-        data, node = compose_yaml(text)
+        data, lines = compose_yaml(text)
     except YamlBudgetError as exc:
         raise SpecError(file, f"YAML over budget: {exc}") from None
     except yaml.YAMLError as exc:
@@ -264,4 +274,4 @@ def read_structured(path: Path) -> tuple[Any, LineIndex]:
             f"YAML syntax error: {problem}" + (f" (column {mark.column + 1})" if mark else ""),
             line=mark.line + 1 if mark else None,
         ) from None
-    return data, LineIndex.from_node(node)
+    return data, lines

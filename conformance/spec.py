@@ -11,6 +11,7 @@ from typing import Any
 
 import jsonschema
 
+from .compare import compile_pattern
 from .errors import RequestError, SpecError
 from .paths import standards_dir
 from .registry import COMPARISON_KEYS, get_check, suggest
@@ -164,6 +165,12 @@ def _check_values(file: str, rule: Rule, index: int, lines: LineIndex) -> None:
         if not _finite(value):
             path = ["rules", index, key]
             raise SpecError(file, "numbers must be finite (not .inf or .nan)", rule_id=rule.id, field=format_path(path), line=lines.line(path))
+    if "pattern" in rule.comparison:  # compiled now by the engine that will match it, within its budget
+        try:
+            compile_pattern(rule.comparison["pattern"])
+        except ValueError as exc:
+            path = ["rules", index, "pattern"]
+            raise SpecError(file, str(exc), rule_id=rule.id, field=format_path(path), line=lines.line(path)) from None
     probe_params = get_check(rule.check).probe_params
     if probe_params is None:
         return

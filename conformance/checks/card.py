@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -80,6 +81,23 @@ def _measured_claims(evidence: Evidence) -> dict[str, Any]:
     return measured
 
 
+def non_finite_claims(claims: dict[str, Any]) -> list[str]:
+    """`key (value)` for each claim holding a NaN or infinite number, at any depth (walked iteratively)."""
+    found: list[str] = []
+    for key, value in sorted(claims.items()):
+        stack = [value]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, float) and not math.isfinite(item):
+                found.append(f"{key} ({item})")
+                break
+            if isinstance(item, dict):
+                stack.extend(item.values())
+            elif isinstance(item, (list, tuple)):
+                stack.extend(item)
+    return found
+
+
 @check(
     "card.claims",
     summary="each fact claimed in the card's conformance block equals the measured one (numbers within tolerance)",
@@ -96,6 +114,9 @@ def claims(evidence: Evidence, rule: Rule) -> Verdict:
             flat[key] = value
     if not flat:
         return Verdict("fail", {}, "claims to verify", "the card makes no measurable conformance claims")
+    broken = non_finite_claims(flat)
+    if broken:  # NaN equals nothing and infinity is no size: such a claim can be neither verified nor refuted
+        return Verdict("error", None, flat, "claims that are not finite numbers: " + ", ".join(broken))
     measured = _measured_claims(evidence)
     tolerance = float(rule.comparison.get("tolerance", 0.0))
     observed, problems = {}, []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ..compare import values_equal
@@ -30,6 +31,9 @@ def claims_reproduce(evidence: Evidence, rule: Rule) -> Verdict:
     claims = score_claims(card.metadata) if card.present else []
     if not claims:
         raise CheckSkipped("the card's model-index states no scores")
+    broken = [f"{claim.task} {claim.metric} ({claim.value})" for claim in claims if not math.isfinite(claim.value)]
+    if broken:  # a NaN or infinite score can neither agree nor disagree with a measurement
+        return Verdict("error", None, "finite claimed scores", "claimed scores that are not finite numbers: " + ", ".join(broken))
     scores = evidence.get("tasks")
     tolerance = float(rule.comparison.get("tolerance", 0.0))
     observed: dict[str, Any] = {}
