@@ -27,6 +27,7 @@ from referencing import Registry, Resource
 from conformance.cli import main
 from conformance.probes import scan as scan_module
 from conformance.report.cyclonedx import HashBudget, sha256_bounded
+from conformance.scan_command import list_folder
 from conformance.zoo.hostile import malicious_pickle
 
 DATA = Path(__file__).parent / "data"
@@ -470,3 +471,14 @@ def test_hashing_is_bounded_in_bytes_and_seconds(tmp_path: Path) -> None:
     (tmp_path / "out").symlink_to("/etc/hostname")
     digest, reason = sha256_bounded(tmp_path, "out", HashBudget())
     assert digest is None and "outside the model folder" in reason
+
+
+def test_folder_listing_is_bounded_and_does_not_follow_links(tmp_path: Path) -> None:
+    for index in range(5):
+        (tmp_path / f"f{index}.bin").write_bytes(b"x")
+    (tmp_path / "loop").symlink_to(tmp_path, target_is_directory=True)  # inside: skipped, never walked twice
+    (tmp_path / "self").symlink_to(tmp_path / "self")  # a link loop: listed, so the scan reports it
+    names, problems = list_folder(tmp_path)
+    assert names == ["f0.bin", "f1.bin", "f2.bin", "f3.bin", "f4.bin", "self"] and problems == []
+    names, problems = list_folder(tmp_path, max_files=2)
+    assert len(names) == 2 and problems == [(".", "more than 2 files; the rest were not scanned")]
