@@ -448,3 +448,133 @@ def test_compressed_stream_is_budgeted(model: Path, monkeypatch: pytest.MonkeyPa
     (model / "bomb.pkl").write_bytes(zlib.compress(b"\x80\x02" + b"N0" * (1 << 22) + b"N.", 9))
     _, findings = scan_file(model, "bomb.pkl")
     assert any(f.severity == "error" and "compression-ratio budget" in f.detail for f in findings), findings
+
+
+# ---------------------------------------------------------------------------------------------
+# Zips streamed under budgets
+# ---------------------------------------------------------------------------------------------
+
+
+def _deflate_bomb_zip(members: int, inflated_mib: int) -> bytes:
+    """A zip whose `members` deflated members each inflate to `inflated_mib` MiB of zeros, built without
+    ever holding the inflated bytes: full-flushed deflate blocks of 16 MiB of zeros are independent, so
+    one compressed block repeated is a valid stream of many times that size (CRCs are not computed)."""
+    import struct
+    import zlib
+
+    chunk_mib = 16
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = compressor.compress(b"\x00" * (chunk_mib << 20)) + compressor.flush(zlib.Z_FULL_FLUSH)
+    stream = block * (inflated_mib // chunk_mib) + b"\x03\x00"  # an empty final fixed-Huffman block
+    size = (inflated_mib // chunk_mib) * (chunk_mib << 20)
+    out, central = io.BytesIO(), io.BytesIO()
+    for index in range(members):
+        name = f"archive/data{index}.pkl".encode()
+        offset = out.tell()
+        out.write(struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 8, 0, 0, 0, len(stream), size, len(name), 0) + name + stream)
+        central.write(
+            struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 8, 0, 0, 0, len(stream), size, len(name), 0, 0, 0, 0, 0, offset)
+            + name
+        )
+    directory = central.getvalue()
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, members, members, len(directory), out.tell(), 0)
+    return out.getvalue() + directory + end
+
+
+def test_zip_bomb_ends_quickly_with_budget_errors(model: Path) -> None:
+    import time
+
+    data = _deflate_bomb_zip(members=8, inflated_mib=1024 + 128)
+    assert len(data) < 16 << 20
+    (model / "pytorch_model.bin").write_bytes(data)
+    started = time.monotonic()
+    _, findings = scan_file(model, "pytorch_model.bin")
+    assert time.monotonic() - started < 20
+    assert len(findings) == 8 and {f.severity for f in findings} == {"error"}
+    assert all("budget" in f.detail for f in findings), findings
+
+
+def test_file_decompression_budget_covers_all_members(model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from conformance.probes import scan_archives
+
+    monkeypatch.setattr(scan_archives, "MAX_FILE_INFLATED_BYTES", 150_000)
+    with zipfile.ZipFile(model / "many.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        for index in range(4):
+            archive.writestr(f"p{index}.pkl", pickle.dumps(list(range(index, index + 20_000)), protocol=2))
+    _, findings = scan_file(model, "many.zip")
+    assert any(f.severity == "error" and "decompression budget" in f.detail for f in findings), findings
+
+
+def test_nested_zip_is_held_in_memory_only_up_to_a_bound(model: Path, monkeypatch: pytest.MonkeyPatch, canary: Path) -> None:
+    from conformance.probes import scan_archives
+
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w") as archive:
+        archive.writestr("data.pkl", pickle.dumps(_OpensCanary(canary)))
+        archive.writestr("padding", b"\x00" * 5_000)
+    with zipfile.ZipFile(model / "outer.zip", "w") as archive:
+        archive.writestr("inner.zip", inner.getvalue())
+    _, findings = scan_file(model, "outer.zip")
+    assert [(f.member, f.severity) for f in findings] == [("inner.zip!data.pkl", "dangerous")]
+    monkeypatch.setattr(scan_archives, "MAX_NESTED_ZIP_BYTES", 1_000)
+    _, findings = scan_file(model, "outer.zip")
+    assert [(f.member, f.severity) for f in findings] == [("inner.zip", "error")]
+    assert "in-memory bound" in findings[0].detail
+
+
+def test_no_temporary_files_are_written(model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the scan wrote a temporary copy")
+
+    for name in ("TemporaryFile", "NamedTemporaryFile", "SpooledTemporaryFile", "mkstemp"):
+        monkeypatch.setattr(tempfile, name, refuse)
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("archive/data.pkl", pickle.dumps({"a": 1}, protocol=2))
+    with zipfile.ZipFile(model / "outer.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("inner.zip", inner.getvalue())
+    (model / "pytorch_model.bin").write_bytes(_torch_zip_bytes(tmp_path))
+    evidence = scan_folder(model)
+    assert evidence.findings == [] and sum(f.pickles_scanned for f in evidence.files) == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# TorchScript
+# ---------------------------------------------------------------------------------------------
+
+
+def _torchscript_bytes(tmp_path: Path) -> bytes:
+    torch = pytest.importorskip("torch")
+
+    class Tiny(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = torch.nn.Linear(2, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.linear(x) * 2
+
+    path = tmp_path / "scripted.pt"
+    torch.jit.save(torch.jit.script(Tiny()), path)
+    return path.read_bytes()
+
+
+def test_torchscript_archive_is_reported_as_torchscript(model: Path, tmp_path: Path, canary: Path) -> None:
+    data = _torchscript_bytes(tmp_path)
+    (model / "model.pt").write_bytes(data)
+    scanned, findings = scan_file(model, "model.pt")
+    assert scanned.format == "torchscript" and findings == []
+    assert any(name.startswith("__torch__") for name in scanned.globals)
+    # Other globals in its pickles are still judged.
+    (model / "evil.pt").write_bytes(_replace_member(data, "/constants.pkl", pickle.dumps(_OpensCanary(canary), protocol=2)))
+    scanned, findings = scan_file(model, "evil.pt")
+    assert scanned.format == "torchscript"
+    assert [(f.global_name, f.severity) for f in findings] == [("io.open", "dangerous")]
+
+
+def test_torchscript_names_outside_a_torchscript_archive_are_unknown(model: Path) -> None:
+    (model / "plain.pkl").write_bytes(b"\x80\x02c__torch__\nM\n)\x81.")
+    _, findings = scan_file(model, "plain.pkl")
+    assert [(f.global_name, f.severity) for f in findings] == [("__torch__.M", "unknown")]

@@ -60,6 +60,14 @@ _FORMAT_ORDER = (
     "torchscript", "keras", "torch-legacy-tar", "zip", "torch-legacy", "pickle", "numpy", "gguf", "onnx", "hdf5",
     "tar", "safetensors",
 )  # fmt: skip
+# torch.jit._pickle helpers that TorchScript's C++ unpickler maps to its own builtins (never a Python import).
+_TORCHSCRIPT_BUILTINS = frozenset(
+    ("torch.jit._pickle", name)
+    for name in (
+        "build_intlist", "build_tensorlist", "build_doublelist", "build_boollist", "build_tensor_from_id",
+        "restore_type_tag",
+    )
+)  # fmt: skip
 # Element sizes of the legacy storage classes (torch/_utils.py _element_size), to skip their raw bytes.
 _STORAGE_ELEMENT_BYTES = {
     "DoubleStorage": 8, "FloatStorage": 4, "HalfStorage": 2, "BFloat16Storage": 2, "LongStorage": 8, "IntStorage": 4,
@@ -523,6 +531,12 @@ def _is_torchscript_type(name: tuple[str, str]) -> bool:
     return module == "__torch__" or module.startswith("__torch__.")
 
 
+def _torchscript_safe(name: tuple[str, str]) -> bool:
+    """Names that torch.jit.load's own (C++) unpickler resolves without importing Python: compiled class types
+    and its list/tensor builders (torch/csrc/jit/serialization/unpickler.cpp). Only inside TorchScript archives."""
+    return _is_torchscript_type(name) or name in _TORCHSCRIPT_BUILTINS
+
+
 def _scan_pickles(acc: _FileScan, source: Source, start: int, strict: bool, single: bool = False) -> str | None:
     """Walk the pickles from byte `start`, get picklescan's opinion on the same bytes, record findings.
 
@@ -541,7 +555,7 @@ def _scan_pickles(acc: _FileScan, source: Source, start: int, strict: bool, sing
     acc.opcodes_left = max(0, acc.opcodes_left - walk.opcodes)
     severity = global_severity(walk.globals)
     if acc.torchscript:
-        severity.update({g: "safe" for g in severity if severity[g] == "unknown" and _is_torchscript_type(g)})
+        severity.update({g: "safe" for g in severity if _torchscript_safe(g)})
     dangerous = {g for g, level in severity.items() if level == "dangerous"}
     if not strict and not _counts_as_pickle(walk, dangerous, source, start):
         return None
@@ -564,7 +578,7 @@ def _scan_pickles(acc: _FileScan, source: Source, start: int, strict: bool, sing
     acc.globals.update(format_global(g) for g in walk.globals)
     for global_name in dict.fromkeys(walk.globals):
         level = severity.get(global_name, "unknown")
-        if level == "safe" and global_name not in theirs_dangerous:
+        if level == "safe" and (global_name not in theirs_dangerous or acc.torchscript and _torchscript_safe(global_name)):
             continue
         name = format_global(global_name)
         if level == "dangerous" or global_name in theirs_dangerous:
