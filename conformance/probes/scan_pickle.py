@@ -1,22 +1,57 @@
-"""Static pickle analysis for the scan probe: an opcode walk, the allowlist, and the picklescan second opinion.
+"""Static pickle analysis for the scan probe: an opcode walk, the safety tiers, and the picklescan second opinion.
 
-Nothing here unpickles: `pickletools.genops` only decodes opcodes and their arguments, and a small
-symbolic stack machine follows them far enough to name every global a load would import and every
-call it would make. No torch, no numpy: the scan must be safe to run on anything.
+Nothing here unpickles. A decoder of our own reads the opcodes and their arguments (it is checked against
+`pickletools.genops` by a fuzz test), and a small symbolic stack machine follows them far enough to name every
+global a load would import and every call it would make. No torch, no numpy: the scan must be safe to run on
+anything. The safe tier comes from torch's weights_only allowlist, frozen into `weights_only_allowlist.py` by
+`scripts/generate_weights_only_allowlist.py`.
+
+Two unpicklers can read one stream differently. CPython's pure-Python unpickler (`pickle._Unframer`) refuses an
+opcode that runs past the end of its FRAME; the C unpickler reading a file (not bytes) instead drops the rest
+of the frame and serves the read from the bytes after it, so a stream whose frames do not line up with its
+opcodes can hide a call from every linear reader (pickletools, picklescan, this walk). The walk checks every
+opcode against its frame, reports any mismatch as a parser differential, and then replays the stream the way
+the C unpickler reads a file so that the hidden globals are named too.
 """
 
 from __future__ import annotations
 
+import _compat_pickle
 import io
 import logging
 import pickletools
-from collections.abc import Iterable
+import re
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from picklescan import scanner as picklescan_scanner
 
+from .weights_only_allowlist import IMPORT_MAPPING as _TORCH_IMPORT_MAPPING
+from .weights_only_allowlist import NAME_MAPPING as _TORCH_NAME_MAPPING
+from .weights_only_allowlist import TORCH_VERSION as WEIGHTS_ONLY_TORCH_VERSION
+from .weights_only_allowlist import WEIGHTS_ONLY_GLOBALS
+
 _log = logging.getLogger(__name__)
+
+__all__ = [
+    "ALLOWED_GLOBALS",
+    "BoundedReader",
+    "DynamicCall",
+    "LimitExceeded",
+    "PickleWalk",
+    "TORCH_LEGACY_MAGIC",
+    "WEIGHTS_ONLY_TORCH_VERSION",
+    "classify_with_picklescan",
+    "format_global",
+    "global_severity",
+    "is_importable_global",
+    "is_torchscript_type",
+    "loader_would_act",
+    "picklescan_dangerous_globals",
+    "walk_pickles",
+]
 
 # The legacy (pre-1.6, non-zip) torch.save format opens with a pickle holding this number.
 TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
@@ -24,57 +59,66 @@ TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 # which torch reads as bytes, never as pickles.
 TORCH_LEGACY_PICKLES = 5
 
+# Bounds of one walk besides the caller's opcode and time budgets.
+MAX_KEPT_STRING_CHARS = 4096  # longer strings are never module or attribute names; kept as opaque values
+MAX_DECODED_PAYLOAD_BYTES = 1 << 20  # text payloads up to this size are decoded (validated) as genops does
+MAX_LINE_BYTES = 64 << 20  # one protocol-0 argument line
+MAX_MEMO_ENTRIES = 1_000_000  # memo slots remembered; later ones read back as opaque values
+MAX_REPLAY_BYTES = 64 << 20  # bytes kept to replay a stream the C unpickler's way after a frame mismatch
+_CHUNK_BYTES = 1 << 20
+_CLOCK_EVERY_OPCODES = 4096  # how often the deadline is checked
+
 
 def _names(module: str, *names: str) -> set[tuple[str, str]]:
     return {(module, name) for name in names}
 
 
-# A global is allowed only if a weights file genuinely needs it and importing/calling it cannot run
-# code or touch the system: containers, tensor/storage rebuilders, dtypes, devices, shapes. This is a
-# subset of torch's own weights_only allowlist (torch/_weights_only_unpickler.py) plus the numpy
-# array reconstructors, kept tight on purpose: an untrusted model may only use these.
-ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset(
-    # state_dict() returns an OrderedDict.
-    _names("collections", "OrderedDict")
-    # How torch.save writes tensors and nn.Parameters (v3 for dtypes without a typed storage class).
-    | _names("torch._utils", "_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_tensor_v3", "_rebuild_parameter")
-    # Storage types name the element type of a persistent-id storage record; they are never called on data.
-    | _names(
-        "torch",
-        *(
-            f"{kind}Storage"
-            for kind in "Float Double Half BFloat16 Long Int Short Char Byte Bool ComplexFloat ComplexDouble"
-            " QInt8 QUInt8 QInt32 QUInt4x2 QUInt2x4".split()
-        ),
-    )
-    | _names("torch.storage", "UntypedStorage")
-    | _names("torch", "UntypedStorage")
-    # Plain values that appear in checkpoints and configs saved with torch.
-    | _names("torch", "device", "Size")
-    # dtype constants pickle as module attributes (torch.float16 -> GLOBAL 'torch float16'): pure data.
-    | _names(
-        "torch",
-        *"float16 float32 float64 bfloat16 complex32 complex64 complex128 bool"
-        " uint8 uint16 uint32 uint64 int8 int16 int32 int64"
-        " float8_e4m3fn float8_e4m3fnuz float8_e5m2 float8_e5m2fnuz float8_e8m0fnu float4_e2m1fn_x2"
-        " qint8 quint8 qint32 quint4x2 quint2x4".split(),
-    )
-    # numpy arrays and scalars inside pickles (object .npy files, numpy values in checkpoints);
-    # numpy 2 moved numpy.core to numpy._core, and files from both exist.
-    | _names("numpy.core.multiarray", "_reconstruct", "scalar")
+# Harmless globals that torch's weights_only loader refuses but that benign files carry: numpy's array and
+# scalar reconstructors (numpy object arrays, arrays pickled by plain pickle at protocol 5 through
+# `_frombuffer`, which only wraps a bytes buffer) and pure builtins. torch 2.13 refuses `numpy.*`,
+# `builtins.len` and `builtins.dict` (checked by tests/test_scan_pickle.py); none of them can run code.
+EXTRA_SAFE_GLOBALS: frozenset[tuple[str, str]] = frozenset(
+    _names("numpy.core.multiarray", "_reconstruct", "scalar")
     | _names("numpy._core.multiarray", "_reconstruct", "scalar")
+    | _names("numpy.core.numeric", "_frombuffer")
+    | _names("numpy._core.numeric", "_frombuffer")
     | _names("numpy", "dtype", "ndarray")
-    # Protocol 0-2 pickles spell bytes as _codecs.encode(str, 'latin1'); a pure conversion.
-    | _names("_codecs", "encode")
-    # Builtin value types with no side effects; protocols 0-2 spell builtins as __builtin__.
-    | _names("builtins", "set", "frozenset", "slice", "complex")
-    | _names("__builtin__", "set", "frozenset", "slice", "complex")
+    | _names("builtins", "len", "dict", "list", "tuple", "frozenset", "slice", "range")
 )
+
+# Every global a weights file may use: what torch's weights_only loader accepts, plus the harmless extras.
+ALLOWED_GLOBALS: frozenset[tuple[str, str]] = WEIGHTS_ONLY_GLOBALS | EXTRA_SAFE_GLOBALS
+# torch matches the joined "module.name" (after its py2 renames), so any split of an allowed path is allowed.
+_ALLOWED_PATHS = frozenset(f"{module}.{name}" for module, name in ALLOWED_GLOBALS)
 
 
 def format_global(module_and_name: tuple[str, str]) -> str:
+    """'module.name' for display; a nameless placeholder such as '<copyreg extension 7>' stays as it is."""
     module, name = module_and_name
-    return f"{module}.{name}" if name else module  # nameless: a placeholder such as "<copyreg extension 7>"
+    return f"{module}.{name}" if name else module
+
+
+def is_torchscript_type(module_and_name: tuple[str, str]) -> bool:
+    """True for `__torch__.*` names: TorchScript class types that torch.jit.load resolves, not Python imports."""
+    module = module_and_name[0]
+    return module == "__torch__" or module.startswith("__torch__.")
+
+
+def _dotted_identifier(text: str) -> bool:
+    return bool(text) and all(part.isidentifier() for part in text.split("."))
+
+
+def is_importable_global(module_and_name: tuple[str, str]) -> bool:
+    """Whether a loader could perform this import: module and name are dotted Python identifiers.
+
+    `find_class` imports the module and walks the name's dotted attributes; text that happens to parse as
+    a GLOBAL opcode ("#version: 0.2" is not one, but "c" followed by two lines is) names things like
+    ("at dog", "x y"), which no interpreter can import. Placeholders for computed globals count as importable.
+    """
+    module, name = module_and_name
+    if not name:
+        return module.startswith("<")  # "<STACK_GLOBAL ...>", "<copyreg extension N>": real lookups
+    return _dotted_identifier(module) and _dotted_identifier(name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -83,7 +127,7 @@ def format_global(module_and_name: tuple[str, str]) -> str:
 
 
 class LimitExceeded(Exception):
-    """A stream needed more bytes than the scan is willing to read."""
+    """A stream needed more bytes, opcodes, memo slots or seconds than the scan is willing to spend."""
 
 
 class BoundedReader:
@@ -173,7 +217,249 @@ class BoundedReader:
 
 
 # ---------------------------------------------------------------------------------------------
-# The opcode walk
+# Byte streams for the decoder: linear (what pickletools and pickle.loads see), and the C file reading
+# ---------------------------------------------------------------------------------------------
+
+
+class _Truncated(Exception):
+    """The stream ends inside an opcode."""
+
+
+class _Stream:
+    """Linear reading over a BoundedReader with a read-ahead buffer (given back at the end).
+
+    `retained` keeps every byte read, up to `retain_cap`, so the stream can be replayed the C
+    unpickler's way if its frames turn out not to line up.
+    """
+
+    c_file = False
+
+    def __init__(self, reader: BoundedReader, retain_cap: int) -> None:
+        self._reader = reader
+        self.buf = b""
+        self.i = 0
+        self.base = reader.tell()  # absolute offset of buf[0]
+        self.start = self.base
+        self._retain_cap = retain_cap
+        self.retained: bytearray | None = bytearray() if retain_cap > 0 else None
+
+    def pos(self) -> int:
+        return self.base + self.i
+
+    def more(self, need: int) -> bool:
+        """Make `need` bytes available at `i`; False if the stream ends first."""
+        have = len(self.buf) - self.i
+        data = self._reader.read(max(need - have, _CHUNK_BYTES))
+        if self.retained is not None:
+            if len(self.retained) + len(data) > self._retain_cap:
+                self.retained = None
+            else:
+                self.retained += data
+        self.base += self.i
+        self.buf = self.buf[self.i :] + data
+        self.i = 0
+        return len(self.buf) >= need
+
+    def take(self, n: int, into: bool = False) -> bytes:
+        if self.i + n > len(self.buf) and not self.more(n):
+            raise _Truncated(f"needs {n} bytes at byte {self.pos()}, only {len(self.buf) - self.i} remain")
+        data = self.buf[self.i : self.i + n]
+        self.i += n
+        return data
+
+    def skip(self, n: int, into: bool = False) -> None:
+        """Consume n bytes without keeping them (a large payload): memory stays at one chunk."""
+        while n > 0:
+            if self.i >= len(self.buf) and not self.more(1):
+                raise _Truncated(f"a payload runs {n} bytes past the end of the stream")
+            step = min(n, len(self.buf) - self.i)
+            self.i += step
+            n -= step
+
+    def readline(self) -> bytes:
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            newline = self.buf.find(b"\n", self.i)
+            if newline >= 0:
+                parts.append(self.buf[self.i : newline + 1])
+                self.i = newline + 1
+                return b"".join(parts)
+            parts.append(self.buf[self.i :])
+            size += len(self.buf) - self.i
+            self.i = len(self.buf)
+            if size > MAX_LINE_BYTES:
+                raise LimitExceeded(f"an argument line is longer than the scan limit of {MAX_LINE_BYTES} bytes")
+            if not self.more(1):
+                return b"".join(parts)
+
+    def begin_pickle(self) -> None:
+        """Called before each pickle's first opcode."""
+
+    def frame(self, length: int) -> None:
+        """FRAME: linear readers ignore it (the walk checks it against the opcodes instead)."""
+
+    def at_eof(self) -> bool:
+        return self.i >= len(self.buf) and not self.more(1)
+
+    def give_back(self) -> None:
+        """Return the read-ahead to the reader so its position is right after the last opcode walked."""
+        if self.i < len(self.buf):
+            self._reader.unread(self.buf[self.i :])
+        self.buf, self.i = b"", 0
+
+
+class _CFileStream(_Stream):
+    """The stream as CPython's C unpickler reads it from a file object without `peek` (Modules/_pickle.c).
+
+    FRAME reads the whole frame into the unpickler's buffer (`load_frame`: `_Unpickler_Read`, then a rewind).
+    A later read that the buffer cannot satisfy goes back to the file (`_Unpickler_ReadImpl` ->
+    `_Unpickler_ReadFromFile`), whose position is the frame's end: the unread rest of the frame is dropped.
+    Byte payloads (`_Unpickler_ReadInto`, Python 3.8+) take the buffered part first, so they read on linearly.
+    A FRAME that fits in the current buffer keeps the buffer's end. A frame longer than the data is an error
+    before anything in it runs. After STOP, the next pickle starts at the end of the frame that was read.
+    """
+
+    c_file = True
+
+    def __init__(self, data: bytes, base: int) -> None:
+        self.buf = data
+        self.i = 0
+        self.base = base
+        self.start = base
+        self.retained = None
+        self.window_end: int | None = None  # absolute end of the buffered frame, while one is buffered
+
+    def more(self, need: int) -> bool:
+        return len(self.buf) - self.i >= need
+
+    def _before_read(self, n: int, into: bool) -> None:
+        end = self.window_end
+        if end is None:
+            return
+        here = self.pos()
+        if here >= end:
+            self.window_end = None
+        elif here + n > end:
+            self.window_end = None
+            if not into:
+                self.i = end - self.base  # the buffered rest is dropped; the read restarts at the frame's end
+
+    def take(self, n: int, into: bool = False) -> bytes:
+        self._before_read(n, into)
+        return super().take(n)
+
+    def skip(self, n: int, into: bool = False) -> None:
+        self._before_read(n, into)
+        super().skip(n)
+
+    def readline(self) -> bytes:
+        end = self.window_end
+        if end is not None:
+            newline = self.buf.find(b"\n", self.i, end - self.base)
+            self.window_end = None if newline < 0 or newline + 1 >= end - self.base else end
+            if newline < 0:
+                self.i = max(self.i, end - self.base)
+        return super().readline()
+
+    def frame(self, length: int) -> None:
+        here = self.pos()
+        if self.window_end is not None and here + length <= self.window_end:
+            return  # the frame is already buffered: the buffer (and its end) stay as they are
+        if self.window_end is not None and here < self.window_end:
+            self.i = self.window_end - self.base
+        if len(self.buf) - self.i < length:
+            raise _Truncated(f"FRAME of {length} bytes is longer than the data left")
+        self.window_end = self.pos() + length
+
+    def begin_pickle(self) -> None:
+        if self.window_end is not None:
+            self.i = max(self.i, self.window_end - self.base)  # the whole frame was taken from the file
+            self.window_end = None
+
+    def give_back(self) -> None:
+        pass
+
+
+class _LineFile:
+    """The file-like view pickletools' argument readers expect, on top of one of our streams."""
+
+    def __init__(self, stream: _Stream) -> None:
+        self._stream = stream
+
+    def readline(self) -> bytes:
+        return self._stream.readline()
+
+    def read(self, n: int) -> bytes:
+        return self._stream.take(n)
+
+
+# ---------------------------------------------------------------------------------------------
+# The opcode table
+# ---------------------------------------------------------------------------------------------
+
+
+class _Op(NamedTuple):
+    name: str
+    arg: str | None  # pickletools ArgumentDescriptor name
+    reader: Callable[[Any], Any] | None
+    pops: int  # items popped below the MARK (or in all, without a MARK)
+    mark: bool  # pops a MARK and everything above it
+    pushes: int
+    fixed: int  # size of a fixed-width argument, 0 if none
+    signed: bool  # the fixed-width argument is a signed int (int4)
+    plain: bool  # no special meaning to the walk: pop `pops` (with the MARK if `mark`), push `pushes` opaque values
+
+
+def _op_table() -> list[_Op | None]:
+    table: list[_Op | None] = [None] * 256
+    for info in pickletools.opcodes:
+        before = info.stack_before
+        mark = pickletools.markobject in before
+        pops = before.index(pickletools.markobject) if mark else len(before)
+        reader = info.arg.reader if info.arg is not None else None
+        arg = info.arg.name if info.arg else None
+        fixed = _FIXED.get(arg, 0) if arg != "float8" else 0
+        plain = info.name not in _SPECIAL and not (arg in _COUNTED and _COUNTED[arg][2] in ("latin1", "utf8"))
+        plain = plain and arg not in ("stringnl", "unicodestringnl")
+        table[ord(info.code)] = _Op(info.name, arg, reader, pops, mark, len(info.stack_after), fixed, arg == "int4", plain)
+    return table
+
+
+_FIXED = {"uint1": 1, "uint2": 2, "int4": 4, "uint4": 4, "uint8": 8, "float8": 8}
+_SPECIAL = frozenset({
+    "MEMOIZE", "PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET", "MARK", "POP", "DUP", "GLOBAL", "INST",
+    "STACK_GLOBAL", "EXT1", "EXT2", "EXT4", "REDUCE", "NEWOBJ", "NEWOBJ_EX", "OBJ", "STOP",
+})
+# Counted payloads: (length-field bytes, signed length, kind)
+_COUNTED = {
+    "string1": (1, False, "latin1"),
+    "string4": (4, True, "latin1"),
+    "unicodestring1": (1, False, "utf8"),
+    "unicodestring4": (4, False, "utf8"),
+    "unicodestring8": (8, False, "utf8"),
+    "bytes1": (1, False, "bytes"),
+    "bytes4": (4, False, "bytes"),
+    "bytes8": (8, False, "bytes"),
+    "bytearray8": (8, False, "bytes"),
+    "long1": (1, False, "long"),
+    "long4": (4, True, "long"),
+}
+_CALLS = frozenset({"REDUCE", "NEWOBJ", "NEWOBJ_EX", "OBJ", "INST"})
+_OPS = _op_table()
+_NOT_VALUES = frozenset({"PROTO", "FRAME", "STOP"})  # opcodes that do not count toward "the first value"
+# Runs of argument-less opcodes that push one opaque value, and of POPs, are walked in bulk (an opcode
+# flood of millions of NONE/POP must not cost a Python loop iteration each).
+_PUSH_BYTES = b"N\x88\x89])}\x8f"
+_PAIR_RUN = re.compile(b"(?:[" + re.escape(_PUSH_BYTES) + b"]0)+", re.DOTALL)
+_PUSH_RUN = re.compile(b"[" + re.escape(_PUSH_BYTES) + b"]+", re.DOTALL)
+_POP_RUN = re.compile(b"0+")
+_BULK_BYTES = frozenset(_PUSH_BYTES + b"0")
+_MIN_RUN = 8  # shorter runs are cheaper through the ordinary loop
+
+
+# ---------------------------------------------------------------------------------------------
+# The walk
 # ---------------------------------------------------------------------------------------------
 
 _OPAQUE = object()  # any value the walk does not need to know
@@ -190,13 +476,6 @@ class _Malformed(Exception):
     """The opcodes are well-formed bytes but no unpickler would accept them (stack underflow, bad memo)."""
 
 
-_STRING_OPS = frozenset({"STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8"})
-_MEMO_PUT_OPS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
-_MEMO_GET_OPS = frozenset({"GET", "BINGET", "LONG_BINGET"})
-_INT_OPS = frozenset({"INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4"})
-_IGNORED_FOR_MAGIC = frozenset({"PROTO", "FRAME", "STOP"})
-
-
 @dataclass
 class DynamicCall:
     """A REDUCE/NEWOBJ/OBJ whose callable is not a global: nothing on the allowlist produces one."""
@@ -207,7 +486,15 @@ class DynamicCall:
 
 @dataclass
 class PickleWalk:
-    """What one stream of consecutive pickles would import and call."""
+    """What one stream of consecutive pickles would import and call.
+
+    `globals` lists every import in stream order (repeats included), including those that only the C
+    unpickler's reading of a mis-framed stream performs; `differential_globals` names the latter.
+    `frame_differential` describes the first opcode that does not line up with its FRAME (None if all do):
+    pickletools, picklescan and pickle.py read such a stream one way, the C unpickler another.
+    `budget` names the bound that stopped the walk ("opcodes", "seconds", "bytes", "line"), with
+    `limit_hit` set and `error` saying so.
+    """
 
     pickles: int = 0
     globals: list[tuple[str, str]] = field(default_factory=list)
@@ -216,142 +503,425 @@ class PickleWalk:
     limit_hit: bool = False  # stopped by a scan bound, not by bad bytes
     torch_legacy: bool = False
     opcodes: int = 0
+    called_globals: list[tuple[str, str]] = field(default_factory=list)  # globals a REDUCE/NEWOBJ/OBJ/INST calls
+    frame_differential: str | None = None
+    differential_globals: list[tuple[str, str]] = field(default_factory=list)
+    budget: str | None = None
+    protocol: int | None = None  # the first PROTO seen (None: protocol 0/1, no PROTO opcode)
 
 
-class _PickleMachine:
-    """Follows one pickle's stack effects symbolically, using pickletools' own opcode metadata.
+class _Budget:
+    """The opcode and time budgets shared by every pickle of one walk."""
+
+    def __init__(self, max_opcodes: int, deadline: float | None, clock: Callable[[], float]) -> None:
+        self.max_opcodes = max_opcodes
+        self.deadline = deadline
+        self.clock = clock
+        self.used = 0
+        self._next_clock = _CLOCK_EVERY_OPCODES
+        # The opcode count at which `check` has work to do; the walk's loop compares against it inline.
+        self.checkpoint = min(max_opcodes + 1, self._next_clock if deadline is not None else max_opcodes + 1)
+
+    def spend(self, count: int) -> None:
+        self.used += count
+        if self.used >= self.checkpoint:
+            self.check()
+
+    def check(self) -> None:
+        if self.used > self.max_opcodes:
+            raise _OverBudget("opcodes", f"the opcode budget of {self.max_opcodes} is spent; the rest was not scanned")
+        if self.deadline is not None and self.used >= self._next_clock:
+            self._next_clock = self.used + _CLOCK_EVERY_OPCODES
+            self.checkpoint = min(self.max_opcodes + 1, self._next_clock)
+            if self.clock() > self.deadline:
+                raise _OverBudget("seconds", "the time budget of the scan is spent; the rest was not scanned")
+
+
+class _OverBudget(Exception):
+    def __init__(self, budget: str, message: str) -> None:
+        super().__init__(message)
+        self.budget = budget
+
+
+class _Machine:
+    """Decodes one pickle and follows its stack effects symbolically.
 
     Tracking the stack and memo (not just the previous two opcodes) is what resolves STACK_GLOBAL
     operands that were memoized, copied or fetched back, and what ties each REDUCE to its callable.
     MARKs are kept as stack positions, as pickle's own metastack does, so every pop is O(items).
     """
 
-    def __init__(self, walk: PickleWalk) -> None:
-        self._walk = walk
-        self._stack: list[Any] = []
-        self._marks: list[int] = []
-        self._memo: dict[Any, Any] = {}
+    def __init__(self, stream: _Stream, walk: PickleWalk, budget: _Budget) -> None:
+        self.s = stream
+        self.walk = walk
+        self.budget = budget
+        self.stack: list[Any] = []
+        self.marks: list[int] = []
+        self.memo: dict[Any, Any] = {}
+        self.memo_writes = 0  # len(memo) as the unpickler counts it (MEMOIZE's key), forgotten slots included
+        self.memo_overflow = False
         self.value_ops = 0
         self.first_value: Any = None
+        self.frame_end: int | None = None  # linear reading: absolute end of the current FRAME
+        self.violation: str | None = None
 
-    def step(self, op: pickletools.OpcodeInfo, arg: Any, pos: int | None) -> None:
+    # -- arguments -------------------------------------------------------------------------------
+
+    def _uint(self, size: int, signed: bool = False) -> int:
+        return int.from_bytes(self.s.take(size), "little", signed=signed)
+
+    def _counted(self, arg: str) -> Any:
+        size, signed, kind = _COUNTED[arg]
+        length = self._uint(size, signed)
+        if length < 0:
+            raise _Malformed(f"negative byte count {length}")
+        into = kind == "bytes"  # _Unpickler_ReadInto: byte payloads read on through a frame's end
+        if kind == "long":
+            if length <= 64:
+                return int.from_bytes(self.s.take(length), "little", signed=True)
+            self.s.skip(length)
+            return _OPAQUE
+        if kind == "bytes" or length > MAX_DECODED_PAYLOAD_BYTES:
+            self.s.skip(length, into)
+            return _OPAQUE
+        data = self.s.take(length)
+        text = data.decode("latin-1") if kind == "latin1" else data.decode("utf-8", "surrogatepass")
+        return text if len(text) <= MAX_KEPT_STRING_CHARS else _OPAQUE
+
+    def _name_line(self) -> str:
+        line = self.s.readline()
+        if not line.endswith(b"\n"):
+            raise _Truncated("no newline after a GLOBAL/INST name")
+        # What find_class receives: the raw line as UTF-8 (both CPython unpicklers and torch's).
+        return line[:-1].decode("utf-8")
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    def run(self) -> bool:
+        """Walk one pickle to its STOP; True if it got there."""
+        s = self.s
+        ops = _OPS
+        budget = self.budget
+        linear = not s.c_file
+        while True:
+            budget.used += 1
+            if budget.used >= budget.checkpoint:
+                budget.check()
+            i = s.i
+            buf = s.buf
+            if i >= len(buf):
+                if not s.more(1):
+                    raise _Truncated("pickle exhausted before seeing STOP")
+                i, buf = s.i, s.buf
+            start = s.base + i
+            code = buf[i]
+            if linear and code in _BULK_BYTES:
+                if self._bulk(code):
+                    continue
+                i, buf = s.i, s.buf  # the run check may have refilled the buffer
+            op = ops[code]
+            if op is None:
+                raise _Malformed(f"opcode {bytes([code])!r} unknown")
+            name = op.name
+            arg: Any = None
+            size = op.fixed
+            if linear and i + 1 + size <= len(buf):
+                s.i = i + 1 + size  # the opcode and a fixed-width argument, straight from the buffer
+                if size:
+                    arg = int.from_bytes(buf[i + 1 : i + 1 + size], "little", signed=op.signed)
+            else:
+                s.take(1)
+                if size:
+                    arg = self._uint(size, op.signed)
+            if op.arg is not None and not size:
+                if op.arg == "float8":
+                    arg = s.take(8)
+                elif op.arg in _COUNTED:
+                    arg = self._counted(op.arg)
+                elif name in ("GLOBAL", "INST"):
+                    arg = (self._name_line(), self._name_line())
+                else:
+                    arg = op.reader(_LineFile(s))  # protocol-0 text arguments, parsed exactly as genops does
+            if linear:
+                if self.frame_end is not None or name == "FRAME":
+                    self._check_frame(name, start, arg)
+            elif name == "FRAME":
+                s.frame(arg)
+            if name not in _NOT_VALUES:
+                self.value_ops += 1
+                if self.value_ops == 1:
+                    self.first_value = arg
+            elif name == "STOP":
+                self._pop_n(1, name)  # pickle returns the top of the stack; leftovers below do not stop a load
+                return True
+            elif name == "PROTO" and self.walk.protocol is None:
+                self.walk.protocol = arg
+            self._apply(op, arg, start)
+
+    def _bulk(self, code: int) -> bool:
+        """Walk a run of push/pop opcodes at once; False if there is no run worth it here."""
+        s = self.s
+        if len(s.buf) - s.i < _MIN_RUN * 4:
+            s.more(_CHUNK_BYTES)
+        limit = len(s.buf)
+        if self.frame_end is not None:
+            limit = min(limit, self.frame_end - s.base)
+        stack = self.stack
+        floor = self.marks[-1] if self.marks else 0
+        if code == 0x30:  # POP
+            run = _POP_RUN.match(s.buf, s.i, limit)
+            count = run.end() - s.i if run else 0
+            if count < _MIN_RUN or len(stack) - count < floor:
+                return False  # short, or it would pop a MARK: the ordinary loop handles that exactly
+            del stack[-count:]
+            self.value_ops += count
+        else:
+            run = _PAIR_RUN.match(s.buf, s.i, limit)
+            count = run.end() - s.i if run else 0
+            if count >= _MIN_RUN:
+                pass  # push-pop pairs leave the stack as it was
+            else:
+                run = _PUSH_RUN.match(s.buf, s.i, limit)
+                count = run.end() - s.i if run else 0
+                if count < _MIN_RUN:
+                    return False
+                stack.extend([_OPAQUE] * count)
+            self.value_ops += count
+        self.budget.spend(count - 1)  # the loop already counted one
+        s.i += count
+        if self.frame_end is not None and s.pos() >= self.frame_end:
+            self.frame_end = None
+        return True
+
+    def _check_frame(self, name: str, start: int, arg: Any) -> None:
+        """Does this opcode (start .. now) line up with the FRAME it is in? Records the first mismatch."""
+        end = self.s.pos()
+        frame_end = self.frame_end
+        if frame_end is not None:
+            if start >= frame_end:
+                self.frame_end = frame_end = None
+            elif end > frame_end:
+                self._violation(f"{name} at byte {start} runs {end - frame_end} bytes past the end of its FRAME at byte {frame_end}")
+            elif name == "STOP" and end < frame_end:
+                self._violation(f"the FRAME ending at byte {frame_end} extends past STOP at byte {start}")
+        if name == "FRAME":
+            if frame_end is not None and start < frame_end:
+                self._violation(f"FRAME at byte {start} opens before the previous frame ends at byte {frame_end}")
+            self.frame_end = end + arg
+
+    def _violation(self, text: str) -> None:
+        if self.walk.frame_differential is None:
+            self.walk.frame_differential = text
+
+    def _apply(self, op: _Op, arg: Any, pos: int) -> None:
         name = op.name
-        if name not in _IGNORED_FOR_MAGIC:
-            self.value_ops += 1
-            if self.value_ops == 1 and name in _INT_OPS:
-                self.first_value = arg
-        if name == "MEMOIZE" or name in _MEMO_PUT_OPS:
-            if len(self._stack) <= self._frame_start():
-                raise _Malformed(f"{name} with nothing to store")
-            self._memo[len(self._memo) if name == "MEMOIZE" else arg] = self._stack[-1]
+        stack = self.stack
+        if op.plain and not op.mark:  # most opcodes: fixed pops and pushes
+            pops = op.pops
+            if pops:
+                if len(stack) - pops < (self.marks[-1] if self.marks else 0):
+                    raise _Malformed(f"{name} pops more items than the stack holds")
+                del stack[-pops:]
+            if op.pushes:
+                stack.append(_OPAQUE)
             return
-        if name in _MEMO_GET_OPS:
-            if arg not in self._memo:
+        if name == "MEMOIZE" or name in ("PUT", "BINPUT", "LONG_BINPUT"):
+            if len(stack) <= (self.marks[-1] if self.marks else 0):
+                raise _Malformed(f"{name} with nothing to store")
+            key = self.memo_writes if name == "MEMOIZE" else arg
+            self.memo_writes += name == "MEMOIZE" or key not in self.memo
+            if len(self.memo) < MAX_MEMO_ENTRIES or key in self.memo:
+                self.memo[key] = stack[-1]
+            else:
+                self.memo_overflow = True  # later slots are forgotten; reads give opaque values
+            return
+        if name in ("GET", "BINGET", "LONG_BINGET"):
+            if arg in self.memo:
+                stack.append(self.memo[arg])
+            elif self.memo_overflow:
+                stack.append(_OPAQUE)
+            else:
                 raise _Malformed(f"{name} reads memo key {arg!r} that was never written")
-            self._stack.append(self._memo[arg])
             return
         if name == "MARK":
-            self._marks.append(len(self._stack))
+            self.marks.append(len(stack))
             return
-
+        if name == "POP" and self.marks and len(stack) == self.marks[-1]:
+            self.marks.pop()  # POP on an empty frame discards the MARK itself, as pickle does
+            return
         popped = self._pop(op)
-        pushed: list[Any] = [_OPAQUE] * len(op.stack_after)
-        if name in _STRING_OPS:
-            pushed = [arg if isinstance(arg, str) else _OPAQUE]
+        if isinstance(arg, str) and op.pushes == 1 and name not in ("PERSID", "GET"):
+            stack.append(arg)  # a string value, a candidate STACK_GLOBAL operand
         elif name == "DUP":
-            pushed = [popped[0], popped[0]]
+            stack.extend((popped[0], popped[0]))
         elif name in ("GLOBAL", "INST"):
-            module, _, attr = str(arg).partition(" ")
-            recorded = self._record((module, attr))
-            pushed = [recorded] if name == "GLOBAL" else [_OPAQUE]  # INST imports and calls in one step
+            recorded = self._record(arg)
+            if name == "INST":
+                self.walk.called_globals.append(arg)  # INST imports and calls in one step
+                stack.append(_OPAQUE)
+            else:
+                stack.append(recorded)
         elif name == "STACK_GLOBAL":
             module, attr = popped
             if isinstance(module, str) and isinstance(attr, str):
-                pushed = [self._record((module, attr))]
+                stack.append(self._record((module, attr)))
             else:
-                pushed = [self._record(("<STACK_GLOBAL with operands computed at load time>", ""))]
+                stack.append(self._record(("<STACK_GLOBAL with operands computed at load time>", "")))
         elif name in ("EXT1", "EXT2", "EXT4"):
             # The copyreg extension registry maps a number to any global the loading process registered.
-            pushed = [self._record((f"<copyreg extension {arg}>", ""))]
-        elif name in ("REDUCE", "NEWOBJ", "NEWOBJ_EX", "OBJ"):
-            if not popped:
-                raise _Malformed(f"{name} with no callable")
-            if not isinstance(popped[0], _Global):
-                self._walk.dynamic_calls.append(DynamicCall(name, pos))
-        self._stack.extend(pushed)
+            stack.append(self._record((f"<copyreg extension {arg}>", "")))
+        else:
+            if name in _CALLS:
+                if not popped:
+                    raise _Malformed(f"{name} with no callable")
+                if isinstance(popped[0], _Global):
+                    self.walk.called_globals.append(popped[0].name)
+                else:
+                    self.walk.dynamic_calls.append(DynamicCall(name, pos))
+            if op.pushes:
+                stack.extend([_OPAQUE] * op.pushes)
 
     def _record(self, global_name: tuple[str, str]) -> _Global:
-        self._walk.globals.append(global_name)
+        self.walk.globals.append(global_name)
         return _Global(global_name)
 
-    def _frame_start(self) -> int:
-        return self._marks[-1] if self._marks else 0
-
-    def _pop(self, op: pickletools.OpcodeInfo) -> list[Any]:
-        before = op.stack_before
-        if pickletools.markobject in before:
-            if not self._marks:
+    def _pop(self, op: _Op) -> list[Any]:
+        stack = self.stack
+        if op.mark:
+            if not self.marks:
                 raise _Malformed(f"{op.name} without a MARK")
-            mark = self._marks.pop()
-            items = self._stack[mark:]
-            del self._stack[mark:]
-            return self._pop_n(before.index(pickletools.markobject), op.name) + items
-        if op.name == "POP" and self._marks and len(self._stack) == self._marks[-1]:
-            self._marks.pop()  # POP on an empty frame discards the MARK itself, as pickle does
-            return []
-        return self._pop_n(len(before), op.name)
+            mark = self.marks.pop()
+            items = stack[mark:]
+            del stack[mark:]
+            return self._pop_n(op.pops, op.name) + items
+        return self._pop_n(op.pops, op.name)
 
     def _pop_n(self, count: int, opname: str) -> list[Any]:
         if count == 0:
             return []
-        if len(self._stack) - count < self._frame_start():
+        stack = self.stack
+        if len(stack) - count < (self.marks[-1] if self.marks else 0):
             raise _Malformed(f"{opname} pops more items than the stack holds")
-        items = self._stack[-count:]
-        del self._stack[-count:]
+        items = stack[-count:]
+        del stack[-count:]
         return items
 
 
-def walk_pickles(reader: BoundedReader, *, max_pickles: int, max_opcodes: int, single: bool = False) -> PickleWalk:
-    """Walk consecutive pickles until EOF, an error, or `max_pickles`.
-
-    One file may hold several pickles back to back (legacy torch.save writes five, then raw storage
-    bytes): genops stops at each STOP, so we loop. A legacy torch file is recognized by its magic
-    number and walked for exactly its five pickles. `single` is for formats whose loader reads one
-    pickle and ignores what follows (numpy's object arrays). `max_opcodes` bounds the time (a zip
-    member of a few MB can inflate to a billion one-byte opcodes) and picklescan's memory (it lists
-    every opcode of a pickle before looking at them).
-    """
-    walk = PickleWalk()
+def _walk_stream(
+    stream: _Stream, walk: PickleWalk, budget: _Budget, *, max_pickles: int, single: bool, legacy_check: bool
+) -> None:
+    """Walk consecutive pickles on `stream` into `walk` (errors and budgets land in `walk`)."""
     limit = 1 if single else max_pickles
-    while walk.pickles < limit and not reader.at_eof():
-        machine = _PickleMachine(walk)
+    while walk.pickles < limit and not stream.at_eof():
+        stream.begin_pickle()
+        if stream.at_eof():
+            break
+        machine = _Machine(stream, walk, budget)
         try:
-            for op, arg, pos in pickletools.genops(reader):
-                walk.opcodes += 1
-                if walk.opcodes > max_opcodes:
-                    raise LimitExceeded("the file's opcode budget is spent; the rest was not scanned")
-                machine.step(op, arg, pos)
+            machine.run()
+        except _OverBudget as exc:
+            walk.error, walk.limit_hit, walk.budget = str(exc), True, exc.budget
+            return
         except LimitExceeded as exc:
-            walk.error = str(exc)
-            walk.limit_hit = True
-            break
-        except Exception as exc:  # genops raises ValueError and friends on garbage; all mean "not loadable"
-            walk.error = f"pickle #{walk.pickles + 1} does not parse at byte {reader.tell()}: {exc}"
-            break
+            walk.error, walk.limit_hit, walk.budget = str(exc), True, "bytes"
+            return
+        except (_Truncated, _Malformed, ValueError, UnicodeDecodeError, OverflowError) as exc:
+            # pickletools' readers raise ValueError and friends on garbage; all mean "not loadable"
+            walk.error = f"pickle #{walk.pickles + 1} does not parse at byte {stream.pos()}: {exc}"
+            return
         walk.pickles += 1
-        if not single and walk.pickles == 1 and machine.value_ops == 1 and machine.first_value == TORCH_LEGACY_MAGIC:
+        if legacy_check and walk.pickles == 1 and machine.value_ops == 1 and machine.first_value == TORCH_LEGACY_MAGIC:
             walk.torch_legacy = True
             limit = TORCH_LEGACY_PICKLES  # the raw storage bytes after these are never unpickled
-    else:
-        if walk.torch_legacy and walk.pickles < TORCH_LEGACY_PICKLES:
-            walk.error = f"legacy torch checkpoint ends after {walk.pickles} of its {TORCH_LEGACY_PICKLES} pickles"
-        elif not single and not walk.torch_legacy and walk.pickles >= limit and not reader.at_eof():
-            walk.error = f"more than {max_pickles} consecutive pickles; the rest was not scanned"
+    if walk.torch_legacy and walk.pickles < TORCH_LEGACY_PICKLES:
+        walk.error = f"legacy torch checkpoint ends after {walk.pickles} of its {TORCH_LEGACY_PICKLES} pickles"
+    elif not single and not walk.torch_legacy and walk.pickles >= limit and not stream.at_eof():
+        walk.error = f"more than {max_pickles} consecutive pickles; the rest was not scanned"
+
+
+def walk_pickles(
+    reader: BoundedReader,
+    *,
+    max_pickles: int,
+    max_opcodes: int,
+    single: bool = False,
+    deadline: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> PickleWalk:
+    """Walk consecutive pickles from `reader` until EOF, an error, a budget, or `max_pickles`.
+
+    One file may hold several pickles back to back (legacy torch.save writes five, then raw storage
+    bytes): a legacy torch file is recognized by its magic number and walked for exactly its five pickles.
+    `single` is for formats whose loader reads one pickle and ignores what follows (numpy's object arrays).
+
+    Budgets: `max_opcodes` opcodes in all, and, if `deadline` is given, until `clock()` passes it (same
+    units as `clock`, seconds of `time.monotonic` by default; checked every 4,096 opcodes). An exceeded
+    budget stops the walk with `limit_hit`, `budget` naming it and `error` saying so: a verdict must then
+    be an error, never a pass. Never raises for bad bytes; `LimitExceeded` from the reader is caught too.
+
+    The reader is left right after the last byte walked (read-ahead is given back). If the stream's
+    FRAMEs do not line up with its opcodes, `frame_differential` says where, and the stream is replayed
+    as CPython's C unpickler reads a file: the globals only that reading imports are added to `globals`
+    and listed in `differential_globals` (the replay keeps up to 64 MiB; beyond that only the mismatch
+    is reported).
+    """
+    walk = PickleWalk()
+    budget = _Budget(max_opcodes, deadline, clock)
+    stream = _Stream(reader, MAX_REPLAY_BYTES)
+    try:
+        _walk_stream(stream, walk, budget, max_pickles=max_pickles, single=single, legacy_check=not single)
+    except LimitExceeded as exc:  # the reader's byte cap, hit while checking for EOF
+        walk.error, walk.limit_hit, walk.budget = str(exc), True, "bytes"
+    stream.give_back()
+    if walk.frame_differential is not None:
+        _replay_c_file(stream, walk, budget, max_pickles=1 if single else walk.pickles + 1)
+    walk.opcodes = budget.used
     return walk
 
 
+def _replay_c_file(stream: _Stream, walk: PickleWalk, budget: _Budget, *, max_pickles: int) -> None:
+    """Walk the retained bytes as the C unpickler reads a file; add the globals only it imports."""
+    if stream.retained is None:
+        walk.frame_differential += f" (stream over {MAX_REPLAY_BYTES} bytes: the C unpickler's reading was not replayed)"
+        return
+    shadow = PickleWalk()
+    replay = _CFileStream(bytes(stream.retained), stream.start)
+    try:
+        _walk_stream(replay, shadow, budget, max_pickles=max_pickles, single=False, legacy_check=False)
+    except LimitExceeded:  # pragma: no cover - the replay reads memory only
+        pass
+    if shadow.limit_hit and not walk.limit_hit:
+        walk.error, walk.limit_hit, walk.budget = shadow.error, True, shadow.budget
+    seen = set(walk.globals)
+    extra = [g for g in shadow.globals if g not in seen]
+    walk.differential_globals = list(dict.fromkeys(extra))
+    walk.globals.extend(extra)
+    walk.called_globals.extend(g for g in shadow.called_globals if g not in seen)
+    walk.dynamic_calls.extend(shadow.dynamic_calls)
+
+
+def loader_would_act(walk: PickleWalk) -> bool:
+    """Whether a loader would do something with this stream: a pickle, whatever the file is named.
+
+    True if the stream imports a global that an interpreter could import (`is_importable_global`) and
+    then either calls it, finishes a pickle (STOP), or the global is dangerous on import alone; or if it
+    calls a non-global (a dynamic call). A loader runs every opcode before the one that breaks, so a
+    protocol-0 stream without PROTO or STOP that reaches a REDUCE is a pickle. Text that merely begins
+    with an opcode byte ("N.B.", "cat\\ndog\\n", JSON) imports nothing importable and calls nothing.
+    """
+    if walk.dynamic_calls or walk.frame_differential:
+        return True
+    importable = [g for g in dict.fromkeys(walk.globals) if is_importable_global(g)]
+    if not importable:
+        return False
+    called = set(walk.called_globals)
+    if walk.pickles > 0 or any(g in called for g in importable):
+        return True
+    return any(severity == "dangerous" for severity in global_severity(importable).values())
+
+
 # ---------------------------------------------------------------------------------------------
-# picklescan: the maintained denylist and an independent parse
+# Severity: picklescan's denylist, ours for what it lacks, torch's allowlist for the safe tier
 # ---------------------------------------------------------------------------------------------
 
 
@@ -359,7 +929,8 @@ def picklescan_dangerous_globals(reader: BoundedReader, stream_id: str, pickles:
     """Run picklescan's own parser over the same pickles; return what it calls dangerous.
 
     It is a second opinion: anything it flags fails even if our walk named it differently.
-    Returns (dangerous globals, error message if picklescan itself failed).
+    Returns (dangerous globals, error message if picklescan itself failed). Its parser lists every
+    opcode of a pickle before looking at them: about 3x the time of our walk, and memory per opcode.
     """
     dangerous: set[tuple[str, str]] = set()
     try:
@@ -371,40 +942,173 @@ def picklescan_dangerous_globals(reader: BoundedReader, stream_id: str, pickles:
     return dangerous, None
 
 
-# Code-execution and file-access names that picklescan's denylist (1.0.5) lacks. They fail the scan
-# as "unknown" anyway; listing them here only labels them "dangerous", which is what they are.
-# (`open` pickles as io.open on Python 3, so a denylist that lists only builtins.open misses it.)
-EXTRA_DANGEROUS_GLOBALS: frozenset[tuple[str, str]] = frozenset(
-    _names("io", "open", "open_code", "FileIO")
-    | _names("_io", "open", "open_code")
-    | _names("builtins", "__import__", "setattr", "delattr", "globals", "locals", "vars", "input")
-    | _names("__builtin__", "__import__", "setattr", "delattr", "globals", "locals", "vars", "input")
-    | _names("importlib", "import_module")
-)
+# Code execution, file and network access, and import machinery that picklescan's denylist (1.0.5) lacks.
+# "*" means every name in the module and its submodules. Sources: the globals used by published pickle
+# exploits and scanner bypasses (picklescan, modelscan and fickling test suites and advisories).
+EXTRA_DANGEROUS: dict[str, frozenset[str] | str] = {
+    "io": frozenset({"open", "open_code", "FileIO"}),
+    "_io": frozenset({"open", "open_code", "FileIO"}),
+    "codecs": frozenset({"open", "EncodedFile"}),
+    "builtins": frozenset({
+        "__import__", "setattr", "delattr", "globals", "locals", "vars", "input", "__loader__", "__spec__",
+        "open", "eval", "exec", "compile", "getattr", "breakpoint",
+    }),
+    "importlib": "*",
+    "imp": "*",
+    "zipimport": "*",
+    "pkgutil": "*",
+    "runpy": "*",
+    "multiprocessing": "*",
+    "_posixsubprocess": "*",
+    "pty": "*",
+    "ctypes": "*",
+    "_ctypes": "*",
+    "cffi": "*",
+    "socket": "*",
+    "_socket": "*",
+    "shutil": "*",
+    "tempfile": "*",
+    "glob": "*",
+    "pathlib": "*",
+    "marshal": "*",
+    "_pickle": "*",
+    "pickle": "*",
+    "dill": "*",
+    "cloudpickle": "*",
+    "joblib": "*",
+    "shelve": "*",
+    "code": "*",
+    "codeop": "*",
+    "platform": "*",
+    "webbrowser": "*",
+    "antigravity": "*",  # importing it opens a browser
+    "this": "*",  # importing it prints
+    "http": "*",
+    "urllib": "*",
+    "ftplib": "*",
+    "smtplib": "*",
+    "telnetlib": "*",
+    "xmlrpc": "*",
+    "asyncio": "*",
+    "threading": "*",
+    "_thread": "*",
+    "signal": "*",
+    "site": "*",
+    "sysconfig": "*",
+    "operator": frozenset({"attrgetter", "itemgetter", "methodcaller", "call"}),
+    "_operator": frozenset({"attrgetter", "itemgetter", "methodcaller", "call"}),
+    "functools": frozenset({"partial", "reduce", "partialmethod", "singledispatch"}),
+    "_functools": frozenset({"partial", "reduce"}),
+    "types": frozenset({"FunctionType", "CodeType", "MethodType", "LambdaType", "ModuleType", "SimpleNamespace"}),
+    "torch": frozenset({"load", "jit", "hub", "_C", "ops", "classes", "compile"}),
+    "torch.serialization": frozenset({"load", "_load", "_legacy_load"}),
+    "torch.jit": "*",
+    "torch.hub": "*",
+    "torch.ops": "*",
+    "torch._ops": "*",
+    "numpy": frozenset({"load", "loads", "fromfile", "memmap", "save", "savez", "tofile"}),
+    "numpy.lib": "*",
+    "numpy.ctypeslib": "*",
+    "numpy.distutils": "*",
+    "numpy.testing": "*",
+}
+# Attribute names that walk from any object to the interpreter's internals (the classic sandbox escape).
+_DUNDER_ESCAPES = frozenset({
+    "__globals__", "__builtins__", "__subclasses__", "__getattribute__", "__class__", "__bases__", "__mro__",
+    "__dict__", "__code__", "__closure__", "__func__", "__self__", "__reduce__", "__reduce_ex__", "__import__",
+    "__loader__", "__spec__", "__init__", "__new__", "__call__",
+})
+# Top-level modules whose every name is a code-execution or system-access name (for dotted-name walks).
+_DANGEROUS_ROOTS = frozenset({"os", "posix", "nt", "sys", "subprocess", "builtins", "__builtin__", "importlib", "runpy"})
+
+
+def _extra_dangerous(module: str, name: str) -> bool:
+    parts = module.split(".")
+    for depth in range(len(parts), 0, -1):
+        listed = EXTRA_DANGEROUS.get(".".join(parts[:depth]))
+        if listed == "*":
+            return True
+        if depth == len(parts) and isinstance(listed, frozenset) and name.split(".")[0] in listed:
+            return True
+    return False
+
+
+def _dotted_escape(module: str, name: str) -> bool:
+    """A dotted name (find_class walks it attribute by attribute at protocol 4+) that reaches code.
+
+    ("torch", "serialization.os.system") is os.system; ("collections", "OrderedDict.__init__.__globals__")
+    reaches a module's globals. Any dunder component, or any component naming a dangerous root module
+    followed by more attributes, is treated as dangerous.
+    """
+    components = module.split(".") + name.split(".")
+    if any(part in _DUNDER_ESCAPES for part in components):
+        return True
+    return "." in name and any(part in _DANGEROUS_ROOTS for part in components[1:-1])
+
+
+def _stdlib_name(module: str, name: str) -> tuple[str, str]:
+    """The import CPython performs for a protocol 0-2 GLOBAL (fix_imports: py2 names -> py3)."""
+    if (module, name) in _compat_pickle.NAME_MAPPING:
+        return _compat_pickle.NAME_MAPPING[(module, name)]
+    return _compat_pickle.IMPORT_MAPPING.get(module, module), name
+
+
+def _torch_name(module: str, name: str) -> tuple[str, str]:
+    """The (module, name) torch's weights_only unpickler looks up (its own py2 renames)."""
+    if (module, name) in _TORCH_NAME_MAPPING:
+        return _TORCH_NAME_MAPPING[(module, name)]
+    return _TORCH_IMPORT_MAPPING.get(module, module), name
+
+
+def _spellings(global_name: tuple[str, str]) -> set[tuple[str, str]]:
+    """The global as written, as CPython renames py2 names, and each split of a dotted name
+    (("torch", "serialization.load") is torch.serialization.load at protocol 4+)."""
+    module, name = global_name
+    forms = {global_name, _stdlib_name(module, name)}
+    parts = name.split(".")
+    for cut in range(1, len(parts)):
+        forms.add((".".join([module, *parts[:cut]]), ".".join(parts[cut:])))
+    return forms
 
 
 def classify_with_picklescan(global_names: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Which of our walk's globals are known dangerous (the rest of the unlisted are 'unknown')."""
+    """Which globals are known dangerous: picklescan's denylist (one source), then ours for what it lacks.
+
+    Each global is checked as written, as CPython renames py2 names, and for dotted-name escapes.
+    """
     names = set(global_names)
     if not names:
         return set()
-    extra = names & EXTRA_DANGEROUS_GLOBALS
+    spellings = {g: _spellings(g) for g in names}
+    dangerous = {g for g, forms in spellings.items() if any(_extra_dangerous(*f) or _dotted_escape(*f) for f in forms)}
     try:
         # Private, but it is the one place picklescan applies its denylist (with parent-module wildcards);
-        # if it ever moves, the globals are still reported, only as "unknown" instead of "dangerous".
-        result = picklescan_scanner._build_scan_result_from_raw_globals(names, "conformance-scan")
+        # if it ever moves, our own list still answers.
+        raw = set().union(*spellings.values())
+        result = picklescan_scanner._build_scan_result_from_raw_globals(raw, "conformance-scan")
     except Exception:  # pragma: no cover - depends on picklescan internals
         _log.debug("picklescan classification unavailable", exc_info=True)
-        return extra
-    return extra | {(g.module, g.name) for g in result.globals if g.safety == picklescan_scanner.SafetyLevel.Dangerous}
+        return dangerous
+    flagged = {(g.module, g.name) for g in result.globals if g.safety == picklescan_scanner.SafetyLevel.Dangerous}
+    return dangerous | {g for g, forms in spellings.items() if forms & flagged}
+
+
+def _is_allowed(module: str, name: str) -> bool:
+    for m, n in {(module, name), _torch_name(module, name), _stdlib_name(module, name)}:
+        if f"{m}.{n}" in _ALLOWED_PATHS:
+            return True
+    return False
 
 
 def global_severity(global_names: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
-    """Each (module, name) -> "safe" (on the weights-only allowlist), "dangerous" (code execution
-    reachable: a denylisted name) or "unknown" (neither). The scan fails on dangerous, and on unknown
-    unless the rule allows it.
+    """Each (module, name) -> "dangerous", "safe" or "unknown".
+
+    dangerous: code execution or system access reachable (picklescan's denylist, ours, dotted-name escapes);
+    safe: accepted by torch's weights_only loader (`weights_only_allowlist.py`, after torch's py2 renames,
+    matched on the joined path as torch does) or a harmless numpy/builtin reconstructor (`EXTRA_SAFE_GLOBALS`);
+    unknown: neither (a class torch refuses, such as argparse.Namespace; `__torch__.*` TorchScript types,
+    which `is_torchscript_type` tells apart). The scan fails on dangerous, and on unknown unless allowed.
     """
     names = set(global_names)
-    unlisted = {g for g in names if g not in ALLOWED_GLOBALS}
-    dangerous = classify_with_picklescan(unlisted)
-    return {g: "safe" if g not in unlisted else "dangerous" if g in dangerous else "unknown" for g in names}
+    dangerous = classify_with_picklescan(names)
+    return {g: "dangerous" if g in dangerous else "safe" if _is_allowed(*g) else "unknown" for g in names}
