@@ -578,3 +578,220 @@ def test_torchscript_names_outside_a_torchscript_archive_are_unknown(model: Path
     (model / "plain.pkl").write_bytes(b"\x80\x02c__torch__\nM\n)\x81.")
     _, findings = scan_file(model, "plain.pkl")
     assert [(f.global_name, f.severity) for f in findings] == [("__torch__.M", "unknown")]
+
+
+# ---------------------------------------------------------------------------------------------
+# GGUF, ONNX, Keras
+# ---------------------------------------------------------------------------------------------
+
+_BENIGN_TEMPLATE = (
+    "{% set ns = namespace(system=false) %}{% for message in messages %}"
+    "{{ '<|' + message['role'] + '|>' + message['content'] }}{% endfor %}"
+)
+_SSTI_TEMPLATES = [
+    "{{ cycler.__init__.__globals__.os.popen('touch CANARY').read() }}",
+    "{{ joiner.__init__.__globals__['__builtins__']['__import__']('os').system('touch CANARY') }}",
+    "{% for c in ().__class__.__base__.__subclasses__() %}{% endfor %}",
+    "{{ namespace.__init__.__globals__.os.system('touch CANARY') }}",
+    "{{ (cycler|attr('_' ~ '_init_' ~ '_')) }}",
+    "{{ lipsum['\\x5f\\x5fglobals\\x5f\\x5f'] }}",
+]
+
+
+def _gguf_bytes(tmp_path: Path, template: str | None) -> bytes:
+    gguf = pytest.importorskip("gguf")
+    np = pytest.importorskip("numpy")
+    path = tmp_path / "w.gguf"
+    writer = gguf.GGUFWriter(path, "llama")
+    writer.add_array("tokenizer.ggml.tokens", ["a", "b", "<s>"])
+    writer.add_uint32("llama.context_length", 64)
+    if template is not None:
+        writer.add_chat_template(template)
+    writer.add_tensor("w", np.zeros((2, 2), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path.read_bytes()
+
+
+def test_gguf_benign_template_is_clean(model: Path, tmp_path: Path) -> None:
+    (model / "model.gguf").write_bytes(_gguf_bytes(tmp_path, _BENIGN_TEMPLATE))
+    scanned, findings = scan_file(model, "model.gguf")
+    assert scanned.format == "gguf" and findings == []
+
+
+@pytest.mark.parametrize("template", _SSTI_TEMPLATES)
+def test_gguf_chat_template_reaching_python_internals_is_dangerous(model: Path, tmp_path: Path, template: str) -> None:
+    (model / "model.gguf").write_bytes(_gguf_bytes(tmp_path, template))
+    _, findings = scan_file(model, "model.gguf")
+    assert [(f.global_name, f.severity) for f in findings] == [("tokenizer.chat_template", "dangerous")]
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda data: data[:40],  # truncated in the metadata
+        lambda data: data[:8] + (2**40).to_bytes(8, "little") + data[16:],  # a trillion tensors
+        lambda data: data[:4] + (99).to_bytes(4, "little") + data[8:],  # unknown version
+        lambda data: data[:24] + (2**62).to_bytes(8, "little") + data[32:],  # a key claiming 4 EiB
+    ],
+)
+def test_malformed_gguf_is_an_error(model: Path, tmp_path: Path, mutate) -> None:
+    (model / "model.gguf").write_bytes(mutate(_gguf_bytes(tmp_path, None)))
+    _, findings = scan_file(model, "model.gguf")
+    assert [f.severity for f in findings] == ["error"] and "GGUF" in findings[0].detail
+
+
+def _pb_field(number: int, payload: bytes) -> bytes:
+    """One length-delimited protobuf field (wire type 2)."""
+
+    def varint(value: int) -> bytes:
+        out = bytearray()
+        while True:
+            out.append((value & 0x7F) | (0x80 if value > 0x7F else 0))
+            value >>= 7
+            if not value:
+                return bytes(out)
+
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def _onnx_model(location: str, in_attribute: bool = False) -> bytes:
+    entry = _pb_field(1, b"location") + _pb_field(2, location.encode())
+    tensor = _pb_field(8, b"w") + _pb_field(13, entry) + b"\x70\x01"  # name, external_data, data_location = EXTERNAL
+    if in_attribute:  # a Constant node's attribute tensor
+        graph = _pb_field(1, _pb_field(4, b"Constant") + _pb_field(5, _pb_field(1, b"value") + _pb_field(5, tensor)))
+    else:
+        graph = _pb_field(5, tensor) + _pb_field(2, b"g")
+    return b"\x08\x07" + _pb_field(2, b"pytorch") + _pb_field(7, graph)  # ir_version 7, producer, graph
+
+
+@pytest.mark.parametrize("location", ["/etc/passwd", "../../outside/weights.bin", "sub/../../x.bin", "C:\\Windows\\x", "\\\\server\\share"])
+@pytest.mark.parametrize("in_attribute", [False, True])
+def test_onnx_external_data_outside_the_folder_is_dangerous(model: Path, location: str, in_attribute: bool) -> None:
+    (model / "model.onnx").write_bytes(_onnx_model(location, in_attribute))
+    scanned, findings = scan_file(model, "model.onnx")
+    assert scanned.format == "onnx"
+    assert [f.severity for f in findings] == ["dangerous"] and location in findings[0].global_name
+
+
+def test_onnx_external_data_inside_the_folder_is_clean_unless_a_link_leaves(model: Path, tmp_path: Path) -> None:
+    (model / "weights.bin").write_bytes(b"\x00" * 16)
+    (model / "model.onnx").write_bytes(_onnx_model("weights.bin"))
+    assert scan_file(model, "model.onnx")[1] == []
+    (tmp_path / "secret").write_bytes(b"x")
+    (model / "link.bin").symlink_to(tmp_path / "secret")
+    (model / "linked.onnx").write_bytes(_onnx_model("link.bin"))
+    assert [f.severity for f in scan_file(model, "linked.onnx")[1]] == ["dangerous"]
+
+
+def test_malformed_onnx_is_an_error(model: Path) -> None:
+    (model / "model.onnx").write_bytes(_onnx_model("weights.bin")[:-3])
+    _, findings = scan_file(model, "model.onnx")
+    assert [f.severity for f in findings] == ["error"]
+
+
+def _keras_zip(layer: dict) -> bytes:
+    config = {"module": "keras", "class_name": "Sequential", "config": {"name": "s", "layers": [layer]}}
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("metadata.json", json.dumps({"keras_version": "3.5.0"}))
+        archive.writestr("config.json", json.dumps(config))
+        archive.writestr("model.weights.h5", b"\x89HDF\r\n\x1a\n" + b"\x00" * 64)
+    return out.getvalue()
+
+
+_DENSE = {"module": "keras.layers", "class_name": "Dense", "config": {"units": 2}, "registered_name": None}
+
+
+@pytest.mark.parametrize(
+    ("layer", "name"),
+    [
+        ({"module": "keras.layers", "class_name": "Lambda", "config": {"function": {"class_name": "__lambda__"}}}, "keras.Lambda"),
+        ({"module": "keras.layers", "class_name": "Dense", "config": {"activation": {"module": "os", "class_name": "function", "config": "system"}}}, "os.system"),
+    ],
+)
+def test_keras_archive_that_loads_code_is_dangerous(model: Path, layer: dict, name: str) -> None:
+    (model / "model.keras").write_bytes(_keras_zip(layer))
+    scanned, findings = scan_file(model, "model.keras")
+    assert scanned.format == "keras"
+    assert (name, "dangerous") in [(f.global_name, f.severity) for f in findings]
+    (model / "clean.keras").write_bytes(_keras_zip(_DENSE))
+    assert scan_file(model, "clean.keras")[1] == []
+
+
+def test_hdf5_keras_model_with_lambda_is_dangerous(model: Path) -> None:
+    lambda_config = json.dumps({"class_name": "Sequential", "config": {"layers": [{"class_name": "Lambda", "config": {"function": ["4wEAAA==", None, None]}}]}})
+    (model / "model.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 3000 + b"model_config\x00" + lambda_config.encode() + b"\x00" * 100)
+    (model / "clean.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 3000 + json.dumps({"class_name": "Dense"}).encode())
+    evidence = scan_folder(model)
+    assert [(f.file, f.global_name, f.severity) for f in evidence.findings] == [("model.h5", "keras.Lambda", "dangerous")]
+    assert {f.file: f.format for f in evidence.files} == {"model.h5": "hdf5", "clean.h5": "hdf5"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Special files
+# ---------------------------------------------------------------------------------------------
+
+
+def test_fifos_and_devices_named_like_weights_error_quickly(model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import stat
+    import time
+
+    from conformance import safe_files
+
+    for name in ("model.safetensors", "vocab.txt", "extra.bin"):
+        os.mkfifo(model / name)
+    (model / "zero.safetensors").symlink_to("/dev/zero")
+    started = time.monotonic()
+    evidence = scan_folder(model)
+    assert time.monotonic() - started < 20
+    assert sorted((f.file, f.severity) for f in evidence.findings) == [
+        ("extra.bin", "error"), ("model.safetensors", "error"), ("vocab.txt", "error"), ("zero.safetensors", "error"),
+    ]  # fmt: skip
+    assert all("FIFO" in f.detail for f in evidence.findings if f.file != "zero.safetensors")
+    # A character device inside the folder: a real one where the system allows creating it, else /dev/zero seen in place.
+    device = model / "dev.safetensors"
+    try:
+        os.mknod(device, stat.S_IFCHR | 0o600, os.makedev(1, 5))
+    except (PermissionError, OSError):
+        real_resolve = safe_files.resolve_inside
+        monkeypatch.setattr(safe_files, "resolve_inside", lambda root, rel: Path("/dev/zero") if rel.endswith("dev.safetensors") else real_resolve(root, rel))
+    _, findings = scan_file(model, "dev.safetensors")
+    assert [f.severity for f in findings] == ["error"] and "device" in findings[0].detail
+
+
+# ---------------------------------------------------------------------------------------------
+# Legacy torch tar
+# ---------------------------------------------------------------------------------------------
+
+
+def _tar_bytes(members: dict[str, bytes]) -> bytes:
+    import tarfile
+
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def _legacy_tar(views_pickle: bytes) -> bytes:
+    record = b"\x80\x02(X\x01\x00\x00\x000X\x03\x00\x00\x00cpuctorch\nFloatStorage\ntq\x00."  # (key, location, type)
+    storages = pickle.dumps(1, protocol=2) + record + (2).to_bytes(8, "little") + b"\x00" * 8 + views_pickle
+    tensors = pickle.dumps(0, protocol=2)
+    return _tar_bytes({"sys_info": pickle.dumps({"little_endian": True}, protocol=2), "pickle": pickle.dumps(["0"], protocol=2), "storages": storages, "tensors": tensors})
+
+
+def test_legacy_torch_tar_is_scanned_member_by_member(model: Path, canary: Path) -> None:
+    (model / "old.pt").write_bytes(_legacy_tar(pickle.dumps([], protocol=2)))
+    scanned, findings = scan_file(model, "old.pt")
+    assert (scanned.format, findings) == ("torch-legacy-tar", [])
+    # sys_info, pickle, the storage record and the views; the record counts are decoded as plain ints.
+    assert scanned.pickles_scanned == 4
+    (model / "evil.pt").write_bytes(_legacy_tar(pickle.dumps(_OpensCanary(canary), protocol=2)))
+    _, findings = scan_file(model, "evil.pt")
+    assert [(f.member, f.global_name, f.severity) for f in findings] == [("storages", "io.open", "dangerous")]
