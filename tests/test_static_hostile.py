@@ -139,7 +139,7 @@ def _auto_map_case(folder: Path) -> None:
     [
         ("tokenizer-auto-map", ["tokenizer_config.json auto_map", "evil/repo--tokenization_evil.EvilTokenizer", "another repository: evil/repo"]),
         ("custom-pipelines", ["config.json custom_pipelines", "evil/repo--pipe.EvilPipeline"]),
-        ("processor-configs", ["processor_config.json auto_map: processing_x.XProcessor", "preprocessor_config.json auto_map", "other/repo"]),
+        ("processor-configs", ["processor_config.json auto_map: AutoProcessor: processing_x.XProcessor", "preprocessor_config.json auto_map", "other/repo"]),
         ("code-files", ["code files", "sub/modeling_x.pyo", "lib/native.so.1", "plugin.dylib", "ext.pyd", "w.dll",
                         "compiled Python caches __pycache__"]),
     ],

@@ -73,11 +73,14 @@ def _code_references(value: Any) -> list[str]:
 
 
 def _describe(file: str, key: str, value: Any) -> str:
+    """'<file> <key>: AutoClass: module.Class, ...' with the repositories the code would come from."""
     references = _code_references(value)
     foreign = sorted({ref.split("--", 1)[0] for ref in references if "--" in ref})
-    text = f"{file} {key}: " + (", ".join(references[:10]) or repr(value)[:200])
-    if len(references) > 10:
-        text += f" and {len(references) - 10} more"
+    items = value.items() if isinstance(value, dict) else [(None, value)]
+    named = [f"{name}: " + ", ".join(_code_references(item)) if name is not None else ", ".join(_code_references(item)) for name, item in items]
+    text = f"{file} {key}: " + ("; ".join(named[:10])[:2000] or repr(value)[:200])
+    if len(named) > 10:
+        text += f" and {len(named) - 10} more"
     if foreign:
         text += f" (code from another repository: {', '.join(foreign)})"
     return text
