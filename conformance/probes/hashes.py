@@ -81,7 +81,7 @@ def refuse_sparse(handle: IO[bytes], name: str) -> None:
     if allocated_bytes < status.st_size * SPARSE_MIN_ALLOCATED_FRACTION:
         raise HashBudgetError(
             f"{name} is sparse: {status.st_size} bytes declared, {allocated_bytes} on disk "
-            f"(under {SPARSE_MIN_ALLOCATED_FRACTION:.0%} allocated); not read"
+            f"(under {SPARSE_MIN_ALLOCATED_FRACTION:.1%} allocated); not read"
         )
 
 
