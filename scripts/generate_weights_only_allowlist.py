@@ -5,8 +5,9 @@ accepts. This script reads torch's own lists and freezes them into a plain Pytho
 
 - `torch._weights_only_unpickler._get_allowed_globals()`: containers, tensor and storage types, dtypes,
   quantization schemes, the tensor rebuild functions, `torch.serialization._get_layout`, ...
-- `torch.serialization.get_safe_globals()` as it stands right after `import torch`: the globals torch
-  registers by default (nested jagged tensors, device-mesh layouts).
+- `torch.serialization.get_safe_globals()` once the subsystems that register globals are imported
+  (`SAFE_GLOBAL_MODULES`: nested jagged tensors, torch._dynamo's dimension ranges, DTensor and device
+  meshes); torch.load accepts these whenever those modules are loaded, as they are when such tensors exist.
 - torch's py2 -> py3 renames (`torch._utils.IMPORT_MAPPING`, `NAME_MAPPING`), which its unpickler applies to
   every GLOBAL before the lookup.
 
@@ -17,10 +18,12 @@ file differs from what the installed torch produces (the test suite runs the sam
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
 TARGET = Path(__file__).resolve().parents[1] / "conformance" / "probes" / "weights_only_allowlist.py"
+SAFE_GLOBAL_MODULES = ("torch.nested._internal.nested_tensor", "torch._dynamo", "torch.distributed.tensor")
 
 
 def _split(full_path: str, obj: object) -> tuple[str, str]:
@@ -38,6 +41,11 @@ def collect() -> tuple[str, set[tuple[str, str]], dict[str, str], dict[tuple[str
     from torch import _utils
     from torch import _weights_only_unpickler as wou
 
+    for module in SAFE_GLOBAL_MODULES:
+        try:
+            importlib.import_module(module)
+        except Exception:  # a torch build without it cannot make those tensors either
+            pass
     pairs: set[tuple[str, str]] = set()
     for full_path, obj in wou._get_allowed_globals().items():
         # dtypes, layouts and qschemes are instances whose __module__ is not theirs: split at the last dot.
