@@ -795,3 +795,13 @@ def test_legacy_torch_tar_is_scanned_member_by_member(model: Path, canary: Path)
     (model / "evil.pt").write_bytes(_legacy_tar(pickle.dumps(_OpensCanary(canary), protocol=2)))
     _, findings = scan_file(model, "evil.pt")
     assert [(f.member, f.global_name, f.severity) for f in findings] == [("storages", "io.open", "dangerous")]
+
+
+def test_storage_blobs_that_look_like_frames_are_not_pickles(model: Path, tmp_path: Path, canary: Path) -> None:
+    # Tensor bytes often begin with an opcode byte; torch never unpickles them, so only a real pickle counts there.
+    noise = b"\x95" + (18248586684763311083).to_bytes(8, "little") + b"?\x00\x01" * 10
+    (model / "noise.bin").write_bytes(_replace_member(_torch_zip_bytes(tmp_path), "/data/0", noise))
+    assert scan_file(model, "noise.bin")[1] == []
+    (model / "hidden.bin").write_bytes(_replace_member(_torch_zip_bytes(tmp_path), "/data/0", pickle.dumps(_RunsShell(), protocol=4)))
+    _, findings = scan_file(model, "hidden.bin")
+    assert [(f.member, f.severity) for f in findings] == [("real/data/0", "dangerous")]

@@ -633,10 +633,17 @@ def _counts_as_pickle(walk: PickleWalk, dangerous: set[tuple[str, str]], source:
     # "N.B. ..." parses as NONE, STOP and then fails: harmless text. A pickle that parses cleanly, a
     # stream that spent a scan bound (it must not pass unscanned), or one a loader would act on (it
     # imports and calls, or imports a denylisted global, before it breaks) is treated as the pickle it is.
+    if source.storage_blob:
+        # torch reads these bytes as tensor data, never as a pickle: only a denylisted import or a whole
+        # pickle that imports something is worth reporting (random floats often begin with an opcode byte).
+        return bool(dangerous) or (walk.pickles > 0 and walk.error is None and bool(walk.globals))
     if dangerous or walk.limit_hit or (walk.pickles > 0 and walk.error is None):
         return True
     would_act = getattr(scan_pickle, "loader_would_act", None)
     if would_act is not None:
+        importable = getattr(scan_pickle, "is_importable_global", lambda g: True)
+        if getattr(walk, "frame_differential", None) and not walk.pickles and not any(importable(g) for g in walk.globals):
+            return False  # binary that happens to start with FRAME: no unpickler would get anywhere with it
         return bool(would_act(walk))
     if walk.pickles > 0 and (bool(walk.globals) or bool(walk.dynamic_calls)):
         return True
