@@ -180,7 +180,9 @@ class Sample:
     source: str
     expected: Expected
     build: Callable[[Path, Path], None]
-    code_execution: bool = False  # malicious: a load reaches a known code-execution global
+    # Malicious only: a load calls a global that runs a shell command or Python code (the gadget its
+    # advisory names; a few need another platform, module version or receiver object to finish).
+    code_execution: bool = False
     torch_check: TorchCheck = None  # benign pickles: how torch is shown to accept them
     main_file: str = ""  # the file torch.load / peer scanners are pointed at
 
@@ -596,7 +598,8 @@ def _picklescan_samples() -> list[Sample]:
              lambda p: _zip([("data.txt", call("builtins", "eval", [p.python], 4))])),
         _mal("picklescan-malicious1-central-directory", f"{_PS} malicious1_central_directory.zip (names disagree)",
              "malicious1_central_directory.zip",
-             lambda p: _zip([("data.pkl", call("builtins", "eval", [p.python], 4))]).replace(b"data.pkl", b"datap.kl", 1)),
+             lambda p: _zip([("data.pkl", call("builtins", "eval", [p.python], 4))]).replace(b"data.pkl", b"datap.kl", 1),
+             False),
         _mal("picklescan-malicious1-crc", f"{_PS} malicious1_crc.zip (CRC mismatch)", "malicious1_crc.zip",
              lambda p: _zip_bad_crc(call("builtins", "eval", [p.python], 4))),
         _mal("picklescan-dns-exfiltration-npy", f"{_PS} dns_exfiltration.npy (ssl.get_server_certificate)", "dns_exfiltration.npy",
@@ -605,7 +608,8 @@ def _picklescan_samples() -> list[Sample]:
     ]
     for flag in (0x1, 0x20, 0x40):
         s.append(_mal(f"picklescan-malicious1-{flag:#x}", f"{_PS} malicious1_{flag:#x}.zip (zip flag bit)",
-                      f"malicious1_{flag:#x}.zip", lambda p, flag=flag: _zip_with_flag(call("builtins", "eval", [p.python], 4), flag)))
+                      f"malicious1_{flag:#x}.zip", lambda p, flag=flag: _zip_with_flag(call("builtins", "eval", [p.python], 4), flag),
+                      False))
     return s + _picklescan_reduce_samples()
 
 
@@ -640,9 +644,9 @@ def _modelscan_samples() -> list[Sample]:
 def _fickling_samples() -> list[Sample]:
     s = [
         _mal("fickling-pty-ghsa", f"{_FK} test_missing_pty_unsafe_imports_ghsa GHSA-r7v6-mfhq-g3m2", "pty.pkl",
-             lambda p: call("pty", "spawn", [p.shell], 4, "memo")),
+             lambda p: call("pty", "spawn", [["/bin/sh", "-c", p.shell]], 4, "memo")),
         _mal("fickling-pty-pr108", f"{_FK} test_missing_pty_unsafe_imports_pr", "pty_global.pkl",
-             lambda p: call("pty", "spawn", [p.shell], 2, "global")),
+             lambda p: call("pty", "spawn", [["/bin/sh", "-c", p.shell]], 2, "global")),
         _mal("fickling-marshal-types", f"{_FK} test_missing_marshal_and_types GHSA-565g-hwwr-4pp3", "marshal.pkl",
              lambda p: wrap(call_body("marshal", "loads", [marshal.dumps(compile(p.python, "<corpus>", "exec"))])
                             + MEMOIZE + pickle.POP + global_ref("types", "FunctionType") + pickle.BINGET + b"\x00"
@@ -743,7 +747,7 @@ def _hostile_format_samples() -> list[Sample]:
         ("os-popen", "os", "popen", lambda p: [p.shell], True),
         ("os-execvp", "os", "execvp", lambda p: ["touch", ["touch", p.path]], True),
         ("posix-spawn", "posix", "posix_spawn", lambda p: ["/usr/bin/touch", ["touch", p.path], {}], True),
-        ("subprocess-popen", "subprocess", "Popen", lambda p: [p.shell], True),
+        ("subprocess-popen", "subprocess", "Popen", lambda p: [["touch", p.path]], True),
         ("subprocess-call", "subprocess", "call", lambda p: [["touch", p.path]], True),
         ("subprocess-check-call", "subprocess", "check_call", lambda p: [["touch", p.path]], True),
         ("subprocess-check-output", "subprocess", "check_output", lambda p: [["touch", p.path]], True),
@@ -759,7 +763,6 @@ def _hostile_format_samples() -> list[Sample]:
         ("shutil-rmtree", "shutil", "rmtree", lambda p: [p.path], False),
         ("shutil-copyfile", "shutil", "copyfile", lambda p: ["/etc/hostname", p.path], False),
         ("asyncio-subprocess-shell", "asyncio.subprocess", "create_subprocess_shell", lambda p: [p.shell], False),
-        ("code-interactive-console", "code", "InteractiveConsole.push", lambda p: [{}, p.python], True),
         ("torch-hub-load", "torch.hub", "load", lambda p: [p.path, "model"], True),
         ("torch-load", "torch", "load", lambda p: [p.path], False),
         ("numpy-load", "numpy", "load", lambda p: [p.path, None, True], False),
@@ -769,6 +772,9 @@ def _hostile_format_samples() -> list[Sample]:
         s.append(_mal(sample_id, f"{_CF}: {module}.{name}", f"{sample_id}.pkl",
                       lambda p, module=module, name=name, args=args: call(module, name, args(p), 2), executes))
     s += [
+        _mal("code-interactive-console", f"{_CF}: getattr(code.InteractiveConsole(), 'push')(code)", "console.pkl",
+             lambda p: wrap(global_ref("builtins", "getattr") + call_body("code", "InteractiveConsole", [])
+                            + text("push") + pickle.TUPLE2 + pickle.REDUCE + tuple_of([p.python]) + pickle.REDUCE, 4)),
         _mal("functools-partial-eval-called", f"{_CF}: functools.partial(builtins.eval, code)()", "partial.pkl",
              lambda p: wrap(global_ref("functools", "partial") + global_ref("builtins", "eval") + text(p.python)
                             + pickle.TUPLE2 + pickle.REDUCE + pickle.EMPTY_TUPLE + pickle.REDUCE, 4)),
@@ -809,8 +815,8 @@ def _hostile_format_samples() -> list[Sample]:
         _mal("ext4", f"{_CF}: EXT4 copyreg extension code", "ext4.pkl",
              lambda p: wrap(pickle.EXT4 + struct.pack("<i", 70000) + tuple_of([p.shell], 2) + pickle.REDUCE, 2), False),
         _mal("protocol0-no-stop", f"{_CF}: protocol 0 without PROTO or STOP, trailing garbage", "weights.dat",
-             lambda p: b"cmultiprocessing.util\nspawnv_passfds\n(" + _text0("/bin/sh") + b"(" + _text0("/bin/sh") + _text0("-c")
-             + _text0(p.shell) + b"l(ttR\xff"),
+             lambda p: b"cmultiprocessing.util\nspawnv_passfds\n(" + value(b"/bin/sh", 0) + b"(" + value(b"/bin/sh", 0)
+             + value(b"-c", 0) + value(p.shell.encode(), 0) + b"l(ttR\xff"),
         _mal("protocol0-no-stop-txt", f"{_CF}: protocol 0 os.system without STOP under a text name", "notes.txt",
              lambda p: b"cos\nsystem\n(" + _text0(p.shell) + b"tR"),
         _mal("polyglot-bin", f"{_CF}: safetensors/pickle polyglot as pytorch_model.bin", "pytorch_model.bin", _polyglot),
@@ -822,9 +828,9 @@ def _hostile_format_samples() -> list[Sample]:
         _mal("torch-zip-data-pkl", f"{_CF}: torch zip checkpoint with a malicious archive/data.pkl", "model.pt",
              lambda p: _torch_zip(_sys(p, 2))),
         _mal("torch-zip-extra-member", f"{_CF}: torch zip with a second pickle member", "model.pt",
-             lambda p: _torch_zip(wrap(value({}, 2), 2), extra=[("archive/extra.pkl", _sys(p, 2))])),
+             lambda p: _torch_zip(wrap(value({}, 2), 2), extra=[("archive/extra.pkl", _sys(p, 2))]), False),
         _mal("torch-zip-nested", f"{_CF}: zip inside a torch zip", "model.pt",
-             lambda p: _torch_zip(wrap(value({}, 2), 2), extra=[("archive/inner.zip", _torch_zip(_sys(p, 2)))])),
+             lambda p: _torch_zip(wrap(value({}, 2), 2), extra=[("archive/inner.zip", _torch_zip(_sys(p, 2)))]), False),
         _mal("zip-in-zip-in-zip", f"{_CF}: pickle two zips deep", "bundle.zip",
              lambda p: _zip([("a.zip", _zip([("b.zip", _zip([("data.pkl", _sys(p, 4))]))]))])),
         _mal("zip-duplicate-names", f"{_CF}: zip with two members named data.pkl, the second malicious", "model.pt",
@@ -836,7 +842,7 @@ def _hostile_format_samples() -> list[Sample]:
         _mal("torch-legacy-keys", f"{_CF}: legacy torch.save file, malicious storage-keys pickle", "model.bin",
              lambda p: _torch_legacy(wrap(value({}, 2), 2), _sys(p, 2))),
         _mal("torch-legacy-tar", f"{_CF}: legacy torch tar checkpoint (fickling test_polyglot create_pytorch_legacy_tar)",
-             "model.tar", lambda p: _torch_legacy_tar(_sys(p, 2))),
+             "model.tar", lambda p: _torch_legacy_tar(_sys(p, 2)), False),
         _mal("npy-object", f"{_CF}: object .npy ('|O')", "array.npy",
              lambda p: _npy(_object_array_pickle(_system_standin(p)))),
         _mal("npy-descr-object-word", f"{_CF}: .npy descr 'object'", "array.npy",
