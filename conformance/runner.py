@@ -223,12 +223,17 @@ class _Cached:
         self.environment = environment_fingerprint(options.load)
         self._identity: str | None = None
 
-    def key(self, probe_key: str) -> str:
+    def key(self, probe_key: str) -> str | None:
+        """The cache key of one probe's evidence, or None (not cached) when the model's files cannot all be hashed."""
         if self._identity is None:
             from .cache import model_identity
 
-            self._identity = model_identity(self.candidate, self.cache.hashes)
-        return self.cache.key(probe_key, self._identity, self.environment)
+            try:
+                self._identity = model_identity(self.candidate, self.cache.hashes)
+            except (OSError, ValueError, CheckError):
+                # A FIFO, a device or a sparse file in the folder: its probes report it; this run is not cached.
+                self._identity = ""
+        return self.cache.key(probe_key, self._identity, self.environment) if self._identity else None
 
 
 def _skip(run: ProbeRun, evidence: Evidence, options: RunOptions, reason: str) -> None:
