@@ -725,9 +725,16 @@ def test_hdf5_keras_model_with_lambda_is_dangerous(model: Path) -> None:
     lambda_config = json.dumps({"class_name": "Sequential", "config": {"layers": [{"class_name": "Lambda", "config": {"function": ["4wEAAA==", None, None]}}]}})
     (model / "model.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 3000 + b"model_config\x00" + lambda_config.encode() + b"\x00" * 100)
     (model / "clean.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 3000 + json.dumps({"class_name": "Dense"}).encode())
+    # JSON escapes spell the name so that no byte search finds it; json.loads in the loader decodes it.
+    escaped = lambda_config.replace('"Lambda"', '"\\u004cambda"').replace('"class_name"', '"class\\u005fname"')
+    assert "Lambda" not in escaped and json.loads(escaped)["config"]["layers"][0]["class_name"] == "Lambda"
+    (model / "escaped.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"{\"x" * 500 + b"\x00model_config\x00" + escaped.encode() + b"\x00")
     evidence = scan_folder(model)
-    assert [(f.file, f.global_name, f.severity) for f in evidence.findings] == [("model.h5", "keras.Lambda", "dangerous")]
-    assert {f.file: f.format for f in evidence.files} == {"model.h5": "hdf5", "clean.h5": "hdf5"}
+    assert [(f.file, f.global_name, f.severity) for f in evidence.findings] == [
+        ("escaped.h5", "keras.Lambda", "dangerous"),
+        ("model.h5", "keras.Lambda", "dangerous"),
+    ]
+    assert {f.file: f.format for f in evidence.files} == {"model.h5": "hdf5", "clean.h5": "hdf5", "escaped.h5": "hdf5"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -784,6 +791,25 @@ def _legacy_tar(views_pickle: bytes) -> bytes:
     storages = pickle.dumps(1, protocol=2) + record + (2).to_bytes(8, "little") + b"\x00" * 8 + views_pickle
     tensors = pickle.dumps(0, protocol=2)
     return _tar_bytes({"sys_info": pickle.dumps({"little_endian": True}, protocol=2), "pickle": pickle.dumps(["0"], protocol=2), "storages": storages, "tensors": tensors})
+
+
+def test_tar_without_ustar_magic_is_still_a_tar(model: Path, canary: Path) -> None:
+    import tarfile
+
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as archive:
+        data = pickle.dumps(_OpensCanary(canary), protocol=2)
+        info = tarfile.TarInfo("pickle")
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    raw = bytearray(out.getvalue())
+    raw[257:265] = b"\x00" * 8  # a v7 header: no magic; fix the checksum as tarfile computes it
+    raw[148:156] = b" " * 8
+    raw[148:156] = b"%06o\x00 " % sum(raw[:512])
+    (model / "old.pt").write_bytes(bytes(raw))
+    scanned, findings = scan_file(model, "old.pt")
+    assert "tar" in scanned.formats
+    assert [(f.member, f.global_name, f.severity) for f in findings] == [("pickle", "io.open", "dangerous")]
 
 
 def test_legacy_torch_tar_is_scanned_member_by_member(model: Path, canary: Path) -> None:

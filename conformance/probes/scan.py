@@ -45,9 +45,9 @@ MAX_PICKLES_PER_STREAM = 10_000
 MAX_OPCODES_PER_FILE = 5_000_000
 MAX_NPY_HEADER_BYTES = 1 << 20
 MAX_CONFIG_JSON_BYTES = 64 << 20  # a Keras config.json
-MAX_ONNX_IN_MEMORY_BYTES = 256 << 20  # an .onnx member of an archive is parsed in memory up to this size
+MAX_ONNX_IN_MEMORY_BYTES = 256 << 20  # an .onnx or HDF5 member of an archive is parsed in memory up to this size
 MAX_LEGACY_STORAGES = 1_000_000
-_HEAD_BYTES = 264  # enough for every magic we test, including tar's "ustar" at offset 257
+_HEAD_BYTES = 512  # enough for every magic we test, including a whole tar header
 _TAIL_BYTES = 65_557  # the end-of-central-directory record (22 bytes) plus the longest zip comment
 
 # Names that loaders (torch.load, pickle.load, joblib.load) open as pickles: for these a parse failure
@@ -486,10 +486,18 @@ def _scan_gguf(acc: _FileScan, source: Source) -> None:
 
 
 def _scan_hdf5(acc: _FileScan, source: Source) -> None:
-    with source.open() as raw:
-        layers = scan_formats.hdf5_lambda_layers(raw)
-    for layer in layers:
-        acc.add(source.member, f"keras.{layer}", "dangerous", f"a Keras {layer} layer in the HDF5 model config holds code that loading runs")
+    if source.seekable:
+        with source.open() as raw:
+            findings = list(scan_formats.hdf5_keras_findings(raw, source.size))
+    else:
+        with source.open() as raw:
+            data = raw.read(MAX_ONNX_IN_MEMORY_BYTES + 1)
+        if len(data) > MAX_ONNX_IN_MEMORY_BYTES:
+            acc.add(source.member, "", "error", f"an HDF5 member over the {MAX_ONNX_IN_MEMORY_BYTES}-byte in-memory bound; not checked")
+            return
+        findings = list(scan_formats.hdf5_keras_findings(io.BytesIO(data), len(data)))
+    for severity, name, detail in findings:
+        acc.add(source.member, name, severity, detail)
 
 
 def _scan_onnx(acc: _FileScan, source: Source) -> None:

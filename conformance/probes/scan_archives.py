@@ -208,8 +208,15 @@ def scan_zip(
 
 
 def is_tar(head: bytes) -> bool:
-    """POSIX ustar or GNU tar magic at offset 257 (tarfile's own test needs a full header read)."""
-    return head[257:262] == b"ustar"
+    """Whether the first 512 bytes are a tar header by tarfile's own test (its checksum), as torch's legacy
+    loader tries tarfile first: old v7 tars have no "ustar" magic."""
+    if len(head) < tarfile.BLOCKSIZE:
+        return False
+    try:
+        tarfile.TarInfo.frombuf(head[: tarfile.BLOCKSIZE], tarfile.ENCODING, "surrogateescape")
+    except (tarfile.HeaderError, ValueError):
+        return False
+    return True
 
 
 def scan_tar(acc: Any, source: Source, dispatch: Dispatch) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bz2
 import io
+import json
 import lzma
 import re
 import struct
@@ -450,17 +451,70 @@ def keras_config_findings(config: Any) -> Iterator[tuple[str, str, str]]:
             yield "unknown", f"{module}.{class_name}", f"module {module!r} outside Keras is imported on load"
 
 
-_H5_LAMBDA = re.compile(rb'"class_name"\s*:\s*"(Lambda|TFOpLambda|SlicingOpLambda|__lambda__|function)"')
+_H5_LAMBDA = re.compile(rb'"class_name"\s*:\s*"(Lambda|TFOpLambda|SlicingOpLambda|__lambda__)"')
+_JSON_OBJECT_START = re.compile(rb'\{\s*"')
+MAX_HDF5_JSON_BYTES = 64 << 20  # one JSON attribute (a Keras model_config)
+MAX_HDF5_JSON_CANDIDATES = 1_000_000
 
 
-def hdf5_lambda_layers(raw: IO[bytes], chunk_bytes: int = 8 << 20) -> list[str]:
-    """Class names of code-carrying layers anywhere in an HDF5 file's bytes (its `model_config` attribute is
-    uncompressed JSON), found by a chunked search with overlap; reads the whole file once."""
-    found: dict[str, None] = {}
-    carry = b""
-    while chunk := raw.read(chunk_bytes):
+def hdf5_keras_findings(raw: IO[bytes], size: int, chunk_bytes: int = 8 << 20) -> Iterator[tuple[str, str, str]]:
+    """(severity, name, detail) for code-loading constructs in the Keras configs stored in an HDF5 file.
+
+    h5py keeps a string attribute (Keras' `model_config`) as uncompressed bytes, so every JSON object in
+    the file is found by its opening `{"` and parsed with json (escapes such as \\u004cambda decode as a
+    loader's json.loads would), then judged by `keras_config_findings`; a plain search for the layer names
+    runs too. `raw` must be seekable. Reads the file once plus the JSON it finds; garbage fails in a few bytes.
+    """
+    decoder = json.JSONDecoder()
+    names: dict[str, None] = {}
+    candidates = 0
+    position, carry = 0, b""
+    resume = 0  # offset before which a JSON object was already parsed
+    while position < size:
+        raw.seek(position)
+        chunk = raw.read(chunk_bytes)
+        if not chunk:
+            break
         window = carry + chunk
+        window_start = position - len(carry)
         for match in _H5_LAMBDA.finditer(window):
-            found[match.group(1).decode()] = None
+            names[match.group(1).decode()] = None
+        for match in _JSON_OBJECT_START.finditer(window):
+            start = window_start + match.start()
+            if start < resume:
+                continue
+            candidates += 1
+            if candidates > MAX_HDF5_JSON_CANDIDATES:
+                yield "error", "", f"more than {MAX_HDF5_JSON_CANDIDATES} JSON candidates; not fully checked"
+                return
+            parsed = _json_at(raw, start, decoder)
+            if parsed is not None:
+                value, length = parsed
+                resume = start + length
+                yield from keras_config_findings(value)
+        position += len(chunk)
         carry = window[-256:]
-    return list(found)
+    for name in names:
+        yield "dangerous", f"keras.{name}", f"a Keras {name} layer in the HDF5 model config holds code that loading runs"
+
+
+def _json_at(raw: IO[bytes], start: int, decoder: json.JSONDecoder) -> tuple[Any, int] | None:
+    """The JSON object starting at byte `start` and its length in bytes, or None; reads a growing window."""
+    window = 4096
+    while window <= MAX_HDF5_JSON_BYTES:
+        raw.seek(start)
+        data = raw.read(window)
+        text = data.decode("utf-8", "surrogateescape")
+        try:
+            value, end = decoder.raw_decode(text)
+        except json.JSONDecodeError as exc:
+            if exc.pos < len(text) - 64 or len(data) < window:
+                return None  # garbage, or the file ends: not a JSON object
+            window *= 4
+            continue
+        except RecursionError:
+            return None
+        if not isinstance(value, dict):
+            return None
+        return value, len(text[:end].encode("utf-8", "surrogateescape"))
+    return None
