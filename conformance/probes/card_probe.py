@@ -1,16 +1,13 @@
-"""The card probe: the model's README.md as a model card."""
+"""The card probe: the model's README.md as a model card, read through safe_files (bounded, inside the folder)."""
 
 from __future__ import annotations
 
 from ..candidate import Candidate
-from ..card import CardFacts, read_card
+from ..card import CardFacts, read_card_in
 
 
 def probe_card(candidate: Candidate) -> CardFacts:
+    """Card facts of README.md; a missing card is `present=False`, any problem is in `errors` (never raised)."""
     if "README.md" not in candidate.file_names():
         return CardFacts(present=False)
-    try:
-        path = candidate.resolve_inside("README.md")
-    except ValueError as exc:
-        return CardFacts(present=True, file="README.md", errors=[str(exc)])
-    return read_card(path)
+    return read_card_in(candidate.path, "README.md")
