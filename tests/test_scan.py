@@ -831,3 +831,21 @@ def test_storage_blobs_that_look_like_frames_are_not_pickles(model: Path, tmp_pa
     (model / "hidden.bin").write_bytes(_replace_member(_torch_zip_bytes(tmp_path), "/data/0", pickle.dumps(_RunsShell(), protocol=4)))
     _, findings = scan_file(model, "hidden.bin")
     assert [(f.member, f.severity) for f in findings] == [("real/data/0", "dangerous")]
+
+
+def test_zip_whose_offsets_readers_disagree_on_is_an_error(model: Path, tmp_path: Path) -> None:
+    import struct
+
+    data = bytearray(_torch_zip_bytes(tmp_path))
+    # The stated central directory offset, 64 bytes early, in the end record and (torch writes one) the zip64 end record.
+    end = data.rfind(b"PK\x05\x06")
+    (offset,) = struct.unpack_from("<L", data, end + 16)
+    struct.pack_into("<L", data, end + 16, offset - 64)
+    end64 = data.rfind(b"PK\x06\x06")
+    if end64 >= 0:
+        struct.pack_into("<Q", data, end64 + 48, offset - 64)
+    (model / "pytorch_model.bin").write_bytes(bytes(data))
+    _, findings = scan_file(model, "pytorch_model.bin")
+    assert any(f.severity == "error" and "readers disagree" in f.detail for f in findings), findings
+    (model / "good.bin").write_bytes(_torch_zip_bytes(tmp_path))
+    assert scan_file(model, "good.bin")[1] == []

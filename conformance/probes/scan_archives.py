@@ -10,6 +10,7 @@ inside a zip is read into memory only up to MAX_NESTED_ZIP_BYTES.
 from __future__ import annotations
 
 import io
+import struct
 import tarfile
 import time
 import zipfile
@@ -170,6 +171,14 @@ def scan_zip(
                 acc.add(source.member, "", "error", f"unreadable zip archive: {exc}")
             return False
         with archive:
+            shift = _concat_shift(archive, raw)
+            if claimed and shift:
+                # zipfile adds this shift to every offset (it assumes bytes were prepended); readers that take
+                # the offsets as written (torch's miniz) then read other bytes as the same members.
+                acc.add(
+                    source.member, "", "error",
+                    f"zip central directory offset is {shift} bytes off its position: readers disagree on the members",
+                )  # fmt: skip
             infos = archive.infolist()
             if len(infos) > MAX_ZIP_MEMBERS:
                 acc.add(source.member, "", "error", f"{len(infos)} zip members; only the first {MAX_ZIP_MEMBERS} scanned")
@@ -205,6 +214,17 @@ def scan_zip(
                 except Exception as exc:  # encrypted, corrupt or oversized member: fail it, scan the rest
                     acc.add(label, "", "error", f"cannot read member: {type(exc).__name__}: {exc}")
     return True
+
+
+def _concat_shift(archive: zipfile.ZipFile, raw: IO[bytes]) -> int:
+    """How far zipfile moved the offsets from what the archive states (0 for an archive that starts at byte 0)."""
+    try:
+        end = zipfile._EndRecData(raw)  # type: ignore[attr-defined]  # zipfile's own end-record reader
+    except (OSError, ValueError, struct.error):
+        return 0
+    if not end:
+        return 0
+    return int(getattr(archive, "start_dir", 0)) - int(end[zipfile._ECD_OFFSET])  # type: ignore[attr-defined]
 
 
 def is_tar(head: bytes) -> bool:
