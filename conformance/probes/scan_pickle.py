@@ -663,7 +663,8 @@ class _Machine:
         s = self.s
         if len(s.buf) - s.i < _MIN_RUN * 4:
             s.more(_CHUNK_BYTES)
-        limit = len(s.buf)
+        # One byte per opcode: the run may not walk past the opcode budget (the loop already counted one).
+        limit = min(len(s.buf), s.i + self.budget.max_opcodes - self.budget.used + 1)
         if self.frame_end is not None:
             limit = min(limit, self.frame_end - s.base)
         stack = self.stack
