@@ -849,3 +849,25 @@ def test_zip_whose_offsets_readers_disagree_on_is_an_error(model: Path, tmp_path
     assert any(f.severity == "error" and "readers disagree" in f.detail for f in findings), findings
     (model / "good.bin").write_bytes(_torch_zip_bytes(tmp_path))
     assert scan_file(model, "good.bin")[1] == []
+
+
+def test_time_budget_per_file_fails_closed(model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from conformance.probes import scan
+
+    monkeypatch.setattr(scan, "MAX_SECONDS_PER_FILE", -1.0)  # already spent when the file is opened
+    with zipfile.ZipFile(model / "archive.zip", "w") as archive:
+        for index in range(3):
+            archive.writestr(f"p{index}.pkl", pickle.dumps({"a": index}, protocol=2))
+    (model / "model.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 100)
+    evidence = scan_folder(model)
+    assert {(f.file, f.severity) for f in evidence.findings} == {("archive.zip", "error"), ("model.h5", "error")}
+    assert all("budget" in f.detail for f in evidence.findings)
+
+
+def test_gguf_value_budget(model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from conformance.probes import scan_formats
+
+    monkeypatch.setattr(scan_formats, "MAX_GGUF_VALUES", 2)
+    (model / "model.gguf").write_bytes(_gguf_bytes(tmp_path, None))
+    _, findings = scan_file(model, "model.gguf")
+    assert [f.severity for f in findings] == ["error"] and "metadata values" in findings[0].detail

@@ -488,14 +488,14 @@ def _scan_gguf(acc: _FileScan, source: Source) -> None:
 def _scan_hdf5(acc: _FileScan, source: Source) -> None:
     if source.seekable:
         with source.open() as raw:
-            findings = list(scan_formats.hdf5_keras_findings(raw, source.size))
+            findings = list(scan_formats.hdf5_keras_findings(raw, source.size, deadline=acc.deadline))
     else:
         with source.open() as raw:
             data = raw.read(MAX_ONNX_IN_MEMORY_BYTES + 1)
         if len(data) > MAX_ONNX_IN_MEMORY_BYTES:
             acc.add(source.member, "", "error", f"an HDF5 member over the {MAX_ONNX_IN_MEMORY_BYTES}-byte in-memory bound; not checked")
             return
-        findings = list(scan_formats.hdf5_keras_findings(io.BytesIO(data), len(data)))
+        findings = list(scan_formats.hdf5_keras_findings(io.BytesIO(data), len(data), deadline=acc.deadline))
     for severity, name, detail in findings:
         acc.add(source.member, name, severity, detail)
 

@@ -13,6 +13,7 @@ import json
 import lzma
 import re
 import struct
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -194,6 +195,7 @@ MAX_GGUF_TENSORS = 1_000_000
 MAX_GGUF_STRING_BYTES = 16 << 20  # one key or value; the largest real chat templates are tens of KB
 MAX_GGUF_ARRAY_ITEMS = 10_000_000  # tokenizer vocabularies are ~250k entries
 MAX_GGUF_DIMS = 8
+MAX_GGUF_VALUES = 20_000_000  # values visited in all (array items included): bounds the time of a forged count
 # Fixed-size value types of the GGUF spec (ggml/docs/gguf.md): type id -> bytes.
 _GGUF_FIXED = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
 _GGUF_STRING, _GGUF_ARRAY = 8, 9
@@ -258,7 +260,13 @@ def read_gguf(raw: IO[bytes]) -> GgufFacts:
             raise FormatError(f"a string of {length} bytes at byte {cursor.position}: over the {MAX_GGUF_STRING_BYTES}-byte bound")
         return cursor.read(length)
 
+    visited = 0
+
     def skip_value(kind: int, depth: int) -> None:
+        nonlocal visited
+        visited += 1
+        if visited > MAX_GGUF_VALUES:
+            raise FormatError(f"more than {MAX_GGUF_VALUES} metadata values: over the bound")
         if kind in _GGUF_FIXED:
             cursor.skip(_GGUF_FIXED[kind])
         elif kind == _GGUF_STRING:
@@ -457,13 +465,16 @@ MAX_HDF5_JSON_BYTES = 64 << 20  # one JSON attribute (a Keras model_config)
 MAX_HDF5_JSON_CANDIDATES = 1_000_000
 
 
-def hdf5_keras_findings(raw: IO[bytes], size: int, chunk_bytes: int = 8 << 20) -> Iterator[tuple[str, str, str]]:
+def hdf5_keras_findings(
+    raw: IO[bytes], size: int, chunk_bytes: int = 8 << 20, deadline: float | None = None
+) -> Iterator[tuple[str, str, str]]:
     """(severity, name, detail) for code-loading constructs in the Keras configs stored in an HDF5 file.
 
     h5py keeps a string attribute (Keras' `model_config`) as uncompressed bytes, so every JSON object in
     the file is found by its opening `{"` and parsed with json (escapes such as \\u004cambda decode as a
     loader's json.loads would), then judged by `keras_config_findings`; a plain search for the layer names
     runs too. `raw` must be seekable. Reads the file once plus the JSON it finds; garbage fails in a few bytes.
+    Past `deadline` (time.monotonic seconds) the search stops with an "error" finding.
     """
     decoder = json.JSONDecoder()
     names: dict[str, None] = {}
@@ -471,6 +482,9 @@ def hdf5_keras_findings(raw: IO[bytes], size: int, chunk_bytes: int = 8 << 20) -
     position, carry = 0, b""
     resume = 0  # offset before which a JSON object was already parsed
     while position < size:
+        if deadline is not None and time.monotonic() > deadline:
+            yield "error", "", f"the scan's time budget was spent at byte {position} of {size}; the rest was not checked"
+            break
         raw.seek(position)
         chunk = raw.read(chunk_bytes)
         if not chunk:
