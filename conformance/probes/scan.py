@@ -83,6 +83,9 @@ class ScanFinding:
     global_name: str  # "module.name", or "" for parse and access errors
     severity: str  # "dangerous" | "unknown" | "error"
     detail: str  # one line
+    # What was found, for report rule ids: "template-injection", "external-data-escape", "code-in-config",
+    # "parser-differential", "scan-budget"; "" lets reports derive it from severity and global.
+    kind: str = ""
 
 
 @dataclass
@@ -236,10 +239,12 @@ class _FileScan:
     globals: set[str] = field(default_factory=set)
     findings: dict[tuple[str | None, str, str, str], ScanFinding] = field(default_factory=dict)
 
-    def add(self, member: str | None, global_name: str, severity: str, detail: str) -> None:
+    def add(self, member: str | None, global_name: str, severity: str, detail: str, kind: str = "") -> None:
         # One finding per global per member: a name used a thousand times is one problem.
         key = (member, global_name, severity, detail if not global_name else "")
-        self.findings.setdefault(key, ScanFinding(self.file, member, global_name, severity, detail))
+        if not kind and severity == "error" and "budget" in detail:
+            kind = "scan-budget"
+        self.findings.setdefault(key, ScanFinding(self.file, member, global_name, severity, detail, kind))
 
     def result(self) -> tuple[ScannedFile, list[ScanFinding]]:
         formats = sorted(dict.fromkeys(self.formats), key=lambda f: _FORMAT_ORDER.index(f) if f in _FORMAT_ORDER else 99)
@@ -338,7 +343,7 @@ def _scan_keras_config(acc: _FileScan, archive: RelaxedZipFile, source: Source) 
         acc.add(label, "", "error", f"Keras config not readable: {type(exc).__name__}: {exc}")
         return
     for severity, name, detail in scan_formats.keras_config_findings(config):
-        acc.add(label, name, severity, detail)
+        acc.add(label, name, severity, detail, kind="code-in-config" if severity != "error" else "")
 
 
 def _scan_npy(acc: _FileScan, source: Source) -> None:
@@ -482,7 +487,11 @@ def _scan_gguf(acc: _FileScan, source: Source) -> None:
     for key, template in facts.chat_templates.items():
         escapes = scan_formats.chat_template_escapes(template)
         if escapes:
-            acc.add(source.member, key, "dangerous", f"chat template reaches Python internals ({', '.join(escapes)}): server-side template injection")
+            acc.add(
+                source.member, key, "dangerous",
+                f"chat template reaches Python internals ({', '.join(escapes)}): server-side template injection",
+                kind="template-injection",
+            )  # fmt: skip
 
 
 def _scan_hdf5(acc: _FileScan, source: Source) -> None:
@@ -497,7 +506,7 @@ def _scan_hdf5(acc: _FileScan, source: Source) -> None:
             return
         findings = list(scan_formats.hdf5_keras_findings(io.BytesIO(data), len(data), deadline=acc.deadline))
     for severity, name, detail in findings:
-        acc.add(source.member, name, severity, detail)
+        acc.add(source.member, name, severity, detail, kind="code-in-config" if severity != "error" else "")
 
 
 def _scan_onnx(acc: _FileScan, source: Source) -> None:
@@ -523,7 +532,10 @@ def _scan_onnx(acc: _FileScan, source: Source) -> None:
             except ValueError as exc:
                 problem = str(exc)
         if problem:
-            acc.add(source.member, f"external_data:{location}"[:200], "dangerous", f"ONNX external data reads outside the model folder: {problem}")
+            acc.add(
+                source.member, f"external_data:{location}"[:200], "dangerous",
+                f"ONNX external data reads outside the model folder: {problem}", kind="external-data-escape",
+            )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
@@ -621,6 +633,7 @@ def _report_differential(acc: _FileScan, source: Source, walk: PickleWalk) -> No
             "<frame boundary differential>",
             "dangerous",
             f"{differential}; unpicklers disagree on this stream" + (f" (only the C unpickler imports {hidden})" if hidden else ""),
+            kind="parser-differential",
         )
 
 

@@ -61,7 +61,7 @@ class Accumulator(Protocol):
     inflated_left: int
     deadline: float
 
-    def add(self, member: str | None, global_name: str, severity: str, detail: str) -> None: ...
+    def add(self, member: str | None, global_name: str, severity: str, detail: str, kind: str = "") -> None: ...
 
 
 Dispatch = Callable[[Any, Source], list[str]]
@@ -178,6 +178,7 @@ def scan_zip(
                 acc.add(
                     source.member, "", "error",
                     f"zip central directory offset is {shift} bytes off its position: readers disagree on the members",
+                    kind="parser-differential",
                 )  # fmt: skip
             infos = archive.infolist()
             if len(infos) > MAX_ZIP_MEMBERS:
