@@ -17,7 +17,10 @@ refuses some of these for opcode reasons only, such as FRAME).
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import io
+import lzma
 import marshal
 import pickle
 import struct
@@ -889,6 +892,136 @@ def _zip_duplicate(first: bytes, second: bytes) -> bytes:
     return buffer.getvalue()
 
 
+def _by_value(module: str, function: Callable[[str], Any], p: Payload) -> bytes:
+    """dill/cloudpickle serialize a locally defined function by value (its code object); REDUCE then calls it."""
+    import importlib
+
+    return importlib.import_module(module).dumps(_Names(function, (p.path,)))
+
+
+def _compressed(kind: str, data: bytes) -> bytes:
+    return {"gz": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress}[kind](data)
+
+
+def _joblib_after_array(p: Payload, compress: Any) -> bytes:
+    """joblib writes numpy arrays' raw bytes inside the pickle stream; the payload follows such an array."""
+    import tempfile
+
+    import joblib
+    import numpy as np
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.joblib"
+        joblib.dump({"weights": np.arange(4096, dtype=np.float64), "model": _system_standin(p)}, path, compress=compress)
+        return path.read_bytes()
+
+
+def _tar_gz(members: list[tuple[str, bytes]]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _harder_samples() -> list[Sample]:
+    """Further variants of each failure kind: gadgets behind other loaders, payloads after raw bytes, compressed streams."""
+
+    def touch(path: str) -> Any:  # serialized by value, never called here
+        return open(path, "w").close()
+
+    s = [
+        _mal("dill-function-by-value", f"{_CF}: dill function serialized by value, then called", "model.pkl",
+             lambda p: _by_value("dill", touch, p)),
+        _mal("cloudpickle-function-by-value", f"{_CF}: cloudpickle function serialized by value, then called", "model.pkl",
+             lambda p: _by_value("cloudpickle", touch, p)),
+        _mal("torch-storage-load-from-bytes", f"{_CF}: torch.storage._load_from_bytes (torch.load of inner bytes)",
+             "model.pkl", lambda p: call("torch.storage", "_load_from_bytes", [_torch_legacy(_sys(p, 2))], 2)),
+        _mal("itertools-starmap", f"{_CF}: list(itertools.starmap(posix.system, [[cmd]]))", "starmap.pkl",
+             lambda p: wrap(global_ref("builtins", "list") + global_ref("itertools", "starmap") + global_ref("posix", "system")
+                            + value([[p.shell]]) + pickle.TUPLE2 + pickle.REDUCE + pickle.TUPLE1 + pickle.REDUCE, 4)),
+        _mal("builtins-map-list", f"{_CF}: list(map(builtins.exec, [code]))", "map.pkl",
+             lambda p: wrap(global_ref("builtins", "list") + global_ref("builtins", "map") + global_ref("builtins", "exec")
+                            + value([p.python]) + pickle.TUPLE2 + pickle.REDUCE + pickle.TUPLE1 + pickle.REDUCE, 4)),
+        _mal("operator-call", f"{_CF}: operator.call(posix.system, cmd)", "opcall.pkl",
+             lambda p: wrap(global_ref("operator", "call") + global_ref("posix", "system") + text(p.shell) + pickle.TUPLE2
+                            + pickle.REDUCE, 4)),
+        _mal("builtins-setattr", f"{_CF}: builtins.setattr rewires a module attribute", "setattr.pkl",
+             lambda p: call("builtins", "setattr", [p.path, "x", 1], 4), False),
+        _mal("import-only-popped", f"{_CF}: a denylisted global imported and dropped (the import itself runs)", "import.pkl",
+             lambda p: wrap(global_ref("posix", "system") + pickle.POP + pickle.NONE, 4), False),
+        _mal("payload-after-large-pickle", f"{_CF}: a second pickle after a 1 MB benign one", "model.pkl",
+             lambda p: pickle.dumps({"blob": b"\x00" * (1 << 20)}, protocol=4) + _sys(p, 4), False),
+        _mal("pickle-then-zip", f"{_CF}: a pickle followed by a torch zip (zip readers find the end record)", "model.pt",
+             lambda p: _sys(p, 2) + _torch_zip(wrap(value({}, 2), 2))),
+        _mal("tar-gz-with-pickle", f"{_CF}: model.tar.gz holding a pickle", "model.tar.gz",
+             lambda p: _tar_gz([("model/model.pkl", _sys(p, 4))]), False),
+        _mal("joblib-after-array-none", f"{_CF}: joblib payload after a numpy array's raw bytes", "model.joblib",
+             lambda p: _joblib_after_array(p, 0)),
+        _mal("joblib-after-array-zlib", f"{_CF}: zlib joblib payload after a numpy array's raw bytes", "model.joblib",
+             lambda p: _joblib_after_array(p, ("zlib", 3))),
+    ]
+    for kind in ("gz", "bz2", "xz"):
+        s.append(_mal(f"compressed-pickle-{kind}", f"{_CF}: pandas.read_pickle-style {kind} pickle", f"model.pkl.{kind}",
+                      lambda p, kind=kind: _compressed(kind, _sys(p, 4))))
+    return s
+
+
+def _tensor_spelling_pickle() -> Any:
+    """A uint8 tensor whose raw bytes spell a malicious pickle: torch never unpickles storage bytes."""
+    import torch
+
+    spelled = b"\x80\x02cposix\nsystem\nX\x05\x00\x00\x00touch\x85R."
+    return {"bytes": torch.tensor(list(spelled), dtype=torch.uint8)}
+
+
+def _random_state(legacy: bool) -> Maker:
+    def make() -> Any:
+        import torch
+
+        generator = torch.Generator().manual_seed(1)
+        return {"w": torch.randn(128, 128, generator=generator), "b": torch.randint(0, 255, (4096,), dtype=torch.uint8)}
+
+    return _torch_saved(make, legacy=legacy)
+
+
+def _proto_lookalike_safetensors(length: int) -> Maker:
+    """A valid safetensors file whose first two bytes (its header length) read as a PROTO opcode."""
+
+    def maker(_: Payload) -> bytes:
+        import json
+
+        header = {"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, "__metadata__": {"pad": ""}}
+        encoded = json.dumps(header, separators=(",", ":")).encode()
+        header["__metadata__"]["pad"] = "x" * (length - len(encoded))
+        encoded = json.dumps(header, separators=(",", ":")).encode()
+        return struct.pack("<Q", len(encoded)) + encoded + struct.pack("<f", 1.0)
+
+    return maker
+
+
+def _harder_benign() -> list[Sample]:
+    return [
+        _ben("torch-save-tensor-spelling-a-pickle", f"{_CF}: tensor bytes that spell a posix.system pickle", "pytorch_model.bin",
+             _torch_saved(_tensor_spelling_pickle), "torch.load"),
+        _ben("torch-save-legacy-tensor-spelling-a-pickle", f"{_CF}: legacy file, tensor bytes spelling a pickle", "model.bin",
+             _torch_saved(_tensor_spelling_pickle, legacy=True), "torch.load"),
+        _ben("torch-save-random-64k", f"{_CF}: torch.save of random tensors (random bytes in storages)", "pytorch_model.bin",
+             _random_state(False), "torch.load"),
+        _ben("torch-save-legacy-random-64k", f"{_CF}: legacy torch.save of random tensors", "model.bin",
+             _random_state(True), "torch.load"),
+        _ben("torch-save-keys-like-globals", f"{_CF}: state dict whose keys and strings name dangerous globals", "model.pt",
+             _torch_saved(lambda: {"posix system": [1], "builtins.eval": "os.system('x')", "cposix\nsystem\n": 2}),
+             "torch.load"),
+        _ben("safetensors-header-reads-proto-2", f"{_CF}: safetensors whose length bytes read 80 02 (PROTO 2)",
+             "model.safetensors", _proto_lookalike_safetensors(0x0280), None),
+        _ben("safetensors-header-reads-proto-5", f"{_CF}: safetensors whose length bytes read 80 05 (PROTO 5)",
+             "model.safetensors", _proto_lookalike_safetensors(0x0580), None),
+    ]
+
+
 # ---------------------------------------------------------------------------------------------
 # Benign samples
 # ---------------------------------------------------------------------------------------------
@@ -1061,12 +1194,12 @@ def _benign_data_files() -> list[Sample]:
 
 def malicious_samples() -> list[Sample]:
     """Every malicious sample, in a stable order."""
-    return _picklescan_samples() + _modelscan_samples() + _fickling_samples() + _hostile_format_samples()
+    return _picklescan_samples() + _modelscan_samples() + _fickling_samples() + _hostile_format_samples() + _harder_samples()
 
 
 def benign_samples() -> list[Sample]:
     """Every benign sample, in a stable order."""
-    return _benign_samples()
+    return _benign_samples() + _harder_benign()
 
 
 def all_samples() -> list[Sample]:
