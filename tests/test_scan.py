@@ -31,7 +31,7 @@ class _OpensCanary:
 
 class _RunsShell:
     def __reduce__(self):
-        return (os.system, ("echo pwned",))
+        return (os.system, ("touch CANARY",))
 
 
 @pytest.fixture
@@ -719,6 +719,20 @@ def test_keras_archive_that_loads_code_is_dangerous(model: Path, layer: dict, na
     assert (name, "dangerous") in [(f.global_name, f.severity) for f in findings]
     (model / "clean.keras").write_bytes(_keras_zip(_DENSE))
     assert scan_file(model, "clean.keras")[1] == []
+
+
+def test_large_hdf5_member_is_searched_as_a_stream(model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from conformance.probes import scan
+
+    monkeypatch.setattr(scan, "MAX_ONNX_IN_MEMORY_BYTES", 1_000)
+    lambda_config = json.dumps({"class_name": "Lambda", "config": {}})
+    with zipfile.ZipFile(model / "model.keras", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("metadata.json", "{}")
+        archive.writestr("config.json", json.dumps({"module": "keras", "class_name": "Sequential", "config": {}}))
+        archive.writestr("model.weights.h5", b"\x89HDF\r\n\x1a\n" + b"\x00" * 5_000)
+        archive.writestr("extra.h5", b"\x89HDF\r\n\x1a\n" + b"\x00" * 5_000 + lambda_config.encode())
+    _, findings = scan_file(model, "model.keras")
+    assert [(f.member, f.global_name, f.severity) for f in findings] == [("extra.h5", "keras.Lambda", "dangerous")]
 
 
 def test_hdf5_keras_model_with_lambda_is_dangerous(model: Path) -> None:

@@ -512,6 +512,21 @@ def hdf5_keras_findings(
         yield "dangerous", f"keras.{name}", f"a Keras {name} layer in the HDF5 model config holds code that loading runs"
 
 
+def hdf5_lambda_names(raw: IO[bytes], chunk_bytes: int = 8 << 20, deadline: float | None = None) -> Iterator[tuple[str, str, str]]:
+    """The byte search of `hdf5_keras_findings` alone, for a stream too large to hold (no JSON parse)."""
+    names: dict[str, None] = {}
+    carry = b""
+    while chunk := raw.read(chunk_bytes):
+        if deadline is not None and time.monotonic() > deadline:
+            yield "error", "", "the scan's time budget was spent; the rest was not checked"
+            break
+        window = carry + chunk
+        names.update(dict.fromkeys(match.group(1).decode() for match in _H5_LAMBDA.finditer(window)))
+        carry = window[-256:]
+    for name in names:
+        yield "dangerous", f"keras.{name}", f"a Keras {name} layer in the HDF5 model config holds code that loading runs"
+
+
 def _json_at(raw: IO[bytes], start: int, decoder: json.JSONDecoder) -> tuple[Any, int] | None:
     """The JSON object starting at byte `start` and its length in bytes, or None; reads a growing window."""
     window = 4096
