@@ -625,7 +625,7 @@ def test_gguf_benign_template_is_clean(model: Path, tmp_path: Path) -> None:
 def test_gguf_chat_template_reaching_python_internals_is_dangerous(model: Path, tmp_path: Path, template: str) -> None:
     (model / "model.gguf").write_bytes(_gguf_bytes(tmp_path, template))
     _, findings = scan_file(model, "model.gguf")
-    assert [(f.global_name, f.severity) for f in findings] == [("tokenizer.chat_template", "dangerous")]
+    assert [(f.global_name, f.severity, f.kind) for f in findings] == [("tokenizer.chat_template", "dangerous", "template-injection")]
 
 
 @pytest.mark.parametrize(
@@ -673,7 +673,7 @@ def test_onnx_external_data_outside_the_folder_is_dangerous(model: Path, locatio
     (model / "model.onnx").write_bytes(_onnx_model(location, in_attribute))
     scanned, findings = scan_file(model, "model.onnx")
     assert scanned.format == "onnx"
-    assert [f.severity for f in findings] == ["dangerous"] and location in findings[0].global_name
+    assert [(f.severity, f.kind) for f in findings] == [("dangerous", "external-data-escape")] and location in findings[0].global_name
 
 
 def test_onnx_external_data_inside_the_folder_is_clean_unless_a_link_leaves(model: Path, tmp_path: Path) -> None:
@@ -885,3 +885,19 @@ def test_gguf_value_budget(model: Path, tmp_path: Path, monkeypatch: pytest.Monk
     (model / "model.gguf").write_bytes(_gguf_bytes(tmp_path, None))
     _, findings = scan_file(model, "model.gguf")
     assert [f.severity for f in findings] == ["error"] and "metadata values" in findings[0].detail
+
+
+def test_safetensors_whose_header_length_reads_as_zlib_is_clean(model: Path) -> None:
+    from safetensors.numpy import save_file
+
+    np = pytest.importorskip("numpy")
+    # Pad the metadata until the header length is 0x178 = 376: bytes 78 01, a valid zlib header.
+    for pad in range(400):
+        save_file({"w": np.zeros((2,), dtype=np.float32)}, model / "pytorch_model.bin", metadata={"p": "x" * pad})
+        head = (model / "pytorch_model.bin").read_bytes()[:2]
+        if head == b"\x78\x01":
+            break
+    else:
+        pytest.skip("no padding gives a zlib-looking header length")
+    scanned, findings = scan_file(model, "pytorch_model.bin")
+    assert findings == [] and scanned.format == "safetensors"

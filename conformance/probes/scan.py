@@ -296,7 +296,7 @@ def _interpret(acc: _FileScan, source: Source) -> list[str]:
         formats.append(_scan_tar(acc, source))
     compression = scan_formats.compression_of(head)
     if compression and source.depth < scan_archives.MAX_ZIP_DEPTH:
-        inner = _scan_compressed(acc, source, compression)
+        inner = _scan_compressed(acc, source, compression, report_failure=not structured)
         if inner is not None:
             structured = True
             formats.extend(inner)
@@ -445,10 +445,11 @@ def _skip(reader: BoundedReader, n: int) -> None:
         n -= len(chunk)
 
 
-def _scan_compressed(acc: _FileScan, source: Source, kind: str) -> list[str] | None:
+def _scan_compressed(acc: _FileScan, source: Source, kind: str, report_failure: bool) -> list[str] | None:
     """A stream compressed the way joblib writes it: decompress (streamed, budgeted) and interpret what is inside.
 
-    Returns the inner formats (with "compressed-<kind>" first), or None if the bytes do not decompress.
+    Returns the inner formats (with "compressed-<kind>" first), or None if the bytes do not decompress;
+    that is an error only for a pickle-named file that no other reading explains (`report_failure`).
     """
 
     def opener() -> IO[bytes]:
@@ -464,7 +465,7 @@ def _scan_compressed(acc: _FileScan, source: Source, kind: str) -> list[str] | N
         with opener() as probe:
             probe.read(_HEAD_BYTES)
     except Exception as exc:  # not really this compressor
-        if source.suffix in PICKLE_SUFFIXES:
+        if report_failure and source.suffix in PICKLE_SUFFIXES:
             acc.add(source.member, "", "error", f"{kind}-compressed stream does not decompress: {type(exc).__name__}")
             return []
         return None
