@@ -190,19 +190,48 @@ def assert_passes(document: dict, *rule_ids: str) -> None:
     assert not failed, failed
 
 
-def assert_fails_or_budget_error(document: dict, rule_id: str, *fail_words: str) -> None:
-    """Either the work was done and the rule fails naming ``fail_words``, or it stopped at a budget: an
-    `error` whose message names the budget. Never a pass."""
+def assert_fails_or_budget_error(document: dict, rule_id: str, *fail_words: str, refusals: tuple[str, ...] = ()) -> None:
+    """Either the work was done and the rule fails naming ``fail_words``, or it stopped at a budget (or
+    refused the input up front for one of ``refusals``): an `error` whose message names it. Never a pass."""
     rule = rules_of(document)[rule_id]
     message = _message(rule).lower()
     if rule["status"] == "error":
-        assert any(word in message for word in BUDGET_WORDS), f"{rule_id}: error that names no budget: {_message(rule)}"
+        named = any(word in message for word in (*BUDGET_WORDS, *refusals))
+        assert named, f"{rule_id}: error that names no budget: {_message(rule)}"
     else:
         assert_status(document, rule_id, "fail", *fail_words)
 
 
 def all_ids(*excluded: str) -> tuple[str, ...]:
     return tuple(r["id"] for r in RULES if r["id"] not in excluded)
+
+
+class Documents:
+    """Example name -> result document of a grouped run; an example whose own run failed fails its test."""
+
+    def __init__(self, documents: dict[str, dict], failures: dict[str, str]) -> None:
+        self.documents, self.failures = documents, failures
+
+    def __getitem__(self, name: str) -> dict:
+        if name in self.failures:
+            pytest.fail(self.failures[name], pytrace=False)
+        return self.documents[name]
+
+
+def check_group(models: dict[str, Path], rules: list[dict], workdir: Path, *, memory_limit: bool = True) -> Documents:
+    """One `conformance check` over all ``models``; if that run fails, each model again on its own, so a
+    crash or hang in one example fails that example's tests and leaves the others their verdicts."""
+    try:
+        outcome = check(list(models.values()), rules, workdir / "group", memory_limit=memory_limit)
+        return Documents({name: outcome.document(model) for name, model in models.items()}, {})
+    except (AssertionError, pytest.fail.Exception):
+        documents, failures = {}, {}
+        for name, model in models.items():
+            try:
+                documents[name] = check([model], rules, workdir / name, memory_limit=memory_limit).document(model)
+            except (AssertionError, pytest.fail.Exception) as error:
+                failures[name] = f"{name} on its own: {error}"[:4000]
+        return Documents(documents, failures)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -229,9 +258,42 @@ def folder(tmp_path: Path) -> Callable[[str], Path]:
     return lambda name: tmp_path / "models" / name
 
 
-def test_control_base_folder_passes_every_rule(base: Path, tmp_path: Path) -> None:
+# Examples whose danger is not a hang or a blow-up share one `conformance check` (seconds, not one
+# process start each); it is still bounded by RUN_TIMEOUT_S, so a hang fails these tests, not the suite.
+GROUPED: dict[str, Callable[[Path, Path, Path], Path]] = {
+    "polyglot-args": lambda out, base, canaries: hostile.build_polyglot_pickle(out, canaries / out.name, "training_args.bin", base=base),
+    "npy-object": lambda out, base, canaries: hostile.build_npy_object(out, canaries / out.name, "object", base=base),
+    "npy-structured": lambda out, base, canaries: hostile.build_npy_object(out, canaries / out.name, "structured", base=base),
+    "joblib": lambda out, base, canaries: hostile.build_compressed_joblib(out, canaries / out.name, base=base),
+    "protocol0": lambda out, base, canaries: hostile.build_protocol0_pickle(out, canaries / out.name, base=base),
+    "card-inf": lambda out, base, _: hostile.build_card_nonfinite(out, "score-inf", base=base),
+    "card-nan": lambda out, base, _: hostile.build_card_nonfinite(out, "parameters-nan", base=base),
+    "config-nan-layers": lambda out, base, _: hostile.build_config_nonfinite(out, "nan-layers", base=base),
+    "config-inf-context": lambda out, base, _: hostile.build_config_nonfinite(out, "inf-context", base=base),
+    "config-900": lambda out, base, _: hostile.build_deep_value(out, "config", base=base),
+    "card-900": lambda out, base, _: hostile.build_deep_value(out, "card", base=base),
+    "dtype-list": lambda out, base, _: hostile.build_dtype_list(out, base=base),
+    "deep-header": lambda out, base, _: hostile.build_deep_json(out, "header", base=base),
+    "deep-config": lambda out, base, _: hostile.build_deep_json(out, "config", base=base),
+    "deep-tokenizer": lambda out, base, _: hostile.build_deep_json(out, "tokenizer", base=base),
+    "vocab-inf": lambda out, base, _: hostile.build_vocab_infinity(out, base=base),
+    "symlink-loop": lambda out, base, _: hostile.build_symlink_loop(out, base=base),
+    "tokenizer-auto-map": lambda out, base, _: hostile.build_tokenizer_auto_map(out, base=base),
+    "custom-pipelines": lambda out, base, _: hostile.build_custom_pipelines(out, base=base),
+}
+
+
+@pytest.fixture(scope="module")
+def grouped(base: Path, canaries: Path, tmp_path_factory: pytest.TempPathFactory) -> Documents:
+    """Example name (and "control", the untouched base) -> its result document, from one bounded run."""
+    root = tmp_path_factory.mktemp("grouped")
+    models = {"control": base} | {name: build(root / "models" / name, base, canaries) for name, build in GROUPED.items()}
+    return check_group(models, RULES, root / "run")
+
+
+def test_control_base_folder_passes_every_rule(grouped: Documents) -> None:
     """The control: the folder the hostile examples copy passes every rule, so a changed verdict is theirs."""
-    document = check([base], RULES, tmp_path / "run").document(base)
+    document = grouped["control"]
     assert_passes(document, *all_ids())
 
 
@@ -278,7 +340,7 @@ class OpenWatch:
 @dataclass
 class LoadGroup:
     models: dict[str, Path]
-    documents: dict[str, dict]
+    documents: Documents
     outside: list[Path]
     touched_outside: set[Path]
     watch_works: bool
@@ -307,11 +369,10 @@ def load_group(base: Path, canaries: Path, tmp_path_factory: pytest.TempPathFact
     watch = OpenWatch([*outside, probe])
     try:
         probe.read_bytes()  # proves the watch sees opens here
-        outcome = check(list(built.values()), [*RULES, LOADS], root / "run", memory_limit=False)
+        documents = check_group(built, [*RULES, LOADS], root / "run", memory_limit=False)
         touched = watch.touched()
     finally:
         watch.close()
-    documents = {name: outcome.document(model) for name, model in built.items()}
     return LoadGroup(built, documents, outside, touched - {probe}, probe in touched)
 
 
@@ -367,9 +428,8 @@ def test_symlink_outside_the_folder_is_never_loaded(name: str, load_group: LoadG
 # --------------------------------------------------------------------------------------------------
 
 
-def test_polyglot_training_args_beside_good_weights(base: Path, canaries: Path, folder, tmp_path: Path) -> None:
-    model = hostile.build_polyglot_pickle(folder("polyglot-args"), canaries / "polyglot-args", "training_args.bin", base=base)
-    document = check([model], RULES, tmp_path / "run").document(model)
+def test_polyglot_training_args_beside_good_weights(grouped: Documents, canaries: Path) -> None:
+    document = grouped["polyglot-args"]
     assert_status(document, "SCAN", "fail", "training_args.bin", "posix.system")
     assert document["summary"]["conformant"] is False
     assert_passes(document, "CODE", *CONFIG_RULES, "PARAMS", "DTYPES", "TOKENIZER", "TOKENIZER-FITS", *CARD_RULES[:4])
@@ -377,25 +437,25 @@ def test_polyglot_training_args_beside_good_weights(base: Path, canaries: Path, 
 
 
 @pytest.mark.parametrize("descr", ["object", "structured"])
-def test_npy_object_dtype_without_pipe_o(descr: str, base: Path, canaries: Path, folder, tmp_path: Path) -> None:
-    model = hostile.build_npy_object(folder(f"npy-{descr}"), canaries / f"npy-{descr}", descr, base=base)
-    document = check([model], RULES, tmp_path / "run").document(model)
+def test_npy_object_dtype_without_pipe_o(descr: str, grouped: Documents, canaries: Path) -> None:
+    document = grouped[f"npy-{descr}"]
     assert_status(document, "SCAN", "fail", "embeddings.npy", "builtins.open")
     assert_passes(document, *all_ids("SCAN", "SUMS"))
+    assert not (canaries / f"npy-{descr}").exists()
 
 
-def test_compressed_joblib(base: Path, canaries: Path, folder, tmp_path: Path) -> None:
-    model = hostile.build_compressed_joblib(folder("joblib"), canaries / "joblib", base=base)
-    document = check([model], RULES, tmp_path / "run").document(model)
+def test_compressed_joblib(grouped: Documents, canaries: Path) -> None:
+    document = grouped["joblib"]
     assert_status(document, "SCAN", "fail", "preprocessor.dat", "builtins.open")
     assert_passes(document, *all_ids("SCAN", "SUMS"))
+    assert not (canaries / "joblib").exists()
 
 
-def test_protocol0_pickle_without_proto(base: Path, canaries: Path, folder, tmp_path: Path) -> None:
-    model = hostile.build_protocol0_pickle(folder("protocol0"), canaries / "protocol0", base=base)
-    document = check([model], RULES, tmp_path / "run").document(model)
+def test_protocol0_pickle_without_proto(grouped: Documents, canaries: Path) -> None:
+    document = grouped["protocol0"]
     assert_status(document, "SCAN", "fail", "weights.dat", "spawnv_passfds")
     assert_passes(document, *all_ids("SCAN", "SUMS"))
+    assert not (canaries / "protocol0").exists()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -416,9 +476,11 @@ def test_fifo_as_weights(base: Path, folder, tmp_path: Path) -> None:
 def test_fifo_as_vocab(base: Path, folder, tmp_path: Path) -> None:
     model = hostile.build_fifo(folder("fifo-vocab"), "vocab.txt", base=base)
     document = check([model], RULES, tmp_path / "run").document(model)
-    assert_status(document, "TOKENIZER", ("fail", "error"), "vocab.txt")
     assert_status(document, "SCAN", ("fail", "error"), "vocab.txt")
-    assert_passes(document, "CODE", *CONFIG_RULES, *WEIGHT_RULES, *CARD_RULES)
+    # This llama's tokenizer is tokenizer.json: vocab.txt is no file of it, unless the tokenizer rule reads it.
+    if rules_of(document)["TOKENIZER"]["status"] != "pass":
+        assert_status(document, "TOKENIZER", ("fail", "error"), "vocab.txt")
+    assert_passes(document, "CODE", *CONFIG_RULES, *WEIGHT_RULES, "TOKENIZER-FITS", *CARD_RULES)
 
 
 def test_fifo_as_extra_file(base: Path, folder, tmp_path: Path) -> None:
@@ -490,7 +552,8 @@ def test_sparse_40_gb_weights_with_a_checksum_rule(base: Path, folder, tmp_path:
     model = hostile.build_sparse_weights(folder("sparse-40gb"), base=base)
     assert (model / "model.safetensors").stat().st_size > 40 * 10**9
     document = check([model], RULES, tmp_path / "run").document(model)
-    assert_fails_or_budget_error(document, "SUMS", "model.safetensors")
+    assert_fails_or_budget_error(document, "SUMS", "model.safetensors", refusals=("sparse",))
+    assert "model.safetensors" in _message(rules_of(document)["SUMS"])
     assert_status(document, "PARAMS", "fail")
     assert rules_of(document)["PARAMS"]["observed"] == 10**10
     assert_passes(document, "FORMAT", "DTYPES", "CODE", *CONFIG_RULES, "TOKENIZER", "CARD", "LICENSE", "SECTIONS")
@@ -501,39 +564,34 @@ def test_sparse_40_gb_weights_with_a_checksum_rule(base: Path, folder, tmp_path:
 # --------------------------------------------------------------------------------------------------
 
 
-def test_card_score_infinity(base: Path, folder, tmp_path: Path) -> None:
-    model = hostile.build_card_nonfinite(folder("card-inf"), "score-inf", base=base)
-    document = check([model], RULES, tmp_path / "run").document(model)
+def test_card_score_infinity(grouped: Documents) -> None:
+    document = grouped["card-inf"]
     assert_passes(document, *all_ids())
 
 
-def test_card_parameters_nan(base: Path, folder, tmp_path: Path) -> None:
-    model = hostile.build_card_nonfinite(folder("card-nan"), "parameters-nan", base=base)
-    document = check([model], RULES, tmp_path / "run").document(model)
+def test_card_parameters_nan(grouped: Documents) -> None:
+    document = grouped["card-nan"]
     assert_status(document, "CLAIMS", ("fail", "error"), "parameters")
     assert_passes(document, "SCAN", "CODE", *CONFIG_RULES, *WEIGHT_RULES, "TOKENIZER", "TOKENIZER-FITS")
 
 
 @pytest.mark.parametrize(("kind", "rule_id"), [("nan-layers", "ARCH-LAYERS"), ("inf-context", "CONTEXT")])
-def test_config_nan_and_infinity(kind: str, rule_id: str, base: Path, folder, tmp_path: Path) -> None:
-    model = hostile.build_config_nonfinite(folder(f"config-{kind}"), kind, base=base)
-    document = check([model], RULES, tmp_path / "run").document(model)
+def test_config_nan_and_infinity(kind: str, rule_id: str, grouped: Documents) -> None:
+    document = grouped[f"config-{kind}"]
     assert_status(document, rule_id, ("fail", "error"))
     assert_passes(document, "SCAN", "CODE", "ARCH-TYPE", *WEIGHT_RULES, "TOKENIZER", "TOKENIZER-FITS", "CARD", "LICENSE", "SECTIONS")
 
 
-def test_config_value_nested_900_deep(base: Path, folder, tmp_path: Path) -> None:
-    model = hostile.build_deep_value(folder("config-900"), "config", base=base)
-    document = check([model], RULES, tmp_path / "run").document(model)
+def test_config_value_nested_900_deep(grouped: Documents) -> None:
+    document = grouped["config-900"]
     if rules_of(document)["ARCH-TYPE"]["status"] != "pass":
         for rule_id in CONFIG_RULES:
             assert_status(document, rule_id, "error", "config.json", "deep")
     assert_passes(document, "SCAN", *WEIGHT_RULES, "TOKENIZER", "TOKENIZER-FITS", "CARD", "LICENSE", "SECTIONS")
 
 
-def test_card_value_nested_900_deep(base: Path, folder, tmp_path: Path) -> None:
-    model = hostile.build_deep_value(folder("card-900"), "card", base=base)
-    document = check([model], RULES, tmp_path / "run").document(model)
+def test_card_value_nested_900_deep(grouped: Documents) -> None:
+    document = grouped["card-900"]
     if rules_of(document)["CARD"]["status"] != "pass":
         assert_status(document, "CARD", "fail", "README.md", "deep")
     assert_passes(document, "SCAN", "CODE", *CONFIG_RULES, *WEIGHT_RULES, "TOKENIZER", "TOKENIZER-FITS")
@@ -545,42 +603,34 @@ def test_card_value_nested_900_deep(base: Path, folder, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", ["dtype-list", "deep-header"])
-def test_broken_safetensors_header(kind: str, base: Path, folder, tmp_path: Path) -> None:
-    if kind == "dtype-list":
-        model = hostile.build_dtype_list(folder(kind), base=base)
-    else:
-        model = hostile.build_deep_json(folder(kind), "header", base=base)
-    document = check([model], RULES, tmp_path / "run").document(model)
+def test_broken_safetensors_header(kind: str, grouped: Documents) -> None:
+    document = grouped[kind]
     for rule_id in ("PARAMS", "DTYPES"):
         assert_status(document, rule_id, "error", "model.safetensors")
     assert_passes(document, "SCAN", "FORMAT", "CODE", *CONFIG_RULES, "TOKENIZER", "CARD", "LICENSE", "SECTIONS")
 
 
-def test_config_nested_100000_deep(base: Path, folder, tmp_path: Path) -> None:
-    model = hostile.build_deep_json(folder("deep-config"), "config", base=base)
-    document = check([model], RULES, tmp_path / "run").document(model)
+def test_config_nested_100000_deep(grouped: Documents) -> None:
+    document = grouped["deep-config"]
     for rule_id in CONFIG_RULES:
         assert_status(document, rule_id, "error", "config.json")
     assert_passes(document, "SCAN", *WEIGHT_RULES, "TOKENIZER", "CARD", "LICENSE", "SECTIONS", "SUMS")
 
 
-def test_tokenizer_nested_100000_deep(base: Path, folder, tmp_path: Path) -> None:
-    model = hostile.build_deep_json(folder("deep-tokenizer"), "tokenizer", base=base)
-    document = check([model], RULES, tmp_path / "run").document(model)
+def test_tokenizer_nested_100000_deep(grouped: Documents) -> None:
+    document = grouped["deep-tokenizer"]
     assert_status(document, "TOKENIZER", ("fail", "error"), "tokenizer.json")
     assert_passes(document, "SCAN", "CODE", *CONFIG_RULES, *WEIGHT_RULES, *CARD_RULES)
 
 
-def test_vocab_id_infinity(base: Path, folder, tmp_path: Path) -> None:
-    model = hostile.build_vocab_infinity(folder("vocab-inf"), base=base)
-    document = check([model], RULES, tmp_path / "run").document(model)
+def test_vocab_id_infinity(grouped: Documents) -> None:
+    document = grouped["vocab-inf"]
     assert_status(document, "TOKENIZER-FITS", ("fail", "error"), "tokenizer.json")
     assert_passes(document, "SCAN", "CODE", *CONFIG_RULES, *WEIGHT_RULES, *CARD_RULES)
 
 
-def test_symlink_loop(base: Path, folder, tmp_path: Path) -> None:
-    model = hostile.build_symlink_loop(folder("symlink-loop"), base=base)
-    document = check([model], RULES, tmp_path / "run").document(model)
+def test_symlink_loop(grouped: Documents) -> None:
+    document = grouped["symlink-loop"]
     assert_status(document, "SCAN", ("fail", "error"), "loop-a.json")
     assert_passes(document, *all_ids("SCAN"))
 
@@ -590,15 +640,13 @@ def test_symlink_loop(base: Path, folder, tmp_path: Path) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-def test_tokenizer_auto_map_names_remote_code(base: Path, folder, tmp_path: Path) -> None:
-    model = hostile.build_tokenizer_auto_map(folder("tokenizer-auto-map"), base=base)
-    document = check([model], RULES, tmp_path / "run").document(model)
+def test_tokenizer_auto_map_names_remote_code(grouped: Documents) -> None:
+    document = grouped["tokenizer-auto-map"]
     assert_status(document, "CODE", "fail", "tokenizer_config.json", "evil/repo--tokenization_evil.EvilTokenizer")
     assert_passes(document, *all_ids("CODE"))
 
 
-def test_config_custom_pipelines_names_remote_code(base: Path, folder, tmp_path: Path) -> None:
-    model = hostile.build_custom_pipelines(folder("custom-pipelines"), base=base)
-    document = check([model], RULES, tmp_path / "run").document(model)
+def test_config_custom_pipelines_names_remote_code(grouped: Documents) -> None:
+    document = grouped["custom-pipelines"]
     assert_status(document, "CODE", "fail", "custom_pipelines", "evil/repo--pipe.EvilPipeline")
     assert_passes(document, *all_ids("CODE"))
