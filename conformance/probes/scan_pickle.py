@@ -615,7 +615,7 @@ class _Machine:
                 i, buf = s.i, s.buf
             start = s.base + i
             code = buf[i]
-            if linear and code in _BULK_BYTES:
+            if linear and code in _BULK_BYTES and i + 1 < len(buf) and buf[i + 1] in _BULK_BYTES:
                 if self._bulk(code):
                     continue
                 i, buf = s.i, s.buf  # the run check may have refilled the buffer
@@ -648,9 +648,9 @@ class _Machine:
             elif name == "FRAME":
                 s.frame(arg)
             if name not in _NOT_VALUES:
-                self.value_ops += 1
-                if self.value_ops == 1:
-                    self.first_value = arg
+                if self.value_ops < 2:  # only "is the first value the only one" matters (torch's legacy magic)
+                    self.first_value = arg if not self.value_ops else self.first_value
+                    self.value_ops += 1
             elif name == "STOP":
                 self._pop_n(1, name)  # pickle returns the top of the stack; leftovers below do not stop a load
                 return True
