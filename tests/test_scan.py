@@ -837,14 +837,17 @@ def test_legacy_torch_tar_is_scanned_member_by_member(model: Path, canary: Path)
     assert [(f.member, f.global_name, f.severity) for f in findings] == [("storages", "io.open", "dangerous")]
 
 
-def test_storage_blobs_that_look_like_frames_are_not_pickles(model: Path, tmp_path: Path, canary: Path) -> None:
-    # Tensor bytes often begin with an opcode byte; torch never unpickles them, so only a real pickle counts there.
+def test_storage_blobs_are_tensor_data_not_pickles(model: Path, tmp_path: Path) -> None:
+    # torch.load reads <prefix>/data/<key> as raw tensor bytes; values that spell a pickle (or a FRAME) are data.
     noise = b"\x95" + (18248586684763311083).to_bytes(8, "little") + b"?\x00\x01" * 10
     (model / "noise.bin").write_bytes(_replace_member(_torch_zip_bytes(tmp_path), "/data/0", noise))
-    assert scan_file(model, "noise.bin")[1] == []
-    (model / "hidden.bin").write_bytes(_replace_member(_torch_zip_bytes(tmp_path), "/data/0", pickle.dumps(_RunsShell(), protocol=4)))
+    (model / "spelled.bin").write_bytes(_replace_member(_torch_zip_bytes(tmp_path), "/data/0", pickle.dumps(_RunsShell(), protocol=4)))
+    evidence = scan_folder(model)
+    assert evidence.findings == []
+    # The same bytes as the checkpoint's data.pkl are what torch unpickles.
+    (model / "hidden.bin").write_bytes(_replace_member(_torch_zip_bytes(tmp_path), "/data.pkl", pickle.dumps(_RunsShell(), protocol=4)))
     _, findings = scan_file(model, "hidden.bin")
-    assert [(f.member, f.severity) for f in findings] == [("real/data/0", "dangerous")]
+    assert [(f.member, f.severity) for f in findings] == [("real/data.pkl", "dangerous")]
 
 
 def test_zip_whose_offsets_readers_disagree_on_is_an_error(model: Path, tmp_path: Path) -> None:

@@ -260,17 +260,16 @@ class _FileScan:
 
 def _interpret(acc: _FileScan, source: Source) -> list[str]:
     """Every interpretation of one stream that applies, each scanned; returns their format names."""
+    if source.storage_blob:
+        # A torch zip's tensor records: torch.load reads them as raw bytes and no other loader opens them,
+        # so tensor values that happen to spell a pickle are data, not a payload.
+        return ["storage"]
     with source.open() as raw:
         head = raw.read(_HEAD_BYTES)
         tail = head
         if source.seekable and source.size > _HEAD_BYTES:
             raw.seek(max(0, source.size - _TAIL_BYTES))
             tail = raw.read(_TAIL_BYTES)
-    if source.storage_blob:
-        # torch reads these as raw tensor bytes; a pickle that parses there is still reported (non-strict).
-        if head and head[0] in _PICKLE_OPCODE_BYTES:
-            _scan_pickles(acc, source, start=0, strict=False)
-        return ["storage"]
     formats: list[str] = []
     structured = False  # a format that a loader would read instead of a pickle: then a pickle parse failure is no error
 
@@ -658,10 +657,6 @@ def _counts_as_pickle(walk: PickleWalk, dangerous: set[tuple[str, str]], source:
     # "N.B. ..." parses as NONE, STOP and then fails: harmless text. A pickle that parses cleanly, a
     # stream that spent a scan bound (it must not pass unscanned), or one a loader would act on (it
     # imports and calls, or imports a denylisted global, before it breaks) is treated as the pickle it is.
-    if source.storage_blob:
-        # torch reads these bytes as tensor data, never as a pickle: only a denylisted import or a whole
-        # pickle that imports something is worth reporting (random floats often begin with an opcode byte).
-        return bool(dangerous) or (walk.pickles > 0 and walk.error is None and bool(walk.globals))
     if dangerous or walk.limit_hit or (walk.pickles > 0 and walk.error is None):
         return True
     would_act = getattr(scan_pickle, "loader_would_act", None)
