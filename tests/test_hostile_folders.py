@@ -266,6 +266,7 @@ GROUPED: dict[str, Callable[[Path, Path, Path], Path]] = {
     "npy-structured": lambda out, base, canaries: hostile.build_npy_object(out, canaries / out.name, "structured", base=base),
     "joblib": lambda out, base, canaries: hostile.build_compressed_joblib(out, canaries / out.name, base=base),
     "protocol0": lambda out, base, canaries: hostile.build_protocol0_pickle(out, canaries / out.name, base=base),
+    "frame-boundary": lambda out, base, canaries: hostile.build_frame_boundary(out, canaries / out.name, base=base),
     "card-inf": lambda out, base, _: hostile.build_card_nonfinite(out, "score-inf", base=base),
     "card-nan": lambda out, base, _: hostile.build_card_nonfinite(out, "parameters-nan", base=base),
     "config-nan-layers": lambda out, base, _: hostile.build_config_nonfinite(out, "nan-layers", base=base),
@@ -456,6 +457,14 @@ def test_protocol0_pickle_without_proto(grouped: Documents, canaries: Path) -> N
     assert_status(document, "SCAN", "fail", "weights.dat", "spawnv_passfds")
     assert_passes(document, *all_ids("SCAN", "SUMS"))
     assert not (canaries / "protocol0").exists()
+
+
+def test_frame_boundary_hides_a_call_from_linear_readers(grouped: Documents, canaries: Path) -> None:
+    """A FRAME that splits a BINBYTES: CPython's C unpickler runs a call that a linear reading never sees."""
+    document = grouped["frame-boundary"]
+    assert_status(document, "SCAN", "fail", "scheduler.pt", "posix.system")
+    assert_passes(document, *all_ids("SCAN", "FORMAT", "SUMS"))
+    assert not (canaries / "frame-boundary").exists()
 
 
 # --------------------------------------------------------------------------------------------------

