@@ -86,8 +86,14 @@ EXTRA_SAFE_GLOBALS: frozenset[tuple[str, str]] = frozenset(
     | _names("builtins", "len", "dict", "list", "tuple", "frozenset", "slice", "range")
 )
 
-# Every global a weights file may use: what torch's weights_only loader accepts, plus the harmless extras.
-ALLOWED_GLOBALS: frozenset[tuple[str, str]] = WEIGHTS_ONLY_GLOBALS | EXTRA_SAFE_GLOBALS
+# Every global a weights file may use: what torch's weights_only loader accepts, plus the harmless extras,
+# also in the py2 spelling that protocol 0-2 pickles use and torch renames (__builtin__.set is builtins.set).
+_PY2_MODULES = {py3: py2 for py2, py3 in _TORCH_IMPORT_MAPPING.items()}
+ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset(
+    pair
+    for module, name in WEIGHTS_ONLY_GLOBALS | EXTRA_SAFE_GLOBALS
+    for pair in ((module, name), (_PY2_MODULES.get(module, module), name))
+)
 # torch matches the joined "module.name" (after its py2 renames), so any split of an allowed path is allowed.
 _ALLOWED_PATHS = frozenset(f"{module}.{name}" for module, name in ALLOWED_GLOBALS)
 
