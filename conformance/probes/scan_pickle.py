@@ -915,8 +915,10 @@ def loader_would_act(walk: PickleWalk) -> bool:
     calls a non-global (a dynamic call). A loader runs every opcode before the one that breaks, so a
     protocol-0 stream without PROTO or STOP that reaches a REDUCE is a pickle. Text that merely begins
     with an opcode byte ("N.B.", "cat\\ndog\\n", JSON) imports nothing importable and calls nothing.
+    The globals of every reading count (a mis-framed stream's C reading included); a frame mismatch
+    alone, in bytes that import and call nothing in any reading, does not make them a pickle.
     """
-    if walk.dynamic_calls or walk.frame_differential:
+    if walk.dynamic_calls:
         return True
     importable = [g for g in dict.fromkeys(walk.globals) if is_importable_global(g)]
     if not importable:
