@@ -25,9 +25,11 @@ The rules are those of the library's Rust reader (`safetensors/src/tensor.rs`: `
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
+import re
 import struct
 from typing import IO, Any
 
@@ -71,24 +73,41 @@ def _parse_constant(text: str) -> Any:
     raise ValueError(f"{text} is not JSON")
 
 
-def _check_tree(value: Any) -> None:
-    """Depth and strings of the parsed header, walked without recursion."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # the only way a string in valid UTF-8 can hold a surrogate
+
+
+def _check_strings(value: Any) -> None:
+    """No string (key or value) holds a lone surrogate, which serde_json refuses; walked without recursion."""
+    stack: list[Any] = [value]
     while stack:
-        item, depth = stack.pop()
+        item = stack.pop()
         if isinstance(item, str):
             try:
                 item.encode("utf-8")
             except UnicodeEncodeError:
                 raise ValueError("header holds a lone surrogate in a string") from None
-            continue
-        if isinstance(item, (list, tuple)):
-            if depth > MAX_JSON_DEPTH:
-                raise ValueError(f"header nests deeper than {MAX_JSON_DEPTH} levels")
-            stack.extend((child, depth + (not isinstance(item, tuple))) for child in item)
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+
+
+def _check_depth(value: Any) -> None:
+    """At most MAX_JSON_DEPTH nested arrays and objects, the top one counting 1; level by level, containers only."""
+    level, depth = [value], 1
+    while level:
+        if depth > MAX_JSON_DEPTH:
+            raise ValueError(f"header nests deeper than {MAX_JSON_DEPTH} levels")
+        below: list[Any] = []
+        for item in level:
+            if type(item) is _Pairs:
+                below += [child for _, child in item if isinstance(child, list)]
+            else:
+                below += [child for child in item if isinstance(child, list)]
+        level, depth = below, depth + 1
 
 
 def _parse_json(raw: bytes) -> _Pairs:
+    collecting = gc.isenabled()
+    gc.disable()  # millions of small containers would run the cyclic collector over and over
     try:
         text = raw.decode("utf-8")  # strict, as Rust's str::from_utf8; no BOM or UTF-16 sniffing
         header = json.loads(
@@ -98,7 +117,13 @@ def _parse_json(raw: bytes) -> _Pairs:
         raise ValueError(f"header nests deeper than {MAX_JSON_DEPTH} levels") from None
     except (UnicodeDecodeError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
         raise ValueError(f"header is not JSON: {exc}") from None
-    _check_tree(header)
+    finally:
+        if collecting:
+            gc.enable()
+    if isinstance(header, list):  # a _Pairs (object) or an array
+        _check_depth(header)
+    if _SURROGATE_ESCAPE.search(raw):
+        _check_strings(header)
     if not isinstance(header, _Pairs):
         raise ValueError("header is not a JSON object")
     return header
