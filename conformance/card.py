@@ -8,6 +8,7 @@ budgets) and its Markdown is parsed by linear string code, never by backtracking
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -168,20 +169,26 @@ def _front_matter(content: str, relative: str, facts: CardFacts) -> tuple[dict[s
 def read_card_in(root: Path, relative: str = "README.md") -> CardFacts:
     """Parse the card `relative` of the model folder `root` (resolved) offline; problems become `errors`.
 
-    The file is read through safe_files (a regular file inside `root`, at most MAX_CARD_BYTES), decoded
+    The file is opened through safe_files (a regular file inside `root`, at most MAX_CARD_BYTES), decoded
     as huggingface_hub does (UTF-8, an optional byte-order mark), its front matter parsed by the bounded
     YAML loader and handed to huggingface_hub's ModelCardData. Never raises for a bad card.
     """
-    from .safe_files import UnsafeFileError, read_bytes
+    from .safe_files import UnsafeFileError, open_regular
 
+    too_large = CardFacts(present=True, file=relative, errors=[f"{relative} is larger than {MAX_CARD_BYTES} bytes (the card size budget)"])
     try:
-        data = read_bytes(root, relative, MAX_CARD_BYTES)
+        with open_regular(root, relative) as handle:
+            if os.fstat(handle.fileno()).st_size > MAX_CARD_BYTES:
+                return too_large
+            data = handle.read(MAX_CARD_BYTES + 1)  # a file that grows while read is still bounded
     except FileNotFoundError:
         return CardFacts(present=False)
-    except UnsafeFileError as exc:  # over MAX_CARD_BYTES (the message names the limit), a FIFO, outside the folder
+    except UnsafeFileError as exc:  # a FIFO or device, a link out of the folder or a link loop
         return CardFacts(present=True, file=relative, errors=[f"card unreadable: {exc}"])
     except OSError as exc:
         return CardFacts(present=True, file=relative, errors=[f"{relative} cannot be read: {exc.strerror}"])
+    if len(data) > MAX_CARD_BYTES:
+        return too_large
     facts = CardFacts(present=True, file=relative)
     try:
         content = data.decode("utf-8-sig")
@@ -212,7 +219,7 @@ def read_card(path: Path, relative: str = "README.md") -> CardFacts:
     `path` is the card's resolved path inside the model folder (as `Candidate.resolve_inside` gives it);
     it is read as `read_card_in(path.parent, path.name)` and reported under the name `relative`.
     """
-    facts = read_card_in(Path(path).parent, Path(path).name)
+    facts = read_card_in(Path(os.path.realpath(Path(path).parent)), Path(path).name)
     if facts.present:
         facts.file = relative
     return facts

@@ -297,7 +297,7 @@ def test_card_reader_refuses_special_files_and_oversize_cards(tmp_path: Path) ->
     assert facts.present and "FIFO" in facts.errors[0]
     (folder / "README.md").unlink()
     (folder / "README.md").write_bytes(b"#" * (4 * 1024 * 1024 + 1))
-    assert "limit" in read_card_in(folder.resolve()).errors[0]
+    assert "larger than 4194304 bytes (the card size budget)" in read_card_in(folder.resolve()).errors[0]
     (folder / "README.md").unlink()
     assert read_card_in(folder.resolve()) == CardFacts(present=False)
 
