@@ -192,13 +192,14 @@ def build_large(folder: Path) -> Path:
     return path
 
 
-def _our_large_command(path: Path) -> list[str]:
+def _our_large_command(path: Path) -> tuple[str, list[str]]:
+    """(label, command): `conformance scan FILE` once that command exists, else scan_folder in a fresh interpreter."""
     python = sys.executable
     probe = subprocess.run([python, "-m", "conformance", "scan", "--help"], capture_output=True, cwd=ROOT, check=False)
     if probe.returncode == 0:
-        return [python, "-m", "conformance", "scan", str(path)]
+        return "conformance scan FILE", [python, "-m", "conformance", "scan", str(path)]
     code = "import sys; from pathlib import Path; from conformance.probes.scan import scan_folder; scan_folder(Path(sys.argv[1]))"
-    return [python, "-c", code, str(path.parent)]
+    return "scan_folder (python -c)", [python, "-c", code, str(path.parent)]
 
 
 def run_large(work: Path, repeats: int) -> dict[str, Any]:
@@ -206,7 +207,7 @@ def run_large(work: Path, repeats: int) -> dict[str, Any]:
     folder = work / "large"
     folder.mkdir()
     path = build_large(folder)
-    ours_cmd = _our_large_command(path)
+    label, ours_cmd = _our_large_command(path)
     theirs_cmd = [str(Path(sys.executable).parent / "picklescan"), "-p", str(path)]
     walls: dict[str, list[float]] = {"ours": [], "picklescan": []}
     exits: dict[str, set[int]] = {"ours": set(), "picklescan": set()}
@@ -219,7 +220,7 @@ def run_large(work: Path, repeats: int) -> dict[str, Any]:
                 exits[name].add(done.returncode)
     medians = {name: statistics.median(values) for name, values in walls.items()}
     return {
-        "bytes": path.stat().st_size, "tensors": LARGE_TENSORS, "ours_command": " ".join(ours_cmd[:3]),
+        "bytes": path.stat().st_size, "tensors": LARGE_TENSORS, "ours_command": label,
         "walls": walls, "medians": medians, "ratio": medians["ours"] / medians["picklescan"],
         "exit_codes": {k: sorted(v) for k, v in exits.items()},
     }
