@@ -1011,6 +1011,12 @@ EXTRA_DANGEROUS: dict[str, frozenset[str] | str] = {
     "types": frozenset({"FunctionType", "CodeType", "MethodType", "LambdaType", "ModuleType", "SimpleNamespace"}),
     "torch": frozenset({"load", "jit", "hub", "_C", "ops", "classes", "compile"}),
     "torch.serialization": frozenset({"load", "_load", "_legacy_load"}),
+    "torch.storage": frozenset({"_load_from_bytes"}),  # torch.load(weights_only=False) of inner bytes
+    "torch.utils.cpp_extension": "*",  # compiles and loads native code
+    "torch.fx.graph_module": "*",  # rebuilds modules by exec'ing source
+    "torch.package": "*",
+    "torch.distributed.rpc": "*",
+    "torch._inductor": "*",
     "torch.jit": "*",
     "torch.hub": "*",
     "torch.ops": "*",
