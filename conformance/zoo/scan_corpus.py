@@ -427,6 +427,25 @@ def _torch_legacy_tar(object_pickle: bytes) -> bytes:
     return buffer.getvalue()
 
 
+def _torch_legacy_with(magic: bytes | None = None, sys_info: bytes | None = None) -> bytes:
+    """A legacy torch file with its magic-number or sys_info pickle replaced."""
+    default = _torch_legacy(wrap(value({}, 2), 2))
+    first = wrap(pickle.LONG1 + bytes([10]) + _TORCH_LEGACY_MAGIC.to_bytes(10, "little"), 2)
+    second = wrap(value(1001, 2), 2)
+    third = wrap(value({"protocol_version": 1001, "little_endian": True}, 2), 2)
+    rest = default[len(first) + len(second) + len(third):]
+    return (magic or first) + second + (sys_info or third) + rest
+
+
+def _zip64(members: list[tuple[str, bytes]]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members:
+            with archive.open(name, "w", force_zip64=True) as handle:
+                handle.write(data)
+    return buffer.getvalue()
+
+
 def _npy(pickled: bytes, descr: str = "'|O'", major: int = 1) -> bytes:
     """An .npy file: magic, version, a header dict literal padded to 64 bytes, then the pickled array."""
     header = f"{{'descr': {descr}, 'fortran_order': False, 'shape': (1,), }}".encode("latin-1")
@@ -963,6 +982,44 @@ def _harder_samples() -> list[Sample]:
         _mal("joblib-after-array-zlib", f"{_CF}: zlib joblib payload after a numpy array's raw bytes", "model.joblib",
              lambda p: _joblib_after_array(p, ("zlib", 3))),
     ]
+    s += [
+        _mal("memoized-callable", f"{_CF}: posix.system memoized, dropped, fetched back and called", "memo_call.pkl",
+             lambda p: wrap(global_ref("posix", "system") + MEMOIZE + pickle.POP + value({"w": 1}) + pickle.POP
+                            + pickle.BINGET + b"\x00" + tuple_of([p.shell]) + pickle.REDUCE, 4)),
+        _mal("memo-overwrite", f"{_CF}: a memo slot holding an allowlisted global overwritten with posix.system", "memo_over.pkl",
+             lambda p: wrap(global_ref("collections", "OrderedDict", 2) + pickle.BINPUT + b"\x01" + pickle.POP
+                            + global_ref("posix", "system", 2) + pickle.BINPUT + b"\x01" + pickle.POP
+                            + pickle.BINGET + b"\x01" + tuple_of([p.shell], 2) + pickle.REDUCE, 2)),
+        _mal("dup-callable", f"{_CF}: DUP of posix.system, one copy dropped, the other called", "dup.pkl",
+             lambda p: wrap(global_ref("posix", "system", 2) + pickle.DUP + pickle.POP + tuple_of([p.shell], 2)
+                            + pickle.REDUCE, 2)),
+        _mal("npy-descr-bare-o", f"{_CF}: .npy descr 'O'", "array.npy",
+             lambda p: _npy(_object_array_pickle(_system_standin(p)), "'O'")),
+        _mal("npy-descr-mixed-structured", f"{_CF}: .npy descr [('a', '<f4'), ('b', '|O')]", "array.npy",
+             lambda p: _npy(_object_array_pickle(_system_standin(p)), "[('a', '<f4'), ('b', '|O')]")),
+        _mal("npy-descr-nested-structured", f"{_CF}: .npy descr [('a', [('b', 'O')])]", "array.npy",
+             lambda p: _npy(_object_array_pickle(_system_standin(p)), "[('a', [('b', 'O')])]")),
+        _mal("zip-behind-prefix", f"{_CF}: zip archive after 100 bytes of junk (zip readers find the end record)",
+             "bundle.zip", lambda p: b"J" * 100 + _zip([("data.pkl", _sys(p, 4))]), False),
+        _mal("zip-lookalike-member-name", f"{_CF}: torch zip member named with a Cyrillic a", "model.pt",
+             lambda p: _torch_zip(wrap(value({}, 2), 2), extra=[("archive/d\u0430ta.pkl", _sys(p, 2))]), False),
+        _mal("torch-zip64", f"{_CF}: torch zip checkpoint written with zip64 records", "model.pt",
+             lambda p: _zip64([("archive/data.pkl", _sys(p, 2)), ("archive/version", b"3\n")])),
+        _mal("torch-legacy-sys-info", f"{_CF}: legacy torch.save file, payload in the sys_info pickle", "model.bin",
+             lambda p: _torch_legacy_with(sys_info=_sys(p, 2))),
+        _mal("torch-legacy-magic-pickle", f"{_CF}: legacy torch.save file, payload inside the magic-number pickle",
+             "model.bin", lambda p: _torch_legacy_with(magic=wrap(call_body("posix", "system", [p.shell], 2) + pickle.POP
+                                                                   + pickle.LONG1 + bytes([10])
+                                                                   + _TORCH_LEGACY_MAGIC.to_bytes(10, "little"), 2))),
+        _mal("persid-storage-type-global", f"{_CF}: torch data.pkl whose persistent id names posix.system as storage type",
+             "model.pt", lambda p: _torch_zip(wrap(value("storage", 2) + global_ref("posix", "system", 2) + value("0", 2)
+                                                    + value("cpu", 2) + value(1, 2) + pickle.MARK + pickle.TUPLE
+                                                    + pickle.POP + pickle.BINPERSID, 2)), False),
+        _mal("rebuild-tensor-hooks-global", f"{_CF}: _rebuild_tensor_v2 backward_hooks holding posix.system", "model.pt",
+             lambda p: _torch_zip(wrap(global_ref("collections", "OrderedDict", 2) + pickle.EMPTY_TUPLE + pickle.REDUCE
+                                       + pickle.MARK + value("h", 2) + global_ref("posix", "system", 2) + pickle.SETITEMS, 2)),
+             False),
+    ]
     for kind in ("gz", "bz2", "xz"):
         s.append(_mal(f"compressed-pickle-{kind}", f"{_CF}: pandas.read_pickle-style {kind} pickle", f"model.pkl.{kind}",
                       lambda p, kind=kind: _compressed(kind, _sys(p, 4))))
@@ -985,6 +1042,12 @@ def _random_state(legacy: bool) -> Maker:
         return {"w": torch.randn(128, 128, generator=generator), "b": torch.randint(0, 255, (4096,), dtype=torch.uint8)}
 
     return _torch_saved(make, legacy=legacy)
+
+
+def _many_tensors() -> Any:
+    import torch
+
+    return {f"model.layers.{i // 10}.block{i % 10}.weight": torch.full((4,), float(i)) for i in range(3000)}
 
 
 def _proto_lookalike_safetensors(length: int) -> Maker:
@@ -1015,6 +1078,13 @@ def _harder_benign() -> list[Sample]:
         _ben("torch-save-keys-like-globals", f"{_CF}: state dict whose keys and strings name dangerous globals", "model.pt",
              _torch_saved(lambda: {"posix system": [1], "builtins.eval": "os.system('x')", "cposix\nsystem\n": 2}),
              "torch.load"),
+        _ben("torch-save-many-tensors", f"{_CF}: torch.save of 3,000 small tensors (a large model's key count)",
+             "pytorch_model.bin", _torch_saved(_many_tensors), "torch.load"),
+        _ben("torch-save-legacy-many-tensors", f"{_CF}: legacy torch.save of 3,000 small tensors", "pytorch_model.bin",
+             _torch_saved(_many_tensors, legacy=True), "torch.load"),
+        _ben("safetensors-metadata-spells-pickle", f"{_CF}: safetensors metadata text that spells a pickle",
+             "model.safetensors", lambda _: _safetensors({"w": ("F32", [1], struct.pack("<f", 1.0))},
+                                                         {"note": "cposix\nsystem\n(S'x'\ntR."}), None),
         _ben("safetensors-header-reads-proto-2", f"{_CF}: safetensors whose length bytes read 80 02 (PROTO 2)",
              "model.safetensors", _proto_lookalike_safetensors(0x0280), None),
         _ben("safetensors-header-reads-proto-5", f"{_CF}: safetensors whose length bytes read 80 05 (PROTO 5)",
