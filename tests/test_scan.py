@@ -904,3 +904,18 @@ def test_safetensors_whose_header_length_reads_as_zlib_is_clean(model: Path) -> 
         pytest.skip("no padding gives a zlib-looking header length")
     scanned, findings = scan_file(model, "pytorch_model.bin")
     assert findings == [] and scanned.format == "safetensors"
+
+
+@pytest.mark.parametrize("compressor", ["gzip", "bz2", "xz", "zlib"])
+def test_payload_in_a_second_concatenated_stream_is_read(model: Path, canary: Path, compressor: str) -> None:
+    import bz2
+    import gzip
+    import lzma
+    import zlib
+
+    compress = {"gzip": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress, "zlib": zlib.compress}[compressor]
+    data = pickle.dumps([_OpensCanary(canary)], protocol=2)
+    # The pickle is split across two streams; joblib's readers (and gzip/bz2/lzma files) continue into the second.
+    (model / "model.joblib").write_bytes(compress(data[:10]) + compress(data[10:]) + b"trailing garbage")
+    _, findings = scan_file(model, "model.joblib")
+    assert [(f.global_name, f.severity) for f in findings] == [("io.open", "dangerous")]

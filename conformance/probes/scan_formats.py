@@ -74,6 +74,8 @@ def compression_of(head: bytes) -> str | None:
 class _Decompressing(io.RawIOBase):
     """A forward stream of the decompressed bytes, inflating `raw` in chunks; output per call is bounded.
 
+    Concatenated streams are read one after another, and trailing bytes that do not decompress end the
+    stream, as joblib's and the standard library's readers (gzip.GzipFile, bz2.BZ2File, lzma.LZMAFile) do.
     Raises LimitExceeded past `max_bytes` of output, or once output exceeds `max_ratio` times the compressed
     bytes consumed (after `ratio_floor` bytes, so small streams are never refused).
     """
@@ -87,6 +89,7 @@ class _Decompressing(io.RawIOBase):
         self._decompress = _decompressor(kind)
         self._pending = b""  # compressed bytes not yet handed to the decompressor
         self._eof = False
+        self._next_stream = False  # the current decompressor started on bytes after a finished stream
         self.consumed = 0
         self.produced = 0
         self._max_bytes, self._max_ratio, self._floor = max_bytes, max_ratio, ratio_floor
@@ -96,14 +99,35 @@ class _Decompressing(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def close(self) -> None:
+        try:
+            self._raw.close()
+        finally:
+            super().close()
+
     def readinto(self, buffer: Any) -> int:
         want = len(buffer)
         while not self._eof:
             if not self._pending:
                 self._pending = self._raw.read(self._IN_CHUNK)
                 self.consumed += len(self._pending)
-            out, self._pending, finished = self._decompress(self._pending, want)
-            if finished or (not out and not self._pending and self._raw_at_eof()):
+            try:
+                out, self._pending, finished, unused = self._decompress(self._pending, want)
+            except Exception:
+                if self._next_stream:  # trailing garbage after a complete stream: the readers stop there
+                    self._eof = True
+                    break
+                raise
+            if out:
+                self._next_stream = False
+            if finished:
+                leftover = unused or self._raw.read(self._IN_CHUNK)
+                self.consumed += 0 if unused else len(leftover)
+                if leftover and self._kind != "zf":
+                    self._decompress, self._pending, self._next_stream = _decompressor(self._kind), leftover, True
+                else:
+                    self._eof = True
+            elif not out and not self._pending and self._raw_at_eof():
                 self._eof = True
             if out:
                 self.produced += len(out)
@@ -122,14 +146,17 @@ class _Decompressing(io.RawIOBase):
         return not more
 
 
-def _decompressor(kind: str) -> Callable[[bytes, int], tuple[bytes, bytes, bool]]:
-    """A function (compressed, max_out) -> (output, unconsumed input, stream finished)."""
+_Step = Callable[[bytes, int], tuple[bytes, bytes, bool, bytes]]
+
+
+def _decompressor(kind: str) -> _Step:
+    """A function (compressed, max_out) -> (output, input not yet consumed, stream finished, bytes after the stream)."""
     if kind in ("zlib", "gzip", "zf"):
         inflater = zlib.decompressobj(31 if kind == "gzip" else 15)
 
-        def step(data: bytes, limit: int) -> tuple[bytes, bytes, bool]:
+        def step(data: bytes, limit: int) -> tuple[bytes, bytes, bool, bytes]:
             out = inflater.decompress(data, limit)
-            return out, inflater.unconsumed_tail, inflater.eof
+            return out, inflater.unconsumed_tail, inflater.eof, inflater.unused_data if inflater.eof else b""
 
         return step
     if kind == "lz4":
@@ -137,17 +164,17 @@ def _decompressor(kind: str) -> Callable[[bytes, int], tuple[bytes, bytes, bool]
 
         lz4_state = lz4.frame.LZ4FrameDecompressor()
 
-        def lz4_step(data: bytes, limit: int) -> tuple[bytes, bytes, bool]:
+        def lz4_step(data: bytes, limit: int) -> tuple[bytes, bytes, bool, bytes]:
             out = lz4_state.decompress(data, max_length=limit)
-            # lz4 keeps unconsumed input internally; needs_input says whether to feed more.
-            return out, b"" if lz4_state.needs_input or lz4_state.eof else b"", lz4_state.eof
+            # lz4 keeps unconsumed input internally and is fed b"" until it needs more.
+            return out, b"", lz4_state.eof, (lz4_state.unused_data or b"") if lz4_state.eof else b""
 
         return lz4_step
     other: Any = bz2.BZ2Decompressor() if kind == "bz2" else lzma.LZMADecompressor(lzma.FORMAT_ALONE if kind == "lzma" else lzma.FORMAT_XZ)
 
-    def other_step(data: bytes, limit: int) -> tuple[bytes, bytes, bool]:
+    def other_step(data: bytes, limit: int) -> tuple[bytes, bytes, bool, bytes]:
         out = other.decompress(data, max_length=limit)
-        return out, b"", other.eof
+        return out, b"", other.eof, other.unused_data if other.eof else b""
 
     return other_step
 
