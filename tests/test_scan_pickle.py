@@ -474,3 +474,14 @@ def test_fuzz_walk_agrees_with_pickletools_and_stays_bounded(data: bytes) -> Non
     else:
         # Only our stack machine refuses what pickletools decodes (it does not simulate the stack).
         assert any(word in result.error for word in ("pops", "MARK", "memo", "nothing to store", "callable")), result.error
+
+
+def test_the_readers_byte_cap_is_a_named_budget_not_a_crash() -> None:
+    reader = BoundedReader(io.BytesIO(b"\x80\x02" + b"K\x010" * 100 + b"N."), 50)
+    result = walk_pickles(reader, max_pickles=3, max_opcodes=1_000)
+    assert (result.limit_hit, result.budget, result.pickles) == (True, "bytes", 0)
+    assert "scan limit of 50 bytes" in result.error
+
+
+def test_protocol_is_recorded() -> None:
+    assert [walk(pickle.dumps(1, protocol=p)).protocol for p in range(6)] == [None, None, 2, 3, 4, 5]
