@@ -919,3 +919,11 @@ def test_payload_in_a_second_concatenated_stream_is_read(model: Path, canary: Pa
     (model / "model.joblib").write_bytes(compress(data[:10]) + compress(data[10:]) + b"trailing garbage")
     _, findings = scan_file(model, "model.joblib")
     assert [(f.global_name, f.severity) for f in findings] == [("io.open", "dangerous")]
+
+
+def test_zip_entry_named_like_a_folder_but_holding_bytes_is_scanned(model: Path, canary: Path) -> None:
+    with zipfile.ZipFile(model / "bundle.zip", "w") as archive:
+        archive.writestr("empty/", b"")
+        archive.writestr(zipfile.ZipInfo("payload.pkl/"), pickle.dumps(_OpensCanary(canary), protocol=2))
+    _, findings = scan_file(model, "bundle.zip")
+    assert [(f.member, f.global_name, f.severity) for f in findings] == [("payload.pkl/", "io.open", "dangerous")]

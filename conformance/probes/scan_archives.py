@@ -189,8 +189,8 @@ def scan_zip(
             # torch zip checkpoints keep raw tensor bytes in <prefix>/data/<key> beside <prefix>/data.pkl.
             blob_prefixes = tuple(i.filename[: -len("data.pkl")] + "data/" for i in infos if i.filename.endswith("/data.pkl"))
             for info in infos:
-                if info.is_dir():
-                    continue
+                if info.is_dir() and info.file_size == 0:
+                    continue  # a folder entry; one whose name ends in "/" but holds bytes is scanned
                 label = info.filename if source.member is None else f"{source.member}!{info.filename}"
                 if time.monotonic() > acc.deadline:
                     acc.add(label, "", "error", f"the {MAX_SECONDS_PER_FILE:.0f}-second scan budget for the file is spent; rest not scanned")
