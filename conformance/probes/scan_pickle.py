@@ -608,6 +608,7 @@ class _Machine:
         s = self.s
         ops = _OPS
         budget = self.budget
+        stack = self.stack
         linear = not s.c_file
         while True:
             budget.used += 1
@@ -662,6 +663,15 @@ class _Machine:
                 return True
             elif name == "PROTO" and self.walk.protocol is None:
                 self.walk.protocol = arg
+            if op.plain and not op.mark:  # most opcodes: fixed pops and pushes (inline: the hot path)
+                pops = op.pops
+                if pops:
+                    if len(stack) - pops < (self.marks[-1] if self.marks else 0):
+                        raise _Malformed(f"{name} pops more items than the stack holds")
+                    del stack[-pops:]
+                if op.pushes:
+                    stack.append(_OPAQUE)
+                continue
             self._apply(op, arg, start)
 
     def _bulk(self, code: int) -> bool:
