@@ -650,8 +650,12 @@ class _Machine:
                 else:
                     arg = op.reader(_LineFile(s))  # protocol-0 text arguments, parsed exactly as genops does
             if linear:
-                if self.frame_end is not None or name == "FRAME":
-                    self._check_frame(name, start, arg)
+                frame_end = self.frame_end
+                if frame_end is None:
+                    if name == "FRAME":
+                        self._check_frame(name, start, arg)
+                elif start >= frame_end or s.base + s.i > frame_end or name == "FRAME" or name == "STOP":
+                    self._check_frame(name, start, arg)  # leaving the frame, crossing it, or a FRAME/STOP in it
             elif name == "FRAME":
                 s.frame(arg)
             if name not in _NOT_VALUES:
