@@ -2,7 +2,7 @@
 
 (a) Corpus: every sample of `conformance/zoo/scan_corpus.py` (malicious and benign model folders) is
     scanned by each tool in ONE process per tool (interpreter start and imports included in its wall
-    time). Per tool: malicious samples caught, benign samples flagged, wall seconds. "Flagged" means
+    time), `--corpus-rounds` times in a rotating order; the median wall is reported. Per tool: malicious samples caught, benign samples flagged, wall seconds. "Flagged" means
     the tool would block the folder:
       ours        any finding (dangerous, unknown or error) from `scan_folder`;
       picklescan  `scan_directory_path`: infected files or a scan error (its CLI exits non-zero);
@@ -18,7 +18,8 @@
     command exists (else `scan_folder` in a fresh interpreter) and by `picklescan -p FILE`, alternating,
     `--repeats` times each after one warm-up each (page cache warm for both); median wall and the ratio.
 
-    python benchmarks/scan_speed.py [--repeats 5] [--peers-venv /tmp/peers-venv] [--skip-large] [--json OUT]
+    python benchmarks/scan_speed.py [--repeats 5] [--corpus-rounds 3] [--peers-venv /tmp/peers-venv] [--skip-large]
+        [--skip-corpus] [--json OUT]
 
 Prints a Markdown table. Building the corpus needs torch, numpy, joblib, dill and cloudpickle.
 """
@@ -127,8 +128,8 @@ def _hayward(binary: Path, root: Path, folders: dict[str, str]) -> tuple[dict[st
     return {k: any(path == v or path.startswith(v + os.sep) for path in blocked) for k, v in folders.items()}, wall
 
 
-def run_corpus(work: Path, peers_venv: Path) -> dict[str, Any]:
-    """Build the corpus under `work` and scan it with every available tool; returns per-tool counts."""
+def run_corpus(work: Path, peers_venv: Path, rounds: int) -> dict[str, Any]:
+    """Build the corpus under `work` and scan it `rounds` times with every available tool; per-tool counts, median wall."""
     samples = all_samples()
     canary = work / "CANARY"
     started = time.perf_counter()
@@ -144,13 +145,21 @@ def run_corpus(work: Path, peers_venv: Path) -> dict[str, Any]:
         "hayward": lambda: _hayward(peers_venv / "bin" / "hayward", work / "corpus", folders),
     }
     results: dict[str, Any] = {}
-    for name, run in tools.items():
-        try:
-            flagged, wall = run()
-        except (OSError, RuntimeError, subprocess.TimeoutExpired, json.JSONDecodeError, KeyError) as exc:
-            results[name] = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
-            continue
-        results[name] = _counts(samples, flagged, wall)
+    walls: dict[str, list[float]] = {name: [] for name in tools}
+    for round_ in range(rounds):
+        # Rotate the order each round so that no tool always runs at the same point of a busy machine's load.
+        names = list(tools)[round_ % len(tools):] + list(tools)[: round_ % len(tools)]
+        for name in names:
+            if "error" in results.get(name, {}):
+                continue
+            try:
+                flagged, wall = tools[name]()
+            except (OSError, RuntimeError, subprocess.TimeoutExpired, json.JSONDecodeError, KeyError) as exc:
+                results[name] = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+                continue
+            walls[name].append(wall)
+            results[name] = _counts(samples, flagged, statistics.median(walls[name]))
+            results[name]["walls_s"] = walls[name]
     if canary.exists():
         raise SystemExit("the canary appeared: a tool executed a sample")
     return {"samples": len(samples), "build_s": build_s, "tools": results, "versions": _versions(peers_venv)}
@@ -230,16 +239,18 @@ def markdown(corpus: dict[str, Any] | None, large: dict[str, Any] | None) -> str
     lines = []
     if corpus:
         ours = corpus["tools"].get("conformance scan", {})
-        lines += ["| tool | version | malicious caught | benign flagged | wall s | wall vs ours |", "|---|---|---|---|---|---|"]
+        lines += ["| tool | version | malicious caught | benign flagged | median wall s | runs s | wall vs ours |",
+                  "|---|---|---|---|---|---|---|"]
         for name, counts in corpus["tools"].items():
             version = corpus["versions"].get(name, "project")
             if "error" in counts:
-                lines.append(f"| {name} | {version} | - | - | - | {counts['error']} |")
+                lines.append(f"| {name} | {version} | - | - | - | - | {counts['error']} |")
                 continue
             ratio = counts["wall_s"] / ours["wall_s"] if ours.get("wall_s") else float("nan")
             lines.append(
                 f"| {name} | {version} | {counts['malicious_caught']}/{counts['malicious']} | "
-                f"{counts['benign_flagged']}/{counts['benign']} | {counts['wall_s']:.2f} | {ratio:.2f}x |"
+                f"{counts['benign_flagged']}/{counts['benign']} | {counts['wall_s']:.2f} | "
+                f"{', '.join(f'{w:.1f}' for w in counts['walls_s'])} | {ratio:.2f}x |"
             )
     if large:
         m = large["medians"]
@@ -262,6 +273,7 @@ def markdown(corpus: dict[str, Any] | None, large: dict[str, Any] | None) -> str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--corpus-rounds", type=int, default=3, help="corpus scans per tool; the median wall is shown")
     parser.add_argument("--peers-venv", type=Path, default=Path("/tmp/peers-venv"))
     parser.add_argument("--skip-large", action="store_true")
     parser.add_argument("--skip-corpus", action="store_true")
@@ -269,7 +281,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="scan-bench-") as temp:
         work = Path(temp)
-        corpus = None if args.skip_corpus else run_corpus(work, args.peers_venv)
+        corpus = None if args.skip_corpus else run_corpus(work, args.peers_venv, args.corpus_rounds)
         large = None if args.skip_large else run_large(work, args.repeats)
     if args.json:
         args.json.write_text(json.dumps({"corpus": corpus, "large": large}, indent=2))
