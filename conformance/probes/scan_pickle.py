@@ -676,6 +676,9 @@ class _Machine:
                 if op.pushes:
                     stack.append(_OPAQUE)
                 continue
+            if name == "BINGET" and arg in self.memo:  # memo reads are the next most common opcode
+                stack.append(self.memo[arg])
+                continue
             self._apply(op, arg, start)
 
     def _bulk(self, code: int) -> bool:
