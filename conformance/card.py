@@ -1,7 +1,7 @@
 """Model cards: README.md front matter (read by our bounded YAML loader, then huggingface_hub's
 `ModelCardData`) and its Markdown sections.
 
-A card is untrusted text: its front matter goes through `sourcefile.compose_yaml` (alias, node, depth
+A card is untrusted text: its front matter goes through `sourcefile.load_yaml` (alias, node, depth
 budgets) and its Markdown is parsed by linear string code, never by backtracking regexes.
 """
 
@@ -17,7 +17,8 @@ from typing import Any
 from .paths import schema_path
 
 # The largest card we read: real model cards are under 100 KB (long ones with many evaluation tables
-# reach ~500 KB); 4 MiB leaves room and bounds the time of the pure-Python YAML parser.
+# reach ~500 KB); 4 MiB leaves room and bounds memory and the linear Markdown pass. The front matter
+# has its own budgets (sourcefile: aliases, nodes, depth), which bound the YAML parser's time.
 MAX_CARD_BYTES = 4 * 1024 * 1024
 _MAX_ATX_LEVEL = 6  # CommonMark ATX headings: 1 to 6 '#'
 
@@ -202,7 +203,7 @@ def read_card_in(root: Path, relative: str = "README.md") -> CardFacts:
     from huggingface_hub import ModelCardData
 
     try:
-        facts.metadata = ModelCardData(**raw).to_dict()
+        facts.metadata = ModelCardData(**raw, ignore_metadata_errors=False).to_dict()  # as ModelCard.load
     except Exception as exc:  # noqa: BLE001 (huggingface_hub raises ValueError/TypeError/KeyError for odd metadata)
         facts.errors.append(f"{relative}: front matter unreadable: {(str(exc).splitlines() or [type(exc).__name__])[0]}")
         return facts
