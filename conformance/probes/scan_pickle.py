@@ -853,6 +853,10 @@ def _walk_stream(
             # pickletools' readers raise ValueError and friends on garbage; all mean "not loadable"
             walk.error = f"pickle #{walk.pickles + 1} does not parse at byte {stream.pos()}: {exc}"
             return
+        except (RecursionError, MemoryError, ArithmeticError, LookupError, TypeError) as exc:
+            # Untrusted bytes: a failure of the walk itself fails this stream closed; the scan goes on.
+            walk.error = f"pickle #{walk.pickles + 1} could not be walked at byte {stream.pos()}: {type(exc).__name__}: {exc}"
+            return
         walk.pickles += 1
         if legacy_check and walk.pickles == 1 and machine.value_ops == 1 and machine.first_value == TORCH_LEGACY_MAGIC:
             walk.torch_legacy = True
