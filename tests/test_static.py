@@ -163,3 +163,33 @@ def test_truncated_and_padded_headers(tmp_path: Path) -> None:
         bad.write_bytes(data)
         with pytest.raises(ValueError), bad.open("rb") as handle:
             read_safetensors_header(handle, name)
+
+
+@pytest.mark.parametrize(
+    ("vocab", "error"),
+    [
+        ({"a": 0, "b": 1.0}, "1.0"),  # the tokenizers library reads ids as u32: a float is refused
+        ({"a": 0, "b": True}, "True"),
+        ({"a": -1}, "-1"),
+        ({"a": 2**32}, "4294967296"),
+        (["a", "b"], "not a JSON object"),
+    ],
+)
+def test_vocab_json_ids_must_be_token_ids(vocab: object, error: str, tmp_path: Path) -> None:
+    (tmp_path / "vocab.json").write_text(json.dumps(vocab))
+    facts = probe_static(Candidate(tmp_path))
+    assert facts.tokenizer.vocab_size is None
+    assert len(facts.tokenizer.errors) == 1 and error in facts.tokenizer.errors[0]
+    assert facts.config_error and "config.json is missing" in facts.config_error  # the other facts read on their own
+
+
+def test_vocab_txt_is_read_through_safe_files(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "vocab.txt").write_text("[PAD]\n[UNK]\nhello\n")
+    assert probe_static(Candidate(model)).tokenizer.vocab_size == 3
+    (tmp_path / "outside.txt").write_text("a\nb\nc\nd\n")
+    (model / "vocab.txt").unlink()
+    (model / "vocab.txt").symlink_to(tmp_path / "outside.txt")  # never read: it leaves the folder
+    facts = probe_static(Candidate(model))
+    assert facts.tokenizer.vocab_size is None and "outside the model folder" in facts.tokenizer.errors[0]
