@@ -935,6 +935,12 @@ def _joblib_after_array(p: Payload, compress: Any) -> bytes:
         return path.read_bytes()
 
 
+def _split_gzip(data: bytes) -> bytes:
+    """Two concatenated gzip members, split inside the posix.system GLOBAL: gzip readers join them."""
+    cut = data.index(b"system") + 3
+    return gzip.compress(data[:cut]) + gzip.compress(data[cut:])
+
+
 def _tar_gz(members: list[tuple[str, bytes]]) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
@@ -1020,6 +1026,15 @@ def _harder_samples() -> list[Sample]:
                                        + pickle.MARK + value("h", 2) + global_ref("posix", "system", 2) + pickle.SETITEMS, 2)),
              False),
     ]
+    # A dotted name resolves through a module's own imports (protocol 4 looks names up attribute by attribute),
+    # so an allowlisted or harmless module can lend its `os` (fickling GHSA-5j3x-jp52-966f, generalized).
+    for module, dotted in (("torch", "os.system"), ("torch.serialization", "os.system"), ("posixpath", "os.system"),
+                           ("tempfile", "_os.system"), ("shutil", "os.system"), ("collections", "_sys.modules.get")):
+        executes = dotted.endswith("system")
+        s.append(_mal(f"dotted-{module}-{dotted}", f"{_CF}: STACK_GLOBAL {module} {dotted}", "dotted.pkl",
+                      lambda p, module=module, dotted=dotted: call(module, dotted, [p.shell], 4), executes))
+    s.append(_mal("compressed-pickle-two-gzip-members", f"{_CF}: a gz pickle split across two gzip members",
+                  "model.pkl.gz", lambda p: _split_gzip(_sys(p, 4))))
     for kind in ("gz", "bz2", "xz"):
         s.append(_mal(f"compressed-pickle-{kind}", f"{_CF}: pandas.read_pickle-style {kind} pickle", f"model.pkl.{kind}",
                       lambda p, kind=kind: _compressed(kind, _sys(p, 4))))
