@@ -36,7 +36,7 @@ def resolve_inside(root: Path, relative: str) -> Path:
     """
     pure = PurePosixPath(str(relative).replace(os.sep, "/"))
     if pure.is_absolute() or ".." in pure.parts:
-        raise UnsafeFileError(f"{relative!r} is not a path inside the model folder")
+        raise UnsafeFileError(f"{relative!r} leads outside the model folder (absolute or climbing with '..')")
     resolved = Path(os.path.realpath(root / pure))
     if not _inside(root, resolved):
         raise UnsafeFileError(f"{relative!r} resolves outside the model folder ({resolved}); not followed")
