@@ -52,7 +52,7 @@ RULES = [
 ]
 LOADS = {"id": "LOADS", "level": "must", "check": "runtime.loads"}
 CARD_RULES = ("CARD", "LICENSE", "SECTIONS", "CLAIMS", "SUMS")
-# The rules that read only config.json, the safetensors headers, the tokenizer files or the card.
+# Rules by the one input they read: config.json, and the weight files (safetensors headers, names).
 CONFIG_RULES = ("ARCH-TYPE", "ARCH-LAYERS", "CONTEXT")
 WEIGHT_RULES = ("PARAMS", "DTYPES", "FORMAT")
 
