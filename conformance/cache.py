@@ -20,19 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .paths import default_cache_dir  # noqa: F401 (re-exported: the cache's public API)
 from .results import write_atomic
 
 # Probes worth caching: they load or run the model. Static, card, scan and hashes are cheap or are the key.
 CACHEABLE_PROBES = frozenset({"load", "forward", "determinism", "finiteness", "speed", "tasks", "generations"})
 CACHE_FORMAT = 2  # 2: speed evidence decided from intervals (stopping reason, model/process memory)
-
-
-def default_cache_dir() -> Path:
-    configured = os.environ.get("CONFORMANCE_CACHE_DIR")
-    if configured:
-        return Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "conformance"
 
 
 def _allowed_types() -> dict[str, type]:

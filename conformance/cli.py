@@ -228,7 +228,7 @@ def _add_model_run_options(parser: argparse.ArgumentParser, out_help: str) -> No
 
 
 def _add_cache_options(parser: argparse.ArgumentParser) -> None:
-    from .cache import default_cache_dir
+    from .paths import default_cache_dir  # light: building the parser must not import the cache
 
     parser.add_argument("--cache-dir", default=str(default_cache_dir()), help="evidence cache (default: %(default)s; env CONFORMANCE_CACHE_DIR)")
     parser.add_argument("--no-cache", action="store_true", help="measure everything again; do not read or write the cache")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -21,3 +22,12 @@ def schema_path(name: str) -> Path:
 
 def standards_dir() -> Path:
     return specs_dir() / "standards"
+
+
+def default_cache_dir() -> Path:
+    """The evidence cache folder: $CONFORMANCE_CACHE_DIR, else $XDG_CACHE_HOME/conformance, else ~/.cache/conformance."""
+    configured = os.environ.get("CONFORMANCE_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "conformance"

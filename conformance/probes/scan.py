@@ -23,7 +23,6 @@ import os
 import pickletools
 import time
 from dataclasses import asdict, dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
@@ -121,6 +120,8 @@ class ScanEvidence:
 
 
 def scanner_description() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # lazy: 50 ms of start-up for one string
+
     try:
         picklescan_version = version("picklescan")
     except PackageNotFoundError:  # pragma: no cover - picklescan is a dependency

@@ -7,10 +7,8 @@ on a malformed or over-budget input; none of them runs anything from the file.
 
 from __future__ import annotations
 
-import bz2
 import io
 import json
-import lzma
 import re
 import struct
 import time
@@ -170,6 +168,9 @@ def _decompressor(kind: str) -> _Step:
             return out, b"", lz4_state.eof, (lz4_state.unused_data or b"") if lz4_state.eof else b""
 
         return lz4_step
+    import bz2  # lazy: most scans meet no bz2 or lzma stream
+    import lzma
+
     other: Any = bz2.BZ2Decompressor() if kind == "bz2" else lzma.LZMADecompressor(lzma.FORMAT_ALONE if kind == "lzma" else lzma.FORMAT_XZ)
 
     def other_step(data: bytes, limit: int) -> tuple[bytes, bytes, bool, bytes]:
