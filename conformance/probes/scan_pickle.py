@@ -22,6 +22,7 @@ import logging
 import pickletools
 import re
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import IO, Any, NamedTuple
@@ -648,7 +649,9 @@ class _Machine:
                 elif name in ("GLOBAL", "INST"):
                     arg = (self._name_line(), self._name_line())
                 else:
-                    arg = op.reader(_LineFile(s))  # protocol-0 text arguments, parsed exactly as genops does
+                    with warnings.catch_warnings():  # untrusted text: an invalid escape is data, not our warning
+                        warnings.simplefilter("ignore", DeprecationWarning)
+                        arg = op.reader(_LineFile(s))  # protocol-0 text arguments, parsed exactly as genops does
             if linear:
                 frame_end = self.frame_end
                 if frame_end is None:
