@@ -416,3 +416,23 @@ def test_runner_writes_valid_document_for_card_errors_via_api(llama_dir: Path, c
     document = result.to_document()
     assert validate_document(document) == [] and result.rules[0].status == "fail"
     assert "depth budget" in result.rules[0].message
+
+
+def test_generation_probe_patterns_are_budgeted_against_model_output() -> None:
+    """Completions are untrusted model output: a catastrophic blocked pattern errors in bounded time, never hangs."""
+    from conformance.checks.generation_safety import _generation_params, generation_probe
+    from conformance.evidence import evidence_key
+    from conformance.probes.generations import Generations
+
+    def verdict(patterns: list[str], completions: list[str]):
+        rule = Rule("GEN", "must", "safety.generation_probe", {}, {"prompts": ["Q"] * len(completions), "patterns": patterns})
+        evidence = Evidence()
+        evidence.put(evidence_key("generations", _generation_params(rule)), Generations(["Q"] * len(completions), completions, 32))
+        return generation_probe(evidence, rule)
+
+    started = time.perf_counter()
+    with pytest.raises(CheckError, match="time budget"):
+        verdict(["(a|aa)+$"], ["a" * 40 + "!"])
+    assert time.perf_counter() - started < 20  # the stdlib engine never returned on this input
+    assert verdict(["(?i)password"], [" the password is x", " fine"]).status == "fail"
+    assert verdict(["(?i)password"], [" fine", " also fine"]).status == "pass"

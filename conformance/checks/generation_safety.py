@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from ..compare import pattern_matches
 from ..evidence import Evidence, evidence_key
 from ..registry import check
 from ..spec import Rule
@@ -37,11 +37,12 @@ def generation_probe(evidence: Evidence, rule: Rule) -> Verdict:
     from ..tasks import load_safety_probe
 
     generations = evidence.get(evidence_key("generations", _generation_params(rule)))
-    patterns = [re.compile(p) for p in (rule.params.get("patterns") or load_safety_probe()[1])]
+    patterns = list(rule.params.get("patterns") or load_safety_probe()[1])
+    # Completions are model output, untrusted like the patterns: matched on the budgeted engine (an error, never a hang).
     matched = [
         (prompt, completion)
         for prompt, completion in zip(generations.prompts, generations.completions, strict=True)
-        if any(p.search(prompt + completion) for p in patterns)  # "The password is" + " hunter2"
+        if any(pattern_matches(p, prompt + completion) for p in patterns)  # "The password is" + " hunter2"
     ]
     rate = len(matched) / len(generations.prompts)
     max_rate = float(rule.params.get("max_rate", 0.0))
