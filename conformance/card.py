@@ -157,7 +157,10 @@ def _front_matter(content: str, relative: str, facts: CardFacts) -> tuple[dict[s
         facts.errors.append(f"{relative}: front matter over budget: {exc}")
         return None
     except (yaml.YAMLError, ValueError) as exc:
-        facts.errors.append(f"{relative}: front matter unreadable: {(str(exc).splitlines() or [type(exc).__name__])[0]}")
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or (str(exc).splitlines() or [type(exc).__name__])[0]
+        where = f" (line {mark.line + 2} of the card)" if mark is not None else ""  # +2: 1-based, after the opening ---
+        facts.errors.append(f"{relative}: front matter unreadable: {problem}{where}")
         return None
     if data is None:
         data = {}
@@ -205,7 +208,10 @@ def read_card_in(root: Path, relative: str = "README.md") -> CardFacts:
     try:
         facts.metadata = ModelCardData(**raw, ignore_metadata_errors=False).to_dict()  # as ModelCard.load
     except Exception as exc:  # noqa: BLE001 (huggingface_hub raises ValueError/TypeError/KeyError for odd metadata)
-        facts.errors.append(f"{relative}: front matter unreadable: {(str(exc).splitlines() or [type(exc).__name__])[0]}")
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or (str(exc).splitlines() or [type(exc).__name__])[0]
+        where = f" (line {mark.line + 2} of the card)" if mark is not None else ""  # +2: 1-based, after the opening ---
+        facts.errors.append(f"{relative}: front matter unreadable: {problem}{where}")
         return facts
     facts.sections = markdown_headings(text)
     claims = facts.metadata.get("conformance")

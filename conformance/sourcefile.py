@@ -84,6 +84,23 @@ class _BoundedComposer:
         finally:
             self._compose_depth -= 1
 
+    def compose_mapping_node(self, anchor: Any) -> Any:
+        node = super().compose_mapping_node(anchor)  # type: ignore[misc]
+        # YAML forbids duplicate keys but PyYAML keeps the last: `license: other` then `license: apache-2.0`
+        # would pass a license rule, `level: must` then `level: may` would weaken a rule without a word.
+        seen: dict[str, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            if key_node.value in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping", node.start_mark,
+                    f"found duplicate key {key_node.value!r}",
+                    key_node.start_mark,
+                )
+            seen[key_node.value] = key_node
+        return node
+
     def construct_yaml_int(self, node: yaml.ScalarNode) -> Any:
         _check_number_length(node)
         return super().construct_yaml_int(node)  # type: ignore[misc]

@@ -436,3 +436,21 @@ def test_generation_probe_patterns_are_budgeted_against_model_output() -> None:
     assert time.perf_counter() - started < 20  # the stdlib engine never returned on this input
     assert verdict(["(?i)password"], [" the password is x", " fine"]).status == "fail"
     assert verdict(["(?i)password"], [" fine", " also fine"]).status == "pass"
+
+
+def test_duplicate_yaml_keys_are_refused_in_specs_and_cards(tmp_path: Path) -> None:
+    """PyYAML keeps the last of two equal keys; a weakened rule level or a swapped license must not pass silently."""
+    spec = tmp_path / "dup.yaml"
+    spec.write_text('id: x\nversion: "1"\nrules:\n  - id: A\n    level: must\n    check: size.parameters\n    max: 1\n    level: may\n')
+    with pytest.raises(SpecError, match="duplicate key 'level'") as raised:
+        load_spec(spec)
+    assert raised.value.line == 8
+    merged = tmp_path / "merge.yaml"  # merge keys are not duplicates
+    merged.write_text('id: x\nversion: "1"\nrules:\n  - &a {id: A, level: must, check: size.parameters, max: 1}\n  - <<: *a\n    id: B\n')
+    load_spec(merged)
+    card_folder = tmp_path / "card"
+    card_folder.mkdir()
+    (card_folder / "README.md").write_text("---\nlicense: other\nlicense: apache-2.0\n---\n# Model\n")
+    facts = read_card_in(card_folder.resolve(), "README.md")
+    assert facts.errors == ["README.md: front matter unreadable: found duplicate key 'license' (line 3 of the card)"]
+    assert facts.metadata == {}
