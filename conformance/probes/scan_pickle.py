@@ -436,8 +436,11 @@ def _op_table() -> list[_Op | None]:
 _FIXED = {"uint1": 1, "uint2": 2, "int4": 4, "uint4": 4, "uint8": 8, "float8": 8}
 _SPECIAL = frozenset({
     "MEMOIZE", "PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET", "MARK", "POP", "DUP", "GLOBAL", "INST",
-    "STACK_GLOBAL", "EXT1", "EXT2", "EXT4", "REDUCE", "NEWOBJ", "NEWOBJ_EX", "OBJ", "STOP",
+    "STACK_GLOBAL", "EXT1", "EXT2", "EXT4", "REDUCE", "NEWOBJ", "NEWOBJ_EX", "OBJ", "STOP", *("BUILD", "SETITEM", "SETITEMS",
+    "APPEND", "APPENDS", "ADDITEMS"),
 })
+# Opcodes that set state on their target (the item below their arguments) and leave it on the stack.
+_STATE_SETTERS = frozenset({"BUILD", "SETITEM", "SETITEMS", "APPEND", "APPENDS", "ADDITEMS"})
 # Counted payloads: (length-field bytes, signed length, kind)
 _COUNTED = {
     "string1": (1, False, "latin1"),
@@ -797,6 +800,15 @@ class _Machine:
         elif name in ("EXT1", "EXT2", "EXT4"):
             # The copyreg extension registry maps a number to any global the loading process registered.
             stack.append(self._record((f"<copyreg extension {arg}>", "")))
+        elif name in _STATE_SETTERS:
+            if not popped:
+                raise _Malformed(f"{name} with no target")
+            target = popped[0]
+            if isinstance(target, _Global):
+                # BUILD on a function sets its __defaults__/__code__/__dict__; SETITEM/APPEND on a class or
+                # module mutates the interpreter. No object built by the pickle is involved: never weights.
+                self._record((f"{GLOBAL_MUTATION_PREFIX}: {name} on {format_global(target.name)}>", ""))
+            stack.append(target)  # the target itself stays on the stack
         else:
             if name in _CALLS:
                 if not popped:
@@ -1050,7 +1062,65 @@ EXTRA_DANGEROUS: dict[str, frozenset[str] | str] = {
     "numpy.ctypeslib": "*",
     "numpy.distutils": "*",
     "numpy.testing": "*",
+    # Packages whose members evaluate strings, call names given as data, patch the interpreter, start
+    # processes, compile or load native code, or touch files (each reached by a published pickle payload or
+    # by reading their source): sympy constructors sympify strings (parse_expr evals them); logging.config's
+    # dictConfig calls any '()' factory; unittest.mock patches any attribute; trace/pdb/bdb/profile/timeit/
+    # doctest run code strings; torch's compiler, JIT, distributed and packaging stacks run or spawn code.
+    "sympy": "*",
+    "logging.config": "*",
+    "unittest.mock": "*",
+    "trace": "*",
+    "pdb": "*",
+    "bdb": "*",
+    "profile": "*",
+    "cProfile": "*",
+    "timeit": "*",
+    "doctest": "*",
+    "pydoc": "*",
+    "imaplib": "*",
+    "mailcap": "*",
+    "venv": "*",
+    "ensurepip": "*",
+    "_osx_support": "*",
+    "uuid": frozenset({"_get_command_stdout", "_popen", "_ifconfig_getnode", "_ip_getnode", "_arp_getnode",
+                       "_lanscan_getnode", "_netstat_getnode", "_find_mac", "_find_mac_near_keyword"}),
+    "tarfile": "*",
+    "zipfile": "*",
+    "zipapp": "*",
+    "compileall": "*",
+    "py_compile": "*",
+    "fileinput": "*",
+    "mmap": "*",
+    "distutils": "*",
+    "setuptools": "*",
+    "pip": "*",
+    "cgi": "*",
+    "cgitb": "*",
+    "idlelib": "*",
+    "tkinter": "*",
+    "turtle": "*",
+    "sqlite3": "*",
+    "dbm": "*",
+    "ssl": "*",
+    "inspect": "*",
+    "gc": "*",
+    "yaml": frozenset({"load", "load_all", "unsafe_load", "unsafe_load_all", "full_load", "full_load_all", "UnsafeLoader"}),
+    "torch._dynamo": "*",
+    "torch.fx": "*",
+    "torch._C": "*",
+    "torch.distributed": "*",
+    "torch.multiprocessing": "*",
+    "torch.testing": "*",
+    "torch._export": "*",
+    "torch.export": "*",
+    "torch.compiler": "*",
+    "torch.utils.collect_env": "*",
+    "torch.utils.data": "*",  # DataLoader workers are processes
+    "numpy.f2py": "*",
 }
+# Allowlisted names inside a denied prefix (torch.distributed.tensor.DTensor, torch._dynamo.decorators._DimRange)
+# stay safe: torch's weights_only loader accepts them, and our prefix lists only approximate whole packages.
 # Attribute names that walk from any object to the interpreter's internals (the classic sandbox escape).
 _DUNDER_ESCAPES = frozenset({
     "__globals__", "__builtins__", "__subclasses__", "__getattribute__", "__class__", "__bases__", "__mro__",
@@ -1058,16 +1128,26 @@ _DUNDER_ESCAPES = frozenset({
     "__loader__", "__spec__", "__init__", "__new__", "__call__",
 })
 # Top-level modules whose every name is a code-execution or system-access name (for dotted-name walks).
+# The module part of the placeholder global recorded for BUILD/SETITEM(S)/APPEND(S)/ADDITEMS whose target is a
+# global (a function, class or module): it mutates the loading interpreter, and torch's weights_only loader
+# refuses it. Always dangerous.
+GLOBAL_MUTATION_PREFIX = "<state set on a global"
 _DANGEROUS_ROOTS = frozenset({"os", "posix", "nt", "sys", "subprocess", "builtins", "__builtin__", "importlib", "runpy"})
 
 
 def _extra_dangerous(module: str, name: str) -> bool:
-    parts = module.split(".")
+    """Whether our denylist names this global, judged on the whole dotted path a loader resolves.
+
+    find_class imports `module` and walks `name` attribute by attribute, so ("torch._C", "_jit_x") and
+    ("torch", "_C._jit_x") are one object: every prefix of the joined path is looked up, a "*" entry
+    covering all below it and a set entry covering the listed attribute right below it.
+    """
+    parts = f"{module}.{name}".split(".") if name else module.split(".")
     for depth in range(len(parts), 0, -1):
         listed = EXTRA_DANGEROUS.get(".".join(parts[:depth]))
         if listed == "*":
             return True
-        if depth == len(parts) and isinstance(listed, frozenset) and name.split(".")[0] in listed:
+        if isinstance(listed, frozenset) and depth < len(parts) and parts[depth] in listed:
             return True
     return False
 
@@ -1100,26 +1180,50 @@ def _torch_name(module: str, name: str) -> tuple[str, str]:
 
 
 def _spellings(global_name: tuple[str, str]) -> set[tuple[str, str]]:
-    """The global as written, as CPython renames py2 names, and each split of a dotted name
-    (("torch", "serialization.load") is torch.serialization.load at protocol 4+)."""
+    """The global as written, as CPython and torch rename py2 names, and each split of the joined dotted
+    path into (module, name) (("torch", "serialization.load") is torch.serialization.load at protocol 4+,
+    and ("torch._C", "_jit_x") is ("torch", "_C._jit_x")); bounded by the 4,096-character name cap."""
     module, name = global_name
-    forms = {global_name, _stdlib_name(module, name)}
-    parts = name.split(".")
-    for cut in range(1, len(parts)):
-        forms.add((".".join([module, *parts[:cut]]), ".".join(parts[cut:])))
+    forms = {global_name}
+    for m, n in (global_name, _stdlib_name(module, name), _torch_name(module, name)):
+        parts = f"{m}.{n}".split(".") if n else [m]
+        for cut in range(1, len(parts)):
+            forms.add((".".join(parts[:cut]), ".".join(parts[cut:])))
+        forms.add((m, n))
     return forms
+
+
+def _dotted_walk(module: str, name: str) -> bool:
+    """A name that find_class walks attribute by attribute (protocol 4+), unless torch allows the whole path.
+
+    Weights never need it (every allowlisted global is a module attribute), and a walk through any module
+    reaches whatever that module imported: ("torch.serialization", "pickle.loads") is pickle.loads.
+    """
+    return "." in name and not _is_allowed(module, name)
+
+
+def _on_global(module: str) -> bool:
+    """Placeholders the walk records for a state-setting opcode (BUILD, SETITEM, APPEND...) on a global."""
+    return module.startswith(GLOBAL_MUTATION_PREFIX)
 
 
 def classify_with_picklescan(global_names: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
     """Which globals are known dangerous: picklescan's denylist (one source), then ours for what it lacks.
 
-    Each global is checked as written, as CPython renames py2 names, and for dotted-name escapes.
+    Each global is judged in every spelling a loader resolves (as written, CPython's and torch's py2 renames,
+    every split of the joined dotted path), the most severe winning: ours (`EXTRA_DANGEROUS`, by path prefix,
+    unless torch's allowlist names the exact path), dotted attribute walks (`_dotted_walk`), dunder escapes,
+    state set on a global by BUILD/SETITEM/APPEND (the walk's placeholder), and picklescan's denylist.
     """
     names = set(global_names)
     if not names:
         return set()
     spellings = {g: _spellings(g) for g in names}
-    dangerous = {g for g, forms in spellings.items() if any(_extra_dangerous(*f) or _dotted_escape(*f) for f in forms)}
+    dangerous = {
+        g for g, forms in spellings.items()
+        if _on_global(g[0]) or _dotted_walk(*g) or any(_dotted_escape(*f) for f in forms)
+        or (any(_extra_dangerous(*f) for f in forms) and not _is_allowed(*g))
+    }  # fmt: skip
     try:
         # Private, but it is the one place picklescan applies its denylist (with parent-module wildcards);
         # if it ever moves, our own list still answers.
