@@ -74,13 +74,15 @@ class ScanReport:
 
 
 def resolve_targets(arguments: list[str], relative_to: str | None = None) -> tuple[Path, list[ScanTarget]]:
-    """The report's base folder and one target per PATH; RequestError for a missing, unreadable or special path.
+    """The report's base folder and one target per PATH; RequestError for an empty, missing, unreadable or special path.
 
     Nothing is opened here except a folder's listing (to prove it is readable): a PATH that is a
     FIFO or device is refused from its stat alone.
     """
     roots: list[tuple[str, Path, str | None]] = []
     for argument in arguments:
+        if not argument:
+            raise RequestError("PATH is empty; name a file or folder (. for the current folder)")
         path = Path(os.path.abspath(argument))
         try:
             mode = os.stat(path).st_mode  # follows a link the user named: their choice of root
@@ -102,6 +104,8 @@ def resolve_targets(arguments: list[str], relative_to: str | None = None) -> tup
         else:
             raise RequestError(f"{argument}: not a regular file or folder (a pipe, socket or device is never opened)")
     if relative_to is not None:
+        if not relative_to:
+            raise RequestError("--relative-to is empty; name a folder (. for the current folder)")
         base = Path(os.path.abspath(relative_to))
         if not base.is_dir():
             raise RequestError(f"--relative-to {relative_to}: not a folder")
@@ -361,10 +365,31 @@ def _umask() -> int:
     return current
 
 
+STDOUT_NAME = "-"  # `-o -` writes the report to stdout, as without -o
+
+
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
 def check_output(path: Path) -> None:
-    """RequestError if a report cannot be written at `path`: it is a folder, or its folder is missing."""
-    if path.is_dir():
-        raise RequestError(f"-o {path}: is a folder")
+    """RequestError unless a report may be written at `path`: a new name in an existing folder, or a regular file.
+
+    An existing symbolic link, folder, device, FIFO or socket is refused, never replaced or written
+    through: renaming over `/dev/null` or a link would destroy it, and writing into a FIFO could block.
+    The name is examined itself (lstat), never the target of a link. Stdout is `-o -`.
+    """
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        raise RequestError(f"-o {path}: cannot be examined: {exc.strerror}") from None
+    if mode is not None and not stat.S_ISREG(mode):
+        raise RequestError(f"-o {path}: is {_file_kind(mode)}; only a regular file is replaced "
+                           f"(for stdout use -o {STDOUT_NAME} or leave out -o)")
     if not path.parent.is_dir():
         raise RequestError(f"-o {path}: folder {path.parent} does not exist")
 
@@ -372,7 +397,10 @@ def check_output(path: Path) -> None:
 def write_output(path: Path, text: str) -> None:
     """Write `text` to `path` atomically (temporary file beside it, then rename), mode 0666 less the umask.
 
-    RequestError if the folder is missing or the path is a folder. A reader never sees half a report.
+    The mode is that of a new file whatever `path` held before, as `conformance scan` has always done.
+    RequestError as `check_output`, checked again just before the rename because the scan may have
+    taken minutes: a link or special file put there meanwhile is refused, the temporary file removed.
+    A reader never sees half a report.
     """
     check_output(path)
     try:
@@ -385,6 +413,7 @@ def write_output(path: Path, text: str) -> None:
             stream.flush()
             os.fsync(stream.fileno())
         os.chmod(temporary, 0o666 & ~_umask())  # mkstemp creates 0600; a report is as shareable as any file the user writes
+        check_output(path)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -428,7 +457,8 @@ def add_scan_parser(commands: Any) -> None:
     )
     scan.add_argument("paths", nargs="+", metavar="PATH", help="a file (scanned alone) or a folder (every file under it)")
     scan.add_argument("--format", choices=FORMATS, default="text", help="report format (default: text)")
-    scan.add_argument("-o", "--output", metavar="FILE", default=None, help="write the report to FILE (atomically) instead of stdout")
+    scan.add_argument("-o", "--output", metavar="FILE", default=None, help="write the report to FILE (atomically) instead of stdout; FILE must be new or a regular file "
+                           "(a link, device or FIFO is refused); - is stdout")
     scan.add_argument("--allow-unknown", action="store_true",
                       help="globals off the allowlist are shown but do not fail the scan (dangerous and errors still do)")
     scan.add_argument("--relative-to", metavar="DIR", default=None,
@@ -441,7 +471,9 @@ def add_scan_parser(commands: Any) -> None:
 def cmd_scan(args: Any) -> int:
     """Run `conformance scan`; returns the exit code (RequestError propagates to the CLI's handler: exit 2)."""
     base, targets = resolve_targets(args.paths, args.relative_to)
-    output = Path(args.output) if args.output else None
+    if args.output == "":
+        raise RequestError(f"-o is empty; name a file (or {STDOUT_NAME} for stdout)")
+    output = Path(args.output) if args.output not in (None, STDOUT_NAME) else None
     if output is not None:
         check_output(output)  # before minutes of scanning, not after
     progress = sys.stderr if not args.quiet and _is_terminal(sys.stderr) else None

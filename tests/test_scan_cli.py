@@ -13,6 +13,8 @@ import hashlib
 import io
 import json
 import os
+import socket
+import stat
 import struct
 import subprocess
 import sys
@@ -24,8 +26,10 @@ import jsonschema
 import pytest
 from referencing import Registry, Resource
 
+from conformance import scan_command
 from conformance.cli import main
 from conformance.probes import scan as scan_module
+from conformance.probes.hashes import SPARSE_MIN_BYTES
 from conformance.report.cyclonedx import HashBudget, sha256_bounded
 from conformance.scan_command import list_folder
 from conformance.zoo.hostile import malicious_pickle
@@ -228,6 +232,94 @@ def test_output_file_is_atomic_and_follows_the_umask(evil_dir: Path, tmp_path: P
     assert target.stat().st_mode & 0o777 == mode
     assert out.startswith("scanned 3 files") and out.rstrip().endswith(f"wrote {target}")
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def _make_fifo(path: Path) -> None:
+    os.mkfifo(path)
+
+
+def _make_link_to_file(path: Path) -> None:
+    (path.parent / "linked.txt").write_text("kept")
+    path.symlink_to(path.parent / "linked.txt")
+
+
+def _make_dangling_link(path: Path) -> None:
+    path.symlink_to(path.parent / "nowhere")
+
+
+def _make_socket(path: Path) -> None:
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(path))
+    listener.close()  # the socket file stays on disk after close
+
+
+def _make_null_device(path: Path) -> None:
+    try:
+        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, 3))  # what /dev/null is on Linux
+    except PermissionError:
+        pytest.skip("creating a device node needs root")
+
+
+@pytest.mark.parametrize(
+    ("make", "kind", "is_kind"),
+    [
+        (_make_fifo, "a FIFO", stat.S_ISFIFO),
+        (_make_link_to_file, "a symbolic link", stat.S_ISLNK),
+        (_make_dangling_link, "a symbolic link", stat.S_ISLNK),
+        (_make_socket, "a socket", stat.S_ISSOCK),
+        (_make_null_device, "a character device", stat.S_ISCHR),
+    ],
+)
+def test_output_refuses_links_and_special_files_and_leaves_them_alone(evil_dir: Path, tmp_path: Path, make, kind: str,
+                                                                      is_kind, capsys) -> None:
+    target = tmp_path / "out"
+    make(target)
+    code, out, err = scan(capsys, str(evil_dir), "-o", str(target), "-q")
+    assert code == 2 and out == ""
+    assert f"-o {target}: is {kind}; only a regular file is replaced" in err
+    assert is_kind(os.lstat(target).st_mode)  # still what it was, not a report
+    if (tmp_path / "linked.txt").exists():
+        assert (tmp_path / "linked.txt").read_text() == "kept"
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_output_turned_into_a_link_during_the_scan_is_refused(evil_dir: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    target = tmp_path / "report.json"
+    scan_for_real = scan_command.run_scan
+
+    def scan_then_swap(*args, **kwargs):
+        report = scan_for_real(*args, **kwargs)
+        target.symlink_to(tmp_path / "victim.txt")  # appears between the first check and the write
+        return report
+
+    (tmp_path / "victim.txt").write_text("kept")
+    monkeypatch.setattr(scan_command, "run_scan", scan_then_swap)
+    code, _, err = scan(capsys, str(evil_dir), "--format", "json", "-o", str(target))
+    assert code == 2 and "is a symbolic link" in err
+    assert target.is_symlink() and (tmp_path / "victim.txt").read_text() == "kept"
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_output_dash_is_stdout(evil_dir: Path, capsys) -> None:
+    code, out, _ = scan(capsys, str(evil_dir), "--format", "json", "-o", "-")
+    assert code == 1 and json.loads(out)["summary"]["dangerous"] == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([""], "PATH is empty"),
+        (["CLEAN", ""], "PATH is empty"),
+        (["CLEAN", "--relative-to", ""], "--relative-to is empty"),
+        (["CLEAN", "-o", ""], "-o is empty"),
+    ],
+)
+def test_empty_arguments_exit_2_and_never_mean_the_current_folder(evil_dir: Path, clean_dir: Path, monkeypatch, args: list[str],
+                                                                  message: str, capsys) -> None:
+    monkeypatch.chdir(evil_dir)  # what an empty PATH used to scan: findings, exit 1
+    code, out, err = scan(capsys, *[str(clean_dir) if a == "CLEAN" else a for a in args])
+    assert code == 2 and out == ""
+    assert err.startswith("conformance: error: ") and message in err
 
 
 def test_broken_pipe_ends_without_traceback(evil_dir: Path) -> None:
@@ -458,6 +550,27 @@ def test_cyclonedx_unknown_and_error_severities(tmp_path: Path, capsys) -> None:
     fifo = next(c for c in bom["components"] if c["name"] == "extra.bin")
     assert "hashes" not in fifo
     assert any(p["name"] == "conformance:sha256" and "FIFO" in p["value"] for p in fifo["properties"])
+
+
+def test_cyclonedx_does_not_hash_a_sparse_file(tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "sparse"
+    folder.mkdir()
+    big = folder / "model.bin"
+    with big.open("wb") as handle:
+        handle.truncate(64 * SPARSE_MIN_BYTES)  # 4 GiB declared, nothing on disk
+    if big.stat().st_blocks * 512 >= big.stat().st_size // 8:
+        pytest.skip("this filesystem does not keep sparse files")
+    (folder / "config.json").write_text("{}")
+    started = time.monotonic()
+    code, out, _ = scan(capsys, str(folder), "--format", "cyclonedx")
+    assert time.monotonic() - started < 20  # reading 4 GiB of zeros would take seconds to minutes
+    bom = json.loads(out)
+    _cyclonedx_validator().validate(bom)
+    components = {c["name"]: c for c in bom["components"]}
+    assert "hashes" not in components["model.bin"]
+    reason = next(p["value"] for p in components["model.bin"]["properties"] if p["name"] == "conformance:sha256")
+    assert "sparse" in reason and str(64 * SPARSE_MIN_BYTES) in reason
+    assert components["config.json"]["hashes"] == [{"alg": "SHA-256", "content": hashlib.sha256(b"{}").hexdigest()}]
 
 
 def test_hashing_is_bounded_in_bytes_and_seconds(tmp_path: Path) -> None:
