@@ -239,3 +239,19 @@ def test_serialization_scan_severities(severities: tuple[str, ...], allow_unknow
     if status == "fail":
         first = severities.index("dangerous") if "dangerous" in severities else severities.index("unknown")
         assert verdict.message.startswith(f"f{first}.bin"), verdict.message  # dangerous findings are listed first
+
+
+def test_safetensors_with_trailing_bytes_is_not_passed_as_safetensors(base: Path, tmp_path: Path, base_verdicts: dict[str, str], write_spec) -> None:
+    """The library refuses a file whose data does not end at the end of the file; the format rule must not pass it."""
+    from safetensors import safe_open
+
+    folder = shutil.copytree(base, tmp_path / "trailing")
+    with (folder / "model.safetensors").open("ab") as handle:
+        handle.write(b"\x80\x02cposix\nsystem\n.")  # bytes after the tensor data: no loader reads them as weights
+    with pytest.raises(Exception, match="(?i)not fully covered|invalid|metadata"):
+        with safe_open(str(folder / "model.safetensors"), framework="numpy"):
+            pass
+    results = verdicts(folder, write_spec)
+    assert results["FORMAT"].status == "error" and "not a valid safetensors file" in results["FORMAT"].message
+    assert results["PARAMS"].status == "error"
+    assert results["CODE"].status == base_verdicts["CODE"]

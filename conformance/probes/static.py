@@ -41,7 +41,7 @@ def _attempt(what: str, read: Callable[[], T]) -> tuple[T | None, str | None]:
 # from every processor-side config (tokenizer_config.json, processor_config.json, preprocessor_config.json,
 # image/video/feature-extractor configs), and `custom_pipelines` from config.json; a value "owner/repo--module.Class"
 # imports code from another repository. Any JSON file named config.json or *_config.json is read.
-CODE_SUFFIXES = (".py", ".pyc", ".pyo", ".pyx", ".pyd", ".so", ".dylib", ".dll")
+CODE_SUFFIXES = (".py", ".pyw", ".pyc", ".pyo", ".pyx", ".pxd", ".pyd", ".so", ".dylib", ".dll", ".ipynb")
 _VERSIONED_LIBRARY = re.compile(r"\.(so|dylib)(\.\d+)+$")
 _REMOTE_KEYS = ("auto_map", "custom_pipelines")
 MAX_CONFIG_FILES = 256  # JSON configs read for auto_map; more are reported, not read
