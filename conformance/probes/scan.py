@@ -29,7 +29,7 @@ from typing import IO, Any
 from picklescan.relaxed_zipfile import RelaxedZipFile
 
 from .. import safe_files
-from . import scan_archives, scan_formats, scan_pickle
+from . import scan_archives, scan_formats, scan_pickle, scan_templates
 from .scan_archives import MAX_SECONDS_PER_FILE, Source, ZipFacts
 from .scan_formats import FormatError
 from .scan_pickle import BoundedReader, PickleWalk, format_global, global_severity, picklescan_dangerous_globals, walk_pickles
@@ -306,6 +306,8 @@ def _interpret(acc: _FileScan, source: Source) -> list[str]:
         structured = True
         formats.append("gguf")
         _scan_gguf(acc, source)
+    if source.member is None and scan_templates.is_template_file(acc.file):  # tokenizer/processor configs, *.jinja
+        formats.extend(scan_templates.scan_template_file(acc, source, acc.file))
     if head.startswith(scan_formats.HDF5_MAGIC):
         structured = True
         formats.append("hdf5")
@@ -488,13 +490,7 @@ def _scan_gguf(acc: _FileScan, source: Source) -> None:
         acc.add(source.member, "", "error", f"malformed GGUF: {exc}")
         return
     for key, template in facts.chat_templates.items():
-        escapes = scan_formats.chat_template_escapes(template)
-        if escapes:
-            acc.add(
-                source.member, key, "dangerous",
-                f"chat template reaches Python internals ({', '.join(escapes)}): server-side template injection",
-                kind="template-injection",
-            )  # fmt: skip
+        scan_templates.report_template(acc, source.member, key, template)
 
 
 def _scan_hdf5(acc: _FileScan, source: Source) -> None:

@@ -268,7 +268,8 @@ def read_gguf(raw: IO[bytes]) -> GgufFacts:
     """Parse a GGUF header, metadata and tensor infos with bounded counts and lengths.
 
     Layout per the GGUF spec (ggml/docs/gguf.md): magic, u32 version, u64 tensor count, u64 metadata count
-    (u32 both in version 1), key/value pairs, tensor infos. Keeps only `tokenizer.chat_template*` strings.
+    (u32 both in version 1), key/value pairs, tensor infos. Keeps only `tokenizer.chat_template*` strings
+    (every copy of a repeated key).
     Raises FormatError on a malformed file or a count/length over a bound.
     """
     cursor = _Cursor(raw)
@@ -316,7 +317,9 @@ def read_gguf(raw: IO[bytes]) -> GgufFacts:
         key = string().decode("utf-8", "replace")
         kind = cursor.u32()
         if key.startswith("tokenizer.chat_template") and kind == _GGUF_STRING:
-            templates[key] = string().decode("utf-8", "replace")
+            # A repeated key is kept under a numbered name: readers differ on which copy they use.
+            name = key if key not in templates else f"{key}#{len(templates) + 1}"
+            templates[name] = string().decode("utf-8", "replace")
         else:
             skip_value(kind, 0)
     for _ in range(tensors):
@@ -327,24 +330,6 @@ def read_gguf(raw: IO[bytes]) -> GgufFacts:
         cursor.skip(8 * dims if version > 1 else 4 * dims)
         cursor.skip(4 + 8)  # ggml type, data offset
     return GgufFacts(version, tensors, kv_count, templates)
-
-
-# Template constructs that reach Python internals from Jinja (CVE-2024-34359: llama-cpp-python rendered
-# GGUF chat templates in an unsandboxed environment; payloads walk __globals__/__subclasses__ from
-# cycler, joiner, namespace or any object). Real chat templates use none of these.
-_TEMPLATE_ESCAPES = re.compile(
-    r"__[A-Za-z][A-Za-z0-9_]*__"  # any dunder: __globals__, __class__, __subclasses__, __mro__, __builtins__, __init__ ...
-    r"|\|\s*attr\b"  # the attr filter builds attribute names from strings ("__glo" ~ "bals__")
-    r"|\\x5f|\\u005f|\\137|\\N\{LOW LINE\}"  # escaped underscores spell a dunder without writing one
-    r"|\b(?:cycler|joiner|namespace|lipsum|range|self|config|request)\s*\.\s*_"  # private attributes of the globals
-    r"|\bmro\b|\bsubclasses\b|\bfunc_globals\b|\bgi_frame\b|\bf_globals\b|\bf_back\b"
-)
-
-
-def chat_template_escapes(template: str) -> list[str]:
-    """The distinct constructs in a Jinja chat template that reach Python internals (empty: none found)."""
-    found = dict.fromkeys(match.group(0) for match in _TEMPLATE_ESCAPES.finditer(template[: MAX_GGUF_STRING_BYTES]))
-    return list(found)[:10]
 
 
 # ---------------------------------------------------------------------------------------------
