@@ -151,13 +151,11 @@ def scan_zip(
     if source.seekable:
         seekable = source.open()
     else:
-        if source.size > MAX_NESTED_ZIP_BYTES:
-            acc.add(source.member, "", "error", f"nested zip of {source.size} bytes is over the {MAX_NESTED_ZIP_BYTES}-byte in-memory bound")
-            return True
-        with source.open() as raw:
-            data = raw.read(MAX_NESTED_ZIP_BYTES + 1)
-        if len(data) > MAX_NESTED_ZIP_BYTES:
-            acc.add(source.member, "", "error", f"nested zip is over the {MAX_NESTED_ZIP_BYTES}-byte in-memory bound")
+        # `source.size` of a stream is only what its container declares, or a cap (a decompressed stream's
+        # size is unknown until it is read): hold the bytes up to the bound and measure what is there.
+        data, over = _read_nested(source, acc)
+        if over:
+            acc.add(source.member, "", "error", f"nested zip of {over} is over the {MAX_NESTED_ZIP_BYTES}-byte in-memory bound")
             return True
         seekable = io.BytesIO(data)
     with seekable as raw:
@@ -215,6 +213,32 @@ def scan_zip(
                 except Exception as exc:  # encrypted, corrupt or oversized member: fail it, scan the rest
                     acc.add(label, "", "error", f"cannot read member: {type(exc).__name__}: {exc}")
     return True
+
+
+def _read_nested(source: Source, acc: Any) -> tuple[bytes, str]:
+    """A nested stream's bytes if it fits MAX_NESTED_ZIP_BYTES, else (b"", its size in words).
+
+    The size of a stream over the bound is counted by reading on (the stream's own decompression budgets
+    and the file's deadline stop the count: then it is "more than N bytes").
+    """
+    chunks: list[bytes] = []
+    total = 0
+    with source.open() as raw:
+        while chunk := raw.read(1 << 20):
+            total += len(chunk)
+            if total <= MAX_NESTED_ZIP_BYTES:
+                chunks.append(chunk)
+                continue
+            chunks.clear()  # over the bound: count the rest without holding it
+            try:
+                while more := raw.read(1 << 20):
+                    total += len(more)
+                    if time.monotonic() > acc.deadline:
+                        return b"", f"more than {total} bytes (counting stopped at the file's time budget)"
+            except LimitExceeded as exc:
+                return b"", f"more than {total} bytes ({exc})"
+            return b"", f"{total} bytes"
+    return b"".join(chunks), ""
 
 
 def _concat_shift(archive: zipfile.ZipFile, raw: IO[bytes]) -> int:
