@@ -17,12 +17,13 @@ unpickled, nothing is copied to disk, and torch is never imported; numpy only wh
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import io
 import os
 import pickletools
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
@@ -42,6 +43,15 @@ MAX_PICKLES_PER_STREAM = 10_000
 # Opcodes walked per top-level file, all members and interpretations together. A 5,000-tensor state dict
 # is ~100k; the bound keeps a hostile file to seconds of CPU and picklescan (which lists every opcode) to ~1 GB.
 MAX_OPCODES_PER_FILE = 5_000_000
+# Budgets of one scan_folder call, all files together: a folder of many flood files must not add up to an
+# unbounded scan. 20M opcodes is four hostile files at the per-file bound and ~200 real checkpoints of 100k
+# opcodes; 120 s is four files at the per-file time bound, and far above a real model folder (a 538 MB
+# checkpoint scans in under 2 s). Exceeding either is an error finding of kind "scan-budget", never a pass.
+MAX_OPCODES_PER_SCAN = 20_000_000
+MAX_SECONDS_PER_SCAN = 120.0
+# Files up to this size are fingerprinted (size + SHA-256) so that identical copies are scanned once; larger
+# ones are matched by device and inode only (hashing many gigabytes of tensors would cost more than it saves).
+MAX_DEDUPE_HASH_BYTES = 256 << 20
 MAX_NPY_HEADER_BYTES = 1 << 20
 # Streams up to this many opcodes also get picklescan's own parse (a state dict of 5,000 tensors is ~100k).
 MAX_OPCODES_SECOND_OPINION = 200_000
@@ -130,16 +140,40 @@ def scanner_description() -> str:
 
 
 def scan_folder(folder: Path, relative_files: list[str] | None = None) -> ScanEvidence:
-    """Scan the named files, or every file under `folder`; symlinks leading outside it are reported, never read."""
+    """Scan the named files, or every file under `folder`; symlinks leading outside it are reported, never read.
+
+    All files share a scan-wide budget of `MAX_OPCODES_PER_SCAN` pickle opcodes and `MAX_SECONDS_PER_SCAN`
+    seconds (monotonic clock) on top of each file's own bounds: once one is spent, every file left is an
+    "error" finding of kind "scan-budget" naming it, never a pass. A file whose bytes, size and suffixes match
+    one already scanned in this call (same inode, or same size and SHA-256 up to `MAX_DEDUPE_HASH_BYTES`) is
+    not walked again: it gets the same findings under its own name.
+    """
     folder = Path(folder)
     names = relative_files if relative_files is not None else _list_files(folder.resolve())
     files: list[ScannedFile] = []
     findings: list[ScanFinding] = []
+    budget = _ScanBudget(opcodes_left=MAX_OPCODES_PER_SCAN, deadline=time.monotonic() + MAX_SECONDS_PER_SCAN)
     for name in names:
-        scanned, file_findings = scan_file(folder, name)
+        scanned, file_findings = _scan_file(folder, name, budget)
         files.append(scanned)
         findings.extend(file_findings)
     return ScanEvidence(scanner=scanner_description(), files=files, findings=findings)
+
+
+@dataclass
+class _ScanBudget:
+    """What one scan_folder call has left, and the results of files already scanned (for duplicates)."""
+
+    opcodes_left: int
+    deadline: float
+    seen: dict[tuple[Any, ...], tuple[ScannedFile, list[ScanFinding]]] = field(default_factory=dict)
+
+    def spent(self) -> str | None:
+        if self.opcodes_left <= 0:
+            return f"the scan-wide opcode budget of {MAX_OPCODES_PER_SCAN} opcodes is spent"
+        if time.monotonic() > self.deadline:
+            return f"the scan-wide time budget of {MAX_SECONDS_PER_SCAN:g} seconds is spent"
+        return None
 
 
 def scan_file(folder: Path, relative_file: str) -> tuple[ScannedFile, list[ScanFinding]]:
@@ -148,6 +182,10 @@ def scan_file(folder: Path, relative_file: str) -> tuple[ScannedFile, list[ScanF
     A file that is not a regular file inside the folder (a symlink out, a FIFO, a device) is one "error"
     finding, reported without reading it.
     """
+    return _scan_file(folder, relative_file, None)
+
+
+def _scan_file(folder: Path, relative_file: str, budget: _ScanBudget | None) -> tuple[ScannedFile, list[ScanFinding]]:
     root = Path(folder).resolve()
     acc = _FileScan(PurePosixPath(relative_file.replace(os.sep, "/")).as_posix(), root)
     try:
@@ -159,13 +197,66 @@ def scan_file(folder: Path, relative_file: str) -> tuple[ScannedFile, list[ScanF
         acc.add(None, "", "error", str(exc) if isinstance(exc, ValueError) else f"cannot open: {exc.strerror}")
         return acc.result()
     with handle:
-        size = os.fstat(handle.fileno()).st_size
+        stat = os.fstat(handle.fileno())
+        size = stat.st_size
+        key: tuple[Any, ...] | None = None
+        if budget is not None:
+            spent = budget.spent()
+            if spent:
+                acc.add(None, "", "error", f"not scanned: {spent}", kind="scan-budget")
+                return acc.result()
+            key = _identity(handle, stat, acc.file, budget)
+            if key is not None and key in budget.seen:
+                return _as_duplicate(acc.file, *budget.seen[key])
+            acc.opcodes_left = min(acc.opcodes_left, budget.opcodes_left)
+            acc.deadline = min(acc.deadline, budget.deadline)
         source = Source(member=None, name=PurePosixPath(acc.file).name, size=size, open=lambda: _Borrowed(handle), seekable=True)
         try:
             acc.formats = _interpret(acc, source)
         except Exception as exc:  # untrusted bytes: any failure fails this file closed and the scan goes on
             acc.add(None, "", "error", f"scan failed: {type(exc).__name__}: {exc}")
-    return acc.result()
+    result = acc.result()
+    if budget is not None:
+        budget.opcodes_left -= acc.opcodes_used
+        spent = budget.spent()
+        if spent and any(f.kind == "scan-budget" for f in result[1]):
+            # The file ran into what was left of the scan-wide budget: say which budget, not only the file's.
+            acc.add(None, "", "error", f"scan stopped: {spent}", kind="scan-budget")
+            result = acc.result()
+        if key is not None:
+            budget.seen[key] = result
+    return result
+
+
+def _identity(handle: IO[bytes], stat: os.stat_result, file: str, budget: _ScanBudget) -> tuple[Any, ...] | None:
+    """An exact identity of the file's content for this scan, or None (too large to hash in time).
+
+    The suffixes and parent folder are part of it: they change how a file is read (a `.pkl` is a strict
+    pickle, an ONNX file's external data is resolved from its folder), so only copies that would be read
+    the same way share results. The hash reads the handle from the start, bounded by the scan deadline.
+    """
+    path = PurePosixPath(file)
+    naming = (tuple(path.suffixes), path.parent.as_posix())
+    if stat.st_size > MAX_DEDUPE_HASH_BYTES:
+        return ("inode", stat.st_dev, stat.st_ino, stat.st_size, *naming)
+    digest = hashlib.sha256()
+    handle.seek(0)
+    remaining = stat.st_size
+    while remaining > 0:
+        chunk = handle.read(min(remaining, 1 << 20))
+        if not chunk:
+            break
+        digest.update(chunk)
+        remaining -= len(chunk)
+        if time.monotonic() > budget.deadline:
+            return None
+    handle.seek(0)
+    return ("sha256", stat.st_size - remaining, digest.hexdigest(), *naming)
+
+
+def _as_duplicate(file: str, scanned: ScannedFile, findings: list[ScanFinding]) -> tuple[ScannedFile, list[ScanFinding]]:
+    copy = ScannedFile(file, scanned.format, scanned.pickles_scanned, list(scanned.globals), list(scanned.formats))
+    return copy, [replace(finding, file=file) for finding in findings]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,6 +327,7 @@ class _FileScan:
     formats: list[str] = field(default_factory=list)
     pickles: int = 0
     opcodes_left: int = field(default_factory=lambda: MAX_OPCODES_PER_FILE)
+    opcodes_used: int = 0  # every opcode walked for this file, its members and interpretations together
     inflated_left: int = field(default_factory=lambda: scan_archives.MAX_FILE_INFLATED_BYTES)
     deadline: float = field(default_factory=lambda: time.monotonic() + MAX_SECONDS_PER_FILE)
     torchscript: bool = False  # inside a TorchScript archive: __torch__.* names are its compiled types
@@ -574,7 +666,6 @@ def _scan_pickles(acc: _FileScan, source: Source, start: int, strict: bool, sing
         reader = BoundedReader(raw, MAX_STREAM_BYTES)
         _skip_to(reader, start)
         walk = _walk(reader, acc, single=single)
-    acc.opcodes_left = max(0, acc.opcodes_left - walk.opcodes)
     severity = global_severity(walk.globals)
     if acc.torchscript:
         severity.update({g: "safe" for g in severity if _torchscript_safe(g)})
@@ -646,8 +737,12 @@ def _walk(reader: BoundedReader, acc: _FileScan, single: bool) -> PickleWalk:
     """walk_pickles under the file's opcode budget and, where the walker supports it, its deadline."""
     limit = 1 if single else MAX_PICKLES_PER_STREAM
     if _WALK_TAKES_DEADLINE:
-        return walk_pickles(reader, max_pickles=limit, max_opcodes=acc.opcodes_left, single=single, deadline=acc.deadline)
-    return walk_pickles(reader, max_pickles=limit, max_opcodes=acc.opcodes_left, single=single)
+        walk = walk_pickles(reader, max_pickles=limit, max_opcodes=acc.opcodes_left, single=single, deadline=acc.deadline)
+    else:
+        walk = walk_pickles(reader, max_pickles=limit, max_opcodes=acc.opcodes_left, single=single)
+    acc.opcodes_left = max(0, acc.opcodes_left - walk.opcodes)
+    acc.opcodes_used += walk.opcodes
+    return walk
 
 
 def _skip_to(reader: BoundedReader, start: int) -> None:

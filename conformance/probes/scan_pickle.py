@@ -466,6 +466,20 @@ _PUSH_RUN = re.compile(b"[" + re.escape(_PUSH_BYTES) + b"]+", re.DOTALL)
 _POP_RUN = re.compile(b"0+")
 _BULK_BYTES = frozenset(_PUSH_BYTES + b"0")
 _MIN_RUN = 8  # shorter runs are cheaper through the ordinary loop
+# Other flood shapes walked in bulk: BINGET+POP pairs, BINPUT runs, DUP runs and empty MARK+POP_MARK pairs.
+_GET_POP_RUN = re.compile(b"(?:h.0)+", re.DOTALL)
+_BINPUT_RUN = re.compile(b"(?:q.)+", re.DOTALL)
+_DUP_RUN = re.compile(b"2+")
+_MARK_POP_RUN = re.compile(b"(?:\\(1)+")
+# Fixed-width APPEND/SETITEM units (a value pushed, then stored into the object below): with that object
+# built by the pickle, a run of them leaves the stack as it was. (pattern, bytes per unit, opcodes per unit)
+_FILL_RUNS: dict[int, tuple[tuple[re.Pattern[bytes], int, int], ...]] = {
+    0x4E: ((re.compile(b"(?:Na)+"), 2, 2),),
+    0x4B: ((re.compile(b"(?:K.a)+", re.DOTALL), 3, 2), (re.compile(b"(?:K.Ns)+", re.DOTALL), 4, 3),
+           (re.compile(b"(?:K.K.s)+", re.DOTALL), 5, 3)),
+}  # fmt: skip
+# opcode -> offsets where a run's next unit starts (a cheap test before trying a run)
+_BULK2_NEXT = {0x68: (3,), 0x71: (2,), 0x32: (1,), 0x28: (2,), 0x4E: (2,), 0x4B: (3, 4, 5)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -574,6 +588,7 @@ class _Machine:
         self.first_value: Any = None
         self.frame_end: int | None = None  # linear reading: absolute end of the current FRAME
         self.violation: str | None = None
+        self.mutations: set[tuple[str, str]] = set()  # state-setting opcodes on globals already recorded
 
     # -- arguments -------------------------------------------------------------------------------
 
@@ -630,6 +645,10 @@ class _Machine:
                 if self._bulk(code):
                     continue
                 i, buf = s.i, s.buf  # the run check may have refilled the buffer
+            elif linear and code in _BULK2_NEXT and i + 5 < len(buf) and code in (buf[i + o] for o in _BULK2_NEXT[code]):
+                if self._bulk_more(code):
+                    continue
+                i, buf = s.i, s.buf
             op = ops[code]
             if op is None:
                 raise _Malformed(f"opcode {bytes([code])!r} unknown")
@@ -685,6 +704,11 @@ class _Machine:
             if name == "BINGET" and arg in self.memo:  # memo reads are the next most common opcode
                 stack.append(self.memo[arg])
                 continue
+            if name in _STATE_SETTERS and not op.mark:  # SETITEM/APPEND/BUILD on a built object: keep the target
+                pops = op.pops
+                if len(stack) - pops >= (self.marks[-1] if self.marks else 0) and type(stack[-pops]) is not _Global:
+                    del stack[1 - pops :]
+                    continue
             self._apply(op, arg, start)
 
     def _bulk(self, code: int) -> bool:
@@ -719,6 +743,67 @@ class _Machine:
             self.value_ops += count
         self.budget.spend(count - 1)  # the loop already counted one
         s.i += count
+        if self.frame_end is not None and s.pos() >= self.frame_end:
+            self.frame_end = None
+        return True
+
+    def _bulk_more(self, code: int) -> bool:
+        """Walk a run of BINGET+POP pairs, BINPUTs, DUPs or empty MARK+POP_MARK pairs at once; False if none here.
+
+        Each run is taken only when the ordinary loop would do exactly the same (every key read was written,
+        a value to store or copy exists above the MARK); otherwise it walks them one by one and reports.
+        """
+        s = self.s
+        if len(s.buf) - s.i < _MIN_RUN * 4:
+            s.more(_CHUNK_BYTES)
+        allowed = self.budget.max_opcodes - self.budget.used + 1  # opcodes this run may take
+        end = len(s.buf)
+        if self.frame_end is not None:
+            end = min(end, self.frame_end - s.base)
+        stack, memo, buf, i = self.stack, self.memo, s.buf, s.i
+        floor = self.marks[-1] if self.marks else 0
+        if code == 0x68:  # BINGET key, POP: pushes and pops, reads only
+            run = _GET_POP_RUN.match(buf, i, min(end, i + 3 * (allowed // 2)))
+            size = run.end() - i if run else 0
+            count = 2 * (size // 3)
+            if count < _MIN_RUN or not (self.memo_overflow or all(key in memo for key in set(buf[i + 1 : i + size : 3]))):
+                return False
+        elif code == 0x71:  # BINPUT key: stores the top of the stack under each key
+            run = _BINPUT_RUN.match(buf, i, min(end, i + 2 * allowed))
+            size = run.end() - i if run else 0
+            count = size // 2
+            keys = set(buf[i + 1 : i + size : 2])
+            if count < _MIN_RUN or len(stack) <= floor or len(memo) + len(keys) > MAX_MEMO_ENTRIES:
+                return False
+            top = stack[-1]
+            for key in keys:
+                self.memo_writes += key not in memo
+                memo[key] = top
+        elif code == 0x32:  # DUP: copies of the top
+            run = _DUP_RUN.match(buf, i, min(end, i + allowed))
+            count = size = run.end() - i if run else 0
+            if count < _MIN_RUN or len(stack) <= floor:
+                return False
+            stack.extend([stack[-1]] * count)
+        elif code in _FILL_RUNS:  # APPEND/SETITEM of constants into an object the pickle built
+            if len(stack) <= floor or type(stack[-1]) is _Global:
+                return False  # no target, or a global: the ordinary loop reports it
+            for pattern, unit, per_unit in _FILL_RUNS[code]:
+                run = pattern.match(buf, i, min(end, i + unit * (allowed // per_unit)))
+                if run:
+                    break
+            units = (run.end() - i) // unit if run else 0
+            count, size = units * per_unit, units * unit
+            if count < _MIN_RUN:
+                return False
+        else:  # MARK then POP_MARK: nothing in between, so the pair changes nothing
+            run = _MARK_POP_RUN.match(buf, i, min(end, i + 2 * (allowed // 2)))
+            count = size = run.end() - i if run else 0
+            if count < _MIN_RUN:
+                return False
+        self.value_ops += count
+        self.budget.spend(count - 1)  # the loop already counted one
+        s.i += size
         if self.frame_end is not None and s.pos() >= self.frame_end:
             self.frame_end = None
         return True
@@ -807,7 +892,10 @@ class _Machine:
             if isinstance(target, _Global):
                 # BUILD on a function sets its __defaults__/__code__/__dict__; SETITEM/APPEND on a class or
                 # module mutates the interpreter. No object built by the pickle is involved: never weights.
-                self._record((f"{GLOBAL_MUTATION_PREFIX}: {name} on {format_global(target.name)}>", ""))
+                mutation = (f"{GLOBAL_MUTATION_PREFIX}: {name} on {format_global(target.name)}>", "")
+                if mutation not in self.mutations:  # once per pickle: a flood of them must not grow the list
+                    self.mutations.add(mutation)
+                    self._record(mutation)
             stack.append(target)  # the target itself stays on the stack
         else:
             if name in _CALLS:
