@@ -22,10 +22,11 @@ flow-insensitively: every value a name may take counts. Source length, node coun
 from __future__ import annotations
 
 import string
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
-MAX_TEMPLATE_CHARS = 1 << 20  # the largest real chat templates are tens of KB
+MAX_TEMPLATE_CHARS = 256 << 10  # the largest real chat templates are tens of KB; jinja2 parses ~150 KB/s here
 MAX_TEMPLATE_NODES = 200_000
 MAX_TEMPLATE_DEPTH = 150  # real templates nest < 40; the walk below recurses once per level
 MAX_FOLDED_CHARS = 4096  # a constant string longer than this is not folded (it counts as built)
@@ -146,11 +147,14 @@ class _Judge:
     tree: Any
     names: dict[str, _Value] = field(default_factory=dict)  # every value a template-assigned name may take
     reasons: dict[str, None] = field(default_factory=dict)
-    _macros: dict[str, list[str]] = field(default_factory=dict)
+    _calls: dict[str, list[Any]] = field(default_factory=dict)  # calls by the name called, for macro parameters
 
     def run(self) -> list[str]:
         from jinja2 import nodes
 
+        for call in self.tree.find_all(nodes.Call):
+            if isinstance(call.node, nodes.Name):
+                self._calls.setdefault(call.node.name, []).append(call)
         for _ in range(MAX_PASSES):
             before = dict(self.names)
             self._assignments(nodes)
@@ -192,10 +196,9 @@ class _Judge:
                 for default in node.defaults:
                     passed = passed.join(self.value(default))
                 if isinstance(node, nodes.Macro):
-                    for call in self.tree.find_all(nodes.Call):
-                        if isinstance(call.node, nodes.Name) and call.node.name == node.name:
-                            for arg in [*call.args, *(k.value for k in call.kwargs)]:
-                                passed = passed.join(self.value(arg))
+                    for call in self._calls.get(node.name, []):
+                        for arg in [*call.args, *(k.value for k in call.kwargs)]:
+                            passed = passed.join(self.value(arg))
                 for arg in node.args:
                     self._bind(arg.name, passed)
 
@@ -471,6 +474,9 @@ def report_template(acc: Any, member: str | None, key: str, template: Any) -> No
         return
     if not isinstance(template, str):
         acc.add(member, key, "error", f"chat template is a {type(template).__name__}, not a string")
+        return
+    if time.monotonic() > acc.deadline:  # a GGUF may hold thousands of templates
+        acc.add(member, key, "error", "chat template not checked: the file's scan time budget is spent")
         return
     try:
         escapes = template_escapes(template)
