@@ -478,8 +478,10 @@ _FILL_RUNS: dict[int, tuple[tuple[re.Pattern[bytes], int, int], ...]] = {
     0x4B: ((re.compile(b"(?:K.a)+", re.DOTALL), 3, 2), (re.compile(b"(?:K.Ns)+", re.DOTALL), 4, 3),
            (re.compile(b"(?:K.K.s)+", re.DOTALL), 5, 3)),
 }  # fmt: skip
+# A FRAME of two bytes holding one push and its POP, repeated: every frame lines up and the stack is unchanged.
+_TINY_FRAME_RUN = re.compile(b"(?:\\x95\\x02\\x00{7}[" + re.escape(_PUSH_BYTES) + b"]0)+", re.DOTALL)
 # opcode -> offsets where a run's next unit starts (a cheap test before trying a run)
-_BULK2_NEXT = {0x68: (3,), 0x71: (2,), 0x32: (1,), 0x28: (2,), 0x4E: (2,), 0x4B: (3, 4, 5)}
+_BULK2_NEXT = {0x68: (3,), 0x71: (2,), 0x32: (1,), 0x28: (2,), 0x4E: (2,), 0x4B: (3, 4, 5), 0x95: (11,)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -645,7 +647,7 @@ class _Machine:
                 if self._bulk(code):
                     continue
                 i, buf = s.i, s.buf  # the run check may have refilled the buffer
-            elif linear and code in _BULK2_NEXT and i + 5 < len(buf) and code in (buf[i + o] for o in _BULK2_NEXT[code]):
+            elif linear and code in _BULK2_NEXT and i + 11 < len(buf) and code in (buf[i + o] for o in _BULK2_NEXT[code]):
                 if self._bulk_more(code):
                     continue
                 i, buf = s.i, s.buf
@@ -785,6 +787,15 @@ class _Machine:
             if count < _MIN_RUN or len(stack) <= floor:
                 return False
             stack.extend([stack[-1]] * count)
+        elif code == 0x95:  # FRAME(2) push POP, repeated
+            if self.frame_end is not None and s.pos() < self.frame_end:
+                return False  # a FRAME inside a frame: the ordinary loop reports the mismatch
+            run = _TINY_FRAME_RUN.match(buf, i, min(len(buf), i + 11 * (allowed // 3)))
+            units = (run.end() - i) // 11 if run else 0
+            count, size = 3 * units, 11 * units
+            if count < _MIN_RUN:
+                return False
+            self.frame_end = None  # the last frame ends where the run does
         elif code in _FILL_RUNS:  # APPEND/SETITEM of constants into an object the pickle built
             if len(stack) <= floor or type(stack[-1]) is _Global:
                 return False  # no target, or a global: the ordinary loop reports it
@@ -1084,7 +1095,7 @@ EXTRA_DANGEROUS: dict[str, frozenset[str] | str] = {
     "codecs": frozenset({"open", "EncodedFile"}),
     "builtins": frozenset({
         "__import__", "setattr", "delattr", "globals", "locals", "vars", "input", "__loader__", "__spec__",
-        "open", "eval", "exec", "compile", "getattr", "breakpoint",
+        "open", "eval", "exec", "compile", "getattr", "breakpoint", "__build_class__",  # calls its function argument
     }),
     "importlib": "*",
     "imp": "*",
@@ -1195,6 +1206,8 @@ EXTRA_DANGEROUS: dict[str, frozenset[str] | str] = {
     "gc": "*",
     "yaml": frozenset({"load", "load_all", "unsafe_load", "unsafe_load_all", "full_load", "full_load_all", "UnsafeLoader"}),
     "torch._dynamo": "*",
+    "torch.library": "*",  # registers operators into the dispatcher
+    "torch.autograd.graph": "*",  # registers hooks that later call what they were given
     "torch.fx": "*",
     "torch._C": "*",
     "torch.distributed": "*",
