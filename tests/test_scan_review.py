@@ -297,3 +297,15 @@ def test_scan_file_alone_keeps_its_per_file_budgets(tmp_path: Path) -> None:
     _flood_file(tmp_path / "a.pkl", 1)
     _scanned, findings = scan.scan_file(tmp_path, "a.pkl")
     assert findings == []
+
+
+def test_scan_file_calls_sharing_a_budget_share_its_opcodes_and_duplicates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scan, "MAX_OPCODES_PER_SCAN", 7_000)
+    _flood_file(tmp_path / "a.pkl", 1)  # ~6,000 opcodes
+    _flood_file(tmp_path / "b.pkl", 1)  # the same bytes: not walked again
+    _flood_file(tmp_path / "c.pkl", 2)  # other bytes: over what is left
+    budget = scan.ScanBudget.start()
+    results = {name: scan.scan_file(tmp_path, name, budget=budget)[1] for name in ("a.pkl", "b.pkl", "c.pkl")}
+    assert results["a.pkl"] == results["b.pkl"] == []
+    assert {f.kind for f in results["c.pkl"]} == {"scan-budget"} and all(f.severity == "error" for f in results["c.pkl"])
+    assert budget.opcodes_left <= 0

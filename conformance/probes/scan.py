@@ -152,21 +152,29 @@ def scan_folder(folder: Path, relative_files: list[str] | None = None) -> ScanEv
     names = relative_files if relative_files is not None else _list_files(folder.resolve())
     files: list[ScannedFile] = []
     findings: list[ScanFinding] = []
-    budget = _ScanBudget(opcodes_left=MAX_OPCODES_PER_SCAN, deadline=time.monotonic() + MAX_SECONDS_PER_SCAN)
+    budget = ScanBudget.start()
     for name in names:
-        scanned, file_findings = _scan_file(folder, name, budget)
+        scanned, file_findings = scan_file(folder, name, budget=budget)
         files.append(scanned)
         findings.extend(file_findings)
     return ScanEvidence(scanner=scanner_description(), files=files, findings=findings)
 
 
 @dataclass
-class _ScanBudget:
-    """What one scan_folder call has left, and the results of files already scanned (for duplicates)."""
+class ScanBudget:
+    """What one scan of many files has left, and the results of files already scanned (for duplicates).
+
+    Make one with `ScanBudget.start()` per scan and pass it to every `scan_file` call of that scan.
+    """
 
     opcodes_left: int
-    deadline: float
+    deadline: float  # time.monotonic() seconds
     seen: dict[tuple[Any, ...], tuple[ScannedFile, list[ScanFinding]]] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls) -> ScanBudget:
+        """A fresh budget: `MAX_OPCODES_PER_SCAN` opcodes and `MAX_SECONDS_PER_SCAN` seconds from now."""
+        return cls(opcodes_left=MAX_OPCODES_PER_SCAN, deadline=time.monotonic() + MAX_SECONDS_PER_SCAN)
 
     def spent(self) -> str | None:
         if self.opcodes_left <= 0:
@@ -176,16 +184,14 @@ class _ScanBudget:
         return None
 
 
-def scan_file(folder: Path, relative_file: str) -> tuple[ScannedFile, list[ScanFinding]]:
+def scan_file(folder: Path, relative_file: str, *, budget: ScanBudget | None = None) -> tuple[ScannedFile, list[ScanFinding]]:
     """Scan one file of the folder in every interpretation; never raises on hostile content.
 
     A file that is not a regular file inside the folder (a symlink out, a FIFO, a device) is one "error"
-    finding, reported without reading it.
+    finding, reported without reading it. With a `budget` shared by the calls of one scan, the file is
+    walked within what is left of it (a spent one is a "scan-budget" error finding, the file unread), and a
+    file identical to one already scanned under that budget gets that file's results under its own name.
     """
-    return _scan_file(folder, relative_file, None)
-
-
-def _scan_file(folder: Path, relative_file: str, budget: _ScanBudget | None) -> tuple[ScannedFile, list[ScanFinding]]:
     root = Path(folder).resolve()
     acc = _FileScan(PurePosixPath(relative_file.replace(os.sep, "/")).as_posix(), root)
     try:
@@ -205,7 +211,7 @@ def _scan_file(folder: Path, relative_file: str, budget: _ScanBudget | None) -> 
             if spent:
                 acc.add(None, "", "error", f"not scanned: {spent}", kind="scan-budget")
                 return acc.result()
-            key = _identity(handle, stat, acc.file, budget)
+            key = _identity(handle, stat, root, acc.file, budget)
             if key is not None and key in budget.seen:
                 return _as_duplicate(acc.file, *budget.seen[key])
             acc.opcodes_left = min(acc.opcodes_left, budget.opcodes_left)
@@ -228,15 +234,15 @@ def _scan_file(folder: Path, relative_file: str, budget: _ScanBudget | None) -> 
     return result
 
 
-def _identity(handle: IO[bytes], stat: os.stat_result, file: str, budget: _ScanBudget) -> tuple[Any, ...] | None:
+def _identity(handle: IO[bytes], stat: os.stat_result, root: Path, file: str, budget: ScanBudget) -> tuple[Any, ...] | None:
     """An exact identity of the file's content for this scan, or None (too large to hash in time).
 
-    The suffixes and parent folder are part of it: they change how a file is read (a `.pkl` is a strict
+    The suffixes, root and parent folder are part of it: they change how a file is read (a `.pkl` is a strict
     pickle, an ONNX file's external data is resolved from its folder), so only copies that would be read
     the same way share results. The hash reads the handle from the start, bounded by the scan deadline.
     """
     path = PurePosixPath(file)
-    naming = (tuple(path.suffixes), path.parent.as_posix())
+    naming = (tuple(path.suffixes), str(root), path.parent.as_posix())
     if stat.st_size > MAX_DEDUPE_HASH_BYTES:
         return ("inode", stat.st_dev, stat.st_ino, stat.st_size, *naming)
     digest = hashlib.sha256()
