@@ -54,7 +54,11 @@ _ATTRIBUTE_FILTERS = {
 _INT_FILTERS = frozenset({"length", "count", "int", "float", "abs", "round", "wordcount"})
 _LOOP_INTS = frozenset({"index", "index0", "revindex", "revindex0", "length", "depth", "depth0", "first", "last"})
 
-INT, DATA, BUILT, HELPER = "int", "data", "built", "helper"
+# Kinds of value: a number or boolean; data the renderer passes (messages, tools); a string the template
+# built from its own constants; a Jinja helper or anything derived from one; a list, tuple or dict literal
+# (its consts are its possible elements); a method of a string.
+INT, DATA, BUILT, HELPER, CONTAINER, METHOD = "int", "data", "built", "helper", "container", "method"
+_PASS_THROUGH_FILTERS = frozenset({"default", "d", "first", "last", "random", "list", "batch", "slice", "dictsort", "items"})
 
 
 class TemplateError(ValueError):
@@ -184,6 +188,10 @@ class _Judge:
         for node in self.tree.find_all((nodes.Assign, nodes.AssignBlock, nodes.For, nodes.With, nodes.Macro, nodes.CallBlock)):
             if isinstance(node, nodes.Assign):
                 self._bind_target(nodes, node.target, self.value(node.node))
+                call = node.node
+                if isinstance(node.target, nodes.Name) and isinstance(call, nodes.Call) and _names(nodes, call.node, "namespace"):
+                    for keyword in call.kwargs:  # namespace(found=false): the attribute's first value
+                        self._bind(f"{node.target.name}.{keyword.key}", self.value(keyword.value))
             elif isinstance(node, nodes.AssignBlock):
                 self._bind_target(nodes, node.target, self._output(nodes, node.body))
             elif isinstance(node, nodes.For):
@@ -191,16 +199,21 @@ class _Judge:
             elif isinstance(node, nodes.With):
                 for target, value in zip(node.targets, node.values, strict=False):
                     self._bind_target(nodes, target, self.value(value))
-            else:  # macro and call-block parameters: their defaults and every argument passed to the macro
-                passed = _v(DATA)
-                for default in node.defaults:
-                    passed = passed.join(self.value(default))
-                if isinstance(node, nodes.Macro):
-                    for call in self._calls.get(node.name, []):
-                        for arg in [*call.args, *(k.value for k in call.kwargs)]:
-                            passed = passed.join(self.value(arg))
-                for arg in node.args:
-                    self._bind(arg.name, passed)
+            else:  # macro and call-block parameters: data, their defaults, and what each call passes them
+                params = [arg.name for arg in node.args]
+                for name, default in zip(params[len(params) - len(node.defaults) :], node.defaults, strict=False):
+                    self._bind(name, self.value(default))
+                for name in params:
+                    self._bind(name, _v(DATA))
+                for call in self._calls.get(node.name, []) if isinstance(node, nodes.Macro) else []:
+                    for index, arg in enumerate(call.args):
+                        self._bind(params[index] if index < len(params) else "varargs", self.value(arg))
+                    for keyword in call.kwargs:
+                        self._bind(keyword.key if keyword.key in params else "kwargs", self.value(keyword.value))
+                    for unpacked in (call.dyn_args, call.dyn_kwargs):
+                        if unpacked is not None:
+                            for name in params:
+                                self._bind(name, self.value(unpacked))
 
     def _output(self, nodes: Any, body: list[Any]) -> _Value:
         parts: list[_Value] = []
@@ -240,14 +253,13 @@ class _Judge:
                     return _v(INT) if node.attr in _LOOP_INTS else _v(HELPER)
                 tracked = self.names.get(f"{node.node.name}.{node.attr}")
                 if tracked is not None:
-                    return tracked.join(_v(DATA))
-            base = self.value(node.node)
-            return _v(*(base.kinds & {HELPER, DATA}), *([BUILT] if base.consts or BUILT in base.kinds else []))
+                    return tracked
+            return _member(self.value(node.node), method=True)
         if isinstance(node, nodes.Getitem):
-            base = self.value(node.node)
-            if base.consts or BUILT in base.kinds:
-                return _v(BUILT, *(base.kinds & {HELPER, DATA}))
-            return _v(*(base.kinds & {HELPER, DATA})) if base.kinds & {HELPER, DATA} else _v(DATA)
+            if isinstance(node.arg, nodes.Slice):  # a slice of a string is a new string
+                base = self.value(node.node)
+                return _v(BUILT, *(base.kinds & {HELPER, DATA, CONTAINER})) if base.consts or BUILT in base.kinds else base
+            return _member(self.value(node.node), method=False)
         if isinstance(node, nodes.Slice):
             return _v(INT)
         if isinstance(node, nodes.Concat):
@@ -265,14 +277,14 @@ class _Judge:
             result = self.value(node.expr1)
             return result.join(self.value(node.expr2)) if node.expr2 is not None else result.join(_v(DATA))
         if isinstance(node, nodes.List | nodes.Tuple):
-            result = _v(DATA)
+            result = _v(CONTAINER)
             for item in node.items:
-                result = result.join(_contained(self.value(item)))
+                result = result.join(self.value(item))
             return result
         if isinstance(node, nodes.Dict):
-            result = _v(DATA)
+            result = _v(CONTAINER)
             for pair in node.items:
-                result = result.join(_contained(self.value(pair.key))).join(_contained(self.value(pair.value)))
+                result = result.join(self.value(pair.key)).join(self.value(pair.value))
             return result
         if isinstance(node, nodes.Filter | nodes.Test):
             return self._filtered(nodes, node)
@@ -287,8 +299,10 @@ class _Judge:
         parts += [self.value(arg) for arg in [*node.args, *(k.value for k in node.kwargs)]]
         result = _EMPTY
         for part in parts:
-            result = result.join(_contained(part))
-        return result if result.kinds else _v(DATA)
+            # default/first/list... return (elements of) their input or arguments; other filters make new strings
+            keeps = node.name in _PASS_THROUGH_FILTERS and (node.name in ("default", "d") or CONTAINER in part.kinds or not part.consts)
+            result = result.join(part if keeps else _contained(part))
+        return result if result.kinds or result.consts else _v(DATA)
 
     def _called(self, nodes: Any, node: Any) -> _Value:
         callee = node.node
@@ -298,10 +312,17 @@ class _Judge:
         if isinstance(callee, nodes.Name) and callee.name == "dict" and "dict" not in self.names and node.kwargs:
             return _v(HELPER, BUILT)  # dict(__globals__=1): keys spelled by the template
         base = self.value(callee)
-        result = _v(*(base.kinds & {HELPER, DATA}))
-        if base.consts or BUILT in base.kinds or any(a.consts or BUILT in a.kinds for a in args):
+        # A call returns data, a helper's product, a container's element, or one of its arguments (dict.get's
+        # default, cycler's items, joiner's separator); a string method returns a new string.
+        result = _Value(base.kinds & {HELPER, DATA, CONTAINER}, base.consts if CONTAINER in base.kinds else frozenset())
+        if METHOD in base.kinds or BUILT in base.kinds:
             result = result.join(_v(BUILT))
-        return result if result.kinds else _v(DATA)
+        returns_argument = HELPER in base.kinds or CONTAINER in base.kinds or (
+            isinstance(callee, nodes.Getattr) and callee.attr in ("get", "pop", "setdefault")
+        )
+        for arg in args if returns_argument else []:
+            result = result.join(arg)
+        return result if result.kinds or result.consts else _v(DATA)
 
     # -- rules ---------------------------------------------------------------------------------
 
@@ -367,6 +388,10 @@ class _Judge:
                 self._flag(node, "a format string field with an attribute or item lookup")
 
 
+def _names(nodes: Any, node: Any, name: str) -> bool:
+    return isinstance(node, nodes.Name) and node.name == name
+
+
 def _bad_name(name: str) -> bool:
     return name.startswith("_") or name in SENSITIVE
 
@@ -385,6 +410,21 @@ def _describe(nodes: Any, node: Any) -> str:
     return node.name if isinstance(node, nodes.Name) else "a helper object"
 
 
+def _member(base: _Value, method: bool) -> _Value:
+    """`base.name` (method=True) or `base[key]`: a helper's stays a helper, data stays data, a container
+    yields its elements, and a string yields a method (attribute) or a new string (item)."""
+    kinds = set(base.kinds & {HELPER, DATA})
+    consts: frozenset[Any] = frozenset()
+    if CONTAINER in base.kinds:
+        kinds.add(CONTAINER)
+        consts = base.consts
+    elif base.consts or BUILT in base.kinds:
+        kinds.add(METHOD if method else BUILT)
+    if not kinds:
+        kinds.add(DATA)
+    return _Value(frozenset(kinds), consts)
+
+
 def _contained(value: _Value) -> _Value:
     """A container (list, dict, filter output) of values: strings become built, helpers stay helpers."""
     kinds = set(value.kinds)
@@ -394,7 +434,9 @@ def _contained(value: _Value) -> _Value:
 
 
 def _element(value: _Value) -> _Value:
-    """An element of an iterated value: a helper's stays a helper, a built or constant string's is built."""
+    """An element of an iterated value: a container's are its elements, a string's characters are built."""
+    if CONTAINER in value.kinds:
+        return value
     kinds = set(value.kinds & {HELPER, DATA, BUILT})
     if value.consts:
         kinds.add(BUILT)
@@ -414,6 +456,8 @@ def _concat(parts: list[_Value]) -> _Value:
 def _arithmetic(node: Any, left: _Value, right: _Value) -> _Value:
     from jinja2 import nodes
 
+    if isinstance(node, nodes.Add) and CONTAINER in left.kinds | right.kinds:
+        return left.join(right)  # list concatenation
     stringy = left.consts or right.consts or BUILT in left.kinds or BUILT in right.kinds
     if not stringy:
         return _v(INT) if not (left.kinds | right.kinds) & {DATA} else _v(DATA, INT)
