@@ -188,7 +188,7 @@ def run_scan(
     `progress` is a stream for a one-line progress display (pass a terminal only). Raises nothing for
     a hostile file: what cannot be scanned is an "error" finding of that file.
     """
-    from .probes.scan import ScanFinding, scan_file, scanner_description
+    from .probes.scan import ScanBudget, ScanFinding, scan_file, scanner_description
 
     started, start = dt.datetime.now(dt.timezone.utc), clock()
     work: list[tuple[ScanTarget, str]] = []
@@ -204,6 +204,7 @@ def run_scan(
 
     report = ScanReport(base, targets, scanner_description(), [], findings, allow_unknown, started, 0.0)
     bar = _Progress(progress, len(work))
+    budget = ScanBudget.start()  # one opcode and seconds budget for the whole command; identical files scanned once
     try:
         for target, name in work:
             shown = _report_path(target, name)
@@ -212,7 +213,7 @@ def run_scan(
             bar.step(shown)
             report.sources[shown] = (target.root, name)
             try:
-                scanned, file_findings = scan_file(target.root, name)
+                scanned, file_findings = scan_file(target.root, name, budget=budget)
             except Exception as exc:  # a scanner bug on one hostile file fails that file closed; the scan goes on
                 scanned = _unscanned(name)
                 file_findings = [ScanFinding(name, None, "", "error", f"scan failed: {type(exc).__name__}: {clean_text(exc, 300)}")]

@@ -392,7 +392,7 @@ def test_non_utf8_terminal_gets_escapes_not_a_traceback(tmp_path: Path, canary: 
 def test_a_scanner_crash_on_one_file_fails_that_file_and_the_scan_goes_on(evil_dir: Path, monkeypatch, capsys) -> None:
     real_scan_file = scan_module.scan_file
 
-    def scan_file(folder: Path, relative: str):
+    def scan_file(folder: Path, relative: str, budget=None):
         if relative == "model.safetensors":
             raise MemoryError("hostile header")
         return real_scan_file(folder, relative)
@@ -595,3 +595,22 @@ def test_folder_listing_is_bounded_and_does_not_follow_links(tmp_path: Path) -> 
     assert names == ["f0.bin", "f1.bin", "f2.bin", "f3.bin", "f4.bin", "self"] and problems == []
     names, problems = list_folder(tmp_path, max_files=2)
     assert len(names) == 2 and problems == [(".", "more than 2 files; the rest were not scanned")]
+
+
+def test_one_budget_spans_the_whole_command_and_copies_are_scanned_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """Many files each under the per-file bound must still end: the command shares one scan-wide budget."""
+    from conformance.probes import scan
+
+    folder = tmp_path / "floods"
+    folder.mkdir()
+    for index in range(4):  # distinct data-only pickles of about 2,000 opcodes each
+        (folder / f"part{index}.pkl").write_bytes(b"\x80\x02]" + b"(" + b"K" + bytes([index]) + b"N0" * 1000 + b"e.")
+    (folder / "copy.pkl").write_bytes((folder / "part0.pkl").read_bytes())
+    monkeypatch.setattr(scan, "MAX_OPCODES_PER_SCAN", 5_000)
+    assert main(["scan", str(folder), "--format", "json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    budget = [f for f in report["findings"] if f.get("kind") == "scan-budget"]
+    assert any("scan-wide opcode budget" in f["detail"] for f in budget) and all("budget" in f["detail"] for f in budget)
+    assert "part3.pkl" in {f["file"] for f in budget} and "part0.pkl" not in {f["file"] for f in budget}
+    monkeypatch.setattr(scan, "MAX_OPCODES_PER_SCAN", 10_000_000)
+    assert main(["scan", str(folder), "-q"]) == 0  # within budget: data-only pickles are clean, the copy too
