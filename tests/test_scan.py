@@ -1053,6 +1053,17 @@ _TEMPLATE_EVASIONS = [
     "{{ dict.mro()[1] }}",
     "{{ lipsum[a or '__globals__'] }}",
     "{{ self._TemplateReference__context.joiner }}",
+    "{% for f in [lipsum] %}{{ f|attr(k) }}{% endfor %}",
+    "{% with g = lipsum %}{{ g[k] }}{% endwith %}",
+    "{% set x = dict(a=lipsum) %}{{ x.a[k] }}",
+    "{% set ns = namespace(f=lipsum) %}{{ ns.f[k] }}",
+    "{% set x = y|default('__globals__') %}{{ lipsum[x] }}",
+    "{% for k in '__' %}{{ messages[k] }}{% endfor %}",
+    "{% set loop = lipsum %}{% for i in x %}{{ loop[k] }}{% endfor %}",
+    "{{ lipsum['\\137\\137globals\\137\\137'] }}",
+    "{% macro m() %}{{ caller()[k] }}{% endmacro %}{% call m() %}x{% endcall %}",
+    "{{ messages[message.get('x', 'AA__class__')[2:]] }}",
+    "{% set j = joiner('__') %}{{ lipsum[j() ~ j() ~ 'globals'] }}",
 ]
 
 
