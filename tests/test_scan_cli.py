@@ -478,8 +478,8 @@ class _FutureFinding:
 def test_finding_kinds_and_new_fields_from_the_scanner_are_picked_up(clean_dir: Path, monkeypatch, capsys) -> None:
     real_scan_file = scan_module.scan_file
 
-    def scan_file(folder: Path, relative: str):
-        scanned, findings = real_scan_file(folder, relative)
+    def scan_file(folder: Path, relative: str, budget=None):
+        scanned, findings = real_scan_file(folder, relative, budget=budget)
         if relative == "model.safetensors":
             findings = [_FutureFinding(relative, None, "", "error", "two readers disagree on the header", "parser-differential"),
                         _FutureFinding(relative, None, "", "novel", "a severity added later", "shiny-new-kind")]
