@@ -1215,3 +1215,14 @@ def test_bz2_of_a_small_zip_is_scanned_as_a_zip(model: Path, canary: Path, monke
     _, findings = scan_file(model, "bundle.bz2")
     over = [f for f in findings if "in-memory bound" in f.detail]
     assert len(over) == 1 and f"nested zip of {len(inner.getvalue())} bytes is over the 1000-byte" in over[0].detail, findings
+
+
+def test_template_file_with_the_bytes_of_another_file_is_still_judged(model: Path) -> None:
+    # Whether a file holds chat templates depends on its name, so a copy under another name (scanned first)
+    # must not lend it that file's results.
+    text = json.dumps({"chat_template": _TEMPLATE_EVASIONS[0]})
+    (model / "a.json").write_text(text)
+    (model / "tokenizer_config.json").write_text(text)
+    os.link(model / "tokenizer_config.json", model / "b.json")
+    evidence = scan_folder(model)
+    assert [(f.file, f.severity, f.kind) for f in evidence.findings] == [("tokenizer_config.json", "dangerous", "template-injection")]

@@ -242,7 +242,8 @@ def _identity(handle: IO[bytes], stat: os.stat_result, root: Path, file: str, bu
     the same way share results. The hash reads the handle from the start, bounded by the scan deadline.
     """
     path = PurePosixPath(file)
-    naming = (tuple(path.suffixes), str(root), path.parent.as_posix())
+    # A chat-template source (tokenizer_config.json, *.jinja...) is judged by its name too.
+    naming = (tuple(path.suffixes), str(root), path.parent.as_posix(), scan_templates.is_template_file(file) and path.name)
     if stat.st_size > MAX_DEDUPE_HASH_BYTES:
         return ("inode", stat.st_dev, stat.st_ino, stat.st_size, *naming)
     digest = hashlib.sha256()
