@@ -1226,3 +1226,25 @@ def test_template_file_with_the_bytes_of_another_file_is_still_judged(model: Pat
     os.link(model / "tokenizer_config.json", model / "b.json")
     evidence = scan_folder(model)
     assert [(f.file, f.severity, f.kind) for f in evidence.findings] == [("tokenizer_config.json", "dangerous", "template-injection")]
+
+
+def test_gguf_template_with_undecodable_bytes_is_judged_as_each_reader_decodes_it(model: Path) -> None:
+    import struct
+
+    def string(data: bytes) -> bytes:
+        return struct.pack("<Q", len(data)) + data
+
+    template = b"{{ lipsum['\xff__globals__'] }}"  # dropping the bad byte leaves a dunder key
+    data = b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + string(b"tokenizer.chat_template") + struct.pack("<I", 8) + string(template)
+    (model / "bad.gguf").write_bytes(data)
+    _, findings = scan_file(model, "bad.gguf")
+    assert [(f.global_name, f.severity) for f in findings] == [("tokenizer.chat_template (undecodable bytes dropped)", "dangerous")]
+
+
+def test_template_json_too_deep_for_our_reader_is_an_error_not_a_pass(model: Path) -> None:
+    deep: list = []
+    for _ in range(100):  # Python's json reads this; the bounded reader refuses it
+        deep = [deep]
+    (model / "tokenizer_config.json").write_text(json.dumps({"pad": deep, "chat_template": _TEMPLATE_EVASIONS[0]}))
+    _, findings = scan_file(model, "tokenizer_config.json")
+    assert [f.severity for f in findings] == ["error"] and "chat templates" in findings[0].detail

@@ -264,6 +264,14 @@ class GgufFacts:
     chat_templates: dict[str, str]
 
 
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def read_gguf(raw: IO[bytes]) -> GgufFacts:
     """Parse a GGUF header, metadata and tensor infos with bounded counts and lengths.
 
@@ -319,7 +327,11 @@ def read_gguf(raw: IO[bytes]) -> GgufFacts:
         if key.startswith("tokenizer.chat_template") and kind == _GGUF_STRING:
             # A repeated key is kept under a numbered name: readers differ on which copy they use.
             name = key if key not in templates else f"{key}#{len(templates) + 1}"
-            templates[name] = string().decode("utf-8", "replace")
+            data = string()
+            templates[name] = data.decode("utf-8", "replace")
+            if not _is_utf8(data):
+                # A reader that drops undecodable bytes sees another template ("_\xff_" becomes "__"): judge that too.
+                templates[f"{name} (undecodable bytes dropped)"] = data.decode("utf-8", "ignore")
         else:
             skip_value(kind, 0)
     for _ in range(tensors):
