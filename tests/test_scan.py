@@ -1248,3 +1248,20 @@ def test_template_json_too_deep_for_our_reader_is_an_error_not_a_pass(model: Pat
     (model / "tokenizer_config.json").write_text(json.dumps({"pad": deep, "chat_template": _TEMPLATE_EVASIONS[0]}))
     _, findings = scan_file(model, "tokenizer_config.json")
     assert [f.severity for f in findings] == ["error"] and "chat templates" in findings[0].detail
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ messages[bos_token][eos_token] }}",  # special tokens come from tokenizer_config.json or the GGUF vocabulary
+        "{{ messages[additional_special_tokens[0]|trim] }}",
+        "{% for t in additional_special_tokens %}{{ messages[t] }}{% endfor %}",
+        "{{ messages[bos_token.strip()] }}",
+    ],
+)
+def test_lookup_keys_taken_from_special_tokens_are_dangerous(model: Path, template: str) -> None:
+    config = {"chat_template": template, "bos_token": "__class__", "eos_token": "__base__", "additional_special_tokens": ["__init__"]}
+    (model / "tokenizer_config.json").write_text(json.dumps(config))
+    _, findings = scan_file(model, "tokenizer_config.json")
+    assert [(f.severity, f.kind) for f in findings] == [("dangerous", "template-injection")]
+    assert "special token" in findings[0].detail

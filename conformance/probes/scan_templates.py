@@ -58,6 +58,9 @@ _LOOP_INTS = frozenset({"index", "index0", "revindex", "revindex0", "length", "d
 # built from its own constants; a Jinja helper or anything derived from one; a list, tuple or dict literal
 # (its consts are its possible elements); a method of a string.
 INT, DATA, BUILT, HELPER, CONTAINER, METHOD = "int", "data", "built", "helper", "container", "method"
+# Strings the renderer takes from the model's own files (special tokens from tokenizer_config.json or a GGUF
+# vocabulary): the template's author chose them, so a key made from one is as good as a constant they wrote.
+MODEL = "model"
 _PASS_THROUGH_FILTERS = frozenset({"default", "d", "first", "last", "random", "list", "batch", "slice", "dictsort", "items"})
 
 
@@ -244,6 +247,8 @@ class _Judge:
                 return self.names[node.name]
             if node.name in HELPERS or node.name == "loop":
                 return _v(HELPER)
+            if node.name.endswith(("_token", "_tokens")):  # bos_token, additional_special_tokens...
+                return _v(MODEL)
             return _v(DATA)
         if isinstance(node, nodes.NSRef):
             return self.names.get(f"{node.name}.{node.attr}", _v(DATA))
@@ -314,7 +319,7 @@ class _Judge:
         base = self.value(callee)
         # A call returns data, a helper's product, a container's element, or one of its arguments (dict.get's
         # default, cycler's items, joiner's separator); a string method returns a new string.
-        result = _Value(base.kinds & {HELPER, DATA, CONTAINER}, base.consts if CONTAINER in base.kinds else frozenset())
+        result = _Value(base.kinds & {HELPER, DATA, CONTAINER, MODEL}, base.consts if CONTAINER in base.kinds else frozenset())
         if METHOD in base.kinds or BUILT in base.kinds:
             result = result.join(_v(BUILT))
         returns_argument = HELPER in base.kinds or CONTAINER in base.kinds or (
@@ -349,6 +354,8 @@ class _Judge:
             self._flag(node, f"key {bad!r}")
         if BUILT in key.kinds:
             self._flag(node, "a lookup key built from strings")
+        elif MODEL in key.kinds:
+            self._flag(node, "a lookup key taken from a special token (a string the model's files set)")
         elif key.kinds - {INT} and HELPER in self.value(node.node).kinds:
             self._flag(node, f"a computed key on {_describe(nodes, node.node)}")
 
@@ -413,7 +420,7 @@ def _describe(nodes: Any, node: Any) -> str:
 def _member(base: _Value, method: bool) -> _Value:
     """`base.name` (method=True) or `base[key]`: a helper's stays a helper, data stays data, a container
     yields its elements, and a string yields a method (attribute) or a new string (item)."""
-    kinds = set(base.kinds & {HELPER, DATA})
+    kinds = set(base.kinds & {HELPER, DATA, MODEL})
     consts: frozenset[Any] = frozenset()
     if CONTAINER in base.kinds:
         kinds.add(CONTAINER)
@@ -437,7 +444,7 @@ def _element(value: _Value) -> _Value:
     """An element of an iterated value: a container's are its elements, a string's characters are built."""
     if CONTAINER in value.kinds:
         return value
-    kinds = set(value.kinds & {HELPER, DATA, BUILT})
+    kinds = set(value.kinds & {HELPER, DATA, BUILT, MODEL})
     if value.consts:
         kinds.add(BUILT)
     return _v(*kinds) if kinds else _v(DATA)
@@ -458,7 +465,7 @@ def _arithmetic(node: Any, left: _Value, right: _Value) -> _Value:
 
     if isinstance(node, nodes.Add) and CONTAINER in left.kinds | right.kinds:
         return left.join(right)  # list concatenation
-    stringy = left.consts or right.consts or BUILT in left.kinds or BUILT in right.kinds
+    stringy = left.consts or right.consts or (left.kinds | right.kinds) & {BUILT, MODEL}
     if not stringy:
         return _v(INT) if not (left.kinds | right.kinds) & {DATA} else _v(DATA, INT)
     if not left.kinds and not right.kinds and len(left.consts) == 1 and len(right.consts) == 1 and isinstance(node, nodes.Add):
