@@ -9,6 +9,8 @@ so the template is parsed and every lookup judged:
 - a key that the template builds from strings (concatenation, `%`, `*`, `format`, `join`, `replace`, slices...)
   is dangerous wherever it is used; constant strings are folded first, so `u ~ 'globals' ~ u` with
   `u = '_' * 2` is reported as the key `__globals__`;
+- a key taken from a special token (`bos_token`, `additional_special_tokens`...) is dangerous: renderers pass
+  these strings from the model's own files (tokenizer_config.json, the GGUF vocabulary);
 - a key that is not a constant or an integer on a Jinja global or helper (`lipsum`, `cycler`, `namespace`...)
   or on anything derived from one is dangerous;
 - the `attr` filter, and the filters that take an attribute name (`map`, `selectattr`, `sort`, `groupby`,
@@ -388,8 +390,8 @@ class _Judge:
         if not (isinstance(callee, nodes.Getattr) and callee.attr in ("format", "format_map")):
             return
         receiver = self.value(callee.node)
-        if BUILT in receiver.kinds:
-            self._flag(node, "a format string built from strings")
+        if receiver.kinds & {BUILT, MODEL}:
+            self._flag(node, "a format string built from strings or taken from a special token")
         for const in receiver.consts:
             if isinstance(const, str) and _format_looks_up(const):
                 self._flag(node, "a format string field with an attribute or item lookup")
