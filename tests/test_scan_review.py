@@ -309,3 +309,25 @@ def test_scan_file_calls_sharing_a_budget_share_its_opcodes_and_duplicates(tmp_p
     assert results["a.pkl"] == results["b.pkl"] == []
     assert {f.kind for f in results["c.pkl"]} == {"scan-budget"} and all(f.severity == "error" for f in results["c.pkl"])
     assert budget.opcodes_left <= 0
+
+
+@pytest.mark.parametrize("opcode", [b"p", b"g", b"I", b"L", b"F", b"c", b"i"])
+def test_safetensors_whose_length_byte_reads_as_a_line_opcode_is_clean(tmp_path: Path, opcode: bytes) -> None:
+    """A valid safetensors file whose header length's low byte is a protocol-0 line opcode (PUT, GET, INT,
+    LONG, FLOAT, GLOBAL, INST) over zero tensor data (no newline for megabytes) is not a pickle: no finding."""
+    import json as json_module
+
+    from conformance.probes.scan import scan_folder
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    elements = 20 * 1024 * 1024  # 80 MiB of zeros: past the 64 MiB line budget, written sparse (no disk used)
+    tensor_bytes = elements * 4
+    header = json_module.dumps({"w": {"dtype": "F32", "shape": [elements], "data_offsets": [0, tensor_bytes]}}).encode()
+    header += b" " * ((opcode[0] - len(header)) % 256)  # pad so that len(header) % 256 is the opcode byte
+    assert len(header) % 256 == opcode[0]
+    with (folder / "model.safetensors").open("wb") as handle:
+        handle.write(len(header).to_bytes(8, "little") + header)
+        handle.truncate(8 + len(header) + tensor_bytes)  # zero tensor data: not a single newline byte
+    evidence = scan_folder(folder)
+    assert evidence.findings == [], evidence.findings

@@ -64,6 +64,8 @@ TORCH_LEGACY_PICKLES = 5
 MAX_KEPT_STRING_CHARS = 4096  # longer strings are never module or attribute names; kept as opaque values
 MAX_DECODED_PAYLOAD_BYTES = 1 << 20  # text payloads up to this size are decoded (validated) as genops does
 MAX_LINE_BYTES = 64 << 20  # one protocol-0 argument line
+MAX_SHORT_LINE_BYTES = 64 << 10  # one protocol-0 number or GLOBAL/INST name line
+_SHORT_LINE_ARGS = frozenset({"decimalnl_short", "decimalnl_long", "floatnl", "stringnl_noescape", "stringnl_noescape_pair"})
 MAX_MEMO_ENTRIES = 1_000_000  # memo slots remembered; later ones read back as opaque values
 MAX_REPLAY_BYTES = 64 << 20  # bytes kept to replay a stream the C unpickler's way after a frame mismatch
 _CHUNK_BYTES = 1 << 20
@@ -283,7 +285,12 @@ class _Stream:
             self.i += step
             n -= step
 
-    def readline(self) -> bytes:
+    def readline(self, short: bool = False) -> bytes:
+        """One protocol-0 argument line, newline included. `short` lines (numbers, module and global names)
+        longer than MAX_SHORT_LINE_BYTES are malformed, as the loaders find them (int() refuses over 4,300
+        digits, no module has such a name): the bytes are not a pickle, e.g. a safetensors header length
+        whose low byte reads as PUT over zero tensor data. Other lines (quoted strings, unicode, persistent
+        ids) are data a loader reads whole: past MAX_LINE_BYTES the scan budget is spent (fail closed)."""
         parts: list[bytes] = []
         size = 0
         while True:
@@ -295,6 +302,8 @@ class _Stream:
             parts.append(self.buf[self.i :])
             size += len(self.buf) - self.i
             self.i = len(self.buf)
+            if short and size > MAX_SHORT_LINE_BYTES:
+                raise _Malformed(f"a number or name line longer than {MAX_SHORT_LINE_BYTES} bytes")
             if size > MAX_LINE_BYTES:
                 raise LimitExceeded(f"an argument line is longer than the scan limit of {MAX_LINE_BYTES} bytes")
             if not self.more(1):
@@ -360,14 +369,14 @@ class _CFileStream(_Stream):
         self._before_read(n, into)
         super().skip(n)
 
-    def readline(self) -> bytes:
+    def readline(self, short: bool = False) -> bytes:
         end = self.window_end
         if end is not None:
             newline = self.buf.find(b"\n", self.i, end - self.base)
             self.window_end = None if newline < 0 or newline + 1 >= end - self.base else end
             if newline < 0:
                 self.i = max(self.i, end - self.base)
-        return super().readline()
+        return super().readline(short)
 
     def frame(self, length: int) -> None:
         here = self.pos()
@@ -391,11 +400,12 @@ class _CFileStream(_Stream):
 class _LineFile:
     """The file-like view pickletools' argument readers expect, on top of one of our streams."""
 
-    def __init__(self, stream: _Stream) -> None:
+    def __init__(self, stream: _Stream, short: bool = False) -> None:
         self._stream = stream
+        self._short = short
 
     def readline(self) -> bytes:
-        return self._stream.readline()
+        return self._stream.readline(self._short)
 
     def read(self, n: int) -> bytes:
         return self._stream.take(n)
@@ -616,7 +626,7 @@ class _Machine:
         return text if len(text) <= MAX_KEPT_STRING_CHARS else _OPAQUE
 
     def _name_line(self) -> str:
-        line = self.s.readline()
+        line = self.s.readline(short=True)
         if not line.endswith(b"\n"):
             raise _Truncated("no newline after a GLOBAL/INST name")
         # What find_class receives: the raw line as UTF-8 (both CPython unpicklers and torch's).
@@ -675,7 +685,7 @@ class _Machine:
                 else:
                     with warnings.catch_warnings():  # untrusted text: an invalid escape is data, not our warning
                         warnings.simplefilter("ignore", DeprecationWarning)
-                        arg = op.reader(_LineFile(s))  # protocol-0 text arguments, parsed exactly as genops does
+                        arg = op.reader(_LineFile(s, op.arg in _SHORT_LINE_ARGS))  # protocol-0 text, parsed as genops does
             if linear:
                 frame_end = self.frame_end
                 if frame_end is None:

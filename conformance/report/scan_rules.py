@@ -69,6 +69,20 @@ RULES: dict[str, ScanRule] = {
             "error", "high", "7.5", 59,
         ),
         ScanRule(
+            "template-injection", "TemplateInjection",
+            "A chat template can reach Python internals when it is rendered.",
+            "The template looks up underscore attributes, builds lookup keys from strings or walks from Jinja's helpers "
+            "to Python objects: rendered outside a sandbox it can run code. Render only in jinja2's sandbox, or remove it.",
+            "error", "critical", "9.8", 1336,
+        ),
+        ScanRule(
+            "scan-budget", "ScanBudget",
+            "A scan budget (opcodes, seconds, inflated bytes) ran out before the file was read completely.",
+            "What was not read cannot be shown to be safe: the file fails closed. A real model file stays far inside "
+            "every budget; re-export it, or remove it from the model.",
+            "error", "high", "7.0", 400,
+        ),
+        ScanRule(
             "scan-error", "ScanError",
             "The file could not be scanned completely (corrupt, truncated, over a scan bound or unreadable).",
             "A file that cannot be scanned cannot be shown to be safe. Re-export it, or remove it from the model.",
