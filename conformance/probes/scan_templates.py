@@ -157,6 +157,7 @@ class _Judge:
     names: dict[str, _Value] = field(default_factory=dict)  # every value a template-assigned name may take
     reasons: dict[str, None] = field(default_factory=dict)
     _calls: dict[str, list[Any]] = field(default_factory=dict)  # calls by the name called, for macro parameters
+    _macros: set[str] = field(default_factory=set)  # names of the template's macros
 
     def run(self) -> list[str]:
         from jinja2 import nodes
@@ -164,6 +165,7 @@ class _Judge:
         for call in self.tree.find_all(nodes.Call):
             if isinstance(call.node, nodes.Name):
                 self._calls.setdefault(call.node.name, []).append(call)
+        self._macros = {macro.name for macro in self.tree.find_all(nodes.Macro)}
         for _ in range(MAX_PASSES):
             before = dict(self.names)
             self._assignments(nodes)
@@ -197,8 +199,8 @@ class _Judge:
                 if isinstance(node.target, nodes.Name) and isinstance(call, nodes.Call) and _names(nodes, call.node, "namespace"):
                     for keyword in call.kwargs:  # namespace(found=false): the attribute's first value
                         self._bind(f"{node.target.name}.{keyword.key}", self.value(keyword.value))
-            elif isinstance(node, nodes.AssignBlock):
-                self._bind_target(nodes, node.target, self._output(nodes, node.body))
+            elif isinstance(node, nodes.AssignBlock):  # `{% set k | f | g %}body{% endset %}`: g(f(body))
+                self._bind_target(nodes, node.target, self._chain(nodes, node.filter, self._output(nodes, node.body)))
             elif isinstance(node, nodes.For):
                 self._bind_target(nodes, node.target, self._iterate(nodes, node.iter))
             elif isinstance(node, nodes.With):
@@ -223,6 +225,9 @@ class _Judge:
     def _output(self, nodes: Any, body: list[Any]) -> _Value:
         parts: list[_Value] = []
         for statement in body:
+            if isinstance(statement, nodes.FilterBlock):  # `{% filter f %}body{% endfilter %}` outputs f(body)
+                parts.append(self._chain(nodes, statement.filter, self._output(nodes, statement.body)))
+                continue
             if not isinstance(statement, nodes.Output):
                 return _v(BUILT)
             for item in statement.nodes:
@@ -299,10 +304,32 @@ class _Judge:
             return self._called(nodes, node)
         return _v(DATA)
 
-    def _filtered(self, nodes: Any, node: Any) -> _Value:
+    def _chain(self, nodes: Any, chain: Any, subject: _Value) -> _Value:
+        """The value of a block's filter chain (`set k | f | g`, `filter f | g`) applied to its body's value.
+
+        jinja2 parses the chain as Filter nodes whose innermost `node` is None (the body goes there when
+        rendered); each filter is judged as if its input were `subject`, so an unmodelled filter makes the
+        body's constants a computed string, never a constant.
+        """
+        if chain is None:
+            return subject
+        filters: list[Any] = []
+        while isinstance(chain, nodes.Filter):
+            filters.append(chain)
+            chain = chain.node
+        if chain is not None:  # not a plain chain: judge the unknown input as computed
+            subject = _v(BUILT)
+        for node in reversed(filters):  # innermost first
+            subject = self._filtered(nodes, node, subject)
+        return subject
+
+    def _filtered(self, nodes: Any, node: Any, subject: _Value | None = None) -> _Value:
+        """`x|f(args)`; `subject` is the value of the filtered input when it is not `node.node` (a block's body)."""
         if node.name in _INT_FILTERS:
             return _v(INT)
-        parts = [self.value(node.node)] if node.node is not None else []
+        if subject is None and node.node is not None:
+            subject = self.value(node.node)
+        parts = [subject] if subject is not None else []
         parts += [self.value(arg) for arg in [*node.args, *(k.value for k in node.kwargs)]]
         result = _EMPTY
         for part in parts:
@@ -322,7 +349,11 @@ class _Judge:
         # A call returns data, a helper's product, a container's element, or one of its arguments (dict.get's
         # default, cycler's items, joiner's separator); a string method returns a new string.
         result = _Value(base.kinds & {HELPER, DATA, CONTAINER, MODEL}, base.consts if CONTAINER in base.kinds else frozenset())
-        if METHOD in base.kinds or BUILT in base.kinds:
+        # A macro, `caller()` or `self.block()` returns the text its body outputs: a string the template builds
+        # (its filter blocks and set blocks included), never a constant key.
+        renders = isinstance(callee, nodes.Name) and (callee.name in self._macros or callee.name == "caller")
+        renders = renders or isinstance(callee, nodes.Getattr) and _names(nodes, callee.node, "self")
+        if METHOD in base.kinds or BUILT in base.kinds or renders:
             result = result.join(_v(BUILT))
         returns_argument = HELPER in base.kinds or CONTAINER in base.kinds or (
             isinstance(callee, nodes.Getattr) and callee.attr in ("get", "pop", "setdefault")
