@@ -331,3 +331,34 @@ def test_safetensors_whose_length_byte_reads_as_a_line_opcode_is_clean(tmp_path:
         handle.truncate(8 + len(header) + tensor_bytes)  # zero tensor data: not a single newline byte
     evidence = scan_folder(folder)
     assert evidence.findings == [], evidence.findings
+
+
+SECOND_REVIEW_CODE_RUNNERS = [
+    ("typing", "_eval_type"),  # evaluates a ForwardRef's source string
+    ("typing", "get_type_hints"),
+    ("typing", "ForwardRef"),
+    ("dataclasses", "_create_fn"),  # exec's a function body given as text
+    ("_frozen_importlib", "_load"),
+    ("_frozen_importlib_external", "spec_from_file_location"),
+    ("_imp", "create_dynamic"),  # loads a native extension
+    ("transformers.dynamic_module_utils", "get_class_from_dynamic_module"),  # fetches and imports remote code
+    ("transformers.dynamic_module_utils", "get_class_in_module"),
+    ("pandas", "read_pickle"),  # a nested unpickler, like torch.load and numpy.load
+    ("_pyio", "open"),
+    ("gzip", "open"),
+    ("bz2", "BZ2File"),
+    ("lzma", "open"),
+    ("logging.handlers", "RotatingFileHandler"),  # writes files, like logging.FileHandler
+    ("numexpr", "evaluate"),
+    ("accelerate.commands.launch", "launch_command"),
+    ("keras.utils", "get_file"),
+]
+
+
+@pytest.mark.parametrize("global_name", SECOND_REVIEW_CODE_RUNNERS, ids=lambda g: ".".join(g))
+def test_more_code_running_globals_are_dangerous(global_name: tuple[str, str]) -> None:
+    """Siblings of denied names (other spellings of the import machinery, other file writers and nested
+    unpicklers, string evaluators) are dangerous too, so `allow_unknown` never lets them through."""
+    from conformance.probes.scan_pickle import global_severity
+
+    assert global_severity([global_name])[global_name] == "dangerous"

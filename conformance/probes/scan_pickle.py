@@ -1229,6 +1229,36 @@ EXTRA_DANGEROUS: dict[str, frozenset[str] | str] = {
     "torch.utils.collect_env": "*",
     "torch.utils.data": "*",  # DataLoader workers are processes
     "numpy.f2py": "*",
+    # Evaluate strings or build functions from source: typing's forward references are eval'd
+    # (typing._eval_type(ForwardRef(src)) runs src), dataclasses._create_fn exec's a function body.
+    "typing": frozenset({"_eval_type", "get_type_hints", "ForwardRef", "_type_check", "evaluate_forward_ref"}),
+    "typing_extensions": frozenset({"get_type_hints", "ForwardRef", "evaluate_forward_ref"}),
+    "dataclasses": frozenset({"_create_fn", "_exec", "make_dataclass"}),
+    "annotationlib": "*",
+    # The import machinery under its private names (importlib's public spellings are denied above).
+    "_frozen_importlib": "*",
+    "_frozen_importlib_external": "*",
+    "_imp": "*",
+    "_bootstrap": "*",
+    "_bootstrap_external": "*",
+    # Other writers of files and nested unpicklers, siblings of io.open / pickle.load.
+    "_pyio": "*",
+    "gzip": frozenset({"open", "GzipFile"}),
+    "bz2": frozenset({"open", "BZ2File"}),
+    "lzma": frozenset({"open", "LZMAFile"}),
+    "logging.handlers": "*",
+    "logging": frozenset({"FileHandler", "basicConfig", "config"}),
+    "pandas": frozenset({"read_pickle", "eval", "read_csv", "read_json", "read_parquet", "read_hdf", "to_pickle"}),
+    "pandas.io": "*",
+    "pandas.core.computation": "*",
+    "numexpr": "*",
+    # Fetching and importing code: transformers' remote-code loader does it with no trust check of its own.
+    "transformers.dynamic_module_utils": "*",
+    "transformers.utils.hub": "*",
+    "huggingface_hub": "*",
+    "accelerate.commands": "*",
+    "torch.utils.benchmark": "*",
+    "keras.utils": frozenset({"get_file"}),
 }
 # Allowlisted names inside a denied prefix (torch.distributed.tensor.DTensor, torch._dynamo.decorators._DimRange)
 # stay safe: torch's weights_only loader accepts them, and our prefix lists only approximate whole packages.
