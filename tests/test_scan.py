@@ -1265,3 +1265,74 @@ def test_lookup_keys_taken_from_special_tokens_are_dangerous(model: Path, templa
     _, findings = scan_file(model, "tokenizer_config.json")
     assert [(f.severity, f.kind) for f in findings] == [("dangerous", "template-injection")]
     assert "special token" in findings[0].detail
+
+
+# A set block's value is its filter chain applied to its body, a filter block outputs its filter chain applied to
+# its body, and a macro, `caller()` or `self.block()` returns the text its body outputs: a filter the judge does
+# not fold makes that text a computed string, so none of these counts as a harmless constant key.
+_FILTERED_BLOCK_EVASIONS = [
+    "{% set k | replace('X','_') %}XXglobalsXX{% endset %}{{ lipsum[k].os.popen('touch CANARY').read() }}",
+    "{% set k | trim %} __globals__ {% endset %}{{ (lipsum|attr(k)).os.popen('touch CANARY').read() }}",
+    "{% set k | trim %}  __globals__  {% endset %}{{ lipsum[k].os.popen('touch CANARY').read() }}",
+    "{% set k | format(95,95,95,95) %}%c%cglobals%c%c{% endset %}{{ lipsum[k].os.popen('touch CANARY').read() }}",
+    "{% set k | center(11) | replace(' ','_') %}globals{% endset %}{{ lipsum[k].os.popen('touch CANARY').read() }}",
+    "{% set k %}{% filter trim %} __globals__ {% endfilter %}{% endset %}{{ lipsum[k].os.popen('touch CANARY').read() }}",
+    "{% set k %}{% filter replace('X','_') %}XXglobalsXX{% endfilter %}{% endset %}{{ lipsum[k].os.popen('touch CANARY').read() }}",
+]
+# The same tricks on plain data (`messages`), where only the key itself can make the lookup dangerous: jinja2
+# falls back from `messages['__class__']` to `getattr(messages, '__class__')`.
+_FILTERED_KEYS_ON_DATA = [
+    "{% set k | trim %} __class__ {% endset %}{{ messages[k] }}",
+    "{% set k | replace('X','_') %}XXclassXX{% endset %}{{ messages[k] }}",
+    "{% set k | upper | lower %}__CLASS__{% endset %}{{ messages[k] }}",
+    "{% set k | list | join %}XXclassXX{% endset %}{{ messages[k] }}",
+    "{% set k | first %}XXclassXX{% endset %}{{ messages[k] }}",
+    "{% set k | wordwrap(50) %} __class__{% endset %}{{ messages[k] }}",
+    "{% set k | indent(2) %}__class__{% endset %}{{ messages[k] }}",
+    "{% set k | truncate(9, true, '') %}__class__xx{% endset %}{{ messages[k] }}",
+    "{% set k | urlencode %}XXclassXX{% endset %}{{ messages[k] }}",
+    "{% set k | title %}XXclassXX{% endset %}{{ messages[k] }}",
+    "{% set k | capitalize %}XXclassXX{% endset %}{{ messages[k] }}",
+    "{% set k | default('x') | trim %} __class__ {% endset %}{{ messages[k] }}",
+    "{% set k %}{% filter trim %} __class__ {% endfilter %}{% endset %}{{ messages[k] }}",
+    "{% set k %}a{% filter trim %} __class__ {% endfilter %}{% endset %}{{ messages[k[1:]] }}",
+    "{{ messages[' __class__ '|trim|default('')] }}",
+    "{{ messages[[' __class__ ']|map('trim')|list|first] }}",
+    "{% macro k() %}__class__{% endmacro %}{{ messages[k()] }}",
+    "{% macro k() %}{% filter trim %} __class__ {% endfilter %}{% endmacro %}{{ messages[k()] }}",
+    "{% macro m() %}{{ messages[caller()] }}{% endmacro %}{% call m() %}{% filter trim %} __class__ {% endfilter %}{% endcall %}",
+    "{% block b %} __class__ {% endblock %}{{ messages[self.b()|trim] }}",
+]
+
+
+@pytest.mark.parametrize("index", range(len(_FILTERED_BLOCK_EVASIONS)))
+def test_filtered_set_and_filter_blocks_in_gguf_are_dangerous_and_never_rendered(
+    model: Path, tmp_path: Path, canary: Path, index: int
+) -> None:
+    template = _FILTERED_BLOCK_EVASIONS[index].replace("touch CANARY", f"touch {canary}")
+    (model / "model.gguf").write_bytes(_gguf_bytes(tmp_path, template))
+    _, findings = scan_file(model, "model.gguf")
+    assert [(f.global_name, f.severity, f.kind) for f in findings] == [("tokenizer.chat_template", "dangerous", "template-injection")]
+
+
+@pytest.mark.parametrize("template", _FILTERED_KEYS_ON_DATA)
+def test_keys_from_filters_the_judge_does_not_fold_are_computed(template: str) -> None:
+    from conformance.probes.scan_templates import template_escapes
+
+    assert template_escapes(template) == ["a lookup key built from strings (line 1)"], template
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        # filtered blocks whose text is only output, and keys a filter chain leaves exactly as written
+        "{% for message in messages %}{% set content | trim %}{{ message['content'] }}{% endset %}{{ content }}{% endfor %}",
+        "{% filter upper %}{{ bos_token }}{% endfilter %}{% set x | replace('a', 'b') %}abc{% endset %}{{ x }}",
+        "{% set k | default('role') %}{% endset %}{{ messages[0][k] }}",
+        "{% macro render(m) %}{{ m['content']|trim }}{% endmacro %}{% for m in messages %}{{ render(m) }}{% endfor %}",
+    ],
+)
+def test_filtered_blocks_that_only_output_text_are_clean(template: str) -> None:
+    from conformance.probes.scan_templates import template_escapes
+
+    assert template_escapes(template) == []
