@@ -218,7 +218,7 @@ def test_bad_options_and_specs_are_one_line_errors(pytester: pytest.Pytester, ll
 
 def test_shipped_standard_by_name(pytester: pytest.Pytester, llama_dir: Path) -> None:
     result = pytester.runpytest("--conformance-spec", "baseline-safety", "--conformance-model", str(llama_dir), "--collect-only", "-q")
-    result.stdout.fnmatch_lines(["*baseline-safety.yaml::tiny-llama::SAFE-FORMAT", "9 tests collected*"])
+    result.stdout.fnmatch_lines(["*baseline-safety.yaml::tiny-llama::SAFE-FORMAT", "8 tests collected*"])
 
 
 # --- spec files in the test tree ------------------------------------------------------------------
