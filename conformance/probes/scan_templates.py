@@ -18,7 +18,10 @@ so the template is parsed and every lookup judged:
 - `include`, `import`, `extends` (they read other templates) and `str.format` fields with lookups are dangerous.
 
 Names assigned in the template (`set`, `for`, macro parameters, namespace attributes) are tracked
-flow-insensitively: every value a name may take counts. Source length, node count and depth are bounded.
+flow-insensitively: every value a name may take counts. A set block (`{% set k | f | g %}body{% endset %}`)
+takes its filter chain applied to its body and a filter block outputs the same; a filter that is not folded
+exactly (every one but `default`, `first`/`last` of a container and the integer filters) makes a computed
+string, never a constant. A macro, `caller()` or `self.block()` returns a computed string (its body's text). Source length, node count and depth are bounded.
 """
 
 from __future__ import annotations
