@@ -256,3 +256,14 @@ def test_safetensors_with_trailing_bytes_errors_the_tensor_rules(base: Path, tmp
     assert results["FORMAT"].status == base_verdicts["FORMAT"]
     assert results["PARAMS"].status == "error" and "tensor data ends at" in results["PARAMS"].message
     assert results["CODE"].status == base_verdicts["CODE"]
+
+
+def test_keras_archives_are_a_weight_format_of_their_own(base: Path, tmp_path: Path, write_spec) -> None:
+    """A `.keras` archive (a zip of config.json and HDF5 weights that Keras deserializes) is listed, so the
+    format rule (default: safetensors only) judges it instead of passing on the safetensors beside it."""
+    folder = shutil.copytree(base, tmp_path / "keras")
+    with zipfile.ZipFile(folder / "model.keras", "w") as archive:
+        archive.writestr("config.json", '{"class_name": "Sequential", "config": {"layers": []}}')
+        archive.writestr("metadata.json", '{"keras_version": "3.0.0"}')
+    results = verdicts(folder, write_spec)
+    assert results["FORMAT"].status == "fail" and "keras" in results["FORMAT"].message

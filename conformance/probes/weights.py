@@ -35,7 +35,10 @@ EMBEDDING_PATTERNS = re.compile(
 INPUT_EMBEDDING_PATTERNS = re.compile(r"(embed_tokens\.weight$|word_embeddings\.weight$|(^|\.)wte\.weight$|(^|\.)shared\.weight$)")
 
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
-_OTHER_FORMATS = {".gguf": "gguf", ".h5": "tensorflow-h5", ".msgpack": "flax-msgpack", ".onnx": "onnx", ".npz": "numpy"}
+_OTHER_FORMATS = {
+    ".gguf": "gguf", ".h5": "tensorflow-h5", ".hdf5": "tensorflow-h5", ".keras": "keras", ".msgpack": "flax-msgpack",
+    ".onnx": "onnx", ".npz": "numpy", ".npy": "numpy", ".tflite": "tflite", ".joblib": "pickle",
+}
 
 
 @dataclass(frozen=True)
