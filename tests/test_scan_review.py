@@ -362,3 +362,28 @@ def test_more_code_running_globals_are_dangerous(global_name: tuple[str, str]) -
     from conformance.probes.scan_pickle import global_severity
 
     assert global_severity([global_name])[global_name] == "dangerous"
+
+
+def test_a_huge_bytes_argument_is_skipped_not_held(tmp_path: Path) -> None:
+    """A 1 GiB BINBYTES8 in a sparse 8 KB file: the scan must not hold the payload (its second-opinion parser
+    read every bytes argument into memory: 2.1 GB and 13 s); the broken stream is still an error, never clean."""
+    import json as json_module
+    import subprocess
+    import sys
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    with (folder / "big.pkl").open("wb") as handle:
+        handle.write(b"\x80\x04\x8e" + struct.pack("<Q", 1 << 30))
+        handle.seek(1 << 30, 1)  # a hole: no disk used
+        handle.write(b"0.")  # POP, STOP on an empty stack: malformed
+    code = (
+        "import json, resource, sys; from pathlib import Path; from conformance.probes.scan import scan_folder; "
+        "e = scan_folder(Path(sys.argv[1])); "
+        "print(json.dumps({'findings': [f.severity for f in e.findings], "
+        "'peak_kib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True, text=True, timeout=120, check=True)
+    report = json_module.loads(done.stdout.strip().splitlines()[-1])
+    assert report["findings"] == ["error"]
+    assert report["peak_kib"] < 600 * 1024, report  # the payload alone is 1,048,576 KiB

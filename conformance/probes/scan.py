@@ -55,6 +55,9 @@ MAX_DEDUPE_HASH_BYTES = 256 << 20
 MAX_NPY_HEADER_BYTES = 1 << 20
 # Streams up to this many opcodes also get picklescan's own parse (a state dict of 5,000 tensors is ~100k).
 MAX_OPCODES_SECOND_OPINION = 200_000
+# ...and at most this many bytes: picklescan reads each bytes argument into memory (a 1 GiB BINBYTES8 in a sparse
+# 8 KB file cost 2.1 GB and 13 s); our walk skips payloads it does not need.
+MAX_BYTES_SECOND_OPINION = 64 << 20
 MAX_CONFIG_JSON_BYTES = 64 << 20  # a Keras config.json
 MAX_ONNX_IN_MEMORY_BYTES = 256 << 20  # an .onnx or HDF5 member of an archive is parsed in memory up to this size
 MAX_LEGACY_STORAGES = 1_000_000
@@ -673,6 +676,7 @@ def _scan_pickles(acc: _FileScan, source: Source, start: int, strict: bool, sing
         reader = BoundedReader(raw, MAX_STREAM_BYTES)
         _skip_to(reader, start)
         walk = _walk(reader, acc, single=single)
+        stream_bytes = reader.tell() - start
     severity = global_severity(walk.globals)
     if acc.torchscript:
         severity.update({g: "safe" for g in severity if _torchscript_safe(g)})
@@ -691,7 +695,7 @@ def _scan_pickles(acc: _FileScan, source: Source, start: int, strict: bool, sing
     # picklescan reads the same linear stream as our walk (a fuzz test compares the two decoders) and its
     # denylist is already applied to every global we name, so its own parse is a second opinion kept for
     # the streams where it is cheap: it lists every opcode in memory (34 s and ~480 MiB for 5M opcodes).
-    if scanned and not walk.limit_hit and walk.opcodes <= MAX_OPCODES_SECOND_OPINION:
+    if scanned and not walk.limit_hit and walk.opcodes <= MAX_OPCODES_SECOND_OPINION and stream_bytes <= MAX_BYTES_SECOND_OPINION:
         with source.open() as raw:
             second = BoundedReader(raw, MAX_STREAM_BYTES)
             _skip_to(second, start)
