@@ -377,11 +377,13 @@ def test_a_huge_bytes_argument_is_skipped_not_held(tmp_path: Path) -> None:
         handle.write(b"\x80\x04\x8e" + struct.pack("<Q", 1 << 30))
         handle.seek(1 << 30, 1)  # a hole: no disk used
         handle.write(b"0.")  # POP, STOP on an empty stack: malformed
+    # The child's own peak (VmHWM belongs to its address space; ru_maxrss would also count the forked pytest
+    # process's resident set, which Linux carries over an exec).
     code = (
-        "import json, resource, sys; from pathlib import Path; from conformance.probes.scan import scan_folder; "
+        "import json, sys; from pathlib import Path; from conformance.probes.scan import scan_folder; "
         "e = scan_folder(Path(sys.argv[1])); "
-        "print(json.dumps({'findings': [f.severity for f in e.findings], "
-        "'peak_kib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))"
+        "hwm = [line for line in open('/proc/self/status') if line.startswith('VmHWM:')][0]; "
+        "print(json.dumps({'findings': [f.severity for f in e.findings], 'peak_kib': int(hwm.split()[1])}))"
     )
     done = subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True, text=True, timeout=120, check=True)
     report = json_module.loads(done.stdout.strip().splitlines()[-1])

@@ -37,7 +37,7 @@ INPUT_EMBEDDING_PATTERNS = re.compile(r"(embed_tokens\.weight$|word_embeddings\.
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 _OTHER_FORMATS = {
     ".gguf": "gguf", ".h5": "tensorflow-h5", ".hdf5": "tensorflow-h5", ".keras": "keras", ".msgpack": "flax-msgpack",
-    ".onnx": "onnx", ".npz": "numpy", ".npy": "numpy", ".tflite": "tflite", ".joblib": "pickle",
+    ".onnx": "onnx", ".npz": "numpy", ".tflite": "tflite",
 }
 
 
