@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import platform
-import tempfile
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import metadata
@@ -131,18 +129,11 @@ def validate_document(document: dict[str, Any]) -> list[str]:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file beside the target, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """Write to a temporary file beside the target, then rename (see atomic_write): readers never see half a
+    file, and the file gets the mode the user's umask gives (0644 under 022), not mkstemp's 0600."""
+    from .atomic_write import write_atomic as write
+
+    write(path, text)
 
 
 def write_result(document: dict[str, Any], path: Path) -> None:

@@ -14,7 +14,6 @@ import json
 import os
 import stat
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -360,12 +359,6 @@ def render(report: ScanReport, form: str) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def _umask() -> int:
-    current = os.umask(0o022)  # reading the umask means setting it; restored at once (single-threaded CLI)
-    os.umask(current)
-    return current
-
-
 STDOUT_NAME = "-"  # `-o -` writes the report to stdout, as without -o
 
 
@@ -403,22 +396,13 @@ def write_output(path: Path, text: str) -> None:
     taken minutes: a link or special file put there meanwhile is refused, the temporary file removed.
     A reader never sees half a report.
     """
+    from .atomic_write import write_atomic
+
     check_output(path)
     try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        write_atomic(path, text, before_replace=lambda: check_output(path))
     except OSError as exc:
         raise RequestError(f"-o {path}: cannot write: {exc.strerror}") from None
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp creates 0600; a report is as shareable as any file the user writes
-        check_output(path)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _silence_stdout() -> None:

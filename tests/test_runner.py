@@ -66,9 +66,9 @@ def test_interrupted_write_leaves_the_old_file(tmp_path: Path, llama_dir: Path, 
     def broken_dump(*args, **kwargs):
         raise OSError("disk full")
 
-    import conformance.results as results
+    import conformance.atomic_write as atomic_write
 
-    monkeypatch.setattr(results.os, "fsync", broken_dump)
+    monkeypatch.setattr(atomic_write.os, "fsync", broken_dump)
     with pytest.raises(OSError):
         write_result(document, target)
     assert target.read_text() == before and json.loads(before)["summary"]["passed"] == 1

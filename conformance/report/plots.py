@@ -9,8 +9,6 @@ tests can check the content without reading pixels.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -234,15 +232,7 @@ def all_plots(board: Leaderboard) -> list[Plot]:
 
 
 def write_png_atomic(path: Path, data: bytes) -> None:
-    """Temporary file beside the target, then rename: a reader never sees half an image."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """Temporary file beside the target, then rename: a reader never sees half an image (mode from the umask)."""
+    from ..atomic_write import write_atomic
+
+    write_atomic(path, data)
