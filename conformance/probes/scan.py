@@ -18,7 +18,6 @@ unpickled, nothing is copied to disk, and torch is never imported; numpy only wh
 from __future__ import annotations
 
 import hashlib
-import inspect
 import io
 import os
 import pickletools
@@ -34,8 +33,6 @@ from . import scan_archives, scan_formats, scan_pickle, scan_templates
 from .scan_archives import MAX_SECONDS_PER_FILE, Source, ZipFacts
 from .scan_formats import FormatError
 from .scan_pickle import BoundedReader, PickleWalk, format_global, global_severity, picklescan_dangerous_globals, walk_pickles
-
-_WALK_TAKES_DEADLINE = "deadline" in inspect.signature(walk_pickles).parameters
 
 # Bounds: an untrusted folder must not be able to make the scan use unbounded memory, disk or time.
 MAX_STREAM_BYTES = 2 << 30  # bytes read from one pickle stream
@@ -732,9 +729,9 @@ def _scan_pickles(acc: _FileScan, source: Source, start: int, strict: bool, sing
 
 def _report_differential(acc: _FileScan, source: Source, walk: PickleWalk) -> None:
     """A stream whose FRAMEs split an opcode: pickle.py and picklescan read it one way, the C unpickler another."""
-    differential = getattr(walk, "frame_differential", None)
+    differential = walk.frame_differential
     if differential:
-        hidden = ", ".join(format_global(g) for g in getattr(walk, "differential_globals", [])[:5])
+        hidden = ", ".join(format_global(g) for g in walk.differential_globals[:5])
         acc.add(
             source.member,
             "<frame boundary differential>",
@@ -745,12 +742,9 @@ def _report_differential(acc: _FileScan, source: Source, walk: PickleWalk) -> No
 
 
 def _walk(reader: BoundedReader, acc: _FileScan, single: bool) -> PickleWalk:
-    """walk_pickles under the file's opcode budget and, where the walker supports it, its deadline."""
+    """walk_pickles under the file's opcode budget and deadline."""
     limit = 1 if single else MAX_PICKLES_PER_STREAM
-    if _WALK_TAKES_DEADLINE:
-        walk = walk_pickles(reader, max_pickles=limit, max_opcodes=acc.opcodes_left, single=single, deadline=acc.deadline)
-    else:
-        walk = walk_pickles(reader, max_pickles=limit, max_opcodes=acc.opcodes_left, single=single)
+    walk = walk_pickles(reader, max_pickles=limit, max_opcodes=acc.opcodes_left, single=single, deadline=acc.deadline)
     acc.opcodes_left = max(0, acc.opcodes_left - walk.opcodes)
     acc.opcodes_used += walk.opcodes
     return walk
@@ -770,7 +764,7 @@ def _counts_as_pickle(walk: PickleWalk, dangerous: set[tuple[str, str]], source:
     would_act = getattr(scan_pickle, "loader_would_act", None)
     if would_act is not None:
         importable = getattr(scan_pickle, "is_importable_global", lambda g: True)
-        if getattr(walk, "frame_differential", None) and not walk.pickles and not any(importable(g) for g in walk.globals):
+        if walk.frame_differential and not walk.pickles and not any(importable(g) for g in walk.globals):
             return False  # binary that happens to start with FRAME: no unpickler would get anywhere with it
         return bool(would_act(walk))
     if walk.pickles > 0 and (bool(walk.globals) or bool(walk.dynamic_calls)):
