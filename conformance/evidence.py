@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, is_dataclass
-from typing import Any
+from typing import Any, TypeVar, overload
 
+from .digests import sha256_text
 from .errors import CheckError, CheckSkipped
+
+T = TypeVar("T")
 
 
 def evidence_key(probe: str, params: dict[str, Any] | None = None) -> str:
@@ -16,7 +18,7 @@ def evidence_key(probe: str, params: dict[str, Any] | None = None) -> str:
         return probe
     inner = ",".join(f"{k}={json.dumps(v, sort_keys=True)}" for k, v in sorted(params.items()))
     if len(inner) > 120:  # long parameters (a prompt list) become a digest, so keys stay readable
-        inner = "sha256=" + hashlib.sha256(inner.encode()).hexdigest()[:16]
+        inner = "sha256=" + sha256_text(inner)[:16]
     return f"{probe}[{inner}]"
 
 
@@ -77,14 +79,30 @@ class Evidence:
     def has(self, probe: str) -> bool:
         return probe in self._values or probe in self._failures or probe in self._skips
 
-    def get(self, probe: str) -> Any:
+    @overload
+    def get(self, probe: str) -> Any: ...
+    @overload
+    def get(self, probe: str, expected: type[T]) -> T: ...
+    @overload
+    def get(self, probe: str, expected: tuple[type, ...]) -> Any: ...
+
+    def get(self, probe: str, expected: type | tuple[type, ...] | None = None) -> Any:
+        """The evidence under `probe` (a probe name or a parameterized key), of the `expected` type if given.
+
+        Raises CheckSkipped when the probe did not apply here, CheckError when it failed, did not run, or
+        holds a value of another type than `expected` (a class or a tuple of classes).
+        """
         if probe in self._skips:
             raise CheckSkipped(self._skips[probe])
         if probe in self._failures:
             raise CheckError(f"{probe} probe failed: {self._failures[probe]}")
         if probe not in self._values:
             raise CheckError(f"{probe} probe did not run")
-        return self._values[probe]
+        value = self._values[probe]
+        if expected is not None and not isinstance(value, expected):
+            names = " or ".join(t.__name__ for t in (expected if isinstance(expected, tuple) else (expected,)))
+            raise CheckError(f"{probe} evidence is a {type(value).__name__}, not a {names}")
+        return value
 
     def to_dict(self) -> dict[str, Any]:
         plain: dict[str, Any] = {name: to_plain(value) for name, value in self._values.items()}

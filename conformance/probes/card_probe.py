@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..candidate import Candidate
 from ..card import CardFacts, read_card_in
+from ..probe_registry import ProbeContext, probe
 
 
 def probe_card(candidate: Candidate) -> CardFacts:
@@ -11,3 +12,9 @@ def probe_card(candidate: Candidate) -> CardFacts:
     if "README.md" not in candidate.file_names():
         return CardFacts(present=False)
     return read_card_in(candidate.path, "README.md")
+
+
+@probe("card", evidence=CardFacts)
+def card_probe(context: ProbeContext) -> CardFacts:
+    """The model card's facts (README.md front matter and text)."""
+    return probe_card(context.candidate)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import CheckError, CheckSkipped
+from ..probe_registry import ProbeContext, probe
 from .load import LoadedModel
 
 
@@ -33,3 +34,10 @@ def generate_greedy(loaded: LoadedModel, prompts: list[str], max_new_tokens: int
             )
             completions.append(tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True))
     return Generations(prompts=list(prompts), completions=completions, max_new_tokens=max_new_tokens)
+
+
+@probe("generations", evidence=Generations, depends=("load",), cacheable=True, parameterized=True)
+def generations_probe(context: ProbeContext) -> Generations:
+    """Greedy completions of the rule's prompts, `max_new_tokens` tokens each."""
+    params = context.params
+    return generate_greedy(context.evidence.get("load", LoadedModel), list(params["prompts"]), int(params["max_new_tokens"]))

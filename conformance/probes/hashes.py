@@ -9,7 +9,6 @@ budget: the rules that need the hashes error, never pass, and nothing is remembe
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from collections.abc import Callable
@@ -19,7 +18,9 @@ from typing import IO, ClassVar
 
 from .. import safe_files
 from ..candidate import Candidate
+from ..digests import sha256_stream, sha256_text
 from ..errors import CheckError
+from ..probe_registry import ProbeContext, probe
 
 CHUNK_BYTES = 8 * 1024 * 1024
 # sha256 runs at 0.5-2 GB/s on one core and disks read 0.2-7 GB/s: the weights of a 400B-parameter model in
@@ -92,11 +93,8 @@ def sha256_open(handle: IO[bytes], name: str, budget: HashBudget | None = None) 
     """
     budget = budget or HashBudget()
     refuse_sparse(handle, name)
-    digest = hashlib.sha256()
-    while chunk := handle.read(CHUNK_BYTES):
-        digest.update(chunk)
-        budget.spend(name, len(chunk))
-    return digest.hexdigest()
+    spent = budget  # bound once: the callback must not see a later rebinding
+    return sha256_stream(handle, CHUNK_BYTES, on_chunk=lambda count: spent.spend(name, count)).hexdigest
 
 
 def sha256_file(path: Path, budget: HashBudget | None = None) -> str:
@@ -144,4 +142,18 @@ def probe_hashes(
 def weights_sha256(file_hashes: dict[str, str]) -> str:
     """One digest for the whole set of weight files: sha256 over sorted "name  sha256" lines."""
     manifest = "".join(f"{name}  {digest}\n" for name, digest in sorted(file_hashes.items()))
-    return hashlib.sha256(manifest.encode()).hexdigest()
+    return sha256_text(manifest)
+
+
+@probe("hashes", evidence=dict, depends=("static",))
+def hashes_probe(context: ProbeContext) -> dict[str, str]:
+    """sha256 of every weight file, by relative path; remembered in the run's cache folder when it has one."""
+    files = list(context.evidence.get("static").weights.files)
+    if context.options.cache_dir is None:
+        return probe_hashes(context.candidate, files)
+    from ..cache import HashCache  # the cache module reads this module's sha256_file
+
+    hashes = HashCache(context.options.cache_dir)
+    digests = probe_hashes(context.candidate, files, hashes.sha256)
+    hashes.save()
+    return digests

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..candidate import Candidate
 from ..errors import CheckError
+from ..probe_registry import ProbeContext, probe
 from .load_preflight import LoadRefused, staged_folder
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -205,3 +206,11 @@ def _name_after_the_candidate(model: Any, tokenizer: Any, path: str) -> None:
 def _has_tokenizer(candidate: Candidate) -> bool:
     names = set(candidate.file_names())
     return bool(names & {"tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "tokenizer.model"})
+
+
+@probe("load", evidence=ModelFacts, depends=("static", "scan"), cacheable=True, summary=model_facts)
+def load_probe(context: ProbeContext) -> LoadedModel:
+    """The loaded model (cached and kept after the run as its ModelFacts)."""
+    static = context.evidence.get("static")
+    scan = context.evidence.get("scan")
+    return load_model(context.candidate, context.options.load, static.weights.formats, scan.flagged_files)

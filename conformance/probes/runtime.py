@@ -9,6 +9,7 @@ from typing import IO, Any, ClassVar
 
 from ..candidate import Candidate
 from ..errors import CheckError
+from ..probe_registry import ProbeContext, probe
 from ..safe_files import UnsafeFileError
 from .hashes import HashBudget, refuse_sparse
 from .load import LoadedModel
@@ -187,3 +188,22 @@ def _product(dims: list[int]) -> int:
     for dim in dims:
         total *= dim
     return total
+
+
+@probe("forward", evidence=ForwardFacts, depends=("load",), cacheable=True)
+def forward_probe(context: ProbeContext) -> ForwardFacts:
+    """One forward pass of the loaded model on a probe input."""
+    return probe_forward(context.evidence.get("load", LoadedModel))
+
+
+@probe("determinism", evidence=DeterminismFacts, depends=("load",), cacheable=True, parameterized=True)
+def determinism_probe(context: ProbeContext) -> DeterminismFacts:
+    """Two greedy generations of `new_tokens` tokens (encoders: two forward passes)."""
+    return probe_determinism(context.evidence.get("load", LoadedModel), int(context.params.get("new_tokens", 16)))
+
+
+@probe("finiteness", evidence=FinitenessFacts, depends=("static",), cacheable=True)
+def finiteness_probe(context: ProbeContext) -> FinitenessFacts:
+    """NaN and Inf counts over every tensor of the weight shards the static probe listed."""
+    static = context.evidence.get("static")
+    return probe_finiteness(context.candidate, sorted({t.file for t in static.weights.tensors}))

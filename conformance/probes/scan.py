@@ -29,6 +29,7 @@ from typing import IO, Any
 from picklescan.relaxed_zipfile import RelaxedZipFile
 
 from .. import safe_files
+from ..probe_registry import ProbeContext, probe
 from . import scan_archives, scan_formats, scan_pickle, scan_templates
 from .scan_archives import MAX_SECONDS_PER_FILE, Source, ZipFacts
 from .scan_formats import FormatError
@@ -793,3 +794,8 @@ def _calls_before_break(source: Source, start: int, max_ops: int = 100_000) -> b
             pass
     return False
 
+
+@probe("scan", evidence=ScanEvidence)
+def scan_probe(context: ProbeContext) -> ScanEvidence:
+    """The pickle, archive and template scan of every file in the candidate's folder."""
+    return scan_folder(context.candidate.path)

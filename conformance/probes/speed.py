@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from ..errors import CheckError, CheckSkipped
+from ..probe_registry import ProbeContext, probe
 from .intervals import METHOD as INTERVAL_METHOD
 from .intervals import Interval, look_level, order_statistic_ranks, quantile_interval
 from .load import LoadedModel
@@ -542,3 +543,9 @@ def measure_speed(loaded: LoadedModel, params: dict[str, Any], decided: Decided 
             torch.cuda.empty_cache()
         raise CheckError(f"out of memory during measurement (batch {workload.batch_size}, prompt {workload.prompt_tokens}, new {workload.new_tokens}): {message}") from None
     return evidence_of(rounds, peak)
+
+
+@probe("speed", evidence=SpeedEvidence, depends=("load",), cacheable=True, parameterized=True, until_decided=True)
+def speed_probe(context: ProbeContext) -> SpeedEvidence:
+    """Prefill and decode timings of the rule's workload, measured until its rules are decided."""
+    return measure_speed(context.evidence.get("load", LoadedModel), context.params, context.decided)

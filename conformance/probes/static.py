@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ..candidate import Candidate, FileEntry
+from ..probe_registry import ProbeContext, probe
 from .architecture import normalize_architecture
 from .tokenizer_files import TokenizerFacts, read_tokenizer
 from .weights import WeightsInfo, count_parameters, dtype_summary, embedding_rows, read_weights
@@ -211,3 +212,9 @@ def probe_static(candidate: Candidate) -> StaticFacts:
     remote, remote_error = _attempt("remote code", lambda: read_remote_code(candidate))
     facts.remote_code = remote or RemoteCodeFacts(errors=[remote_error or "remote code facts unreadable"])
     return facts
+
+
+@probe("static", evidence=StaticFacts)
+def static_probe(context: ProbeContext) -> StaticFacts:
+    """The candidate's static facts: files, weights' headers, architecture, tokenizer (no torch)."""
+    return probe_static(context.candidate)

@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..card import score_claims
 from ..errors import CheckError, CheckSkipped
+from ..probe_registry import ProbeContext, probe
 from .load import LoadedModel
 
 SEEDS = {"random_seed": 0, "numpy_random_seed": 1234, "torch_random_seed": 1234, "fewshot_random_seed": 1234}
@@ -339,3 +341,25 @@ def score_tasks(loaded: LoadedModel, requests: list[TaskRequest], tasks_dirs: li
         scores.settings = scoring_settings(model, loaded)
     scores.seconds = round(time.perf_counter() - started, 3)
     return scores
+
+
+def merge_task_requests(rule_params: list[dict[str, Any]]) -> dict[str, Any]:
+    """One tasks run for all its rules (one lm-eval call): the union of their requests and task folders."""
+    merged: dict[str, Any] = {"requests": [], "tasks_dirs": [], "card_claims": False}
+    for params in rule_params:
+        merged["requests"] += [r for r in params.get("requests", []) if r not in merged["requests"]]
+        merged["tasks_dirs"] += [d for d in params.get("tasks_dirs", []) if d not in merged["tasks_dirs"]]
+        merged["card_claims"] = merged["card_claims"] or bool(params.get("card_claims"))
+    return merged
+
+
+@probe("tasks", evidence=TaskScores, depends=("card", "load"), cacheable=True, merge=merge_task_requests)
+def tasks_probe(context: ProbeContext) -> TaskScores:
+    """Task scores for every rule's requests, plus the card's claimed tasks when a rule asks for them."""
+    requests = [TaskRequest(**request) for request in context.params.get("requests", [])]
+    if context.params.get("card_claims"):
+        card = context.evidence.get("card")
+        claimed = score_claims(card.metadata) if card.present else []
+        requests += [TaskRequest(claim.task, claim.num_fewshot) for claim in claimed]
+    unique = list(dict.fromkeys(requests))
+    return score_tasks(context.evidence.get("load", LoadedModel), unique, list(context.params.get("tasks_dirs", [])))
