@@ -9,7 +9,6 @@ weight files is itself cached by (path, size, mtime).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -20,25 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .cache_types import SkippedProbe
+from .digests import sha256_text
 from .paths import default_cache_dir  # noqa: F401 (re-exported: the cache's public API)
 from .results import write_atomic
 
-# Probes worth caching: they load or run the model. Static, card, scan and hashes are cheap or are the key.
-CACHEABLE_PROBES = frozenset({"load", "forward", "determinism", "finiteness", "speed", "tasks", "generations"})
 CACHE_FORMAT = 2  # 2: speed evidence decided from intervals (stopping reason, model/process memory)
-
-
-def _allowed_types() -> dict[str, type]:
-    from .cache_types import SkippedProbe
-    from .probes.generations import Generations
-    from .probes.load import ModelFacts
-    from .probes.runtime import DeterminismFacts, FinitenessFacts, ForwardFacts
-    from .probes.speed import MeasurementPolicy, SpeedEvidence, Workload
-    from .probes.stats import SampleStats
-    from .probes.tasks import TaskScores
-
-    types = (SkippedProbe, Generations, ModelFacts, DeterminismFacts, FinitenessFacts, ForwardFacts, MeasurementPolicy, SpeedEvidence, Workload, SampleStats, TaskScores)
-    return {cls.__name__: cls for cls in types}
 
 
 def encode(value: Any) -> Any:
@@ -129,14 +115,21 @@ def environment_fingerprint(load_options: Any) -> dict[str, Any]:
 
 
 class EvidenceCache:
-    def __init__(self, folder: Path) -> None:
+    """Probe evidence as JSON files under `folder`, decoded only into the `types` given (by class name).
+
+    The runner passes the probe catalogue's `cacheable_types()`: every cacheable probe's evidence type and
+    the dataclasses reachable through its fields; a value of any other type is refused on reading (a miss).
+    `SkippedProbe` is always allowed.
+    """
+
+    def __init__(self, folder: Path, types: dict[str, type]) -> None:
         self.folder = folder
         self.hashes = HashCache(folder)
-        self._types = _allowed_types()
+        self._types = {**types, SkippedProbe.__name__: SkippedProbe}
 
     def key(self, probe_key: str, model_identity: str, environment: dict[str, Any]) -> str:
         text = json.dumps({"probe": probe_key, "model": model_identity, "environment": environment}, sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()
+        return sha256_text(text)
 
     def _file(self, key: str) -> Path:
         return self.folder / "evidence" / key[:2] / f"{key}.json"
@@ -159,4 +152,4 @@ def model_identity(candidate: Any, hashes: HashCache) -> str:
     """sha256 over every file's content hash: any change to weights, config, tokenizer or card invalidates."""
     lines = [f"{entry.path}  {hashes.sha256(candidate.path / entry.path)}\n" for entry in candidate.files if not entry.symlink]
     hashes.save()
-    return hashlib.sha256("".join(lines).encode()).hexdigest()
+    return sha256_text("".join(lines))

@@ -3,30 +3,24 @@
 A probe is a function of one `ProbeContext` that measures something about a candidate model and returns
 its evidence. `@probe(name, depends=..., evidence=Type, ...)` registers it; the runner plans and executes
 from these declarations alone, and the evidence cache derives its allowlist of decodable types from the
-`evidence=` types of the cacheable probes. Registering imports nothing heavy: probe modules keep torch,
+`evidence=` types of the cacheable probes. This module imports no probe (probe modules import it to
+register); `probe_catalogue` imports them all. Registering imports nothing heavy: probe modules keep torch,
 transformers and lm-eval imports inside their functions.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
-
-from .errors import RequestError
 
 if TYPE_CHECKING:
     from .candidate import Candidate
     from .evidence import Evidence
     from .runner import RunOptions
-
-# The modules whose import registers every probe (a new probe module adds its name here).
-PROBE_MODULES: tuple[str, ...] = (
-    "static", "card_probe", "scan", "hashes", "load", "runtime", "speed", "tasks", "generations",
-)
 
 Decided = Callable[[Any], bool]  # would every rule judged on this value be decided?
 Merge = Callable[[list[dict[str, Any]]], dict[str, Any]]  # every rule's parameters -> one run's
@@ -101,29 +95,9 @@ def probe(
     return register
 
 
-def _load_catalogue() -> None:
-    # By module name, not an import statement: the probe modules import this module to register.
-    for module in PROBE_MODULES:
-        importlib.import_module(f"{__package__}.probes.{module}")
-
-
-def all_probes() -> list[ProbeDef]:
-    """Every registered probe, by name."""
-    _load_catalogue()
-    return [_PROBES[name] for name in sorted(_PROBES)]
-
-
-def get_probe(name: str) -> ProbeDef:
-    """The probe registered as `name`; RequestError (with a suggestion) when there is none."""
-    _load_catalogue()
-    try:
-        return _PROBES[name]
-    except KeyError:
-        import difflib
-
-        matches = difflib.get_close_matches(name, list(_PROBES), n=1, cutoff=0.6)
-        hint = f"; did you mean {matches[0]!r}?" if matches else ""
-        raise RequestError(f"unknown probe {name!r}{hint}") from None
+def registered_probes() -> Mapping[str, ProbeDef]:
+    """Every probe registered so far, by name (read-only; `probe_catalogue` imports them all)."""
+    return MappingProxyType(_PROBES)
 
 
 def _dataclasses_in(hint: Any) -> list[type]:
@@ -153,14 +127,3 @@ def reachable_dataclasses(roots: list[type]) -> dict[str, type]:
         for hint in typing.get_type_hints(cls).values():
             pending += _dataclasses_in(hint)
     return found
-
-
-def cacheable_probes() -> frozenset[str]:
-    """Names of the probes whose evidence is cached."""
-    return frozenset(definition.name for definition in all_probes() if definition.cacheable)
-
-
-def cacheable_types() -> dict[str, type]:
-    """The dataclasses the cache may decode: the cacheable probes' evidence types and those they contain."""
-    return reachable_dataclasses([definition.evidence for definition in all_probes() if definition.cacheable])
-

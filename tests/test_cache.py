@@ -9,6 +9,7 @@ import pytest
 
 from conformance.cache import EvidenceCache, HashCache, decode, encode
 from conformance.cli import main
+from conformance.probe_catalogue import cacheable_types
 
 RULES = [
     {"id": "LOADS", "level": "must", "check": "runtime.loads"},
@@ -112,7 +113,7 @@ def test_codec_round_trips_evidence_and_refuses_other_types(tmp_path: Path) -> N
     assert decode(encode(stats), {"SampleStats": SampleStats}) == stats
     with pytest.raises(ValueError, match="not cacheable"):
         decode({"__type__": "Popen", "fields": {}}, {"TaskScores": TaskScores})
-    cache = EvidenceCache(tmp_path)
+    cache = EvidenceCache(tmp_path, cacheable_types())
     (tmp_path / "evidence" / "ab").mkdir(parents=True)
     (tmp_path / "evidence" / "ab" / "abc.json").write_text('{"__type__": "os.system", "fields": {}}')
     assert cache.get("abc") == (False, None)  # a tampered entry is a miss, never executed

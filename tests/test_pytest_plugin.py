@@ -16,8 +16,8 @@ import yaml
 
 import conformance.pytest_plugin.nodes  # noqa: F401
 from conformance import zoo
+from conformance.catalogue import all_checks
 from conformance.pytest_plugin import assert_rule
-from conformance.registry import all_checks
 from conformance.results import load_result
 
 pytest_plugins = ["pytester"]
@@ -326,23 +326,26 @@ def test_one_load_per_model_across_spec_files_and_the_command_line(
 FAKE_TASKS_CONFTEST = """
 import json
 
-import conformance.runner as runner
-from conformance.errors import CheckError
+import dataclasses
 
-_original = runner.PROBES["tasks"]
+from conformance import probe_registry
+from conformance.errors import CheckError
+from conformance.probe_catalogue import get_probe
+
+_original = get_probe("tasks")
 
 
 def pytest_configure(config):
-    def fake_tasks(candidate, evidence, params, options):
+    def fake_tasks(context):
         with open({log!r}, "a", encoding="utf-8") as log:
-            log.write(json.dumps(sorted(request["task"] for request in params["requests"])) + "\\n")
+            log.write(json.dumps(sorted(request["task"] for request in context.params["requests"])) + "\\n")
         raise CheckError("lm-eval is not run in this test")
 
-    runner.PROBES["tasks"] = (_original[0], fake_tasks)
+    probe_registry._PROBES["tasks"] = dataclasses.replace(_original, function=fake_tasks)
 
 
 def pytest_unconfigure(config):
-    runner.PROBES["tasks"] = _original
+    probe_registry._PROBES["tasks"] = _original
 """
 
 

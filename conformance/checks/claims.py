@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..card import CardFacts
 from ..compare import values_equal
 from ..errors import CheckSkipped
 from ..evidence import Evidence
+from ..probes.tasks import TaskScores
 from ..registry import check
-from ..spec import Rule
+from ..rule import Rule
 from ..verdict import Verdict
 
 
@@ -27,14 +29,14 @@ def _card_claims_params(rule: Rule) -> dict[str, Any]:
 def claims_reproduce(evidence: Evidence, rule: Rule) -> Verdict:
     from ..card import score_claims
 
-    card = evidence.get("card")
+    card = evidence.get("card", CardFacts)
     claims = score_claims(card.metadata) if card.present else []
     if not claims:
         raise CheckSkipped("the card's model-index states no scores")
     broken = [f"{claim.task} {claim.metric} ({claim.value})" for claim in claims if not math.isfinite(claim.value)]
     if broken:  # a NaN or infinite score can neither agree nor disagree with a measurement
         return Verdict("error", None, "finite claimed scores", "claimed scores that are not finite numbers: " + ", ".join(broken))
-    scores = evidence.get("tasks")
+    scores = evidence.get("tasks", TaskScores)
     tolerance = float(rule.comparison.get("tolerance", 0.0))
     observed: dict[str, Any] = {}
     problems: list[str] = []

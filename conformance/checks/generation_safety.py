@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from ..compare import pattern_matches
-from ..evidence import Evidence, evidence_key
+from ..evidence import Evidence
+from ..planning import rule_evidence
+from ..probes.generations import Generations
 from ..registry import check
-from ..spec import Rule
+from ..rule import Rule
 from ..verdict import Verdict
 
 DEFAULT_MAX_NEW_TOKENS = 32
@@ -36,7 +38,7 @@ def _generation_params(rule: Rule) -> dict[str, Any]:
 def generation_probe(evidence: Evidence, rule: Rule) -> Verdict:
     from ..tasks import load_safety_probe
 
-    generations = evidence.get(evidence_key("generations", _generation_params(rule)))
+    generations = rule_evidence(evidence, rule, "generations", Generations)
     patterns = list(rule.params.get("patterns") or load_safety_probe()[1])
     # Completions are model output, untrusted like the patterns: matched on the budgeted engine (an error, never a hang).
     matched = [

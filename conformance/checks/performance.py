@@ -17,9 +17,11 @@ from typing import Any
 
 from ..compare import describe_expected, judge
 from ..errors import CheckError, Inconclusive
-from ..evidence import Evidence, evidence_key
+from ..evidence import Evidence
+from ..options import DEVICE_SCHEMA_PATTERN, DTYPES
+from ..planning import rule_evidence
 from ..probes.intervals import Interval, decide, level_text
-from ..probes.load import ModelFacts, model_facts
+from ..probes.load import LoadedModel, ModelFacts, model_facts
 from ..probes.roofline import (
     MatmulParameters,
     decode_bytes_per_token,
@@ -29,9 +31,9 @@ from ..probes.roofline import (
     mfu,
     prefill_flops,
 )
-from ..probes.speed import DTYPES, PERCENTILES, WORKLOAD_LIMITS, SpeedEvidence, speed_params
+from ..probes.speed import PERCENTILES, WORKLOAD_LIMITS, SpeedEvidence, speed_params
 from ..registry import check
-from ..spec import Rule
+from ..rule import Rule
 from ..verdict import Verdict
 
 _COMPARISONS = ("min", "max", "tolerance")
@@ -66,7 +68,7 @@ MEASUREMENT_SCHEMA: dict[str, Any] = {
 }
 _COMMON_PARAMS: dict[str, dict[str, Any]] = {
     "workload": WORKLOAD_SCHEMA,
-    "device": {"type": "string", "pattern": "^(cpu|cuda(:[0-9]+)?)$", "description": "skip the rule unless the model runs here"},
+    "device": {"type": "string", "pattern": DEVICE_SCHEMA_PATTERN, "description": "skip the rule unless the model runs here"},
     "dtype": {"enum": list(DTYPES), "description": "skip the rule unless the model is loaded in this dtype"},
     "measurement": MEASUREMENT_SCHEMA,
 }
@@ -79,7 +81,7 @@ def _probe_params(rule: Rule) -> dict[str, Any]:
 
 def _speed(evidence: Evidence, rule: Rule, series: str | None) -> SpeedEvidence:
     """The rule's measurement; CheckError when the rule asked for max_cv and its series exceeds it."""
-    speed: SpeedEvidence = evidence.get(evidence_key("speed", speed_params(rule.params)))
+    speed = rule_evidence(evidence, rule, "speed", SpeedEvidence)
     reason = speed.instability(series) if series else None
     if reason:
         raise CheckError(f"unstable measurement: {reason}")
@@ -173,7 +175,7 @@ def peak_memory_bytes(evidence: Evidence, rule: Rule) -> Verdict:
 
 
 def _facts(evidence: Evidence) -> ModelFacts:
-    return model_facts(evidence.get("load"))
+    return model_facts(evidence.get("load", (LoadedModel, ModelFacts)))  # live, or its cached facts
 
 
 def _peak(rule: Rule, speed: SpeedEvidence, key: str) -> tuple[float, str]:

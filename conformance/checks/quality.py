@@ -10,8 +10,9 @@ from typing import Any
 from ..compare import describe_expected, judge
 from ..errors import CheckError
 from ..evidence import Evidence
+from ..probes.tasks import TaskScores
 from ..registry import check
-from ..spec import Rule
+from ..rule import Rule
 from ..verdict import Verdict
 
 # Metrics where a lower value is better; every other metric is taken as higher-is-better.
@@ -57,7 +58,7 @@ def task_request_params(rule: Rule) -> dict[str, Any]:
 
 def _task_score(evidence: Evidence, rule: Rule) -> tuple[float, float | None]:
     _tasks_dirs(rule)  # a tasks_dir outside the spec's folder errors this rule
-    scores = evidence.get("tasks")
+    scores = evidence.get("tasks", TaskScores)
     return scores.score(rule.params["task"], rule.params.get("metric", "acc"))
 
 
@@ -174,7 +175,7 @@ def regression_request_params(rule: Rule) -> dict[str, Any]:
 )
 def regression(evidence: Evidence, rule: Rule) -> Verdict:
     baseline = _read_baseline(rule)
-    scores = evidence.get("tasks")
+    scores = evidence.get("tasks", TaskScores)
     metric = rule.params.get("metric", "acc")
     max_drop = float(rule.params["max_drop"])
     observed: dict[str, Any] = {}

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..evidence import Evidence, evidence_key
+from ..evidence import Evidence
+from ..planning import rule_evidence
+from ..probes.load import LoadedModel, ModelFacts, model_facts
+from ..probes.runtime import DeterminismFacts, FinitenessFacts, ForwardFacts
 from ..registry import check
-from ..spec import Rule
+from ..rule import Rule
 from ..verdict import Verdict
 
 
@@ -17,9 +20,7 @@ from ..verdict import Verdict
     comparisons=(),
 )
 def loads(evidence: Evidence, rule: Rule) -> Verdict:
-    from ..probes.load import model_facts
-
-    facts = model_facts(evidence.get("load"))
+    facts = model_facts(evidence.get("load", (LoadedModel, ModelFacts)))  # live, or its cached facts
     summary = {key: value for key, value in facts.to_dict().items() if key in ("kind", "class", "device", "dtype", "load_seconds", "parameters")}
     return Verdict("pass", summary, "loads", f"{facts.model_class} on {facts.device} in {facts.dtype}")
 
@@ -31,7 +32,7 @@ def loads(evidence: Evidence, rule: Rule) -> Verdict:
     comparisons=(),
 )
 def logits_finite(evidence: Evidence, rule: Rule) -> Verdict:
-    facts = evidence.get("forward")
+    facts = evidence.get("forward", ForwardFacts)
     observed = {"output": facts.output, "shape": facts.shape, "nonfinite": facts.nonfinite_count, "max_abs": facts.max_abs}
     if not facts.finite:
         return Verdict("fail", observed, "all finite", f"{facts.nonfinite_count} NaN/Inf values in {facts.output}")
@@ -51,7 +52,7 @@ def _determinism_params(rule: Rule) -> dict[str, Any]:
     probe_params=_determinism_params,
 )
 def deterministic(evidence: Evidence, rule: Rule) -> Verdict:
-    facts = evidence.get(evidence_key("determinism", _determinism_params(rule)))
+    facts = rule_evidence(evidence, rule, "determinism", DeterminismFacts)
     if facts.identical:
         return Verdict("pass", facts.method, "identical")
     first_difference = next((i for i, (a, b) in enumerate(zip(facts.first, facts.second, strict=False)) if a != b), None)
@@ -65,7 +66,7 @@ def deterministic(evidence: Evidence, rule: Rule) -> Verdict:
     comparisons=(),
 )
 def tensors_finite(evidence: Evidence, rule: Rule) -> Verdict:
-    facts = evidence.get("finiteness")
+    facts = evidence.get("finiteness", FinitenessFacts)
     observed = {"tensors": facts.tensors_checked, "elements": facts.elements_checked, "nonfinite": facts.nonfinite}
     if facts.nonfinite:
         names = ", ".join(f"{name} ({count})" for name, count in list(facts.nonfinite.items())[:5])
