@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ from typing import Any
 import jsonschema
 
 from .compare import compile_pattern
+from .digests import sha256_text
 from .errors import RequestError, SpecError
 from .paths import standards_dir
 from .registry import COMPARISON_KEYS, get_check, suggest
@@ -56,7 +56,7 @@ class Spec:
             sort_keys=True,
             separators=(",", ":"),
         )
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return sha256_text(canonical)
 
     def identity(self) -> dict[str, Any]:
         """The result document's `spec` block."""

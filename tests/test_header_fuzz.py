@@ -18,9 +18,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conformance.probes.safetensors_header import read_safetensors_header
-from conformance.probes.weights import DTYPE_BITS
+from conformance.formats.dtypes import SAFETENSORS_DTYPES, element_bits
+from conformance.formats.safetensors import read_safetensors_header
 
+DTYPE_BITS = {name: element_bits(name) for name in SAFETENSORS_DTYPES}
 _NAMES = st.text(alphabet=st.sampled_from("abcw._0"), min_size=1, max_size=6)
 _DIMS = st.lists(st.integers(min_value=0, max_value=4), max_size=3)
 _SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

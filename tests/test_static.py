@@ -119,7 +119,7 @@ def _library_view(path: Path) -> list[tuple[str, str, tuple[int, ...]]]:
 
 @pytest.mark.parametrize("kind", ["valid", "huge_header_length", "overlapping_offsets", "truncated", "non_json_header"])
 def test_header_reader_agrees_with_the_safetensors_library(kind: str, tmp_path: Path) -> None:
-    from conformance.probes.safetensors_header import read_safetensors_header
+    from conformance.formats.safetensors import read_safetensors_header
     from conformance.zoo import write_bad_safetensors
 
     path = write_bad_safetensors(tmp_path / f"{kind}.safetensors", kind)
@@ -138,7 +138,7 @@ def test_header_reader_agrees_with_the_safetensors_library(kind: str, tmp_path: 
 
 @pytest.mark.parametrize("fixture", ["llama_dir", "gpt2_dir", "bert_dir", "sharded_dir", "minilm_dir"])
 def test_header_reader_matches_library_on_real_files(fixture: str, request: pytest.FixtureRequest) -> None:
-    from conformance.probes.safetensors_header import read_safetensors_header
+    from conformance.formats.safetensors import read_safetensors_header
 
     folder: Path = request.getfixturevalue(fixture)
     for path in sorted(folder.glob("*.safetensors")):
@@ -150,7 +150,7 @@ def test_header_reader_matches_library_on_real_files(fixture: str, request: pyte
 def test_truncated_and_padded_headers(tmp_path: Path) -> None:
     import struct
 
-    from conformance.probes.safetensors_header import read_safetensors_header
+    from conformance.formats.safetensors import read_safetensors_header
 
     header = b'{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}'
     padded = header + b" " * (-len(header) % 8)

@@ -93,8 +93,8 @@ def sha256_open(handle: IO[bytes], name: str, budget: HashBudget | None = None) 
     """
     budget = budget or HashBudget()
     refuse_sparse(handle, name)
-    spent = budget  # bound once: the callback must not see a later rebinding
-    return sha256_stream(handle, CHUNK_BYTES, on_chunk=lambda count: spent.spend(name, count)).hexdigest
+    spend = budget.spend  # raises HashBudgetError when a budget is spent, which ends the reading
+    return sha256_stream(handle, CHUNK_BYTES, on_chunk=lambda count: spend(name, count)).hexdigest
 
 
 def sha256_file(path: Path, budget: HashBudget | None = None) -> str:

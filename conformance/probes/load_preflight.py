@@ -34,6 +34,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .. import safe_files
+from ..formats.registry import format_named, weight_suffixes
 
 # Names transformers (config, model, generation config) and tokenizers (AutoTokenizer, every tokenizer
 # class's vocab_files_names among the families we load, chat templates) open from a local folder by
@@ -64,14 +65,10 @@ LOADER_FILE_NAMES = frozenset(
     }
 )
 CHAT_TEMPLATES_FOLDER = "additional_chat_templates"  # transformers reads every *.jinja in it
-# The weights of each format: the single file, its index, and the index's key naming the shards.
-WEIGHT_FILES = {
-    "safetensors": ("model.safetensors", "model.safetensors.index.json"),
-    "pickle": ("pytorch_model.bin", "pytorch_model.bin.index.json"),
-}
 # Other files are staged only if they are safe and are neither weights nor code nor adapters: a loader
 # never needs them from here, and an adapter config would make transformers load a base model elsewhere.
-UNSTAGED_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".gguf", ".onnx", ".pkl", ".npz", ".npy", ".py", ".pyc")
+# Weights are every registered format's files (`formats.registry.weight_suffixes`) plus these.
+UNSTAGED_SUFFIXES = (".npy", ".py", ".pyc")
 UNSTAGED_PREFIXES = ("adapter_",)
 MAX_INDEX_BYTES = 64 * 1024 * 1024  # an index of a 400B-parameter checkpoint is ~2 MB
 MAX_INDEX_ENTRIES = 1_000_000  # tensors named in one index
@@ -213,8 +210,19 @@ def _chat_templates(root: Path) -> list[str]:
     return [f"{CHAT_TEMPLATES_FOLDER}/{name}" for name in names]
 
 
+def _load_names(weights_format: str) -> tuple[str, str]:
+    """(single file, index) the loader opens for a registered format; LoadRefused for one the suite does not load."""
+    try:
+        names = format_named(weights_format).load_names
+    except KeyError as exc:
+        raise LoadRefused(str(exc)) from None
+    if names is None:
+        raise LoadRefused(f"{weights_format} weights are not loaded")
+    return names
+
+
 def plan_load(root: Path, weights_format: str) -> LoadPlan:
-    """Check every file a load of `root` (resolved) in `weights_format` ("safetensors" | "pickle") may open.
+    """Check every file a load of `root` (resolved) in `weights_format` (a format with `load_names`: "safetensors", "pickle") may open.
 
     Raises LoadRefused naming the first file that is outside the folder, not a regular file, missing
     (a shard an index names), or named unsafely by an index or tokenizer config. Bounded: index size
@@ -222,7 +230,8 @@ def plan_load(root: Path, weights_format: str) -> LoadPlan:
     """
     plan = LoadPlan()
     present = set(_top_level(root))
-    single, index_name = WEIGHT_FILES[weights_format]
+    single, index_name = _load_names(weights_format)
+    unstaged = weight_suffixes() + UNSTAGED_SUFFIXES
     if single in present:  # transformers takes the single file over an index, as here
         plan.files[single] = verify_file(root, single, "weights")
     elif index_name in present:
@@ -241,7 +250,7 @@ def plan_load(root: Path, weights_format: str) -> LoadPlan:
     for name in _chat_templates(root):
         plan.files[name] = verify_file(root, name, "chat template")
     for name in present - set(plan.files) - LOADER_FILE_NAMES:
-        if name in (single, index_name) or name.endswith(UNSTAGED_SUFFIXES) or name.startswith(UNSTAGED_PREFIXES):
+        if name in (single, index_name) or name.lower().endswith(unstaged) or name.startswith(UNSTAGED_PREFIXES):
             plan.skipped[name] = "not part of the load"
             continue
         try:

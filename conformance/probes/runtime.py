@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO, Any, ClassVar
+from typing import Any, ClassVar
 
 from ..candidate import Candidate
 from ..errors import CheckError
+from ..formats.registry import format_claiming
 from ..probe_registry import ProbeContext, probe
 from ..safe_files import UnsafeFileError
 from .hashes import HashBudget, refuse_sparse
@@ -128,26 +128,22 @@ class FinitenessBudget(HashBudget):
     bytes_constant: ClassVar[str] = "FINITENESS_MAX_BYTES"
 
 
-def _descriptor_path(handle: IO[bytes], resolved: Path) -> str:
-    """A path naming the very file already opened and checked, so the library cannot open a swapped-in one."""
-    proc = f"/proc/self/fd/{handle.fileno()}"
-    return proc if os.path.exists(proc) else str(resolved)
-
-
 def probe_finiteness(candidate: Candidate, shards: list[str], budget: FinitenessBudget | None = None) -> FinitenessFacts:
-    """Stream every tensor of every safetensors shard, slice by slice, counting NaN and Inf.
+    """Stream every tensor of every weight shard, slice by slice (its format's `tensor_slices`), counting NaN and Inf.
 
     Each shard is opened through safe_files (a regular file inside the folder), refused if sparse, and
     read within `budget` (default FINITENESS_MAX_SECONDS and FINITENESS_MAX_BYTES over all shards). Raises
-    CheckError with the reason: an unsafe or missing shard, a sparse one, a spent budget.
+    CheckError with the reason: an unsafe or missing shard, a sparse one, a format whose tensors are not
+    streamed, a spent budget.
     """
-    from safetensors import safe_open
-
     facts = FinitenessFacts(0, 0, {})
     if not shards:
         raise CheckError("no safetensors weights to stream")
     budget = budget or FinitenessBudget()
     for shard in shards:
+        fmt = format_claiming(shard)
+        if fmt is None or not fmt.streams_tensors:
+            raise CheckError(f"not read: {shard} is not in a weight format whose tensors can be streamed")
         try:
             opened = candidate.open_regular(shard)
             resolved = candidate.resolve_inside(shard)
@@ -157,23 +153,16 @@ def probe_finiteness(candidate: Candidate, shards: list[str], budget: Finiteness
             raise CheckError(f"not read: {shard} is missing") from None
         with opened:
             refuse_sparse(opened, shard)
-            with safe_open(_descriptor_path(opened, resolved), framework="pt") as handle:
-                for name in handle.keys():
-                    _scan_tensor(handle, name, facts, budget, shard)
+            for name, slices in fmt.tensor_slices(opened, resolved, FINITENESS_SLICE_BYTES):
+                _scan_tensor(name, slices, facts, budget, shard)
     return facts
 
 
-def _scan_tensor(handle: Any, name: str, facts: FinitenessFacts, budget: FinitenessBudget, shard: str) -> None:
+def _scan_tensor(name: str, slices: Iterator[Any], facts: FinitenessFacts, budget: FinitenessBudget, shard: str) -> None:
     import torch
 
-    view = handle.get_slice(name)
-    shape = view.get_shape()
-    rows = shape[0] if shape else 1
-    row_elements = max(1, _product(shape[1:]))
-    step = max(1, FINITENESS_SLICE_BYTES // (row_elements * 4))
     bad = 0
-    for start in range(0, rows, step):
-        part = view[start : start + step] if shape else handle.get_tensor(name)
+    for part in slices:
         if part.is_floating_point():
             bad += int((~torch.isfinite(part)).sum())
         facts.elements_checked += part.numel()
@@ -181,13 +170,6 @@ def _scan_tensor(handle: Any, name: str, facts: FinitenessFacts, budget: Finiten
     facts.tensors_checked += 1
     if bad:
         facts.nonfinite[name] = bad
-
-
-def _product(dims: list[int]) -> int:
-    total = 1
-    for dim in dims:
-        total *= dim
-    return total
 
 
 @probe("forward", evidence=ForwardFacts, depends=("load",), cacheable=True)

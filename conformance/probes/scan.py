@@ -17,7 +17,6 @@ unpickled, nothing is copied to disk, and torch is never imported; numpy only wh
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import pickletools
@@ -29,6 +28,7 @@ from typing import IO, Any
 from picklescan.relaxed_zipfile import RelaxedZipFile
 
 from .. import safe_files
+from ..digests import sha256_stream
 from ..probe_registry import ProbeContext, probe
 from . import scan_archives, scan_formats, scan_pickle, scan_templates
 from .scan_archives import MAX_SECONDS_PER_FILE, Source, ZipFacts
@@ -247,19 +247,12 @@ def _identity(handle: IO[bytes], stat: os.stat_result, root: Path, file: str, bu
     naming = (tuple(path.suffixes), str(root), path.parent.as_posix(), scan_templates.is_template_file(file) and path.name)
     if stat.st_size > MAX_DEDUPE_HASH_BYTES:
         return ("inode", stat.st_dev, stat.st_ino, stat.st_size, *naming)
-    digest = hashlib.sha256()
     handle.seek(0)
-    remaining = stat.st_size
-    while remaining > 0:
-        chunk = handle.read(min(remaining, 1 << 20))
-        if not chunk:
-            break
-        digest.update(chunk)
-        remaining -= len(chunk)
-        if time.monotonic() > budget.deadline:
-            return None
+    streamed = sha256_stream(handle, 1 << 20, max_bytes=stat.st_size, on_chunk=lambda _: time.monotonic() <= budget.deadline)
+    if streamed.stopped:
+        return None
     handle.seek(0)
-    return ("sha256", stat.st_size - remaining, digest.hexdigest(), *naming)
+    return ("sha256", streamed.bytes_read, streamed.hexdigest, *naming)
 
 
 def _as_duplicate(file: str, scanned: ScannedFile, findings: list[ScanFinding]) -> tuple[ScannedFile, list[ScanFinding]]:

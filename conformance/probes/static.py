@@ -1,7 +1,7 @@
 """The static probe: config, architecture, weight headers, parameter counts, tokenizer files, remote code.
 
-Reads only small JSON files, safetensors headers and zip directories: no torch import and no tensor data
-on this path. The facts are independent: each is read on its own and a failure becomes that fact's error
+Reads only small JSON files, the headers the registered weight formats read (`conformance/formats/`) and
+zip directories: no torch import and no tensor data on this path. The facts are independent: each is read on its own and a failure becomes that fact's error
 (`config_error`, `architecture_error`, `weights.errors`, `parameters_error`, `tokenizer.errors`,
 `remote_code.errors`), so one bad file errors only the rules that need it. `probe_static` never raises
 for bad model bytes.
@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ..candidate import Candidate, FileEntry
+from ..formats.parameters import dtype_summary, embedding_rows
+from ..formats.registry import architecture_source
 from ..probe_registry import ProbeContext, probe
 from .architecture import normalize_architecture
 from .tokenizer_files import TokenizerFacts, read_tokenizer
-from .weights import WeightsInfo, count_parameters, dtype_summary, embedding_rows, read_weights
+from .weights import WeightsInfo, count_parameters, read_weights
 
 T = TypeVar("T")
 
@@ -185,26 +187,23 @@ class StaticFacts:
         }
 
 
-def _config(candidate: Candidate) -> dict[str, Any]:
-    return candidate.config
-
-
 def probe_static(candidate: Candidate) -> StaticFacts:
     """Every static fact of the folder; each failure is recorded as that fact's error, never raised."""
     files, files_error = _attempt("file list", lambda: candidate.files)
-    config, config_error = _attempt("config.json", lambda: _config(candidate))
+    source = architecture_source(candidate)  # config.json, or the metadata of a format that carries its own
+    config, config_error = _attempt(source.name, lambda: source.read_config(candidate))
     weights, weights_error = _attempt("weights", lambda: read_weights(candidate))
     if weights is None:
         weights = WeightsInfo(errors=[weights_error or "weights unreadable"], format_errors=[weights_error or "weights unreadable"])
     facts = StaticFacts(files=files or [], config=config, config_error=config_error, files_error=files_error, weights=weights)
     if config is not None:
-        architecture, facts.architecture_error = _attempt("architecture fields of config.json", lambda: normalize_architecture(config))
+        architecture, facts.architecture_error = _attempt(f"architecture fields of {source.name}", lambda: normalize_architecture(config))
         facts.architecture = architecture or {}
     if weights.tensors:
         tensors = weights.tensors
-        counts, facts.parameters_error = _attempt("parameter count", lambda: count_parameters(tensors, config))
+        counts, facts.parameters_error = _attempt("parameter count", lambda: count_parameters(weights, config))
         facts.parameters = counts or {}
-        facts.weight_bytes = sum(t.nbytes for t in tensors)
+        facts.weight_bytes = sum(t.stored_bytes for t in tensors)
         facts.weight_dtypes = dtype_summary(tensors)
         facts.embedding_rows = embedding_rows(tensors)
     tokenizer, tokenizer_error = _attempt("tokenizer", lambda: read_tokenizer(candidate))

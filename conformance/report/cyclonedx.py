@@ -14,7 +14,6 @@ or sparse, gets no hash and a property saying why (never a made-up or partial di
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 import uuid
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..digests import sha256_stream
 from ..probes.hashes import HashBudgetError, refuse_sparse
 from ..safe_files import UnsafeFileError, open_regular
 from .sarif import information_uri, tool_version
@@ -77,16 +77,12 @@ def sha256_bounded(root: Path, relative: str, budget: HashBudget) -> tuple[str |
             refuse_sparse(handle, relative)
         except HashBudgetError as exc:
             return None, f"not hashed: {exc}"
-        digest, left = hashlib.sha256(), size
-        while left > 0:
-            chunk = handle.read(min(CHUNK_BYTES, left))
-            if not chunk:
-                return None, "not hashed: the file shrank while it was read"
-            digest.update(chunk)
-            left -= len(chunk)
-            if budget.expired():
-                return None, f"hashing time budget of {budget.seconds:g} s spent"
-    return digest.hexdigest(), None
+        streamed = sha256_stream(handle, CHUNK_BYTES, max_bytes=size, on_chunk=lambda _: not budget.expired())
+    if streamed.stopped:
+        return None, f"hashing time budget of {budget.seconds:g} s spent"
+    if streamed.bytes_read < size:
+        return None, "not hashed: the file shrank while it was read"
+    return streamed.hexdigest, None
 
 
 def _property(name: str, value: Any) -> dict[str, str]:

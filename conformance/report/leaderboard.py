@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..digests import sha256_text
 from ..results import validate_document, write_atomic, write_result
 from .html import render_html
 from .names import file_stems
@@ -44,14 +45,13 @@ def render_markdown(board: Leaderboard, plots: list[Plot]) -> str:
 
 def _plot_inputs_digest(board: Any) -> str:
     """Everything the plots are drawn from (the table, every rule's status, matplotlib's version)."""
-    import hashlib
     import json
 
     import matplotlib
 
     statuses = {model: [(r["id"], r["status"]) for r in document["rules"]] for model, document in board.documents.items()}
     text = json.dumps([board.frame.to_csv(index=False), statuses, matplotlib.__version__], sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return sha256_text(text)
 
 
 def _digest_path(png: Path) -> Path:

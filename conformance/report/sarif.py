@@ -10,11 +10,11 @@ the zip member and the global, and `partialFingerprints` so an alert keeps its i
 
 from __future__ import annotations
 
-import hashlib
 from importlib.metadata import PackageNotFoundError, metadata, version
 from typing import Any
 from urllib.parse import quote
 
+from ..digests import sha256_text
 from .scan_rules import RULES, ScanRule, clean_text, counts_as_finding, rule_for, rule_id
 
 SARIF_VERSION = "2.1.0"
@@ -79,7 +79,7 @@ def _rule_descriptor(rule: ScanRule) -> dict[str, Any]:
 
 def _fingerprint(rule: str, finding: Any) -> str:
     parts = (rule, finding.file, finding.member or "", finding.global_name or "", "" if finding.global_name else finding.detail)
-    return hashlib.sha256("\x00".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+    return sha256_text("\x00".join(parts), errors="surrogatepass")
 
 
 def _message(finding: Any) -> str:

@@ -7,7 +7,6 @@ claims are true for the saved model. Pass ``claims`` to make some of them wrong 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from ..digests import sha256_stream
 from .tokenizer import TokenizerKind, train_tokenizer
 
 CARD_SECTIONS = ("Intended use", "Limitations", "Training data", "Evaluation")
@@ -29,11 +29,8 @@ _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
 
 
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return sha256_stream(handle, 1 << 20).hexdigest
 
 
 def _is_causal_lm(architectures: Sequence[str] | None) -> bool:

@@ -1,4 +1,4 @@
-"""Reading a safetensors header with two bounded plain reads, accepting exactly what the safetensors library accepts.
+"""The safetensors format: a header read with two bounded plain reads, accepting exactly what the library accepts.
 
 Why not `safetensors.safe_open` here: it memory-maps the whole file, and the first touch of the header page
 makes the kernel read ahead around it (read_ahead_kb, MiBs of tensor data per shard) — 240 MiB for a
@@ -21,6 +21,10 @@ The rules are those of the library's Rust reader (`safetensors/src/tensor.rs`: `
 - tensor data ends exactly at the end of the file.
 
 `tests/test_header_fuzz.py` compares this reader with the library on generated and mutated files.
+
+`SafetensorsFormat` claims `*.safetensors` at the folder's top level, reads the shards that
+`model.safetensors.index.json` names (or every file without an index), and streams tensors for the
+finiteness probe through the library's `safe_open` on the descriptor the caller checked.
 """
 
 from __future__ import annotations
@@ -31,9 +35,14 @@ import math
 import os
 import re
 import struct
+from collections.abc import Iterator
+from pathlib import Path
 from typing import IO, Any
 
-from .weights import DTYPE_BITS, TensorInfo
+from ..candidate import Candidate
+from .base import WeightFormat, descriptor_path
+from .dtypes import SAFETENSORS_DTYPES, element_bits
+from .tensors import TensorInfo
 
 MAX_HEADER_BYTES = 100_000_000  # the library's MAX_HEADER_SIZE
 MAX_JSON_DEPTH = 127  # serde_json fails when the 128th nested array or object opens
@@ -138,7 +147,7 @@ def _dtype(name: str, value: Any) -> str:
         if len(value) != 1 or value[0][1] is not None:
             raise ValueError(f"{name}: dtype must be a name")
         value = value[0][0]
-    if not isinstance(value, str) or value not in DTYPE_BITS:
+    if not isinstance(value, str) or value not in SAFETENSORS_DTYPES:
         raise ValueError(f"{name}: unknown dtype {value!r}")
     return value
 
@@ -173,7 +182,7 @@ def _tensor_bytes(name: str, dtype: str, shape: tuple[int, ...]) -> int:
         count *= dim
         if count > _USIZE_MAX:
             raise ValueError(f"{name}: element count of shape {list(shape)} overflows 64 bits")
-    bits = count * DTYPE_BITS[dtype]
+    bits = count * element_bits(dtype)
     if bits > _USIZE_MAX:
         raise ValueError(f"{name}: bit count of shape {list(shape)} overflows 64 bits")
     if bits % 8:
@@ -230,3 +239,70 @@ def read_safetensors_header(handle: IO[bytes], relative: str) -> list[TensorInfo
     if len(raw) != length:
         raise ValueError("file shorter than its header length")
     return parse_header(raw, size, relative)
+
+
+INDEX_NAME = "model.safetensors.index.json"
+MAX_INDEX_BYTES = 64 * 1024 * 1024  # an index of a 400B-parameter checkpoint is ~2 MB
+
+
+class SafetensorsFormat(WeightFormat):
+    """`*.safetensors` files: headers read here, tensors streamed by the library (see the module doc)."""
+
+    name = "safetensors"
+    suffixes = (".safetensors",)
+    load_names = ("model.safetensors", INDEX_NAME)
+    reads_tensors = True
+    streams_tensors = True
+
+    def header_files(self, candidate: Candidate, claimed: list[str], present: set[str], errors: list[str]) -> tuple[str | None, list[str]]:
+        """The index's shards that are present (each named shard checked to stay inside), else every claimed file."""
+        if INDEX_NAME not in candidate.file_names():
+            return None, sorted(claimed)
+        try:
+            return INDEX_NAME, _index_shards(candidate, present, errors)
+        except Exception as exc:  # noqa: BLE001 - any failure of the index's bytes is the index's error
+            errors.append(f"{INDEX_NAME}: {exc}")
+            return INDEX_NAME, sorted(claimed)
+
+    def read_tensors(self, candidate: Candidate, relative: str) -> list[TensorInfo]:
+        """The header's tensors, sorted by name; ValueError (bad header) or OSError (see `read_safetensors_header`)."""
+        with candidate.open_regular(relative) as handle:
+            return read_safetensors_header(handle, relative)
+
+    def tensor_slices(self, handle: IO[bytes], resolved: Path, slice_bytes: int) -> Iterator[tuple[str, Iterator[Any]]]:
+        """Every tensor through `safe_open` (torch tensors), in row slices of about `slice_bytes` at 4 bytes an element."""
+        from safetensors import safe_open
+
+        with safe_open(descriptor_path(handle, resolved), framework="pt") as reader:
+            for name in reader.keys():
+                yield name, _row_slices(reader, name, slice_bytes)
+
+
+def _index_shards(candidate: Candidate, present: set[str], errors: list[str]) -> list[str]:
+    index = candidate.read_json(INDEX_NAME, max_bytes=MAX_INDEX_BYTES)
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict):
+        raise ValueError("weight_map is not an object")
+    shards = sorted({value for value in weight_map.values() if isinstance(value, str)})
+    if len(shards) != len(set(map(str, weight_map.values()))):
+        errors.append(f"{INDEX_NAME}: weight_map values must be file names")
+    for shard in shards:
+        candidate.resolve_inside(shard)
+        if shard not in present:
+            errors.append(f"{INDEX_NAME} names missing shard {shard}")
+    return [s for s in shards if s in present]
+
+
+def _row_slices(reader: Any, name: str, slice_bytes: int) -> Iterator[Any]:
+    """Slices of whole rows (first dimension) of one tensor; a scalar as one piece."""
+    view = reader.get_slice(name)
+    shape = view.get_shape()
+    if not shape:
+        yield reader.get_tensor(name)
+        return
+    row_elements = 1
+    for dim in shape[1:]:
+        row_elements *= dim
+    step = max(1, slice_bytes // (max(1, row_elements) * 4))
+    for start in range(0, shape[0], step):
+        yield view[start : start + step]

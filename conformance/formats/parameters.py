@@ -1,0 +1,60 @@
+"""Parameter counts from tensor names and shapes, as `sum(p.numel() for p in model.parameters())` gives them.
+
+Shared by every format: which names are buffers (saved by some exporters, never parameters), which are
+embeddings (left out of the non-embedding count, as in Kaplan et al. 2020), and when a stored lm_head is
+the input embedding tied. A format decides which tensors are parameters (`WeightFormat.is_parameter`)
+and hands that predicate here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from .tensors import TensorInfo
+
+# Float tensors that some exporters save although they are buffers, not parameters.
+BUFFER_PATTERNS = re.compile(r"(\.inv_freq$|\.masked_bias$|(^|\.)attn\.bias$|\.rotary_emb\.|(^|\.)position_ids$|(^|\.)token_type_ids$)")
+# Embedding and unembedding matrices, excluded from the non-embedding count (as in Kaplan et al. 2020).
+EMBEDDING_PATTERNS = re.compile(
+    r"(embed_tokens|word_embeddings|position_embeddings|token_type_embeddings|embed_positions|"
+    r"(^|\.)wte\.|(^|\.)wpe\.|^lm_head\.|\.lm_head\.|(^|\.)shared\.|embed_out\.|output_embeddings)"
+)
+INPUT_EMBEDDING_PATTERNS = re.compile(r"(embed_tokens\.weight$|word_embeddings\.weight$|(^|\.)wte\.weight$|(^|\.)shared\.weight$)")
+
+
+def is_buffer(name: str) -> bool:
+    """True for a tensor name that is a known buffer (rotary frequencies, position ids, attention masks)."""
+    return BUFFER_PATTERNS.search(name) is not None
+
+
+def count_parameters(tensors: list[TensorInfo], config: dict[str, Any] | None, is_parameter: Callable[[TensorInfo], bool]) -> dict[str, int]:
+    """`parameters`, `embedding_parameters` and `non_embedding_parameters` (element counts) of the tensors kept by `is_parameter`."""
+    counted = [t for t in tensors if is_parameter(t)]
+    # Without a readable config nothing says the two are tied; a stored lm_head (safetensors cannot hold
+    # shared tensors, so save_pretrained drops a tied one) is then a parameter of its own.
+    tied = config.get("tie_word_embeddings", True) if config is not None else False
+    input_embedding = next((t for t in counted if INPUT_EMBEDDING_PATTERNS.search(t.name)), None)
+    lm_head = next((t for t in counted if t.name.endswith("lm_head.weight")), None)
+    if tied and input_embedding and lm_head and input_embedding.shape == lm_head.shape:
+        counted = [t for t in counted if t is not lm_head]  # tied weights are one parameter
+    total = sum(t.elements for t in counted)
+    embedding = sum(t.elements for t in counted if EMBEDDING_PATTERNS.search(t.name))
+    return {"parameters": total, "embedding_parameters": embedding, "non_embedding_parameters": total - embedding}
+
+
+def dtype_summary(tensors: list[TensorInfo]) -> dict[str, int]:
+    """Element count per stored dtype across weight tensors (known buffers such as position_ids left out), sorted by dtype."""
+    summary: dict[str, int] = {}
+    for tensor in tensors:
+        if is_buffer(tensor.name):
+            continue
+        summary[tensor.dtype] = summary.get(tensor.dtype, 0) + tensor.elements
+    return dict(sorted(summary.items()))
+
+
+def embedding_rows(tensors: list[TensorInfo]) -> int | None:
+    """Rows of the 2-D input embedding matrix (the vocabulary it can embed), or None when there is none."""
+    tensor = next((t for t in tensors if INPUT_EMBEDDING_PATTERNS.search(t.name) and len(t.shape) == 2), None)
+    return tensor.shape[0] if tensor else None
