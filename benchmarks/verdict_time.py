@@ -33,14 +33,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import torch  # noqa: E402
 from transformers import LlamaConfig, LlamaForCausalLM  # noqa: E402
 
+from conformance.catalogue import get_check  # noqa: E402
 from conformance.errors import CheckError  # noqa: E402
 from conformance.evidence import Evidence, evidence_key  # noqa: E402
 from conformance.probes.architecture import normalize_architecture  # noqa: E402
 from conformance.probes.load import LoadedModel  # noqa: E402
 from conformance.probes.speed import measure_speed, speed_params  # noqa: E402
-from conformance.registry import get_check  # noqa: E402
+from conformance.rule import Rule  # noqa: E402
 from conformance.runner import decision_callback  # noqa: E402
-from conformance.spec import Rule  # noqa: E402
 
 WORKLOAD = {"batch_size": 1, "prompt_tokens": 32, "new_tokens": 16}
 POLICIES = {

@@ -1,15 +1,19 @@
-"""The quick-start job: build a small zoo offline and check it against the shipped release standard."""
+"""The quick-start job's parts: build a small zoo offline, then report the outcome.
+
+`conformance demo` (in `cli`) runs the leaderboard on the zoo against `DEMO_STANDARD` between the two; this
+module never imports the command line.
+"""
 
 from __future__ import annotations
 
 import shutil
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 DEMO_STANDARD = "small-causal-lm-leaderboard"
 
 
-def build_demo_zoo(models_dir: Path, log=print) -> list[Path]:
+def build_demo_zoo(models_dir: Path, log: Callable[[str], None] = print) -> list[Path]:
     """A trained tiny Llama and untrained Llama/GPT-2 (conformant), a BERT encoder and a pickle bomb (not),
     and the real all-MiniLM-L6-v2 when installed. Folders already built are reused."""
     from .zoo import build_bert, build_gpt2, build_llama, build_pickle_bomb, train_tiny_lm
@@ -44,11 +48,9 @@ def build_demo_zoo(models_dir: Path, log=print) -> list[Path]:
     return folders
 
 
-def run_demo(out_dir: Path, extra_args: list[str] | None = None) -> int:
-    from .cli import main
-
-    models = build_demo_zoo(out_dir / "demo-models", log=lambda m: print(m, file=sys.stderr))
-    code = main(["leaderboard", *map(str, models), "--spec", DEMO_STANDARD, "--out", str(out_dir), *(extra_args or [])])
+def demo_outcome(code: int, models: list[Path], out_dir: Path) -> int:
+    """Print what the demo did and return its exit status: 0 when `leaderboard` (exit `code`) judged every
+    model and the hostile pickle's canary is absent, else 2. The command line runs the leaderboard itself."""
     canary = out_dir / "demo-models" / "hostile-pickle.CANARY"
     print(f"demo: {len(models)} models checked against {DEMO_STANDARD}; open {out_dir / 'leaderboard.html'} in a browser")
     print("demo: the hostile pickle was scanned and never loaded" if not canary.exists() else "demo: CANARY FOUND")

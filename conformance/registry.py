@@ -1,27 +1,30 @@
-"""The one catalogue of checks: it runs them, generates the spec schema and lists them (`conformance rules`)."""
+"""The check registry: the `@check` decorator and the table it fills.
+
+Check modules import this (and `rule`) only; they never import the spec loader, the schema or the catalogue.
+Importing this module imports no check: `catalogue` imports the `checks` package to fill the table and
+answers lookups (`get_check`, `all_checks`).
+"""
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from .errors import RequestError
+from .rule import COMPARISON_KEYS, Rule
 
 if TYPE_CHECKING:
     from .evidence import Evidence
-    from .spec import Rule
     from .verdict import Verdict
 
-# Keys every rule may use to state what the observed value must be.
-COMPARISON_KEYS: tuple[str, ...] = ("min", "max", "equals", "in", "not_in", "pattern", "tolerance")
-
-CheckFunction = Callable[["Evidence", "Rule"], "Verdict | Any"]
+CheckFunction = Callable[["Evidence", Rule], "Verdict | Any"]
 
 
 @dataclass(frozen=True)
 class CheckDef:
+    """One registered check: what `conformance rules` lists and the schema is generated from."""
+
     name: str
     function: CheckFunction
     summary: str
@@ -39,6 +42,7 @@ class CheckDef:
 
     @property
     def family(self) -> str:
+        """The rule family: the name's part before the first dot (`size` for `size.parameters`)."""
         return self.name.split(".", 1)[0]
 
 
@@ -56,7 +60,7 @@ def check(
     needs_comparison: bool = False,
     probe_params: Callable[[Rule], dict[str, Any]] | None = None,
 ) -> Callable[[CheckFunction], CheckFunction]:
-    """Register a check under its public name."""
+    """Register a check under its public name; ValueError if the name is taken."""
 
     def register(function: CheckFunction) -> CheckFunction:
         if name in _CHECKS:
@@ -77,27 +81,6 @@ def check(
     return register
 
 
-def _load_catalogue() -> None:
-    from . import checks  # noqa: F401  (importing registers every check)
-
-
-def all_checks() -> list[CheckDef]:
-    _load_catalogue()
-    return [_CHECKS[name] for name in sorted(_CHECKS)]
-
-
-def suggest(name: str) -> str | None:
-    _load_catalogue()
-    matches = difflib.get_close_matches(name, list(_CHECKS), n=1, cutoff=0.6)
-    return matches[0] if matches else None
-
-
-def get_check(name: str) -> CheckDef:
-    _load_catalogue()
-    try:
-        return _CHECKS[name]
-    except KeyError:
-        hint = suggest(name)
-        raise RequestError(
-            f"unknown check {name!r}" + (f"; did you mean {hint!r}?" if hint else "")
-        ) from None
+def registered_checks() -> Mapping[str, CheckDef]:
+    """A read-only view of every check registered so far (only the imported check modules' checks)."""
+    return MappingProxyType(_CHECKS)

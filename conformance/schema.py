@@ -11,7 +11,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .registry import COMPARISON_KEYS, CheckDef, all_checks
+from .catalogue import all_checks
+from .paths import schema_path
+from .registry import CheckDef
+from .rule import COMPARISON_KEYS, LEVELS
 
 SPEC_SCHEMA_ID = "https://conformance.dev/schema/spec.schema.json"
 
@@ -43,13 +46,14 @@ def _check_schema(params: dict[str, dict[str, Any]], required: tuple[str, ...], 
 
 
 def spec_schema() -> dict[str, Any]:
+    """The spec's JSON Schema (draft 2020-12): one `$defs/checks` entry per registered check."""
     checks = all_checks()
     rule: dict[str, Any] = {
         "type": "object",
         "required": ["id", "level", "check"],
         "properties": {
             "id": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]*$"},
-            "level": {"enum": ["must", "should", "may"]},
+            "level": {"enum": list(LEVELS)},
             "check": {"enum": [c.name for c in checks]},
             "description": {"type": "string"},
         },
@@ -89,6 +93,7 @@ def spec_schema() -> dict[str, Any]:
 
 
 def render() -> str:
+    """The schema as committed in `specs/schema/spec.schema.json` (two-space indent, final newline)."""
     return json.dumps(spec_schema(), indent=2, sort_keys=False) + "\n"
 
 
@@ -121,8 +126,7 @@ _CATALOGUE_END = "<!-- catalogue:end -->"
 
 
 def main(argv: list[str]) -> int:
-    from .paths import schema_path
-
+    """`python -m conformance.schema [--write]`: print the schema, or write it and the README's check table."""
     text = render()
     if "--write" in argv:
         schema_path("spec").write_text(text, encoding="utf-8")

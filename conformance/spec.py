@@ -10,32 +10,16 @@ from typing import Any
 
 import jsonschema
 
+from .catalogue import get_check, suggest
 from .compare import compile_pattern
 from .digests import sha256_text
 from .errors import RequestError, SpecError
-from .paths import standards_dir
-from .registry import COMPARISON_KEYS, get_check, suggest
+from .rule import COMPARISON_KEYS, Rule
+from .schema import spec_schema
 from .sourcefile import LineIndex, format_path, read_structured
+from .standards import find_standard, is_standard_name, standard_hint
 
-LEVELS = ("must", "should", "may")
 _RULE_RESERVED = {"id", "level", "check", "description"}
-
-
-@dataclass(frozen=True)
-class Rule:
-    id: str
-    level: str
-    check: str
-    comparison: dict[str, Any]
-    params: dict[str, Any]
-    description: str = ""
-    source: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"id": self.id, "level": self.level, "check": self.check}
-        if self.description:
-            data["description"] = self.description
-        return {**data, **self.comparison, **self.params}
 
 
 @dataclass
@@ -73,8 +57,6 @@ class Spec:
 
 
 def _validator() -> jsonschema.Draft202012Validator:
-    from .schema import spec_schema
-
     return jsonschema.Draft202012Validator(spec_schema(), format_checker=jsonschema.FormatChecker())
 
 
@@ -186,15 +168,13 @@ def _check_values(file: str, rule: Rule, index: int, lines: LineIndex) -> None:
 def _resolve_extends(name: str, base_file: Path, file: str, index: int, lines: LineIndex) -> Path:
     """A shipped standard by name, or a path relative to the spec that must stay inside the spec's folder."""
     field_path = ["extends", index]
-    if "/" not in name and "\\" not in name and not name.endswith((".yaml", ".yml", ".json")):
-        for suffix in (".yaml", ".yml", ".json"):
-            shipped = standards_dir() / f"{name}{suffix}"
-            if shipped.is_file():
-                return shipped
-        shipped_names = sorted(p.stem for p in standards_dir().glob("*.y*ml"))
+    if is_standard_name(name):
+        shipped = find_standard(name)
+        if shipped is not None:
+            return shipped
         raise SpecError(
             file,
-            f"extends names unknown standard {name!r}; shipped: {', '.join(shipped_names)}",
+            f"extends names unknown standard {name!r}; {standard_hint(name)}",
             field=format_path(field_path),
             line=lines.line(field_path),
         )
@@ -242,14 +222,18 @@ def _load(path: Path, stack: tuple[Path, ...]) -> Spec:
 
 
 def load_spec(path: str | Path) -> Spec:
-    """Load, validate and resolve a spec file; a shipped standard may be named without a path."""
+    """Load, validate and resolve a spec file; a shipped standard may be named without a path.
+
+    A file that exists wins over a shipped standard of the same name. Raises SpecError (a RequestError)
+    for a missing file (with the closest shipped standard's name when `path` is a bare name), a file that
+    is not a valid spec, or an `extends` chain that cannot be resolved.
+    """
     candidate = Path(path)
-    if not candidate.exists() and "/" not in str(path) and not candidate.suffix:
-        for suffix in (".yaml", ".yml", ".json"):
-            shipped = standards_dir() / f"{path}{suffix}"
-            if shipped.is_file():
-                candidate = shipped
-                break
+    if not candidate.exists() and is_standard_name(str(path)):
+        shipped = find_standard(str(path))
+        if shipped is None:
+            raise SpecError(str(path), f"spec file not found; {standard_hint(str(path))}")
+        candidate = shipped
     if not candidate.is_file():
         raise SpecError(str(path), "spec file not found")
     resolved = candidate.resolve()

@@ -24,6 +24,7 @@ from conformance.compare import MAX_PATTERN_SUBJECT_CHARS, PATTERN_TIMEOUT_S, co
 from conformance.errors import CheckError, SpecError
 from conformance.evidence import Evidence
 from conformance.results import MAX_DOCUMENT_DEPTH, TRUNCATED_MARKER, json_safe, load_result, validate_document
+from conformance.rule import Rule
 from conformance.runner import RunOptions, run
 from conformance.safe_files import json_depth
 from conformance.sourcefile import (
@@ -36,7 +37,7 @@ from conformance.sourcefile import (
     load_yaml,
     measure_nodes,
 )
-from conformance.spec import Rule, load_spec
+from conformance.spec import load_spec
 
 # "Does not hang" bound: generous on a loaded machine, far below what the unbounded code took (minutes, or never).
 NO_HANG_S = 20.0

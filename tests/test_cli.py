@@ -58,6 +58,8 @@ def test_only_selects_rules(bert_dir: Path, tmp_path: Path) -> None:
     [
         (["check", "/nonexistent/model", "--spec", "baseline-safety"], "/nonexistent/model: model folder not found"),
         (["check", "MODEL", "--spec", "no-such-spec"], "no-such-spec: spec file not found"),
+        (["check", "MODEL", "--spec", "small-causal-lm-relase"],
+         "small-causal-lm-relase: spec file not found; did you mean 'small-causal-lm-release'? shipped: baseline-safety,"),
         (["check", "MODEL", "--spec", "baseline-safety", "--only", "NOPE"], "--only names rules not in spec baseline-safety: NOPE"),
     ],
 )

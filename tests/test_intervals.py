@@ -9,6 +9,7 @@ import statistics
 
 import pytest
 
+from conformance.catalogue import get_check
 from conformance.errors import CheckError, Inconclusive
 from conformance.evidence import Evidence, evidence_key
 from conformance.probes.intervals import Interval, decide, order_statistic_ranks, quantile_interval
@@ -21,8 +22,7 @@ from conformance.probes.speed import (
     run_until_decided,
     speed_params,
 )
-from conformance.registry import get_check
-from conformance.spec import Rule
+from conformance.rule import Rule
 
 pytestmark = pytest.mark.usefixtures("performance_checks")
 

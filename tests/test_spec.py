@@ -9,9 +9,10 @@ import pytest
 
 from conformance.cli import main
 from conformance.errors import SpecError
-from conformance.paths import schema_path
+from conformance.paths import schema_path, standards_dir
 from conformance.schema import render
 from conformance.spec import load_spec
+from conformance.standards import find_standard, is_standard_name, shipped_standards, standard_hint
 
 GOOD_RULE = {"id": "SIZE", "level": "must", "check": "size.parameters", "max": 1e9}
 
@@ -145,6 +146,48 @@ def test_unknown_shipped_standard_lists_the_shipped_ones(write_spec) -> None:
     path = write_spec(document={"id": "a", "version": "1", "extends": ["baseline-safty"], "rules": []})
     with pytest.raises(SpecError, match="shipped: baseline-safety"):
         load_spec(path)
+
+
+def test_misspelt_extends_name_suggests_the_closest_standard(write_spec) -> None:
+    path = write_spec(document={"id": "a", "version": "1", "extends": ["small-causal-lm-relase"], "rules": []})
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    assert caught.value.message == (
+        "extends names unknown standard 'small-causal-lm-relase'; did you mean 'small-causal-lm-release'? "
+        "shipped: baseline-safety, small-causal-lm-leaderboard, small-causal-lm-release"
+    )
+    assert caught.value.field == "extends[0]"
+
+
+def test_misspelt_spec_name_suggests_the_closest_standard() -> None:
+    with pytest.raises(SpecError, match=r"^baseline-safty: spec file not found; did you mean 'baseline-safety'\? shipped: "):
+        load_spec("baseline-safty")
+
+
+def test_a_missing_spec_path_gets_no_suggestion(tmp_path: Path) -> None:
+    with pytest.raises(SpecError) as caught:
+        load_spec(tmp_path / "baseline-safety.yaml")
+    assert caught.value.message == "spec file not found"
+
+
+def test_an_existing_file_wins_over_a_shipped_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "baseline-safety").write_text('id: local\nversion: "1"\nrules: []\n')
+    monkeypatch.chdir(tmp_path)
+    assert load_spec("baseline-safety").id == "local"
+
+
+def test_one_lookup_of_shipped_standards() -> None:
+    names = shipped_standards()
+    assert names == sorted(path.stem for path in standards_dir().glob("*.yaml"))
+    assert "small-causal-lm-release" in names
+    assert find_standard("baseline-safety") == standards_dir() / "baseline-safety.yaml"
+    assert find_standard("no-such-standard") is None
+    assert find_standard("baseline-safety.yaml") is None and find_standard("specs/baseline-safety") is None
+    assert [is_standard_name(text) for text in ("release", "v1.2", "a/b", "a\\b", "x.YAML", "x.json")] == [
+        True, True, False, False, False, False,
+    ]
+    assert standard_hint("baseline-safty").startswith("did you mean 'baseline-safety'? shipped: ")
+    assert standard_hint("zzz") == "shipped: " + ", ".join(names)
 
 
 def test_extends_may_not_leave_the_spec_folder(tmp_path: Path, write_spec) -> None:

@@ -11,6 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+from conformance.catalogue import get_check  # noqa: E402
 from conformance.errors import CheckError, CheckSkipped  # noqa: E402
 from conformance.evidence import Evidence, evidence_key  # noqa: E402
 from conformance.probes import roofline  # noqa: E402
@@ -18,8 +19,7 @@ from conformance.probes.architecture import normalize_architecture  # noqa: E402
 from conformance.probes.load import LoadedModel  # noqa: E402
 from conformance.probes.speed import MeasurementPolicy, SpeedEvidence, Workload, measure_speed, speed_params  # noqa: E402
 from conformance.probes.stats import SampleStats, percentile  # noqa: E402
-from conformance.registry import get_check  # noqa: E402
-from conformance.spec import Rule  # noqa: E402
+from conformance.rule import Rule  # noqa: E402
 from conformance.verdict import Verdict  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("performance_checks")

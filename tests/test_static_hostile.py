@@ -18,14 +18,15 @@ import pytest
 
 from conformance import zoo
 from conformance.candidate import Candidate
+from conformance.catalogue import get_check
 from conformance.errors import CheckError
 from conformance.evidence import Evidence
 from conformance.probes.scan import ScanEvidence, ScanFinding, ScannedFile
 from conformance.probes.static import probe_static
-from conformance.registry import get_check
 from conformance.results import RuleResult, validate_document
+from conformance.rule import Rule
 from conformance.runner import RunOptions, run
-from conformance.spec import Rule, load_spec
+from conformance.spec import load_spec
 
 STATIC_RULES = [
     {"id": "FORMAT", "level": "must", "check": "safety.weights_format"},

@@ -7,7 +7,7 @@ from ..errors import CheckError
 from ..evidence import Evidence
 from ..probes.architecture import ARCHITECTURE_FIELDS, config_value
 from ..registry import check
-from ..spec import Rule
+from ..rule import Rule
 from ..verdict import Verdict
 from .common import require_architecture, require_config, require_finite, static_facts
 

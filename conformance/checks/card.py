@@ -9,7 +9,7 @@ from typing import Any
 from ..compare import values_equal
 from ..evidence import Evidence
 from ..registry import check
-from ..spec import Rule
+from ..rule import Rule
 from ..verdict import Verdict
 from .common import static_facts
 from .safety import card_facts

@@ -9,7 +9,7 @@ from ..compare import describe_expected, judge
 from ..errors import CheckError
 from ..evidence import Evidence
 from ..registry import check
-from ..spec import Rule
+from ..rule import Rule
 from ..verdict import Verdict
 from .common import judge_set, static_facts
 

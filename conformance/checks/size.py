@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..compare import judge
 from ..evidence import Evidence
 from ..registry import check
-from ..spec import Rule
+from ..rule import Rule
 from ..verdict import Verdict
 from .common import judge_set, require_tensors, static_facts
 

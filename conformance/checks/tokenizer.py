@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..errors import CheckError
 from ..evidence import Evidence
 from ..registry import check
-from ..spec import Rule
+from ..rule import Rule
 from ..verdict import Verdict
 from .common import require_finite, static_facts
 

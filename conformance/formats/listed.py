@@ -12,6 +12,7 @@ class ListedFormat(WeightFormat):
     """A weight format recognized by its file name endings; nothing in its files is read."""
 
     def __init__(self, name: str, suffixes: tuple[str, ...]) -> None:
+        """A format called `name` (as `safety.weights_format` reports it) claiming names ending in `suffixes` (lower case)."""
         self.name = name  # type: ignore[misc]  # per instance: one class serves every listed format
         self.suffixes = suffixes  # type: ignore[misc]
 

@@ -50,7 +50,7 @@ _USIZE_MAX = 2**64 - 1  # usize on the 64-bit platforms the library ships for
 _FIELDS = ("dtype", "shape", "data_offsets")
 
 
-class _Pairs(list):  # type: ignore[type-arg]
+class _Pairs(list[Any]):
     """A JSON object as its (key, value) pairs in order, so duplicate keys stay visible."""
 
 

@@ -52,6 +52,7 @@ class HashBudget:
     bytes_read: int = 0
 
     def __post_init__(self) -> None:
+        """Start the clock when the budget is made, unless `started` was given."""
         if self.started < 0:
             self.started = self.clock()
 

@@ -16,7 +16,6 @@ from ..errors import CheckError
 from ..probe_registry import ProbeContext, probe
 from .load_preflight import LoadRefused, staged_folder
 
-DTYPES = ("auto", "float32", "bfloat16", "float16")
 ENCODER_MODEL_TYPES = frozenset({"bert", "roberta", "distilbert", "albert", "electra", "deberta", "deberta-v2", "xlm-roberta", "mpnet", "camembert", "modernbert"})
 
 

@@ -47,7 +47,6 @@ from .memory import PeakMemory, PeakMemoryTracker
 from .stats import SampleStats
 from .timing import Timed, device_environment, timer
 
-DTYPES = ("float32", "bfloat16", "float16")
 SERIES = ("prefill", "decode")  # the two timed series a rule can be judged on
 
 

@@ -53,10 +53,13 @@ MAX_CODE_WALK = 100_000  # directory entries walked looking for __pycache__
 
 @dataclass
 class RemoteCodeFacts:
+    """Each way the folder ships or points at code that `trust_remote_code=True` would run, and configs that could not be read."""
+
     reasons: list[str] = field(default_factory=list)  # each way the folder ships or points at code
     errors: list[str] = field(default_factory=list)  # configs that could not be read (they may hold an auto_map)
 
     def to_dict(self) -> dict[str, Any]:
+        """The facts as the result document's evidence holds them."""
         return {"reasons": self.reasons, "errors": self.errors}
 
 
@@ -149,6 +152,8 @@ def read_remote_code(candidate: Candidate) -> RemoteCodeFacts:
 
 @dataclass
 class StaticFacts:
+    """Every static fact of a folder, each with its own error (see the module doc); sizes in elements and bytes."""
+
     files: list[FileEntry]
     config: dict[str, Any] | None
     config_error: str | None
@@ -165,6 +170,7 @@ class StaticFacts:
     remote_code: RemoteCodeFacts = field(default_factory=RemoteCodeFacts)
 
     def to_dict(self) -> dict[str, Any]:
+        """The facts as the result document's evidence holds them (the file list as its length)."""
         return {
             "file_count": len(self.files),
             "files_error": self.files_error,

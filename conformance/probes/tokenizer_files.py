@@ -18,6 +18,8 @@ MAX_TOKEN_ID = 2**32 - 1  # the tokenizers library stores ids as u32
 
 @dataclass
 class TokenizerFacts:
+    """What the tokenizer's files say: which are present, the vocabulary size, the special tokens and their ids."""
+
     files: list[str] = field(default_factory=list)
     vocab_size: int | None = None  # highest token id + 1, added tokens included
     special_tokens: dict[str, str] = field(default_factory=dict)  # role (bos, eos, ...) -> token text
@@ -26,6 +28,7 @@ class TokenizerFacts:
 
     @property
     def present(self) -> bool:
+        """True if the folder holds any tokenizer file."""
         return bool(self.files)
 
 

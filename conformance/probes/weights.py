@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..candidate import Candidate
+from ..formats import registry
 from ..formats.base import WeightFormat
-from ..formats.registry import WEIGHT_FORMATS, format_claiming, format_named
 from ..formats.tensors import TensorInfo
 
 
@@ -48,7 +48,7 @@ def _claim_files(candidate: Candidate, info: WeightsInfo) -> dict[str, list[str]
     claimed: dict[str, list[str]] = {}
     owners: dict[str, WeightFormat] = {}
     for entry in candidate.files:
-        fmt = format_claiming(entry.path)
+        fmt = registry.format_claiming(entry.path)
         if fmt is not None:
             info.files[entry.path] = fmt.name
             owners[entry.path] = fmt
@@ -70,7 +70,7 @@ def read_weights(candidate: Candidate) -> WeightsInfo:
     info = WeightsInfo()
     claimed = _claim_files(candidate, info)
     present = set(info.files)
-    for fmt in WEIGHT_FORMATS:
+    for fmt in registry.WEIGHT_FORMATS:  # read at call time: the registry is the one list
         if not fmt.reads_tensors:
             continue
         index, files = fmt.header_files(candidate, claimed.get(fmt.name, []), present, info.errors)
@@ -90,4 +90,4 @@ def count_parameters(weights: WeightsInfo, config: dict[str, Any] | None) -> dic
     """Parameters as `sum(p.numel() for p in model.parameters())` counts them, by the format that read the tensors."""
     if weights.tensor_format is None:
         return {}
-    return format_named(weights.tensor_format).count_parameters(weights.tensors, config)
+    return registry.format_named(weights.tensor_format).count_parameters(weights.tensors, config)

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from ..standards import SPEC_SUFFIXES
 from .fixtures import assert_rule, conformance_assert, conformance_run
 from .session import SETTINGS_KEY, ConformanceSession, get_store
 from .settings import add_options, read_settings
@@ -23,7 +24,6 @@ from .settings import add_options, read_settings
 __all__ = ["assert_rule", "conformance_assert", "conformance_run"]
 
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
-_SPEC_SUFFIXES = (".yaml", ".yml", ".json")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -54,7 +54,7 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    if file_path.suffix.lower() not in _SPEC_SUFFIXES:
+    if file_path.suffix.lower() not in SPEC_SUFFIXES:
         return None
     if not any(file_path.match(pattern) for pattern in parent.config.stash[SETTINGS_KEY].spec_patterns):
         return None

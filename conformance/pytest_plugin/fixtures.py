@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from ..report.text import short
+from .session import get_store
 
 
 def assert_rule(document: dict[str, Any], rule_id: str, status: str | Iterable[str] = "pass") -> dict[str, Any]:
@@ -40,8 +41,6 @@ def conformance_run(pytestconfig: pytest.Config) -> Callable[..., dict[str, Any]
     Measured once per session for each model and option set, sharing evidence with the rule items of the
     same model; the document is cached per (model, spec, options).
     """
-    from .session import get_store
-
     store = get_store(pytestconfig)
 
     def run(model: str | Path, spec: str | Path, *, only: list[str] | None = None, **options: Any) -> dict[str, Any]:

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from ..errors import RequestError
+from ..rule import Rule
 from ..runner import judge_rule
-from ..spec import Rule, Spec, load_spec
+from ..spec import Spec, load_spec
 from .outputs import error_text, failure_text, result_properties, shortfall_text
 from .session import get_store
 

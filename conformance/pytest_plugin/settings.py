@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from ..options import is_device_choice
+from ..standards import find_standard, is_standard_name
+
 DEFAULT_SPEC_PATTERN = "conformance_*.yaml"
-_DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -72,15 +73,10 @@ def resolve_spec(value: str, base: Path) -> Path:
     """A spec file relative to `base`, else a shipped standard named without path or suffix."""
     path = Path(value).expanduser()
     candidate = path if path.is_absolute() else base / path
-    if candidate.exists() or "/" in value or "\\" in value or path.suffix:
+    if candidate.exists() or not is_standard_name(value):
         return candidate.resolve()
-    from ..paths import standards_dir
-
-    for suffix in (".yaml", ".yml", ".json"):
-        shipped = standards_dir() / f"{value}{suffix}"
-        if shipped.is_file():
-            return shipped.resolve()
-    return candidate.resolve()
+    shipped = find_standard(value)
+    return (shipped or candidate).resolve()
 
 
 def read_settings(config: pytest.Config) -> Settings:
@@ -95,7 +91,7 @@ def read_settings(config: pytest.Config) -> Settings:
     else:
         out = None
     device = config.getoption("conformance_device") or config.getini("conformance_device").strip() or "auto"
-    if not _DEVICE.fullmatch(device):
+    if not is_device_choice(device):
         raise pytest.UsageError(f"--conformance-device: {device!r} is not auto, cpu, cuda or cuda:N")
     return Settings(
         specs=tuple(dict.fromkeys(resolve_spec(value, spec_base) for value in specs)),

@@ -15,8 +15,9 @@ from ..candidate import Candidate, default_name
 from ..evidence import Evidence
 from ..probes.load import LoadOptions
 from ..results import RuleResult
+from ..rule import Rule
 from ..runner import RunOptions, measure, plan, result_document
-from ..spec import Rule, Spec, load_spec
+from ..spec import Spec, load_spec
 from .settings import Settings
 
 logger = logging.getLogger("conformance")
