@@ -19,7 +19,6 @@ from ..compare import describe_expected, judge
 from ..errors import CheckError, Inconclusive
 from ..evidence import Evidence
 from ..options import DEVICE_SCHEMA_PATTERN, DTYPES
-from ..options import DEVICE_SCHEMA_PATTERN, DTYPES
 from ..planning import rule_evidence
 from ..probes.intervals import Interval, decide, level_text
 from ..probes.load import LoadedModel, ModelFacts, model_facts
