@@ -2,8 +2,10 @@
 
 Each canonical field lists the config keys that hold it, in order of preference. The lists follow the
 `attribute_map`s of transformers' config classes (GPT-2: n_layer/n_embd/n_head/n_positions; T5: d_model/
-num_heads/d_ff; Falcon: n_head_kv; ...); reading config.json directly keeps this path free of torch and
-transformers. A test compares the result with transformers' own config classes.
+num_heads/d_ff; Falcon: n_head_kv; ...); reading the raw fields directly keeps this path free of torch and
+transformers. The fields come from the folder's architecture source (`formats/registry.architecture_source`:
+config.json now); every source gives them under config.json's names, so this one normalization serves all.
+A test compares the result with transformers' own config classes.
 """
 
 from __future__ import annotations
