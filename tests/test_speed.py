@@ -11,12 +11,12 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+from conformance.backends import TransformersBackend  # noqa: E402
 from conformance.catalogue import get_check  # noqa: E402
 from conformance.errors import CheckError, CheckSkipped  # noqa: E402
 from conformance.evidence import Evidence, evidence_key  # noqa: E402
 from conformance.probes import roofline  # noqa: E402
 from conformance.probes.architecture import normalize_architecture  # noqa: E402
-from conformance.probes.load import LoadedModel  # noqa: E402
 from conformance.probes.speed import MeasurementPolicy, SpeedEvidence, Workload, measure_speed, speed_params  # noqa: E402
 from conformance.probes.stats import SampleStats, percentile  # noqa: E402
 from conformance.rule import Rule  # noqa: E402
@@ -28,7 +28,7 @@ WORKLOAD = {"batch_size": 2, "prompt_tokens": 16, "new_tokens": 6}
 FAST = {"warmup_runs": 1, "min_runs": 6, "min_seconds": 0.2}  # 6 runs: the first n with a 95% median interval
 
 
-def tiny_llama(seed: int = 0, tie: bool = False) -> LoadedModel:
+def tiny_llama(seed: int = 0, tie: bool = False) -> TransformersBackend:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
@@ -42,7 +42,7 @@ def tiny_llama(seed: int = 0, tie: bool = False) -> LoadedModel:
         tie_word_embeddings=tie,
     )
     model = LlamaForCausalLM(config).eval()
-    return LoadedModel(
+    return TransformersBackend(
         model=model,
         tokenizer=None,
         kind="causal",
@@ -61,7 +61,7 @@ def run_check(check: str, evidence: Evidence, the_rule: Rule) -> Verdict:
     return get_check(check).function(evidence, the_rule)
 
 
-def measured(loaded: LoadedModel, the_rule: Rule) -> Evidence:
+def measured(loaded: TransformersBackend, the_rule: Rule) -> Evidence:
     """Evidence as the runner fills it: the load, and the speed measurement under the rule's key."""
     evidence = Evidence()
     evidence.put("load", loaded)
@@ -71,12 +71,12 @@ def measured(loaded: LoadedModel, the_rule: Rule) -> Evidence:
 
 
 @pytest.fixture(scope="module")
-def loaded() -> LoadedModel:
+def loaded() -> TransformersBackend:
     return tiny_llama()
 
 
 @pytest.fixture(scope="module")
-def speed(loaded: LoadedModel) -> SpeedEvidence:
+def speed(loaded: TransformersBackend) -> SpeedEvidence:
     return measure_speed(loaded, speed_params({"workload": WORKLOAD, "measurement": FAST}))
 
 
@@ -158,7 +158,7 @@ def test_figures_are_consistent(speed: SpeedEvidence) -> None:
     assert document["ttft_ms"]["count"] == speed.runs and "cv" in document["tpot_ms"]
 
 
-def test_peak_memory_is_the_models_not_the_process(loaded: LoadedModel, speed: SpeedEvidence) -> None:
+def test_peak_memory_is_the_models_not_the_process(loaded: TransformersBackend, speed: SpeedEvidence) -> None:
     """The reported case: a leaderboard showed the whole process (torch included) as a tiny model's memory.
     The model's figure is its weights and buffers plus the resident set's rise during the warm-up and the
     runs: for this ~0.1M-parameter model far below the process's peak, which holds torch itself."""
@@ -172,7 +172,7 @@ def test_peak_memory_is_the_models_not_the_process(loaded: LoadedModel, speed: S
     assert document["peak_memory_bytes"] == speed.peak_memory_bytes and document["process_peak_memory_bytes"] == speed.process_peak_memory_bytes
 
 
-def test_model_memory_does_not_depend_on_what_the_process_did_before(loaded: LoadedModel) -> None:
+def test_model_memory_does_not_depend_on_what_the_process_did_before(loaded: TransformersBackend) -> None:
     """Two measurements of one model, the second after the process grew and freed 256 MiB: the model's
     figure stays within a few MiB (the earlier baseline-before-load method read 260.0 vs 0.7 MiB)."""
     params = speed_params({"workload": WORKLOAD, "measurement": FAST})
@@ -183,7 +183,7 @@ def test_model_memory_does_not_depend_on_what_the_process_did_before(loaded: Loa
     assert abs(first.peak_memory_bytes - second.peak_memory_bytes) < 32 * 2**20
 
 
-def test_workload_beyond_the_context_length_errors_before_generating(loaded: LoadedModel) -> None:
+def test_workload_beyond_the_context_length_errors_before_generating(loaded: TransformersBackend) -> None:
     context = loaded.model.config.max_position_embeddings
     params = speed_params({"workload": {"batch_size": 1, "prompt_tokens": context, "new_tokens": 2}})
     with pytest.raises(CheckError, match=f"workload needs {context + 2} positions .*context length is {context}"):
@@ -209,7 +209,7 @@ def test_generation_is_fixed_length_even_when_eos_comes_first() -> None:
 # --- checks -------------------------------------------------------------------------------------
 
 
-def test_checks_judge_the_measurement(loaded: LoadedModel) -> None:
+def test_checks_judge_the_measurement(loaded: TransformersBackend) -> None:
     """Real timings: the probe measures until every rule is decided, so the verdicts hold under any load."""
     from conformance.errors import Inconclusive
     from conformance.runner import decision_callback
@@ -243,7 +243,7 @@ def test_checks_judge_the_measurement(loaded: LoadedModel) -> None:
             run_check("performance.ttft_ms", evidence, the_rule("performance.ttft_ms", {"max": 1e6}, percentile="p99"))
 
 
-def test_unstable_measurement_errors_the_rule(loaded: LoadedModel) -> None:
+def test_unstable_measurement_errors_the_rule(loaded: TransformersBackend) -> None:
     the_rule = rule("performance.decode_tokens_per_second", {"min": 1}, measurement={**FAST, "max_cv": 0.0, "min_seconds": 0.05})
     evidence = measured(loaded, the_rule)
     speed = evidence.get(evidence_key("speed", speed_params(the_rule.params)))
@@ -255,7 +255,7 @@ def test_unstable_measurement_errors_the_rule(loaded: LoadedModel) -> None:
     assert run_check(memory_rule.check, evidence, memory_rule).status == "pass"
 
 
-def test_rule_for_cuda_is_skipped_without_a_gpu(loaded: LoadedModel) -> None:
+def test_rule_for_cuda_is_skipped_without_a_gpu(loaded: TransformersBackend) -> None:
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     params = speed_params({"workload": WORKLOAD, "device": "cuda"})
@@ -268,10 +268,10 @@ def test_rule_for_cuda_is_skipped_without_a_gpu(loaded: LoadedModel) -> None:
         run_check("performance.decode_tokens_per_second", evidence, rule("performance.decode_tokens_per_second", {"min": 1}, device="cuda"))
 
 
-def test_dtype_mismatch_and_encoders_are_skipped(loaded: LoadedModel) -> None:
+def test_dtype_mismatch_and_encoders_are_skipped(loaded: TransformersBackend) -> None:
     with pytest.raises(CheckSkipped, match="--dtype bfloat16"):
         measure_speed(loaded, speed_params({"workload": WORKLOAD, "dtype": "bfloat16"}))
-    encoder = LoadedModel(model=loaded.model, tokenizer=None, kind="encoder", device="cpu", dtype="float32", load_seconds=0.0)
+    encoder = TransformersBackend(model=loaded.model, tokenizer=None, kind="encoder", device="cpu", dtype="float32", load_seconds=0.0)
     with pytest.raises(CheckSkipped, match="encoder-only"):
         measure_speed(encoder, speed_params({"workload": WORKLOAD}))
 
@@ -287,7 +287,7 @@ def test_out_of_memory_becomes_a_check_error(monkeypatch: pytest.MonkeyPatch) ->
         measure_speed(loaded, speed_params({"workload": WORKLOAD, "measurement": FAST}))
 
 
-def test_mfu_and_mbu_with_a_peak_from_the_rule(loaded: LoadedModel, speed: SpeedEvidence) -> None:
+def test_mfu_and_mbu_with_a_peak_from_the_rule(loaded: TransformersBackend, speed: SpeedEvidence) -> None:
     evidence = Evidence()
     evidence.put("load", loaded)
     evidence.put(evidence_key("speed", speed_params({"workload": WORKLOAD, "measurement": FAST})), speed)

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from conformance.probes.load import LoadedModel
-from conformance.probes.tasks import BOOTSTRAP_ITERS, DEFAULT_BATCH_SIZE, SEEDS, TaskRequest, TaskScores, score_tasks, wrap_model
+from conformance.backends import TransformersBackend
+from conformance.probes.tasks import BOOTSTRAP_ITERS, DEFAULT_BATCH_SIZE, SEEDS, TaskRequest, TaskScores, score_tasks
 
 LIMIT = 3  # documents of conformance_lm scored per test: each is one paragraph of about 80 words
 
@@ -41,13 +41,13 @@ def bos_llama_dir(llama_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     return target
 
 
-def load(model_dir: Path) -> LoadedModel:
+def load(model_dir: Path) -> TransformersBackend:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True, dtype=torch.float32).eval()
-    return LoadedModel(model=model, tokenizer=tokenizer, kind="causal", device="cpu", dtype="float32", load_seconds=0.0)
+    return TransformersBackend(model=model, tokenizer=tokenizer, kind="causal", device="cpu", dtype="float32", load_seconds=0.0)
 
 
 def documents(limit: int = LIMIT) -> list[str]:
@@ -56,7 +56,7 @@ def documents(limit: int = LIMIT) -> list[str]:
     return [row["text"] for row in read_rows("lm")[:limit]]
 
 
-def single_bos_word_perplexity(loaded: LoadedModel, docs: list[str], max_length: int) -> float:
+def single_bos_word_perplexity(loaded: TransformersBackend, docs: list[str], max_length: int) -> float:
     """Plain torch: sequence [BOS] + text ids, every text token scored once, windows of at most max_length inputs.
 
     Token j of the sequence (j >= 1) is predicted in the chunk of max_length predictions that holds it, from the
@@ -82,20 +82,19 @@ def single_bos_word_perplexity(loaded: LoadedModel, docs: list[str], max_length:
     return math.exp(-total / words)
 
 
-def plain_lm_eval(loaded: LoadedModel, tasks: list[str], limit: int) -> dict[str, Any]:
-    """lm-eval's own HFLM on the same model object, with the arguments wrap_model gives ours."""
+def plain_lm_eval(loaded: TransformersBackend, tasks: list[str], limit: int) -> dict[str, Any]:
+    """lm-eval's own HFLM on the same model object, with the arguments the backend's adapter gives ours."""
     import lm_eval
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
-    from conformance.probes.tasks import prefix_token_id
     from conformance.tasks import TASKS_DIR
 
     model = HFLM(
         pretrained=loaded.model,
         tokenizer=loaded.tokenizer,
         batch_size=DEFAULT_BATCH_SIZE,
-        prefix_token_id=prefix_token_id(loaded.tokenizer, loaded.model),
+        prefix_token_id=loaded.prefix_token_id(),
     )
     output = lm_eval.simple_evaluate(
         model=model,
@@ -110,27 +109,27 @@ def plain_lm_eval(loaded: LoadedModel, tasks: list[str], limit: int) -> dict[str
 
 
 @pytest.fixture(scope="module")
-def bos_loaded(bos_llama_dir: Path) -> LoadedModel:
+def bos_loaded(bos_llama_dir: Path) -> TransformersBackend:
     return load(bos_llama_dir)
 
 
 @pytest.fixture(scope="module")
-def bos_scores(bos_loaded: LoadedModel) -> TaskScores:
+def bos_scores(bos_loaded: TransformersBackend) -> TaskScores:
     return score_tasks(bos_loaded, [TaskRequest("conformance_lm", limit=LIMIT)], [])
 
 
-def test_the_tokenizer_really_prepends_bos_in_lm_eval(bos_loaded: LoadedModel) -> None:
+def test_the_tokenizer_really_prepends_bos_in_lm_eval(bos_loaded: TransformersBackend) -> None:
     from lm_eval.models.huggingface import HFLM
 
     bos = bos_loaded.tokenizer.bos_token_id
     plain = HFLM(pretrained=bos_loaded.model, tokenizer=bos_loaded.tokenizer, batch_size=1)
     assert plain.tok_encode("The cat slept.")[0] == bos  # so plain lm-eval's rolling sequence is [BOS, BOS, ...]
     assert bos_loaded.tokenizer("The cat slept.", add_special_tokens=False).input_ids[0] != bos
-    ours = wrap_model(bos_loaded)
+    ours = bos_loaded.lm_eval_model(DEFAULT_BATCH_SIZE)
     assert ours.tok_encode("The cat slept.")[0] == bos  # outside rolling requests, lm-eval's encoding unchanged
 
 
-def test_rolling_word_perplexity_has_one_bos_as_context(bos_loaded: LoadedModel, bos_scores: TaskScores) -> None:
+def test_rolling_word_perplexity_has_one_bos_as_context(bos_loaded: TransformersBackend, bos_scores: TaskScores) -> None:
     ours = bos_scores.scores["conformance_lm"]["word_perplexity"]
     expected = single_bos_word_perplexity(bos_loaded, documents(), bos_scores.settings["max_length"])
     assert ours == pytest.approx(expected, rel=1e-5)
@@ -167,7 +166,7 @@ def test_tokenizer_without_bos_scores_exactly_as_plain_lm_eval(llama_dir: Path) 
     assert ours.scores["conformance_lm"]["word_perplexity"] == pytest.approx(expected, rel=1e-5)
 
 
-def test_loglikelihood_tasks_are_untouched_by_the_correction(bos_loaded: LoadedModel) -> None:
+def test_loglikelihood_tasks_are_untouched_by_the_correction(bos_loaded: TransformersBackend) -> None:
     ours = score_tasks(bos_loaded, [TaskRequest("conformance_sentiment", limit=8)], [])
     reference = plain_lm_eval(bos_loaded, ["conformance_sentiment"], 8)["conformance_sentiment"]
     assert ours.scores["conformance_sentiment"]
@@ -176,7 +175,7 @@ def test_loglikelihood_tasks_are_untouched_by_the_correction(bos_loaded: LoadedM
     assert ours.settings["rolling_bos_dropped"] == 0 and ours.settings["tokenizer_adds_bos"] is True
 
 
-def test_settings_record_everything_that_can_change_a_score(bos_loaded: LoadedModel, bos_scores: TaskScores) -> None:
+def test_settings_record_everything_that_can_change_a_score(bos_loaded: TransformersBackend, bos_scores: TaskScores) -> None:
     import torch
     import transformers
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..backends import Backend
 from ..errors import CheckError, CheckSkipped
 from ..probe_registry import ProbeContext, probe
-from .load import LoadedModel
 
 
 @dataclass
@@ -16,23 +16,20 @@ class Generations:
     max_new_tokens: int
 
 
-def generate_greedy(loaded: LoadedModel, prompts: list[str], max_new_tokens: int) -> Generations:
-    import torch
+def generate_greedy(backend: Backend, prompts: list[str], max_new_tokens: int) -> Generations:
+    """Each prompt completed greedily (up to `max_new_tokens`, stopping at the model's end of sequence).
 
-    if loaded.kind != "causal":
+    Prompts run one at a time: no padding, so each completion is what a user would see. Raises
+    CheckSkipped for an encoder-only model and CheckError when the model ships no tokenizer.
+    """
+    if backend.kind != "causal":
         raise CheckSkipped("encoder-only model: generation does not apply")
-    tokenizer = loaded.tokenizer
-    if tokenizer is None:
+    if not backend.has_tokenizer:
         raise CheckError("generation needs the model's tokenizer, and none is shipped")
     completions = []
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    with torch.inference_mode():
-        for prompt in prompts:  # one at a time: no padding, so each completion is what a user would see
-            inputs = tokenizer(prompt, return_tensors="pt").to(loaded.device)
-            output = loaded.model.generate(
-                **inputs, do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=pad_id
-            )
-            completions.append(tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True))
+    for prompt in prompts:
+        new_tokens = backend.generate(backend.encode(prompt), max_new_tokens)
+        completions.append(backend.decode(new_tokens.tolist()[0]))
     return Generations(prompts=list(prompts), completions=completions, max_new_tokens=max_new_tokens)
 
 
@@ -40,4 +37,4 @@ def generate_greedy(loaded: LoadedModel, prompts: list[str], max_new_tokens: int
 def generations_probe(context: ProbeContext) -> Generations:
     """Greedy completions of the rule's prompts, `max_new_tokens` tokens each."""
     params = context.params
-    return generate_greedy(context.evidence.get("load", LoadedModel), list(params["prompts"]), int(params["max_new_tokens"]))
+    return generate_greedy(context.evidence.get("load", Backend), list(params["prompts"]), int(params["max_new_tokens"]))

@@ -6,13 +6,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from ..backends import Backend, TokenIds
 from ..candidate import Candidate
 from ..errors import CheckError
 from ..formats.registry import format_claiming
 from ..probe_registry import ProbeContext, probe
 from ..safe_files import UnsafeFileError
 from .hashes import HashBudget, refuse_sparse
-from .load import LoadedModel
 
 PROBE_TEXT = "The conformance suite checks that a model produces finite outputs for ordinary text."
 PROBE_SEED = 1234
@@ -20,16 +20,12 @@ PROBE_SEED = 1234
 FINITENESS_SLICE_BYTES = 64 * 1024 * 1024
 
 
-def probe_input_ids(loaded: LoadedModel, batch_size: int = 1) -> Any:
-    """Token ids of a fixed sentence, or seeded random ids when the model ships no tokenizer."""
-    import torch
-
-    if loaded.tokenizer is not None:
-        ids = loaded.tokenizer(PROBE_TEXT, return_tensors="pt")["input_ids"]
-    else:
-        vocab = int(loaded.architecture.get("vocab_size") or 2)
-        ids = torch.randint(0, vocab, (1, 16), generator=torch.Generator().manual_seed(PROBE_SEED))
-    return ids.repeat(batch_size, 1).to(loaded.device)
+def probe_input_ids(backend: Backend) -> TokenIds:
+    """Token ids of a fixed sentence, or seeded random ids when the model ships no tokenizer: one row."""
+    if backend.has_tokenizer:
+        return backend.encode(PROBE_TEXT)
+    vocab = int(backend.architecture.get("vocab_size") or 2)
+    return backend.random_tokens(1, 16, PROBE_SEED, vocab_size=vocab)
 
 
 @dataclass
@@ -41,22 +37,20 @@ class ForwardFacts:
     max_abs: float | None
 
 
-def probe_forward(loaded: LoadedModel) -> ForwardFacts:
-    import torch
+def probe_forward(backend: Backend) -> ForwardFacts:
+    """One forward pass on the probe input: the output's shape, NaN/Inf count and largest finite magnitude."""
+    import numpy
 
-    ids = probe_input_ids(loaded)
-    with torch.inference_mode():
-        outputs = loaded.model(input_ids=ids, attention_mask=torch.ones_like(ids))
-    name = "logits" if loaded.kind == "causal" else "last_hidden_state"
-    tensor = getattr(outputs, name).float()
-    finite_mask = torch.isfinite(tensor)
-    finite_values = tensor[finite_mask]
+    activations = backend.forward(probe_input_ids(backend))
+    values = activations.values
+    finite_mask = numpy.isfinite(values)
+    finite_values = values[finite_mask]
     return ForwardFacts(
-        output=name,
-        shape=list(tensor.shape),
+        output=activations.name,
+        shape=list(values.shape),
         finite=bool(finite_mask.all()),
         nonfinite_count=int((~finite_mask).sum()),
-        max_abs=float(finite_values.abs().max()) if finite_values.numel() else None,
+        max_abs=float(numpy.abs(finite_values).max()) if finite_values.size else None,
     )
 
 
@@ -68,40 +62,17 @@ class DeterminismFacts:
     second: list[int]
 
 
-def probe_determinism(loaded: LoadedModel, new_tokens: int) -> DeterminismFacts:
+def probe_determinism(backend: Backend, new_tokens: int) -> DeterminismFacts:
     """Two greedy generations of the same prompt (causal), or two forward passes (encoders)."""
-    import torch
+    import numpy
 
-    ids = probe_input_ids(loaded)
-    with torch.inference_mode():
-        if loaded.kind != "causal":
-            first = loaded.model(input_ids=ids).last_hidden_state
-            second = loaded.model(input_ids=ids).last_hidden_state
-            same = bool(torch.equal(first, second))
-            return DeterminismFacts("two forward passes, bitwise", same, [], [])
-        runs = []
-        for _ in range(2):
-            output = loaded.model.generate(
-                input_ids=ids,
-                attention_mask=torch.ones_like(ids),
-                do_sample=False,
-                max_new_tokens=new_tokens,
-                min_new_tokens=new_tokens,
-                pad_token_id=_pad_id(loaded),
-            )
-            runs.append(output[0, ids.shape[1]:].tolist())
+    ids = probe_input_ids(backend)
+    if backend.kind != "causal":
+        first, second = backend.forward(ids).values, backend.forward(ids).values
+        same = bool(numpy.array_equal(first, second))
+        return DeterminismFacts("two forward passes, bitwise", same, [], [])
+    runs = [backend.generate(ids, new_tokens, min_new_tokens=new_tokens).tolist()[0] for _ in range(2)]
     return DeterminismFacts(f"two greedy generations of {new_tokens} tokens", runs[0] == runs[1], runs[0], runs[1])
-
-
-def _pad_id(loaded: LoadedModel) -> int:
-    config = loaded.model.config
-    generation = getattr(loaded.model, "generation_config", None)
-    for candidate in (getattr(generation, "pad_token_id", None), getattr(config, "pad_token_id", None), getattr(generation, "eos_token_id", None)):
-        if isinstance(candidate, list) and candidate:
-            candidate = candidate[0]
-        if isinstance(candidate, int):
-            return candidate
-    return 0
 
 
 @dataclass
@@ -175,13 +146,13 @@ def _scan_tensor(name: str, slices: Iterator[Any], facts: FinitenessFacts, budge
 @probe("forward", evidence=ForwardFacts, depends=("load",), cacheable=True)
 def forward_probe(context: ProbeContext) -> ForwardFacts:
     """One forward pass of the loaded model on a probe input."""
-    return probe_forward(context.evidence.get("load", LoadedModel))
+    return probe_forward(context.evidence.get("load", Backend))
 
 
 @probe("determinism", evidence=DeterminismFacts, depends=("load",), cacheable=True, parameterized=True)
 def determinism_probe(context: ProbeContext) -> DeterminismFacts:
     """Two greedy generations of `new_tokens` tokens (encoders: two forward passes)."""
-    return probe_determinism(context.evidence.get("load", LoadedModel), int(context.params.get("new_tokens", 16)))
+    return probe_determinism(context.evidence.get("load", Backend), int(context.params.get("new_tokens", 16)))
 
 
 @probe("finiteness", evidence=FinitenessFacts, depends=("static",), cacheable=True)

@@ -38,14 +38,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from ..backends import Backend
 from ..errors import CheckError, CheckSkipped
 from ..probe_registry import ProbeContext, probe
 from .intervals import METHOD as INTERVAL_METHOD
 from .intervals import Interval, look_level, order_statistic_ranks, quantile_interval
-from .load import LoadedModel
 from .memory import PeakMemory, PeakMemoryTracker
 from .stats import SampleStats
-from .timing import Timed, device_environment, timer
+from .timing import Timed, cuda_available, device_environment, same_device, timer
 
 SERIES = ("prefill", "decode")  # the two timed series a rule can be judged on
 
@@ -261,77 +261,33 @@ class SpeedEvidence:
 # --- the probe ----------------------------------------------------------------------------------
 
 
-def check_applicable(loaded: LoadedModel, params: dict[str, Any]) -> None:
+def check_applicable(backend: Backend, params: dict[str, Any]) -> None:
     """Raise CheckSkipped when the rule cannot be measured on this model, device or dtype."""
-    import torch
-
-    if loaded.kind == "encoder":
+    if backend.kind == "encoder":
         raise CheckSkipped("encoder-only model: generation speed does not apply")
     wanted = params.get("device")
     if wanted:
-        on_cuda = loaded.device.startswith("cuda")
+        on_cuda = backend.device.startswith("cuda")
         if wanted.startswith("cuda") and not on_cuda:
-            if not torch.cuda.is_available():
-                raise CheckSkipped(f"rule measures on {wanted}; no CUDA device here (model loaded on {loaded.device})")
-            raise CheckSkipped(f"rule measures on {wanted}; model loaded on {loaded.device} (pass --device {wanted})")
+            if not cuda_available():
+                raise CheckSkipped(f"rule measures on {wanted}; no CUDA device here (model loaded on {backend.device})")
+            raise CheckSkipped(f"rule measures on {wanted}; model loaded on {backend.device} (pass --device {wanted})")
         if wanted == "cpu" and on_cuda:
-            raise CheckSkipped(f"rule measures on cpu; model loaded on {loaded.device} (pass --device cpu)")
-        if ":" in wanted and on_cuda and torch.device(wanted) != torch.device(loaded.device):
-            raise CheckSkipped(f"rule measures on {wanted}; model loaded on {loaded.device} (pass --device {wanted})")
+            raise CheckSkipped(f"rule measures on cpu; model loaded on {backend.device} (pass --device cpu)")
+        if ":" in wanted and on_cuda and not same_device(wanted, backend.device):
+            raise CheckSkipped(f"rule measures on {wanted}; model loaded on {backend.device} (pass --device {wanted})")
     dtype = params.get("dtype")
-    if dtype and dtype != loaded.dtype:
-        raise CheckSkipped(f"rule measures in {dtype}; model loaded in {loaded.dtype} (pass --dtype {dtype})")
+    if dtype and dtype != backend.dtype:
+        raise CheckSkipped(f"rule measures in {dtype}; model loaded in {backend.dtype} (pass --dtype {dtype})")
 
 
-def _pad_token_id(loaded: LoadedModel) -> int:
-    """An explicit pad id, so generate neither warns nor guesses; any id works since nothing is padded."""
-    candidates = [
-        getattr(getattr(loaded.model, "generation_config", None), "pad_token_id", None),
-        getattr(loaded.tokenizer, "pad_token_id", None),
-        getattr(getattr(loaded.model, "generation_config", None), "eos_token_id", None),
-        getattr(getattr(loaded.model, "config", None), "eos_token_id", None),
-    ]
-    for candidate in candidates:
-        if isinstance(candidate, (list, tuple)):
-            candidate = candidate[0] if candidate else None
-        if isinstance(candidate, int) and not isinstance(candidate, bool):
-            return candidate
-    return 0
-
-
-def _check_context(loaded: LoadedModel, workload: Workload) -> None:
+def _check_context(backend: Backend, workload: Workload) -> None:
     """CheckError when prompt and new tokens do not fit the model's context (position embeddings would
     index out of range, or a huge prompt would exhaust memory before failing)."""
-    config = getattr(loaded.model, "config", None)
-    context = loaded.architecture.get("context_length") or getattr(config, "max_position_embeddings", None)
+    context = backend.context_length()
     needed = workload.prompt_tokens + workload.new_tokens
-    if isinstance(context, int) and not isinstance(context, bool) and context > 0 and needed > context:
+    if context is not None and needed > context:
         raise CheckError(f"workload needs {needed} positions (prompt_tokens {workload.prompt_tokens} + new_tokens {workload.new_tokens}); the model's context length is {context}")
-
-
-def _tensor_bytes(model: Any) -> int:
-    """Bytes of a module's parameters and buffers (0 for an object without them)."""
-    try:
-        tensors = [*model.parameters(), *model.buffers()]
-    except (AttributeError, TypeError):
-        return 0
-    return int(sum(tensor.numel() * tensor.element_size() for tensor in tensors))
-
-
-def _vocab_rows(model: Any) -> int:
-    try:
-        return int(model.get_input_embeddings().num_embeddings)
-    except (AttributeError, TypeError, NotImplementedError):
-        return int(model.config.vocab_size)
-
-
-def _is_out_of_memory(exc: BaseException) -> bool:
-    import torch
-
-    if isinstance(exc, torch.cuda.OutOfMemoryError):
-        return True
-    text = str(exc).lower()
-    return isinstance(exc, (RuntimeError, MemoryError)) and ("out of memory" in text or "can't allocate memory" in text)
 
 
 @dataclass
@@ -408,34 +364,21 @@ def run_until_decided(
     return rounds
 
 
-def _generate_round(loaded: LoadedModel, workload: Workload, policy: MeasurementPolicy, timed: Timed) -> Callable[[], tuple[float, float]]:
+def _generate_round(backend: Backend, workload: Workload, policy: MeasurementPolicy, timed: Timed) -> Callable[[], tuple[float, float]]:
     """Warm up, then return the timed round: one prefill run (TTFT), one full generation."""
-    import torch
-
-    generator = torch.Generator().manual_seed(policy.seed)
-    shape = (workload.batch_size, workload.prompt_tokens)
-    input_ids = torch.randint(0, _vocab_rows(loaded.model), shape, generator=generator).to(loaded.device)
-    common: dict[str, Any] = {
-        "input_ids": input_ids,
-        "attention_mask": torch.ones_like(input_ids),
-        "do_sample": False,
-        "num_beams": 1,
-        "use_cache": True,
-        "pad_token_id": _pad_token_id(loaded),
-    }
-    expected_length = workload.prompt_tokens + workload.new_tokens
+    input_ids = backend.random_tokens(workload.batch_size, workload.prompt_tokens, policy.seed)
 
     def prefill() -> Any:
-        return loaded.model.generate(**common, max_new_tokens=1, min_new_tokens=1)
+        return backend.prefill(input_ids)
 
     def full() -> Any:
-        return loaded.model.generate(**common, max_new_tokens=workload.new_tokens, min_new_tokens=workload.new_tokens)
+        return backend.generate(input_ids, workload.new_tokens, min_new_tokens=workload.new_tokens)
 
     def one_round() -> tuple[float, float]:
         prefill_seconds, _ = timed(prefill)
         full_seconds, output = timed(full)
-        if output.shape[-1] != expected_length:
-            raise CheckError(f"generation returned {output.shape[-1] - workload.prompt_tokens} new tokens, not {workload.new_tokens}")
+        if output.shape[-1] != workload.new_tokens:
+            raise CheckError(f"generation returned {output.shape[-1]} new tokens, not {workload.new_tokens}")
         return prefill_seconds, full_seconds
 
     for _ in range(policy.warmup_runs):
@@ -502,44 +445,39 @@ def build_evidence(
     )
 
 
-def measure_speed(loaded: LoadedModel, params: dict[str, Any], decided: Decided | None = None) -> SpeedEvidence:
-    """Time prefill and full generation on `loaded.model` (already on its device) per `params`.
+def measure_speed(backend: Backend, params: dict[str, Any], decided: Decided | None = None) -> SpeedEvidence:
+    """Time prefill and full generation on the loaded backend (already on its device) per `params`.
 
     `params` is `speed_params(rule.params)`. `decided(evidence_so_far)` says whether every rule judged on
     this measurement can be decided yet; measuring goes on while it is false (up to max_runs /
     max_seconds). Raises CheckSkipped when the rule does not apply here (encoder, other device or dtype)
     and CheckError for out-of-memory or a generation that stops early.
     """
-    import torch
-
-    check_applicable(loaded, params)
+    check_applicable(backend, params)
     workload, policy = parse_speed_params(params)
-    timed, timing_method = timer(loaded.device)
-    environment = device_environment(loaded.device, loaded.dtype)
-    _check_context(loaded, workload)
-    memory = PeakMemoryTracker(loaded.device, _tensor_bytes(loaded.model))
+    timed, timing_method = timer(backend.device)
+    environment = device_environment(backend.device, backend.dtype)
+    _check_context(backend, workload)
+    memory = PeakMemoryTracker(backend.device, backend.weights_bytes())
 
     def evidence_of(rounds: Rounds, peak: PeakMemory | None = None) -> SpeedEvidence:
         return build_evidence(workload, policy, rounds, environment, timing_method, peak)
 
     try:
-        # no_grad, as generate itself uses, and not inference_mode: inference_mode makes small CPU models
-        # ~20% faster than the plain `model.generate` call users make, and that call is what is measured.
-        with torch.no_grad():
-            memory.start()  # before the warm-up: its KV cache and activations are the work's memory too
-            one_round = _generate_round(loaded, workload, policy, timed)
-            rounds = run_until_decided(one_round, policy, evidence_of, decided)
-            peak = memory.read()
+        # The backend's own generate call, as users make it (transformers: under no_grad, not
+        # inference_mode, which makes small CPU models ~20% faster than the plain call).
+        memory.start()  # before the warm-up: its KV cache and activations are the work's memory too
+        one_round = _generate_round(backend, workload, policy, timed)
+        rounds = run_until_decided(one_round, policy, evidence_of, decided)
+        peak = memory.read()
     except CheckError:
         raise
     except Exception as exc:
-        if not _is_out_of_memory(exc):
+        if not backend.is_out_of_memory(exc):
             raise
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         del exc  # drop the traceback's references to the failed run's tensors before emptying the cache
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        backend.free_cached_memory()
         raise CheckError(f"out of memory during measurement (batch {workload.batch_size}, prompt {workload.prompt_tokens}, new {workload.new_tokens}): {message}") from None
     return evidence_of(rounds, peak)
 
@@ -547,4 +485,4 @@ def measure_speed(loaded: LoadedModel, params: dict[str, Any], decided: Decided 
 @probe("speed", evidence=SpeedEvidence, depends=("load",), cacheable=True, parameterized=True, until_decided=True)
 def speed_probe(context: ProbeContext) -> SpeedEvidence:
     """Prefill and decode timings of the rule's workload, measured until its rules are decided."""
-    return measure_speed(context.evidence.get("load", LoadedModel), context.params, context.decided)
+    return measure_speed(context.evidence.get("load", Backend), context.params, context.decided)

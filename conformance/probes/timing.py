@@ -72,6 +72,20 @@ def device_environment(device: str, dtype: str) -> dict[str, Any]:
     return environment
 
 
+def cuda_available() -> bool:
+    """Whether torch sees a CUDA device here."""
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def same_device(first: str, second: str) -> bool:
+    """Whether two torch device names ("cuda", "cuda:0", "cpu") name the same device."""
+    import torch
+
+    return bool(torch.device(first) == torch.device(second))
+
+
 # --- timing -------------------------------------------------------------------------------------
 
 Timed = Callable[[Callable[[], Any]], tuple[float, Any]]

@@ -1,0 +1,283 @@
+"""The transformers backend: Auto classes, `generate`, and lm-eval's HFLM around the loaded model.
+
+Every call into transformers and torch that the runtime probes make is here (the HFLM subclass is in
+`transformers_lm_eval.py`). torch and transformers are imported inside the methods: importing
+`conformance.backends` stays cheap.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from ..errors import CheckError
+from ..probes.architecture import normalize_architecture
+from ..probes.roofline import model_matmul_parameters
+from .base import Activations, Backend, LoadRequest, ModelFacts, TokenIds
+from .special_tokens import prefix_token_id
+
+
+class TransformersBackend(Backend):
+    """A transformers model (torch) and its tokenizer (None when the model ships none), already loaded.
+
+    Built by `load`, or directly from objects in memory (tests, benchmarks); either way `facts` is
+    computed here, once: the parameters are walked at construction, never on access.
+    """
+
+    name: ClassVar[str] = "transformers"
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        kind: str,
+        device: str,
+        dtype: str,
+        load_seconds: float,
+        architecture: dict[str, Any] | None = None,
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.kind = kind
+        self.device = device
+        self.dtype = dtype
+        self.load_seconds = load_seconds
+        self.architecture = dict(architecture or {})
+        self.facts = self._model_facts()
+        # Read once: the id cannot change under the probes (setting a missing tokenizer pad to it, as the
+        # lm-eval adapter does, leaves the choice as it was).
+        self._prefix_token_id = prefix_token_id(tokenizer, getattr(model, "config", None), getattr(model, "generation_config", None))
+        self._mask_of: tuple[Any, Any] | None = None  # (ids, their attention mask): built once per input
+
+    def _model_facts(self) -> ModelFacts:
+        config = getattr(self.model, "config", None)
+        architecture = dict(self.architecture)
+        # head_dim is not in the common vocabulary but some families (Gemma, Qwen3) set it apart from h / H.
+        architecture["head_dim"] = getattr(config, "head_dim", None)
+        matmul = model_matmul_parameters(self.model)
+        return ModelFacts(
+            kind=self.kind,
+            model_class=type(self.model).__name__,
+            device=self.device,
+            dtype=self.dtype,
+            load_seconds=self.load_seconds,
+            parameters=int(sum(p.numel() for p in self.model.parameters())),
+            architecture=architecture,
+            matmul_body=matmul.body,
+            matmul_head=matmul.head,
+            element_bytes=int(next(self.model.parameters()).element_size()),
+        )
+
+    # --- load ---------------------------------------------------------------------------------
+
+    @classmethod
+    def resolve_device(cls, requested: str) -> str:
+        """torch's device for `requested`: auto is cuda:0 when CUDA is present, else cpu."""
+        import torch
+
+        if requested == "auto":
+            return "cuda:0" if torch.cuda.is_available() else "cpu"
+        if requested.startswith("cuda"):
+            if not torch.cuda.is_available():
+                raise CheckError(f"device {requested} requested but no CUDA device is available")
+            return "cuda:0" if requested == "cuda" else requested
+        if requested != "cpu":
+            raise CheckError(f"unknown device {requested!r} (auto, cpu, cuda, cuda:N)")
+        return "cpu"
+
+    @classmethod
+    def load(cls, request: LoadRequest) -> TransformersBackend:
+        """Auto classes with trust_remote_code=False and local files only, from the staging folder.
+
+        Pickle weights go through transformers' torch.load(weights_only=True) (4.50+ / torch 2.6). Raises
+        CheckError "load failed: <type>: <first line>" for whatever transformers raises.
+        """
+        from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # our own progress lines say what is happening
+        common: dict[str, Any] = {"trust_remote_code": False, "local_files_only": True}
+        try:
+            hf_config = AutoConfig.from_pretrained(request.folder, **common)
+            auto_class = AutoModelForCausalLM if request.kind == "causal" else AutoModel
+            model = auto_class.from_pretrained(
+                request.folder,
+                config=hf_config,
+                dtype=_torch_dtype(request.dtype, request.device),
+                use_safetensors=request.weights_format == "safetensors",
+                device_map="auto" if request.device_map_auto else None,
+                **common,
+            )
+            if not request.device_map_auto:
+                model = model.to(request.device)
+            model.eval()
+            tokenizer = AutoTokenizer.from_pretrained(request.folder, **common) if request.has_tokenizer else None
+            _name_after_the_model_folder(model, tokenizer, request.model_path)
+        except Exception as exc:  # transformers raises many types for bad configs and weights
+            raise CheckError(f"load failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+        first = next(model.parameters())
+        return cls(
+            model=model,
+            tokenizer=tokenizer,
+            kind=request.kind,
+            device=str(first.device) if request.device_map_auto else request.device,
+            dtype=str(first.dtype).removeprefix("torch."),
+            load_seconds=time.perf_counter() - request.started,
+            architecture=normalize_architecture(request.config),
+        )
+
+    # --- tokens -------------------------------------------------------------------------------
+
+    @property
+    def has_tokenizer(self) -> bool:
+        """Whether a tokenizer was loaded with the model."""
+        return self.tokenizer is not None
+
+    def encode(self, text: str) -> Any:
+        """`text` as a (1, length) tensor on the device, special tokens added as the tokenizer does."""
+        if self.tokenizer is None:
+            raise CheckError("the model ships no tokenizer")
+        return self.tokenizer(text, return_tensors="pt")["input_ids"].to(self.device)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """The tokenizer's decoding of `ids` with special tokens skipped."""
+        if self.tokenizer is None:
+            raise CheckError("the model ships no tokenizer")
+        return str(self.tokenizer.decode(ids, skip_special_tokens=True))
+
+    def random_tokens(self, rows: int, length: int, seed: int, vocab_size: int | None = None) -> Any:
+        """torch.randint from a CPU generator seeded with `seed`, then moved to the device."""
+        import torch
+
+        high = vocab_size if vocab_size is not None else self._vocab_rows()
+        generator = torch.Generator().manual_seed(seed)
+        return torch.randint(0, high, (rows, length), generator=generator).to(self.device)
+
+    def _vocab_rows(self) -> int:
+        try:
+            return int(self.model.get_input_embeddings().num_embeddings)
+        except (AttributeError, TypeError, NotImplementedError):
+            return int(self.model.config.vocab_size)
+
+    def prefix_token_id(self) -> int:
+        """`special_tokens.prefix_token_id` of the tokenizer, the config and the generation config."""
+        return self._prefix_token_id
+
+    # --- running ------------------------------------------------------------------------------
+
+    def forward(self, ids: TokenIds) -> Activations:
+        """The model's logits (causal) or last hidden state (encoders) as float32 numpy, inference mode."""
+        import torch
+
+        with torch.inference_mode():
+            outputs = self.model(input_ids=ids, attention_mask=torch.ones_like(ids))
+        name = "logits" if self.kind == "causal" else "last_hidden_state"
+        return Activations(name=name, values=getattr(outputs, name).float().cpu().numpy())
+
+    def _generate(self, ids: Any, **settings: Any) -> Any:
+        """`model.generate`, greedy, attention mask all ones, the one pad id (generate runs under no_grad).
+
+        Not inference_mode: that makes small CPU models ~20% faster than the plain `model.generate` call
+        users make, and the speed probe times that call.
+        """
+        return self.model.generate(
+            input_ids=ids,
+            attention_mask=self._attention_mask(ids),
+            do_sample=False,
+            num_beams=1,
+            use_cache=True,
+            pad_token_id=self.prefix_token_id(),
+            **settings,
+        )
+
+    def _attention_mask(self, ids: Any) -> Any:
+        """All ones, built once per input tensor: the speed probe's timed calls reuse one input."""
+        import torch
+
+        if self._mask_of is None or self._mask_of[0] is not ids:
+            self._mask_of = (ids, torch.ones_like(ids))
+        return self._mask_of[1]
+
+    def prefill(self, ids: TokenIds) -> Any:
+        """`generate` of one token: the prompt's forward pass and the first new token (TTFT)."""
+        return self._generate(ids, max_new_tokens=1, min_new_tokens=1)
+
+    def generate(
+        self, ids: TokenIds, max_new_tokens: int, *, min_new_tokens: int = 0, stop_ids: Sequence[int] | None = None
+    ) -> Any:
+        """`model.generate`, greedy; the new tokens as a view of the output tensor (no copy)."""
+        settings: dict[str, Any] = {"max_new_tokens": max_new_tokens}
+        if min_new_tokens:
+            settings["min_new_tokens"] = min_new_tokens
+        if stop_ids is not None:
+            if not stop_ids:
+                raise ValueError("stop_ids must name at least one id (None: the model's own)")
+            settings["eos_token_id"] = list(stop_ids)
+        output = self._generate(ids, **settings)
+        return output[:, ids.shape[1]:]
+
+    def lm_eval_model(self, batch_size: int) -> Any:
+        """lm-eval's HFLM around this model (see `transformers_lm_eval.wrap_model`)."""
+        from .transformers_lm_eval import wrap_model
+
+        return wrap_model(self, batch_size)
+
+    def lm_eval_settings(self, lm: Any) -> dict[str, Any]:
+        """See `transformers_lm_eval.scoring_settings`."""
+        from .transformers_lm_eval import scoring_settings
+
+        return scoring_settings(lm, self.dtype)
+
+    # --- memory -------------------------------------------------------------------------------
+
+    def weights_bytes(self) -> int:
+        """Bytes of the module's parameters and buffers (0 for an object without them)."""
+        try:
+            tensors = [*self.model.parameters(), *self.model.buffers()]
+        except (AttributeError, TypeError):
+            return 0
+        return int(sum(tensor.numel() * tensor.element_size() for tensor in tensors))
+
+    def context_length(self) -> int | None:
+        """The normalized context length, else the config's max_position_embeddings (None if neither)."""
+        config = getattr(self.model, "config", None)
+        value = self.architecture.get("context_length") or getattr(config, "max_position_embeddings", None)
+        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+    def is_out_of_memory(self, exc: BaseException) -> bool:
+        """torch's CUDA out-of-memory error, or an allocation failure's message."""
+        import torch
+
+        return isinstance(exc, torch.cuda.OutOfMemoryError) or super().is_out_of_memory(exc)
+
+    def free_cached_memory(self) -> None:
+        """Collect garbage, then empty torch's CUDA cache when CUDA is present."""
+        import torch
+
+        super().free_cached_memory()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def release(self) -> None:
+        """Drop the model and tokenizer, then free cached memory; `facts` stay readable."""
+        self.model = None
+        self.tokenizer = None
+        self._mask_of = None
+        self.free_cached_memory()
+
+
+def _torch_dtype(name: str, device: str) -> Any:
+    import torch
+
+    if name == "auto":
+        return "auto" if device.startswith("cuda") else torch.float32
+    return getattr(torch, name)
+
+
+def _name_after_the_model_folder(model: Any, tokenizer: Any, path: str) -> None:
+    """Loaded objects name the model folder, not the staging folder that is gone once loaded."""
+    if getattr(model, "config", None) is not None:
+        model.config._name_or_path = path
+    if tokenizer is not None:
+        tokenizer.name_or_path = path
