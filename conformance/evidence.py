@@ -45,6 +45,8 @@ class Evidence:
         self._values: dict[str, Any] = {}
         self._failures: dict[str, str] = {}
         self._skips: dict[str, str] = {}
+        # For a view handed to one rule's check: probe name -> the evidence key of that rule's run of it.
+        self.rule_keys: dict[str, str] = {}
 
     def put(self, probe: str, value: Any) -> None:
         self._values[probe] = value
@@ -67,7 +69,19 @@ class Evidence:
         copy._values = {**self._values, probe: value}
         copy._failures = {k: v for k, v in self._failures.items() if k != probe}
         copy._skips = {k: v for k, v in self._skips.items() if k != probe}
+        copy.rule_keys = dict(self.rule_keys)
         return copy
+
+    def for_rule(self, rule_keys: dict[str, str]) -> Evidence:
+        """A view sharing this evidence that also knows each probe's key for one rule (`planning.rule_evidence`).
+
+        The runner hands checks such a view, so a check finds its parameterized evidence without re-planning
+        (planning may read the spec's inputs, a baseline file; judging reads nothing).
+        """
+        view = Evidence()
+        view._values, view._failures, view._skips = self._values, self._failures, self._skips
+        view.rule_keys = dict(rule_keys)
+        return view
 
     def peek(self, probe: str) -> Any:
         """The stored value, or None: no skip or failure is raised."""

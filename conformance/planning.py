@@ -113,7 +113,14 @@ def rule_evidence(evidence: Evidence, rule: Rule, probe: str, expected: tuple[ty
 def rule_evidence(evidence: Evidence, rule: Rule, probe: str, expected: type | tuple[type, ...] | None = None) -> Any:
     """This rule's evidence from `probe` (its own parameters' run), of the `expected` type if given.
 
+    The key comes from the view the runner made for this rule (`Evidence.for_rule`), else from planning.
     Raises as `Evidence.get` does: CheckSkipped when the probe did not apply, CheckError when it failed,
     did not run or holds another type.
     """
-    return evidence.get(rule_probe_key(rule, probe), expected)
+    key = evidence.rule_keys.get(probe) or rule_probe_key(rule, probe)
+    return evidence.get(key, expected)
+
+
+def rule_keys(rule: Rule) -> dict[str, str]:
+    """Probe name -> the evidence key of this rule's run of it (what `Evidence.for_rule` is given)."""
+    return {run.name: run.key for run in probe_runs(rule)}

@@ -11,7 +11,20 @@ import difflib
 
 from .errors import RequestError
 from .probe_registry import ProbeDef, reachable_dataclasses, registered_probes
-from .probes import card_probe, generations, hashes, load, runtime, scan, speed, static, tasks  # noqa: F401  (registers them)
+from .probes import (  # noqa: F401  (importing a probe module registers its probes)
+    baseline,
+    card_probe,
+    generations,
+    hashes,
+    load,
+    roofline,
+    runtime,
+    safety_set,
+    scan,
+    speed,
+    static,
+    tasks,
+)
 
 
 def all_probes() -> list[ProbeDef]:

@@ -15,15 +15,26 @@ import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from .candidate import Candidate
     from .evidence import Evidence
-    from .runner import RunOptions
 
 Decided = Callable[[Any], bool]  # would every rule judged on this value be decided?
 Merge = Callable[[list[dict[str, Any]]], dict[str, Any]]  # every rule's parameters -> one run's
+
+
+class ProbeOptions(Protocol):
+    """What a probe reads of the run's options: how to load the model, and the cache folder (None: none).
+
+    `runner.RunOptions` is one; it is named here, not imported, because the runner imports the probes.
+    """
+
+    load: Any
+    cache_dir: Path | None
 
 
 @dataclass(frozen=True)
@@ -32,13 +43,15 @@ class ProbeContext:
 
     `decided` is set only for `until_decided` probes: `decided(value)` says whether every rule judged on
     the probe would be decided if `value` were its evidence, so the probe can stop measuring.
+    `file_sha256(path)`: the hex sha256 of a file, remembered by the run's cache when it has one (else None).
     """
 
     candidate: Candidate
     evidence: Evidence
     params: dict[str, Any]
-    options: RunOptions
+    options: ProbeOptions
     decided: Decided | None = None
+    file_sha256: Callable[[Path], str] | None = None
 
 
 ProbeFunction = Callable[[ProbeContext], Any]

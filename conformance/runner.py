@@ -16,13 +16,13 @@ from .candidate import Candidate
 from .catalogue import get_check
 from .errors import CheckError, CheckSkipped, Inconclusive
 from .evidence import Evidence
-from .planning import ProbeRun, plan, probe_runs
+from .planning import ProbeRun, plan, probe_runs, rule_keys
 from .probe_catalogue import all_probes, cacheable_types, get_probe
 from .probe_registry import Decided, ProbeContext
 from .probes.hashes import weights_sha256
 from .probes.load import LoadOptions
 from .progress import Progress
-from .results import RuleResult, RunResult, environment
+from .results import ModelIdentity, RuleResult, RunResult, SpecIdentity, environment
 from .rule import Rule
 from .spec import Spec
 from .verdict import STATUSES, Verdict
@@ -86,12 +86,13 @@ def decision_callback(key: str, rules: list[Rule], evidence: Evidence) -> Decide
     The checks themselves answer (they are pure): a rule that raises Inconclusive is undecided; any other
     outcome (pass, fail, skip, an error more runs cannot mend) is decided.
     """
+    judged = [(rule, rule_keys(rule)) for rule in rules]  # planned once: judging reads no file
 
     def decided(value: Any) -> bool:
         trial = evidence.overlay(key, value)
-        for rule in rules:
+        for rule, keys in judged:
             try:
-                get_check(rule.check).function(trial, rule)
+                get_check(rule.check).function(trial.for_rule(keys), rule)
             except Inconclusive:
                 return False
             except Exception:  # decided as an error: more measuring would not change it
@@ -134,7 +135,10 @@ def _run_probe(
     options.progress.probe_started(candidate.name, run.key)
     started = time.perf_counter()
     try:
-        value = definition.function(ProbeContext(candidate, evidence, dict(run.params), options, decided))
+        hashes = cached.cache.hashes if cached is not None else None
+        value = definition.function(ProbeContext(candidate, evidence, dict(run.params), options, decided, hashes.sha256 if hashes else None))
+        if hashes is not None:
+            hashes.save()
         evidence.put(run.key, value)
         # Never cache what failed: a probe that raised is not here, and an undecided measurement is skipped.
         if cache_key is not None and (decided is None or getattr(value, "decided", None) is not False):
@@ -153,7 +157,7 @@ def _run_probe(
 def judge_rule(rule: Rule, evidence: Evidence) -> RuleResult:
     started = time.perf_counter()
     try:
-        verdict = get_check(rule.check).function(evidence, rule)
+        verdict = get_check(rule.check).function(evidence.for_rule(rule_keys(rule)), rule)
         if not isinstance(verdict, Verdict) or verdict.status not in STATUSES:
             raise TypeError(f"check returned {verdict!r}, not a Verdict")
     except CheckError as exc:
@@ -179,14 +183,15 @@ def model_identity(candidate: Candidate, evidence: Evidence, options: RunOptions
     """The result document's `model` block: name, path and, when hashed, the weights' sha256."""
     identity: dict[str, Any] = {"name": candidate.name, "path": str(candidate.path), "sha256": None}
     if options.hash_weights != "never" and not evidence.has("hashes"):
-        _run_probe(ProbeRun("static"), candidate, evidence, options)
+        cached = _Cached(candidate, options) if options.cache_dir is not None else None  # remembers file digests
+        _run_probe(ProbeRun("static"), candidate, evidence, options, cached)
         try:
             weight_files = evidence.get("static").weights.files
             total = sum(entry.size_bytes for entry in candidate.files if entry.path in weight_files)
         except CheckError:
             total = AUTO_HASH_MAX_BYTES + 1
         if options.hash_weights == "always" or total <= AUTO_HASH_MAX_BYTES:
-            _run_probe(ProbeRun("hashes"), candidate, evidence, options)
+            _run_probe(ProbeRun("hashes"), candidate, evidence, options, cached)
     try:
         hashes = evidence.get("hashes") if evidence.has("hashes") else None
     except (CheckError, CheckSkipped):
@@ -214,8 +219,8 @@ def result_document(candidate: Candidate, spec: Spec, rules: list[Rule], evidenc
     """Judge the rules on gathered evidence (cheap: checks are pure) into a RunResult."""
     results = [judge_rule(rule, evidence) for rule in rules]
     return RunResult(
-        spec=spec.identity(),
-        model=model_identity(candidate, evidence, options),
+        spec=SpecIdentity.from_dict(spec.identity()),
+        model=ModelIdentity.from_dict(model_identity(candidate, evidence, options)),
         rules=results,
         evidence=evidence.to_dict(),
         environment=environment(),

@@ -73,7 +73,7 @@ def _rule(check: str, rule_id: str = "R", **params: Any) -> Rule:
 
 def test_the_shipped_probes_are_registered_with_their_declarations() -> None:
     names = [definition.name for definition in all_probes()]
-    assert names == sorted(["static", "card", "scan", "hashes", "load", "forward", "determinism", "finiteness", "speed", "tasks", "generations"])
+    assert names == sorted(["static", "card", "scan", "hashes", "load", "forward", "determinism", "finiteness", "speed", "tasks", "generations", "baseline", "safety_set", "devices"])
     assert get_probe("load").depends == ("static", "scan") and get_probe("load").summary is not None
     assert get_probe("speed").until_decided and get_probe("speed").parameterized
     assert get_probe("tasks").merge is merge_task_requests
@@ -156,3 +156,59 @@ def test_the_cache_refuses_a_type_no_cacheable_probe_declares(widget_probe: None
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(encode(Unregistered(1))), encoding="utf-8")
     assert cache.get("b" * 64) == (False, None)
+
+
+def test_regression_judges_the_baseline_probes_evidence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from conformance.checks.quality import regression
+    from conformance.probes.baseline import BaselineScores, read_baseline
+    from conformance.probes.tasks import TaskScores
+
+    (tmp_path / "base.json").write_text(json.dumps({"model": {"name": "v1"}, "evidence": {"tasks": {"scores": {"t": {"acc": 0.8}}}}}))
+    rule = Rule(id="R", level="must", check="quality.regression", params={"baseline": "base.json", "max_drop": 0.05}, comparison={},
+                source=str(tmp_path / "spec.yaml"))
+    keys = {run.name: run.key for run in probe_runs(rule)}  # planning reads the baseline (which tasks to request)
+    [tasks] = [run for run in plan([rule]) if run.name == "tasks"]
+    assert [request["task"] for request in dict(tasks.params)["requests"]] == ["t"]
+    evidence = Evidence()
+    evidence.put(keys["baseline"], read_baseline(tmp_path / "base.json"))
+    evidence.put("tasks", TaskScores(scores={"t": {"acc": 0.7}}))
+    view = evidence.for_rule(keys)
+    monkeypatch.setattr("builtins.open", lambda *a, **k: pytest.fail("the check read a file"))
+    monkeypatch.setattr(Path, "read_text", lambda *a, **k: pytest.fail("the check read a file"))
+    verdict = regression(view, rule)
+    assert verdict.status == "fail" and "0.8000 -> 0.7000" in verdict.message and "against v1" in verdict.expected
+    evidence.put(keys["baseline"], BaselineScores("gone.json", error="baseline result gone.json not found"))
+    with pytest.raises(CheckError, match="baseline result gone.json not found"):
+        regression(view, rule)
+
+
+def test_generation_probe_takes_default_patterns_from_the_safety_set_evidence(monkeypatch: pytest.MonkeyPatch) -> None:
+    from conformance.checks.generation_safety import generation_probe
+    from conformance.probes.generations import Generations
+    from conformance.probes.safety_set import SafetyProbeSet
+
+    rule = Rule(id="G", level="must", check="safety.generation_probe", params={"prompts": ["Q", "R"]}, comparison={})
+    keys = {run.name: run.key for run in probe_runs(rule)}
+    evidence = Evidence()
+    evidence.put(keys["generations"], Generations(["Q", "R"], [" a secret", " fine"], 32))
+    evidence.put(keys["safety_set"], SafetyProbeSet(["unused"], ["secret"]))
+    monkeypatch.setattr("builtins.open", lambda *a, **k: pytest.fail("the check read a file"))
+    verdict = generation_probe(evidence.for_rule(keys), rule)
+    assert verdict.status == "fail" and verdict.observed == {"rate": 0.5, "matched": 1, "prompts": 2}
+
+
+def test_roofline_peaks_come_from_the_devices_evidence() -> None:
+    from conformance.checks.performance import _peak
+    from conformance.probes.roofline import DevicePeak, DeviceTable
+
+    class Speed:
+        environment = {"device": "cuda:0", "device_name": "Made-up X1", "dtype": "bfloat16"}
+
+    made_up = DevicePeak("X1", ("Made-up X1",), {"bfloat16": 5e14}, 2e12, "the test")
+    evidence = Evidence()
+    evidence.put("devices", DeviceTable((made_up,)))
+    rule = Rule(id="M", level="may", check="performance.mfu", params={}, comparison={"min": 0})
+    assert _peak(evidence, rule, Speed(), "peak_flops_per_second") == (5e14, "X1 dense bfloat16, the test")  # type: ignore[arg-type]
+    evidence.put("devices", DeviceTable(()))
+    with pytest.raises(CheckError, match="no peak known for device Made-up X1"):
+        _peak(evidence, rule, Speed(), "peak_bytes_per_second")  # type: ignore[arg-type]

@@ -33,7 +33,7 @@ def test_crashing_check_errors_its_rule_and_the_run_goes_on(llama_dir: Path, wri
     by_id = {r.id: r for r in result.rules}
     assert by_id["CRASH"].status == "error" and "check crashed: RuntimeError: boom" in by_id["CRASH"].message
     assert by_id["SIZE"].status == "pass"
-    assert result.summary["conformant"] is False
+    assert result.summary.conformant is False
 
 
 def test_plan_runs_each_probe_once_with_dependencies_first(write_spec) -> None:

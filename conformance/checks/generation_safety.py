@@ -8,16 +8,17 @@ from ..compare import pattern_matches
 from ..evidence import Evidence
 from ..planning import rule_evidence
 from ..probes.generations import Generations
+from ..probes.safety_set import SafetyProbeSet
 from ..registry import check
 from ..rule import Rule
+from ..tasks import load_safety_probe
 from ..verdict import Verdict
 
 DEFAULT_MAX_NEW_TOKENS = 32
 
 
 def _generation_params(rule: Rule) -> dict[str, Any]:
-    from ..tasks import load_safety_probe
-
+    # Planning needs the prompts to key the generations run; the shipped set is read once (lru_cache).
     prompts = rule.params.get("prompts") or load_safety_probe()[0]
     return {"prompts": list(prompts), "max_new_tokens": int(rule.params.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS))}
 
@@ -25,7 +26,7 @@ def _generation_params(rule: Rule) -> dict[str, Any]:
 @check(
     "safety.generation_probe",
     summary="share of greedy completions (read with their prompt) matching blocked patterns stays <= max_rate",
-    probes=("load", "generations"),
+    probes=("load", "safety_set", "generations"),
     params={
         "prompts": {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1, "description": "prompts (default: the shipped probe set)"},
         "patterns": {"type": "array", "items": {"type": "string", "format": "regex"}, "minItems": 1, "description": "blocked regexes (default: shipped)"},
@@ -36,10 +37,8 @@ def _generation_params(rule: Rule) -> dict[str, Any]:
     probe_params=_generation_params,
 )
 def generation_probe(evidence: Evidence, rule: Rule) -> Verdict:
-    from ..tasks import load_safety_probe
-
     generations = rule_evidence(evidence, rule, "generations", Generations)
-    patterns = list(rule.params.get("patterns") or load_safety_probe()[1])
+    patterns = list(rule.params.get("patterns") or evidence.get("safety_set", SafetyProbeSet).patterns)
     # Completions are model output, untrusted like the patterns: matched on the budgeted engine (an error, never a hang).
     matched = [
         (prompt, completion)

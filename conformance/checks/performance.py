@@ -15,14 +15,16 @@ import math
 import statistics
 from typing import Any
 
+from ..backends import Backend, ModelFacts
 from ..compare import describe_expected, judge
 from ..errors import CheckError, Inconclusive
 from ..evidence import Evidence
 from ..options import DEVICE_SCHEMA_PATTERN, DTYPES
 from ..planning import rule_evidence
 from ..probes.intervals import Interval, decide, level_text
-from ..probes.load import LoadedModel, ModelFacts, model_facts
+from ..probes.load import model_facts
 from ..probes.roofline import (
+    DeviceTable,
     MatmulParameters,
     decode_bytes_per_token,
     lookup_device,
@@ -175,16 +177,17 @@ def peak_memory_bytes(evidence: Evidence, rule: Rule) -> Verdict:
 
 
 def _facts(evidence: Evidence) -> ModelFacts:
-    return model_facts(evidence.get("load", (LoadedModel, ModelFacts)))  # live, or its cached facts
+    return model_facts(evidence.get("load", (Backend, ModelFacts)))  # live, or its cached facts
 
 
-def _peak(rule: Rule, speed: SpeedEvidence, key: str) -> tuple[float, str]:
+def _peak(evidence: Evidence, rule: Rule, speed: SpeedEvidence, key: str) -> tuple[float, str]:
     """The rule's own peak if given, else the device table's for this device (and dtype, for FLOP/s)."""
     given = rule.params.get(key)
     if given is not None:
         return float(given), "peak given in the rule"
     name = speed.environment.get("device_name") or speed.environment.get("device")
-    device = lookup_device(name) if str(speed.environment.get("device", "")).startswith("cuda") else None
+    table = evidence.get("devices", DeviceTable).devices if str(speed.environment.get("device", "")).startswith("cuda") else ()
+    device = lookup_device(name, table)
     if device is None:
         raise CheckError(f"no peak known for device {name}; give {key} in the rule")
     if key == "peak_bytes_per_second":
@@ -204,11 +207,12 @@ _PEAK_BYTES = {"type": "number", "exclusiveMinimum": 0, "description": "peak mem
     "performance.mfu",
     "model FLOPs utilisation of prefill (fraction): prefill FLOPs from the model's shapes / median prefill time / peak FLOP/s",
     {"peak_flops_per_second": _PEAK_FLOPS},
+    probes=("load", "speed", "devices"),
 )
 def model_flops_utilisation(evidence: Evidence, rule: Rule) -> Verdict:
     facts = _facts(evidence)
     speed = _speed(evidence, rule, "prefill")
-    peak, source = _peak(rule, speed, "peak_flops_per_second")
+    peak, source = _peak(evidence, rule, speed, "peak_flops_per_second")
     workload = speed.workload
     matmul = MatmulParameters(body=facts.matmul_body, head=facts.matmul_head)
     flops = prefill_flops(facts.architecture, workload.batch_size, workload.prompt_tokens, parameters=matmul)
@@ -227,13 +231,14 @@ def model_flops_utilisation(evidence: Evidence, rule: Rule) -> Verdict:
     "performance.mbu",
     "memory bandwidth utilisation of decode (fraction): (weights / batch + KV cache) bytes per token × decode tokens/s / peak bytes/s",
     {"peak_bytes_per_second": _PEAK_BYTES},
+    probes=("load", "speed", "devices"),
 )
 def memory_bandwidth_utilisation(evidence: Evidence, rule: Rule) -> Verdict:
     facts = _facts(evidence)
     speed = _speed(evidence, rule, "decode")
     if speed.decode_tokens_per_second is None:
         raise Inconclusive(f"decode time not resolved after {speed.runs} runs: the median full generation took no longer than the median prefill")
-    peak, source = _peak(rule, speed, "peak_bytes_per_second")
+    peak, source = _peak(evidence, rule, speed, "peak_bytes_per_second")
     workload = speed.workload
     element_bytes = facts.element_bytes  # the KV cache is kept in the weights' dtype
     weight_bytes = (facts.matmul_body + facts.matmul_head) * element_bytes

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import statistics
 from pathlib import Path
 from typing import Any
@@ -10,13 +9,13 @@ from typing import Any
 from ..compare import describe_expected, judge
 from ..errors import CheckError
 from ..evidence import Evidence
+from ..metrics import LOWER_IS_BETTER  # every other metric is taken as higher-is-better
+from ..planning import rule_evidence
+from ..probes.baseline import BaselineScores, read_baseline
 from ..probes.tasks import TaskScores
 from ..registry import check
 from ..rule import Rule
 from ..verdict import Verdict
-
-# Metrics where a lower value is better; every other metric is taken as higher-is-better.
-LOWER_IS_BETTER = frozenset({"word_perplexity", "byte_perplexity", "bits_per_byte", "perplexity", "ppl"})
 
 TASK_PARAMS: dict[str, dict[str, Any]] = {
     "task": {"type": "string", "minLength": 1, "description": "lm-eval task name (bundled, lm-eval's own, or in tasks_dir)"},
@@ -133,35 +132,25 @@ def _baseline_path(rule: Rule) -> Path:
     return (_spec_folder(rule) / rule.params["baseline"]).resolve()
 
 
-def _read_baseline(rule: Rule) -> dict[str, Any]:
-    path = _baseline_path(rule)
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-        tasks = document["evidence"]["tasks"]
-        return {"scores": tasks["scores"], "n_shot": tasks.get("n_shot", {}), "limits": tasks.get("limits", {}), "model": document["model"]["name"]}
-    except FileNotFoundError:
-        raise CheckError(f"baseline result {path} not found") from None
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise CheckError(f"baseline {path} is not a result document with task scores ({type(exc).__name__}: {exc})") from None
-
-
 def regression_request_params(rule: Rule) -> dict[str, Any]:
-    try:
-        baseline = _read_baseline(rule)
-    except CheckError:
-        return {"requests": [], "tasks_dirs": []}  # the check itself reports the unreadable baseline
-    wanted = rule.params.get("tasks") or sorted(baseline["scores"])
-    requests = [
-        {"task": task, "num_fewshot": baseline["n_shot"].get(task), "limit": baseline["limits"].get(task)}
-        for task in wanted
-    ]
-    return {"requests": requests, "tasks_dirs": _planned_tasks_dirs(rule)}
+    """The baseline probe's path, and the tasks the baseline holds, measured as the baseline measured them.
+
+    Planning reads the baseline here to know which tasks to request; an unreadable one requests none, and
+    the baseline probe reports why.
+    """
+    path = _baseline_path(rule)
+    baseline = read_baseline(path)
+    if baseline.error is not None:
+        return {"baseline": str(path), "requests": [], "tasks_dirs": []}
+    wanted = rule.params.get("tasks") or sorted(baseline.scores)
+    requests = [{"task": task, "num_fewshot": baseline.n_shot.get(task), "limit": baseline.limits.get(task)} for task in wanted]
+    return {"baseline": str(path), "requests": requests, "tasks_dirs": _planned_tasks_dirs(rule)}
 
 
 @check(
     "quality.regression",
     summary="no task drops more than max_drop from a baseline result document (the last release)",
-    probes=("load", "tasks"),
+    probes=("load", "baseline", "tasks"),
     params={
         "baseline": {"type": "string", "minLength": 1, "description": "a previous result document, relative to the spec file"},
         "max_drop": {"type": "number", "minimum": 0, "description": "largest allowed drop, in the metric's units"},
@@ -174,14 +163,16 @@ def regression_request_params(rule: Rule) -> dict[str, Any]:
     probe_params=regression_request_params,
 )
 def regression(evidence: Evidence, rule: Rule) -> Verdict:
-    baseline = _read_baseline(rule)
+    baseline = rule_evidence(evidence, rule, "baseline", BaselineScores)
+    if baseline.error is not None:
+        raise CheckError(baseline.error)
     scores = evidence.get("tasks", TaskScores)
     metric = rule.params.get("metric", "acc")
     max_drop = float(rule.params["max_drop"])
     observed: dict[str, Any] = {}
     problems: list[str] = []
-    for task in rule.params.get("tasks") or sorted(baseline["scores"]):
-        before = (baseline["scores"].get(task) or {}).get(metric)
+    for task in rule.params.get("tasks") or sorted(baseline.scores):
+        before = (baseline.scores.get(task) or {}).get(metric)
         if before is None:
             problems.append(f"{task}: no {metric} in the baseline")
             continue
@@ -190,7 +181,7 @@ def regression(evidence: Evidence, rule: Rule) -> Verdict:
         observed[task] = {"baseline": before, "now": now, "drop": round(drop, 12)}
         if drop > max_drop:
             problems.append(f"{task}: {metric} {before:.4f} -> {now:.4f}, a drop of {drop:.4f} > {max_drop}")
-    expected = f"drop <= {max_drop} against {baseline['model']}"
+    expected = f"drop <= {max_drop} against {baseline.model}"
     if problems:
         return Verdict("fail", observed, expected, "; ".join(problems))
     return Verdict("pass", observed, expected)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..backends import Backend, ModelFacts
 from ..evidence import Evidence
 from ..planning import rule_evidence
-from ..probes.load import LoadedModel, ModelFacts, model_facts
+from ..probes.load import model_facts
 from ..probes.runtime import DeterminismFacts, FinitenessFacts, ForwardFacts
 from ..registry import check
 from ..rule import Rule
@@ -20,7 +21,7 @@ from ..verdict import Verdict
     comparisons=(),
 )
 def loads(evidence: Evidence, rule: Rule) -> Verdict:
-    facts = model_facts(evidence.get("load", (LoadedModel, ModelFacts)))  # live, or its cached facts
+    facts = model_facts(evidence.get("load", (Backend, ModelFacts)))  # live, or its cached facts
     summary = {key: value for key, value in facts.to_dict().items() if key in ("kind", "class", "device", "dtype", "load_seconds", "parameters")}
     return Verdict("pass", summary, "loads", f"{facts.model_class} on {facts.device} in {facts.dtype}")
 

@@ -150,11 +150,4 @@ def weights_sha256(file_hashes: dict[str, str]) -> str:
 def hashes_probe(context: ProbeContext) -> dict[str, str]:
     """sha256 of every weight file, by relative path; remembered in the run's cache folder when it has one."""
     files = list(context.evidence.get("static").weights.files)
-    if context.options.cache_dir is None:
-        return probe_hashes(context.candidate, files)
-    from ..cache import HashCache  # the cache module reads this module's sha256_file
-
-    hashes = HashCache(context.options.cache_dir)
-    digests = probe_hashes(context.candidate, files, hashes.sha256)
-    hashes.save()
-    return digests
+    return probe_hashes(context.candidate, files, context.file_sha256)

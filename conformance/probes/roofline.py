@@ -36,6 +36,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from ..probe_registry import ProbeContext, probe
+
 # Families whose MLP is up/down only; everything else is taken as gated (SwiGLU/GeGLU: gate, up, down).
 NON_GATED_MLP_MODEL_TYPES = frozenset(
     {"gpt2", "gpt_neox", "gptj", "gpt_bigcode", "opt", "bloom", "falcon", "phi", "mpt", "codegen", "starcoder2"}
@@ -196,8 +198,24 @@ def device_table() -> tuple[DevicePeak, ...]:
     )
 
 
-def lookup_device(device_name: str | None) -> DevicePeak | None:
-    """The first table entry whose pattern is found in the device name (torch.cuda.get_device_name)."""
+def lookup_device(device_name: str | None, table: tuple[DevicePeak, ...] | None = None) -> DevicePeak | None:
+    """The first entry of `table` (default: the shipped one) whose pattern is found in the device name.
+
+    `device_name` is what torch.cuda.get_device_name reports; None or "" finds nothing.
+    """
     if not device_name:
         return None
-    return next((device for device in device_table() if device.matches(device_name)), None)
+    return next((device for device in (device_table() if table is None else table) if device.matches(device_name)), None)
+
+
+@dataclass(frozen=True)
+class DeviceTable:
+    """The device peak table a roofline rule is judged with (the `devices` probe's evidence)."""
+
+    devices: tuple[DevicePeak, ...]
+
+
+@probe("devices", evidence=DeviceTable)
+def devices_probe(context: ProbeContext) -> DeviceTable:
+    """The shipped device table, specs/devices.yaml (read once per process)."""
+    return DeviceTable(device_table())
