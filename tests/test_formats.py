@@ -15,7 +15,7 @@ import pytest
 from conformance.candidate import Candidate
 from conformance.digests import sha256_stream, sha256_text
 from conformance.formats import registry
-from conformance.formats.base import ArchitectureSource, WeightFormat
+from conformance.formats.base import ArchitectureSource, TensorLayout, WeightFormat
 from conformance.formats.dtypes import DTYPES, FLOAT_DTYPES, SAFETENSORS_DTYPES, Dtype, element_bits
 from conformance.formats.safetensors import SafetensorsFormat
 from conformance.formats.tensors import TensorInfo
@@ -254,3 +254,45 @@ def test_sha256_stream_callback_may_raise() -> None:
 
     with pytest.raises(RuntimeError, match="budget spent"):
         sha256_stream(io.BytesIO(b"x" * 10), 4, on_chunk=spend)
+
+
+class Pack8Layout(TensorLayout):
+    """A made-up GPTQ-like layout: `<m>.qweight` I32 [in/8, out] (eight 4-bit values an int) and `<m>.scales` F16 [1, out]."""
+
+    name = "pack8"
+
+    def applies(self, config: dict[str, Any] | None) -> bool:
+        return (config or {}).get("quantization_config", {}).get("quant_method") == "pack8"
+
+    def logical_tensors(self, tensors: list[TensorInfo], config: dict[str, Any]) -> list[TensorInfo]:
+        by_name = {t.name: t for t in tensors}
+        folded: list[TensorInfo] = []
+        for tensor in tensors:
+            if tensor.name.endswith(".scales"):
+                continue
+            if not tensor.name.endswith(".qweight"):
+                folded.append(tensor)
+                continue
+            module = tensor.name.removesuffix(".qweight")
+            scales = by_name[module + ".scales"]
+            packed_in, out = tensor.shape
+            stored = tensor.stored_bytes + scales.stored_bytes
+            folded.append(TensorInfo(module + ".weight", "F16", (out, packed_in * 8), tensor.file, packed_bytes=stored))
+        return folded
+
+
+def test_a_registered_layout_counts_the_unquantized_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "model.safetensors").write_bytes(
+        _safetensors({
+            "model.layers.0.proj.qweight": ("I32", [4, 16], b"\0" * 4 * 16 * 4),
+            "model.layers.0.proj.scales": ("F16", [1, 16], b"\0" * 16 * 2),
+            "model.norm.weight": ("F32", [32], b"\0" * 32 * 4),
+        })
+    )
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama", "quantization_config": {"quant_method": "pack8", "bits": 4}}))
+    as_stored = probe_static(Candidate(tmp_path))
+    assert as_stored.parameters["parameters"] == 16 + 32  # packed integers left out, the scales counted: wrong
+    monkeypatch.setattr(registry, "TENSOR_LAYOUTS", [Pack8Layout()])
+    folded = probe_static(Candidate(tmp_path))
+    assert folded.parameters["parameters"] == 16 * 32 + 32  # the unquantized model's count
+    assert folded.weight_bytes == as_stored.weight_bytes == 4 * 16 * 4 + 16 * 2 + 32 * 4  # bytes on disk either way

@@ -89,6 +89,26 @@ class WeightFormat(ABC):
         raise NotImplementedError(f"{self.name} tensors are not streamed")
 
 
+class TensorLayout(ABC):
+    """How a quantized checkpoint stores the tensors of the model it stands for, whatever its container.
+
+    A layout (GPTQ's packed `qweight` with `qzeros`, `scales`, `g_idx`; bitsandbytes' absmax and quant maps;
+    FP8 weights with scale tensors) folds each group of stored tensors into the one tensor the model has:
+    its logical shape, the dtype it computes in, and `packed_bytes` = the bytes of every stored piece, so
+    counts are the unquantized model's and stored bytes stay the bytes on disk.
+    """
+
+    name: ClassVar[str]  # the `quantization_config.quant_method` (or similar) it reads
+
+    @abstractmethod
+    def applies(self, config: dict[str, Any] | None) -> bool:
+        """True when the config says the tensors are stored this way."""
+
+    @abstractmethod
+    def logical_tensors(self, tensors: list[TensorInfo], config: dict[str, Any]) -> list[TensorInfo]:
+        """The model's tensors from the stored ones; ValueError when a group is incomplete or its shapes disagree."""
+
+
 class ArchitectureSource(ABC):
     """Where a folder's architecture facts live: config.json now, file metadata (GGUF) next."""
 

@@ -1,20 +1,24 @@
-"""The registered weight formats and architecture sources. A new one is a module plus one entry here.
+"""The registered weight formats, tensor layouts and architecture sources. A new one is a module plus one entry here.
 
 Order matters: the first format that claims a file name owns it, and the first format with header files
-supplies the tensors the static facts count (registry order is load preference). The first source present
-in a folder supplies its architecture; config.json answers (with its own error) when none is.
+supplies the tensors the static facts count (registry order is load preference). The first layout whose
+config matches folds quantized tensors before counting. The first source present in a folder supplies its
+architecture; config.json answers (with its own error) when none is.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..candidate import Candidate
-from .base import ArchitectureSource, WeightFormat
+from .base import ArchitectureSource, TensorLayout, WeightFormat
 from .config_json import ConfigJsonSource
 from .listed import LISTED_FORMATS
 from .safetensors import SafetensorsFormat
 from .torch_pickle import TorchPickleFormat
 
 WEIGHT_FORMATS: list[WeightFormat] = [SafetensorsFormat(), TorchPickleFormat(), *LISTED_FORMATS]
+TENSOR_LAYOUTS: list[TensorLayout] = []  # quantized layouts (none yet: their tensors are counted as stored)
 ARCHITECTURE_SOURCES: list[ArchitectureSource] = [ConfigJsonSource()]
 
 
@@ -34,6 +38,11 @@ def format_named(name: str) -> WeightFormat:
         if fmt.name == name:
             return fmt
     raise KeyError(f"unknown weight format {name!r} (known: {', '.join(f.name for f in WEIGHT_FORMATS)})")
+
+
+def tensor_layout(config: dict[str, Any] | None) -> TensorLayout | None:
+    """The first registered layout the config says the tensors are stored in, or None (stored as the model has them)."""
+    return next((layout for layout in TENSOR_LAYOUTS if layout.applies(config)), None)
 
 
 def weight_suffixes() -> tuple[str, ...]:

@@ -87,7 +87,15 @@ def read_weights(candidate: Candidate) -> WeightsInfo:
 
 
 def count_parameters(weights: WeightsInfo, config: dict[str, Any] | None) -> dict[str, int]:
-    """Parameters as `sum(p.numel() for p in model.parameters())` counts them, by the format that read the tensors."""
+    """Parameters as `sum(p.numel() for p in model.parameters())` counts them, by the format that read the tensors.
+
+    A quantized checkpoint's tensors are first folded by its layout (`registry.tensor_layout`), so the count
+    is the unquantized model's. Raises ValueError when the layout cannot fold them.
+    """
     if weights.tensor_format is None:
         return {}
-    return registry.format_named(weights.tensor_format).count_parameters(weights.tensors, config)
+    tensors = weights.tensors
+    layout = registry.tensor_layout(config)
+    if layout is not None and config is not None:
+        tensors = layout.logical_tensors(tensors, config)
+    return registry.format_named(weights.tensor_format).count_parameters(tensors, config)
