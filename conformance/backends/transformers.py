@@ -110,7 +110,7 @@ class TransformersBackend(Backend):
                 **common,
             )
             if not request.device_map_auto:
-                model = model.to(request.device)
+                model = model.to(request.device)  # type: ignore[arg-type]  # transformers types .to oddly
             model.eval()
             tokenizer = AutoTokenizer.from_pretrained(request.folder, **common) if request.has_tokenizer else None
             _name_after_the_model_folder(model, tokenizer, request.model_path)
@@ -166,7 +166,7 @@ class TransformersBackend(Backend):
 
     # --- running ------------------------------------------------------------------------------
 
-    def forward(self, ids: TokenIds) -> Activations:
+    def forward(self, ids: Any) -> Activations:
         """The model's logits (causal) or last hidden state (encoders) as float32 numpy, inference mode."""
         import torch
 

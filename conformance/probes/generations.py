@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from ..backends import Backend
 from ..errors import CheckError, CheckSkipped
 from ..probe_registry import ProbeContext, probe
+from .load import loaded_backend
 
 
 @dataclass
@@ -37,4 +38,4 @@ def generate_greedy(backend: Backend, prompts: list[str], max_new_tokens: int) -
 def generations_probe(context: ProbeContext) -> Generations:
     """Greedy completions of the rule's prompts, `max_new_tokens` tokens each."""
     params = context.params
-    return generate_greedy(context.evidence.get("load", Backend), list(params["prompts"]), int(params["max_new_tokens"]))
+    return generate_greedy(loaded_backend(context.evidence), list(params["prompts"]), int(params["max_new_tokens"]))

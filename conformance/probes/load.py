@@ -15,6 +15,7 @@ from typing import Any
 from ..backends import DEFAULT_BACKEND, Backend, LoadRequest, ModelFacts, backend_class
 from ..candidate import Candidate
 from ..errors import CheckError
+from ..evidence import Evidence
 from ..probe_registry import ProbeContext, probe
 from .load_preflight import LoadRefused, staged_folder
 
@@ -35,6 +36,12 @@ class LoadOptions:
 def model_facts(value: Any) -> ModelFacts:
     """The load probe's evidence as facts, whether it holds the live backend or cached facts."""
     return value.facts if isinstance(value, Backend) else value
+
+
+def loaded_backend(evidence: Evidence) -> Backend:
+    """The live backend the load probe holds; CheckError when the load failed or only its facts are kept."""
+    backend: Backend = evidence.get("load", (Backend,))
+    return backend
 
 
 def model_kind(config: dict[str, Any]) -> str:

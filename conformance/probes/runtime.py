@@ -13,6 +13,7 @@ from ..formats.registry import format_claiming
 from ..probe_registry import ProbeContext, probe
 from ..safe_files import UnsafeFileError
 from .hashes import HashBudget, refuse_sparse
+from .load import loaded_backend
 
 PROBE_TEXT = "The conformance suite checks that a model produces finite outputs for ordinary text."
 PROBE_SEED = 1234
@@ -146,13 +147,13 @@ def _scan_tensor(name: str, slices: Iterator[Any], facts: FinitenessFacts, budge
 @probe("forward", evidence=ForwardFacts, depends=("load",), cacheable=True)
 def forward_probe(context: ProbeContext) -> ForwardFacts:
     """One forward pass of the loaded model on a probe input."""
-    return probe_forward(context.evidence.get("load", Backend))
+    return probe_forward(loaded_backend(context.evidence))
 
 
 @probe("determinism", evidence=DeterminismFacts, depends=("load",), cacheable=True, parameterized=True)
 def determinism_probe(context: ProbeContext) -> DeterminismFacts:
     """Two greedy generations of `new_tokens` tokens (encoders: two forward passes)."""
-    return probe_determinism(context.evidence.get("load", Backend), int(context.params.get("new_tokens", 16)))
+    return probe_determinism(loaded_backend(context.evidence), int(context.params.get("new_tokens", 16)))
 
 
 @probe("finiteness", evidence=FinitenessFacts, depends=("static",), cacheable=True)

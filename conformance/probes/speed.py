@@ -43,6 +43,7 @@ from ..errors import CheckError, CheckSkipped
 from ..probe_registry import ProbeContext, probe
 from .intervals import METHOD as INTERVAL_METHOD
 from .intervals import Interval, look_level, order_statistic_ranks, quantile_interval
+from .load import loaded_backend
 from .memory import PeakMemory, PeakMemoryTracker
 from .stats import SampleStats
 from .timing import Timed, cuda_available, device_environment, same_device, timer
@@ -121,13 +122,14 @@ def speed_params(rule_params: dict[str, Any]) -> dict[str, Any]:
     workload = rule_params.get("workload")
     if not isinstance(workload, dict):
         raise ValueError("a performance rule needs workload: {batch_size, prompt_tokens, new_tokens}")
-    parsed = Workload(**{key: workload.get(key) for key in ("batch_size", "prompt_tokens", "new_tokens")})
+    sizes: dict[str, Any] = {key: workload.get(key) for key in ("batch_size", "prompt_tokens", "new_tokens")}
+    parsed = Workload(**sizes)
     params: dict[str, Any] = {"workload": asdict(parsed)}
     overrides = rule_params.get("measurement") or {}
     unknown = sorted(set(overrides) - set(_POLICY_TYPES))
     if unknown:
         raise ValueError(f"unknown measurement keys: {', '.join(unknown)}")
-    policy = {key: None if value is None else _POLICY_TYPES[key](value) for key, value in overrides.items()}
+    policy: dict[str, Any] = {key: None if value is None else _POLICY_TYPES[key](value) for key, value in overrides.items()}
     MeasurementPolicy(**policy)  # validate now, not in the middle of a run
     changed = {key: value for key, value in policy.items() if value != getattr(_DEFAULT_POLICY, key)}
     if changed:
@@ -485,4 +487,4 @@ def measure_speed(backend: Backend, params: dict[str, Any], decided: Decided | N
 @probe("speed", evidence=SpeedEvidence, depends=("load",), cacheable=True, parameterized=True, until_decided=True)
 def speed_probe(context: ProbeContext) -> SpeedEvidence:
     """Prefill and decode timings of the rule's workload, measured until its rules are decided."""
-    return measure_speed(context.evidence.get("load", Backend), context.params, context.decided)
+    return measure_speed(loaded_backend(context.evidence), context.params, context.decided)

@@ -23,6 +23,7 @@ from ..backends import Backend
 from ..card import score_claims
 from ..errors import CheckError, CheckSkipped
 from ..probe_registry import ProbeContext, probe
+from .load import loaded_backend
 
 SEEDS = {"random_seed": 0, "numpy_random_seed": 1234, "torch_random_seed": 1234, "fewshot_random_seed": 1234}
 DEFAULT_BATCH_SIZE = 8
@@ -62,9 +63,10 @@ class TaskScores:
         if task not in self.scores:
             raise CheckError(f"task {task} was not scored")
         values = self.scores[task]
-        if metric not in values or values[metric] is None:
+        value = values.get(metric)
+        if value is None:
             raise CheckError(f"task {task} has no metric {metric!r}; it reports {', '.join(sorted(values))}")
-        return float(values[metric]), self.stderrs.get(task, {}).get(metric)
+        return float(value), self.stderrs.get(task, {}).get(metric)
 
 
 def _offline() -> None:
@@ -229,4 +231,4 @@ def tasks_probe(context: ProbeContext) -> TaskScores:
         claimed = score_claims(card.metadata) if card.present else []
         requests += [TaskRequest(claim.task, claim.num_fewshot) for claim in claimed]
     unique = list(dict.fromkeys(requests))
-    return score_tasks(context.evidence.get("load", Backend), unique, list(context.params.get("tasks_dirs", [])))
+    return score_tasks(loaded_backend(context.evidence), unique, list(context.params.get("tasks_dirs", [])))
