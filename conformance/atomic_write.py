@@ -15,8 +15,11 @@ from pathlib import Path
 
 
 def current_umask() -> int:
-    """The process umask (an int such as 0o022), read without changing it where Linux shows it in
-    /proc/self/status; elsewhere it is set and restored at once (not thread-safe there)."""
+    """The process umask as an int (such as 0o022).
+
+    Read without changing it where Linux shows it in /proc/self/status; elsewhere it is set and restored at
+    once (not thread-safe there).
+    """
     try:
         with open("/proc/self/status", encoding="ascii") as status:
             for line in status:

@@ -16,6 +16,12 @@ MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
 @dataclass(frozen=True)
 class FileEntry:
+    """One file of a model folder as listed, never opened.
+
+    `path` is posix and relative to the folder; `size_bytes` the file's size (the link's own for a symlink,
+    0 when it cannot be stat'ed); `symlink` whether the entry is a symbolic link.
+    """
+
     path: str  # relative to the model folder, posix
     size_bytes: int
     symlink: bool = False
@@ -35,6 +41,11 @@ class Candidate:
     """Identity and file list of one model folder; static facts are read lazily by probes."""
 
     def __init__(self, path: str | Path, name: str | None = None) -> None:
+        """Take the model folder `path` (resolved) and its display name (default: `default_name(path)`).
+
+        Raises:
+            RequestError: `path` does not exist or is not a folder.
+        """
         folder = Path(path)
         if not folder.exists():
             raise RequestError(f"{path}: model folder not found")
@@ -44,6 +55,7 @@ class Candidate:
         self.name = name or default_name(self.path)
 
     def __repr__(self) -> str:
+        """`Candidate('/resolved/folder')`."""
         return f"Candidate({str(self.path)!r})"
 
     @cached_property
@@ -64,6 +76,7 @@ class Candidate:
         return entries
 
     def file_names(self) -> list[str]:
+        """The posix paths, relative to the folder, of every entry in `files` (sorted per folder, symlinks included)."""
         return [entry.path for entry in self.files]
 
     def resolve_inside(self, relative: str) -> Path:
@@ -89,6 +102,12 @@ class Candidate:
 
     @cached_property
     def config(self) -> dict[str, Any]:
+        """The model's config.json as a dict, read once (at most MAX_CONFIG_BYTES, depth bounded).
+
+        Raises:
+            ValueError: config.json is missing, unreadable, unsafe (outside the folder, not a regular file),
+                over the size or depth budget, not JSON, or not a JSON object; the message is one line.
+        """
         data = self.read_json("config.json")
         if not isinstance(data, dict):
             raise ValueError(f"config.json must hold a JSON object, found {type(data).__name__}")

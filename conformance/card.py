@@ -1,5 +1,6 @@
-"""Model cards: README.md front matter (read by our bounded YAML loader, then huggingface_hub's
-`ModelCardData`) and its Markdown sections.
+"""Model cards: a README.md's front matter and its Markdown sections.
+
+The front matter is read by our bounded YAML loader, then by huggingface_hub's `ModelCardData`.
 
 A card is untrusted text: its front matter goes through `sourcefile.load_yaml` (alias, node, depth
 budgets) and its Markdown is parsed by linear string code, never by backtracking regexes.
@@ -25,6 +26,15 @@ _MAX_ATX_LEVEL = 6  # CommonMark ATX headings: 1 to 6 '#'
 
 @dataclass
 class CardFacts:
+    """What the model card says, as the card checks read it.
+
+    `present` is False when the folder has no card; `file` is its path relative to the model folder;
+    `metadata` the front matter as huggingface_hub's `ModelCardData.to_dict()`; `sections` the Markdown's
+    ATX headings in order; `claims` the front matter's `conformance` mapping (empty when absent or not a
+    mapping); `errors` why the card or its front matter could not be read; `schema_errors` where the front
+    matter breaks card.schema.json (`path: message`).
+    """
+
     present: bool
     file: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -88,6 +98,7 @@ def split_front_matter(content: str) -> tuple[str | None, str]:
     if not content.startswith("---", start):
         return None, content
     opening = start + 3
+    starts: tuple[int, ...]
     if content.startswith("\r\n", opening):
         # The pattern tries the opening line break as "\r\n" first, then as "\r" alone (the "\n" then
         # being the closing line's break, as in "---\r\n---").
@@ -253,7 +264,7 @@ def score_claims(metadata: dict[str, Any]) -> list[ScoreClaim]:
         for result in (entry or {}).get("results") or []:
             dataset = (result or {}).get("dataset") or {}
             task = dataset.get("type") or dataset.get("name")
-            args = dataset.get("args") if isinstance(dataset.get("args"), dict) else {}
+            args = dataset["args"] if isinstance(dataset.get("args"), dict) else {}
             shots = args.get("num_few_shot", args.get("num_fewshot"))
             for metric in (result or {}).get("metrics") or []:
                 value = (metric or {}).get("value")

@@ -35,6 +35,11 @@ def values_equal(observed: Any, expected: Any, tolerance: float = 0.0) -> bool:
 
 
 def describe_expected(comparison: dict[str, Any]) -> str:
+    """The rule's bar as shown beside the observed value, such as `>= 1e+09, <= 8e+09` or `in ['llama']`.
+
+    One part per comparison key present (min, max, equals with its tolerance in percent, in, not_in,
+    pattern), joined by ", "; the empty string for a comparison without any.
+    """
     parts = []
     tolerance = comparison.get("tolerance")
     for key, symbol in (("min", ">="), ("max", "<=")):

@@ -19,6 +19,7 @@ class SpecError(RequestError):
         field: str | None = None,
         line: int | None = None,
     ) -> None:
+        """Locate the problem `message` in `file`, at a rule, a field and a 1-based line where known."""
         self.file = file
         self.message = message
         self.rule_id = rule_id
@@ -27,6 +28,7 @@ class SpecError(RequestError):
         super().__init__(str(self))
 
     def __str__(self) -> str:
+        """`file[:line]: [rule ID: ][field NAME: ]message`, the one line the command prints."""
         where = self.file if self.line is None else f"{self.file}:{self.line}"
         parts = [where]
         if self.rule_id:
@@ -52,6 +54,14 @@ class Inconclusive(CheckError):
     """
 
     def __init__(self, message: str, interval: dict | None = None, observed: object = None, expected: object = None) -> None:
+        """Say why the rule cannot be decided yet.
+
+        Args:
+            message: the reason, shown as the rule's detail.
+            interval: the confidence interval so far, `{"low", "high", "level"}` in the figure's unit.
+            observed: the point estimate so far.
+            expected: the rule's bar, as `describe_expected` writes it.
+        """
         super().__init__(message)
         self.interval = interval  # {"low", "high", "level"}, recorded in the rule's result
         self.observed = observed  # the point estimate so far, shown beside the bar it could not be judged against

@@ -64,6 +64,7 @@ class ScanReport:
 
     @property
     def exit_code(self) -> int:
+        """The command's exit status: EXIT_FINDINGS (1) when any finding fails the scan, else EXIT_CLEAN (0)."""
         return EXIT_FINDINGS if self.counts()["counted"] else EXIT_CLEAN
 
 
@@ -272,6 +273,11 @@ def _json_safe(value: Any, depth: int = 0) -> Any:
 
 
 def summary_dict(report: ScanReport) -> dict[str, Any]:
+    """The JSON report's `summary`: file, pickle and finding counts (ints), the exit code and the wall time in seconds.
+
+    Keys: files, pickles_scanned, findings, dangerous, unknown, errors, failing_findings (those that fail
+    the scan under `allow_unknown`), allow_unknown, exit_code, seconds (rounded to milliseconds).
+    """
     counts = report.counts()
     return {
         "files": len(report.files),
@@ -318,6 +324,10 @@ def finding_line(finding: Any, allow_unknown: bool) -> str:
 
 
 def summary_line(report: ScanReport) -> str:
+    """The closing terminal line: files and pickles scanned, seconds taken, counts per severity and the verdict.
+
+    For example `scanned 3 files (2 pickles) in 0.01 s: 0 dangerous, 1 unknown, 0 errors: 1 failing`.
+    """
     s = summary_dict(report)
     verdict = "clean" if s["exit_code"] == EXIT_CLEAN else f"{s['failing_findings']} failing"
     return (f"scanned {_count(s['files'], 'file')} ({_count(s['pickles_scanned'], 'pickle')}) in {report.seconds:.2f} s: "
@@ -330,6 +340,7 @@ def _count(number: int, noun: str) -> str:
 
 
 def render_text(report: ScanReport) -> str:
+    """The terminal report: one `finding_line` per finding, then the `summary_line`, newline-terminated."""
     lines = [finding_line(f, report.allow_unknown) for f in report.findings]
     return "\n".join([*lines, summary_line(report)]) + "\n"
 

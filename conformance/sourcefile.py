@@ -146,7 +146,7 @@ def _bounded(loader: type[yaml.SafeLoader]) -> type[yaml.SafeLoader]:
         }
     else:
         bases, namespace = (_BoundedComposer, loader), {}
-    bounded = type(f"Bounded{loader.__name__}", bases, namespace)
+    bounded: Any = type(f"Bounded{loader.__name__}", bases, namespace)  # built at run time: mypy cannot see its bases
     bounded.add_constructor("tag:yaml.org,2002:int", _BoundedComposer.construct_yaml_int)
     bounded.add_constructor("tag:yaml.org,2002:float", _BoundedComposer.construct_yaml_float)
     return bounded
@@ -196,7 +196,7 @@ def measure_nodes(root: yaml.Node) -> tuple[int, int]:
 
 
 def _bounded_load(text: str, loader: type[yaml.SafeLoader], with_lines: bool) -> tuple[Any, LineIndex]:
-    instance = _bounded(loader)(text)
+    instance = _bounded(loader)(text)  # type: ignore[arg-type]  # a class is hashable; mypy checks its unbound __hash__
     try:
         node = instance.get_single_node()
         if node is None:
@@ -229,7 +229,7 @@ def load_yaml(text: str, loader: type[yaml.SafeLoader] = SpecLoader) -> Any:
 
 
 def format_path(path: list[Any] | tuple[Any, ...]) -> str:
-    """JSON path as users read it: rules[3].max"""
+    """A JSON path as users read it: `["rules", 3, "max"]` -> `rules[3].max`; "(document)" for the empty path."""
     text = ""
     for part in path:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
@@ -240,9 +240,11 @@ class LineIndex:
     """Maps a JSON path to the 1-based line of its YAML node."""
 
     def __init__(self, lines: dict[PathKey, int] | None = None) -> None:
+        """Wrap `lines`, a map from path tuples (keys and list indices) to 1-based line numbers."""
         self._lines = lines or {}
 
     def line(self, path: list[Any] | tuple[Any, ...]) -> int | None:
+        """The 1-based line of `path`, else of its nearest indexed ancestor; None when nothing is indexed."""
         key = tuple(path)
         while key:
             if key in self._lines:
@@ -260,8 +262,11 @@ class LineIndex:
 
     @classmethod
     def from_node(cls, node: yaml.Node | None) -> LineIndex:
-        """The index of a composed node graph that passed `measure_nodes`, before construction (which
-        rewrites merge keys): the walk visits at most MAX_YAML_NODES nodes, MAX_YAML_DEPTH deep."""
+        """The index of a composed node graph that passed `measure_nodes`.
+
+        Built before construction, which rewrites merge keys; the walk visits at most MAX_YAML_NODES nodes,
+        MAX_YAML_DEPTH deep.
+        """
         lines: dict[PathKey, int] = {}
 
         def walk(current: yaml.Node | None, path: PathKey) -> None:
@@ -270,10 +275,10 @@ class LineIndex:
             lines[path] = current.start_mark.line + 1
             if isinstance(current, yaml.MappingNode):
                 for key_node, value_node in current.value:
-                    key = key_node.value
-                    lines[(*path, key)] = key_node.start_mark.line + 1
-                    walk(value_node, (*path, key))
-                    lines[(*path, key)] = key_node.start_mark.line + 1
+                    child: PathKey = (*path, key_node.value)
+                    lines[child] = key_node.start_mark.line + 1
+                    walk(value_node, child)
+                    lines[child] = key_node.start_mark.line + 1
             elif isinstance(current, yaml.SequenceNode):
                 for index, item in enumerate(current.value):
                     walk(item, (*path, index))

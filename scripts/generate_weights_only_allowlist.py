@@ -27,7 +27,11 @@ SAFE_GLOBAL_MODULES = ("torch.nested._internal.nested_tensor", "torch._dynamo", 
 
 
 def _split(full_path: str, obj: object) -> tuple[str, str]:
-    """torch matches the joined "module.name"; the pair is the split a pickler writes for `obj`."""
+    """The (module, name) split a pickler writes for `obj` whose joined "module.name" is `full_path`.
+
+    torch matches the joined path; a pickle's GLOBAL carries the two halves, split where `obj.__module__` ends
+    (so nested qualified names stay whole), else at the last dot.
+    """
     module = getattr(obj, "__module__", None)
     if isinstance(module, str) and full_path.startswith(module + ".") and not isinstance(obj, str):
         return module, full_path[len(module) + 1 :]
@@ -36,7 +40,12 @@ def _split(full_path: str, obj: object) -> tuple[str, str]:
 
 
 def collect() -> tuple[str, set[tuple[str, str]], dict[str, str], dict[tuple[str, str], tuple[str, str]]]:
-    """(torch version, (module, name) pairs torch accepts, import renames, name renames). Imports torch."""
+    """Read torch's weights_only lists; imports torch and the subsystems that register safe globals.
+
+    Returns:
+        (torch version string, the (module, name) pairs torch accepts, torch's py2 module renames,
+        torch's py2 (module, name) renames).
+    """
     import torch
     from torch import _utils
     from torch import _weights_only_unpickler as wou
@@ -62,7 +71,7 @@ def collect() -> tuple[str, set[tuple[str, str]], dict[str, str], dict[tuple[str
 
 
 def render() -> str:
-    """The module text, deterministic for one torch version."""
+    """The text of `weights_only_allowlist.py` for the installed torch; identical on every run for one torch version."""
     version, pairs, imports, names = collect()
     lines = [
         f'"""Globals that torch {version}\'s weights_only unpickler accepts (generated; do not edit).',
@@ -87,6 +96,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Write the allowlist module, or with `--check` compare it; returns the exit status (1: out of date)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if the committed file is out of date")
     args = parser.parse_args(argv)

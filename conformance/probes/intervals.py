@@ -55,9 +55,11 @@ class Interval:
         return Interval(min(a, b), max(a, b), self.level)
 
     def contains(self, value: float) -> bool:
+        """True when `value` (in the figure's unit) lies in [low, high], ends included."""
         return self.low <= value <= self.high
 
     def overlaps(self, other: Interval) -> bool:
+        """True when the two intervals share at least one point (touching ends count)."""
         return self.low <= other.high and other.low <= self.high
 
     def describe(self, digits: int = 4) -> str:
@@ -69,6 +71,8 @@ class Interval:
         return f"{level_text(self.level)} CI [{show(self.low)}, {show(self.high)}]"
 
     def to_dict(self, digits: int = 6) -> dict[str, Any]:
+        """`{"low", "high", "level"}` for a result document: ends rounded to `digits`, an open end as "inf"/"-inf"."""
+
         def plain(value: float) -> float | str:
             return round(value, digits) if math.isfinite(value) else str(value)  # JSON has no infinity
 
@@ -76,8 +80,10 @@ class Interval:
 
 
 def look_level(confidence: float, look: int) -> float:
-    """Two-sided level of the `look`-th look's interval (1-based) when all looks together may give a wrong
-    verdict with probability at most 1 - `confidence`: 1 - 2 (1 - confidence) 6 / (pi^2 look^2).
+    """Two-sided level of the `look`-th look's interval (1-based), so that all looks together stay at `confidence`.
+
+    All looks together may give a wrong verdict with probability at most 1 - `confidence`:
+    1 - 2 (1 - confidence) 6 / (pi^2 look^2).
 
     At confidence 0.95: look 1 is 0.9392, look 5 0.9976, look 13 0.99964. Raises ValueError for look < 1.
     """

@@ -23,7 +23,7 @@ import pickletools
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from picklescan.relaxed_zipfile import RelaxedZipFile
 
@@ -217,7 +217,7 @@ def scan_file(folder: Path, relative_file: str, *, budget: ScanBudget | None = N
                 return _as_duplicate(acc.file, *budget.seen[key])
             acc.opcodes_left = min(acc.opcodes_left, budget.opcodes_left)
             acc.deadline = min(acc.deadline, budget.deadline)
-        source = Source(member=None, name=PurePosixPath(acc.file).name, size=size, open=lambda: _Borrowed(handle), seekable=True)
+        source = Source(member=None, name=PurePosixPath(acc.file).name, size=size, open=lambda: cast(IO[bytes], _Borrowed(handle)), seekable=True)
         try:
             acc.formats = _interpret(acc, source)
         except Exception as exc:  # untrusted bytes: any failure fails this file closed and the scan goes on
@@ -302,10 +302,10 @@ class _Borrowed(io.RawIOBase):
         return len(data)
 
     def read(self, size: int | None = -1) -> bytes:
-        return self._handle.read(size)
+        return self._handle.read(-1 if size is None else size)
 
     def readline(self, size: int | None = -1) -> bytes:
-        return self._handle.readline(size)
+        return self._handle.readline(-1 if size is None else size)
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         return self._handle.seek(offset, whence)
@@ -447,7 +447,7 @@ def _scan_npy(acc: _FileScan, source: Source) -> None:
     with source.open() as raw:
         reader = BoundedReader(raw, MAX_NPY_HEADER_BYTES + 64)
         try:
-            has_object = scan_formats.npy_has_objects(reader, MAX_NPY_HEADER_BYTES)
+            has_object = scan_formats.npy_has_objects(cast(IO[bytes], reader), MAX_NPY_HEADER_BYTES)  # read/seek/tell suffice
         except FormatError as exc:
             acc.add(source.member, "", "error", str(exc))
             return
@@ -517,7 +517,7 @@ def _scan_legacy_records(acc: _FileScan, source: Source, kind: str) -> None:
 def _small_int_pickle(reader: BoundedReader) -> int | None:
     """The value of a pickle holding one int (torch's record counts), decoded from its opcodes, never loaded."""
     value = None
-    for opcode, arg, _pos in pickletools.genops(reader):
+    for opcode, arg, _pos in pickletools.genops(cast(IO[bytes], reader)):  # genops only reads
         if opcode.name in ("INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4") and isinstance(arg, int):
             value = arg
         elif opcode.name not in ("PROTO", "FRAME", "STOP"):
@@ -776,7 +776,7 @@ def _calls_before_break(source: Source, start: int, max_ops: int = 100_000) -> b
         _skip_to(reader, start)
         seen_global = False
         try:
-            for count, (opcode, _arg, _pos) in enumerate(pickletools.genops(reader)):
+            for count, (opcode, _arg, _pos) in enumerate(pickletools.genops(cast(IO[bytes], reader))):
                 if count > max_ops:
                     return True
                 if opcode.name in ("GLOBAL", "STACK_GLOBAL", "INST"):

@@ -203,7 +203,7 @@ def scan_zip(
                     name=info.filename,
                     size=info.file_size,
                     # By ZipInfo: duplicate names are each scanned.
-                    open=lambda info=info, label=label, compressed=compressed: _budgeted(archive.open(info), acc, label, compressed),
+                    open=lambda info=info, label=label, compressed=compressed: _budgeted(archive.open(info), acc, label, compressed),  # type: ignore[misc]
                     seekable=False,
                     storage_blob=bool(blob_prefixes) and info.filename.startswith(blob_prefixes),
                     depth=source.depth + 1,
@@ -290,9 +290,9 @@ def scan_tar(acc: Any, source: Source, dispatch: Dispatch) -> None:
                         continue
                     extracted = archive.extractfile(info)
                     data = extracted.read() if extracted else b""
-                    opener: Callable[[], IO[bytes]] = lambda data=data: io.BytesIO(data)  # noqa: E731
+                    opener: Callable[[], IO[bytes]] = lambda data=data: io.BytesIO(data)  # type: ignore[misc]  # noqa: E731
                 else:
-                    opener = lambda info=info: archive.extractfile(info) or io.BytesIO()  # noqa: E731
+                    opener = lambda info=info: archive.extractfile(info) or io.BytesIO()  # type: ignore[misc]  # noqa: E731
                 member = Source(label, info.name, info.size, opener, seekable=False, depth=source.depth + 1)
                 try:
                     dispatch(acc, member)

@@ -201,11 +201,11 @@ def npy_has_objects(reader: IO[bytes], max_header_bytes: int) -> bool:
     from numpy.lib import format as npy_format
 
     try:
-        read_header = npy_format._read_array_header  # numpy 1.x
+        read_header = npy_format._read_array_header  # type: ignore[attr-defined]  # numpy 1.x; private, so not in the stubs
     except AttributeError:
         from numpy.lib import _format_impl
 
-        read_header = _format_impl._read_array_header  # numpy 2.x moved the implementation
+        read_header = _format_impl._read_array_header  # type: ignore[attr-defined]  # numpy 2.x moved the implementation
     try:
         version = npy_format.read_magic(reader)
         _shape, _fortran, dtype = read_header(reader, version, max_header_size=max_header_bytes)

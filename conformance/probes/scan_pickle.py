@@ -443,7 +443,7 @@ def _op_table() -> list[_Op | None]:
     return table
 
 
-_FIXED = {"uint1": 1, "uint2": 2, "int4": 4, "uint4": 4, "uint8": 8, "float8": 8}
+_FIXED: dict[str | None, int] = {"uint1": 1, "uint2": 2, "int4": 4, "uint4": 4, "uint8": 8, "float8": 8}
 _SPECIAL = frozenset({
     "MEMOIZE", "PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET", "MARK", "POP", "DUP", "GLOBAL", "INST",
     "STACK_GLOBAL", "EXT1", "EXT2", "EXT4", "REDUCE", "NEWOBJ", "NEWOBJ_EX", "OBJ", "STOP", *("BUILD", "SETITEM", "SETITEMS",
@@ -683,6 +683,7 @@ class _Machine:
                 elif name in ("GLOBAL", "INST"):
                     arg = (self._name_line(), self._name_line())
                 else:
+                    assert op.reader is not None  # every opcode with an argument has pickletools' reader for it
                     with warnings.catch_warnings():  # untrusted text: an invalid escape is data, not our warning
                         warnings.simplefilter("ignore", DeprecationWarning)
                         arg = op.reader(_LineFile(s, op.arg in _SHORT_LINE_ARGS))  # protocol-0 text, parsed as genops does
@@ -1033,6 +1034,7 @@ def walk_pickles(
 
 def _replay_c_file(stream: _Stream, walk: PickleWalk, budget: _Budget, *, max_pickles: int) -> None:
     """Walk the retained bytes as the C unpickler reads a file; add the globals only it imports."""
+    assert walk.frame_differential is not None  # replayed only for a walk whose frames diverged
     if stream.retained is None:
         walk.frame_differential += f" (stream over {MAX_REPLAY_BYTES} bytes: the C unpickler's reading was not replayed)"
         return

@@ -24,6 +24,12 @@ def percentile(values: Sequence[float], fraction: float) -> float:
 
 @dataclass(frozen=True)
 class SampleStats:
+    """Summary of repeated timings of one figure, every value in the samples' unit (seconds, tokens/s...).
+
+    `count` samples; mean, median, min, max and the p50/p90/p99 percentiles (numpy's linear
+    interpolation); `stdev` the sample standard deviation and `cv` the coefficient of variation.
+    """
+
     count: int
     mean: float
     median: float
@@ -37,6 +43,7 @@ class SampleStats:
 
     @classmethod
     def of(cls, values: Sequence[float]) -> SampleStats:
+        """The statistics of `values`; ValueError when there are none."""
         if not values:
             raise ValueError("statistics of no samples")
         data = [float(value) for value in values]
@@ -67,6 +74,8 @@ class SampleStats:
         return value
 
     def to_dict(self, digits: int = 6) -> dict[str, Any]:
+        """Every field for a result document, rounded to `digits`; a non-finite value (cv) as "inf"/"nan"."""
+
         def plain(value: float) -> float | str:
             # JSON has no infinity: say it in words rather than write an invalid document.
             return round(value, digits) if math.isfinite(value) else str(value)

@@ -48,10 +48,12 @@ class HashBudget:
     deadline: float | None = None
 
     def start(self) -> None:
+        """Start the seconds budget on the first call (`deadline` = now + `seconds`); later calls keep it."""
         if self.deadline is None:
             self.deadline = self.clock() + self.seconds
 
     def expired(self) -> bool:
+        """True once the started budget's deadline has passed; False before `start`."""
         return self.deadline is not None and self.clock() > self.deadline
 
 

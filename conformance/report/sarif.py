@@ -45,7 +45,7 @@ def information_uri() -> str | None:
         url = entry.split(",", 1)[-1].strip()
         if url.startswith(("https://", "http://")):
             return url
-    home = meta.get("Home-page")
+    home = (meta.get_all("Home-page") or [None])[0]
     return home if home and home.startswith(("https://", "http://")) else None
 
 
@@ -125,7 +125,7 @@ def render_sarif(report: Any) -> dict[str, Any]:
         rules.setdefault(identifier, rule_for(identifier, finding.severity))
     rule_index = {identifier: index for index, identifier in enumerate(rules)}
 
-    artifacts = []
+    artifacts: list[dict[str, Any]] = []
     artifact_index: dict[str, int] = {}
     for scanned in report.files:
         artifact_index[scanned.file] = len(artifacts)

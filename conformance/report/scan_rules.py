@@ -20,6 +20,12 @@ from typing import Any
 
 @dataclass(frozen=True)
 class ScanRule:
+    """One kind of scan finding as the SARIF and CycloneDX reports describe it.
+
+    `id` is the stable rule id (`dangerous-global`); `summary` one sentence and `help` what to do; the
+    remaining fields rank it in each format (see their comments).
+    """
+
     id: str
     name: str  # PascalCase, as SARIF's reportingDescriptor.name
     summary: str
@@ -142,10 +148,10 @@ def _printable(char: str) -> bool:
 
 
 def clean_text(value: Any, limit: int = 4096, for_terminal: bool = False) -> str:
-    """`value` as text safe to print (for_terminal) or to encode as UTF-8 JSON; at most `limit` characters plus a marker.
+    r"""`value` as text safe to print (for_terminal) or to encode as UTF-8 JSON; at most `limit` characters plus a marker.
 
-    Bytes that were not UTF-8 in a file name (surrogate escapes) become \\xNN escapes; with `for_terminal`,
-    control and format characters become \\xNN, \\uNNNN escapes too, so a file name cannot move the cursor,
+    Bytes that were not UTF-8 in a file name (surrogate escapes) become \xNN escapes; with `for_terminal`,
+    control and format characters become \xNN, \uNNNN escapes too, so a file name cannot move the cursor,
     recolour the terminal or reverse the text around it.
     """
     text = str(value)

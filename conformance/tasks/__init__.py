@@ -62,15 +62,21 @@ def chance_score(task: str, metric: str) -> float | None:
 
 
 def load_safety_probe(path: Path | None = None) -> tuple[list[str], list[str]]:
-    """(prompts, patterns) of the safety generation probe; the patterns are regular expressions."""
+    """(prompts, patterns) of the safety generation probe; the patterns are regular expressions.
+
+    `path` defaults to the bundled SAFETY_PROBE_FILE. Raises ValueError when the file is not a mapping or
+    its `prompts` or `patterns` is not a non-empty list of non-empty strings; OSError when it cannot be read.
+    """
     document = _read_yaml(path or SAFETY_PROBE_FILE)
     if not isinstance(document, dict):
         raise ValueError(f"{path or SAFETY_PROBE_FILE}: expected a mapping with prompts and patterns")
-    prompts, patterns = document.get("prompts"), document.get("patterns")
-    for field, value in (("prompts", prompts), ("patterns", patterns)):
+    lists: dict[str, list[str]] = {}
+    for field in ("prompts", "patterns"):
+        value = document.get(field)
         if not isinstance(value, list) or not value or not all(isinstance(item, str) and item for item in value):
             raise ValueError(f"{path or SAFETY_PROBE_FILE}: {field} must be a non-empty list of strings")
-    return list(prompts), list(patterns)
+        lists[field] = list(value)
+    return lists["prompts"], lists["patterns"]
 
 
 __all__ = [

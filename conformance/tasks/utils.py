@@ -27,16 +27,20 @@ def _dataset(name: str) -> dict[str, Any]:
 
 
 def load_sentiment(**_: Any) -> dict[str, Any]:
+    """`{"test": Dataset}` of the 60 sentiment rows: `text` (a review) and `label` (1 positive, 0 negative)."""
     return _dataset("sentiment")
 
 
 def load_facts(**_: Any) -> dict[str, Any]:
+    """`{"test": Dataset}` of the 40 general-knowledge rows: `question`, four `choices`, `answer` (the right choice's index)."""
     return _dataset("facts")
 
 
 def load_arithmetic(**_: Any) -> dict[str, Any]:
+    """`{"test": Dataset}` of the 40 arithmetic rows: `question`, four `choices`, `answer` (the right choice's index)."""
     return _dataset("arithmetic")
 
 
 def load_lm(**_: Any) -> dict[str, Any]:
+    """`{"test": Dataset}` of the 15 language-modelling passages (`text`), scored by perplexity."""
     return _dataset("lm")

@@ -193,8 +193,11 @@ _ZIP_CHUNK = 1 << 20  # bytes of zeros deflated once and repeated, so a GiB memb
 
 
 def build_hostile_base(out_dir: Path) -> Path:
-    """The folder every hostile example starts from: `_tiny_llama` plus a card with every section,
-    license apache-2.0 and the sha256 checksum of model.safetensors. Seconds (torch, a tokenizer)."""
+    """Build the folder every hostile example starts from in `out_dir`; returns `out_dir`.
+
+    `_tiny_llama` plus a card with every section, license apache-2.0 and the sha256 checksum of
+    model.safetensors. Takes seconds (torch, a tokenizer).
+    """
     from .models import write_card
 
     out_dir = Path(out_dir)
@@ -243,9 +246,12 @@ def polyglot_pickle(canary: Path, state: bytes = b"}.") -> bytes:
 
 
 def build_polyglot_pickle(out_dir: Path, canary: Path, placement: PolyglotPlacement, base: Path | None = None) -> Path:
-    """A folder holding `polyglot_pickle`: as pytorch_model.bin (the only weights), as the data.pkl member
-    of a real torch zip checkpoint pytorch_model.bin (the member keeps torch's own state dict after the
-    payload), or as training_args.bin beside the intact safetensors weights."""
+    """A folder holding `polyglot_pickle` where `placement` says; returns `out_dir`.
+
+    As pytorch_model.bin (the only weights), as the data.pkl member of a real torch zip checkpoint
+    pytorch_model.bin (the member keeps torch's own state dict after the payload), or as training_args.bin
+    beside the intact safetensors weights.
+    """
     out_dir = _start(out_dir, base)
     if placement == "training_args.bin":
         (out_dir / "training_args.bin").write_bytes(polyglot_pickle(canary))
@@ -290,9 +296,11 @@ def build_npy_object(out_dir: Path, canary: Path, descr: NpyObjectDescr, base: P
 
 
 def build_compressed_joblib(out_dir: Path, canary: Path, base: Path | None = None) -> Path:
-    """The model folder plus ``preprocessor.dat``: `malicious_pickle` zlib-compressed at level 3, which is
-    the file ``joblib.dump(obj, "preprocessor.dat", compress=3)`` writes (joblib's zlib files are a bare
-    zlib stream; ``joblib.load`` finds the compressor from the leading 0x78 byte and unpickles)."""
+    """The model folder plus ``preprocessor.dat``, `malicious_pickle` zlib-compressed at level 3; returns `out_dir`.
+
+    It is the file ``joblib.dump(obj, "preprocessor.dat", compress=3)`` writes (joblib's zlib files are a
+    bare zlib stream; ``joblib.load`` finds the compressor from the leading 0x78 byte and unpickles).
+    """
     import zlib
 
     out_dir = _start(out_dir, base)
@@ -301,9 +309,12 @@ def build_compressed_joblib(out_dir: Path, canary: Path, base: Path | None = Non
 
 
 def protocol0_pickle(canary: Path) -> bytes:
-    """A text (protocol 0) pickle with no PROTO and no STOP: ``multiprocessing.util.spawnv_passfds(
-    _codecs.encode("/usr/bin/touch", "latin1"), ["touch", canary], ())``, REDUCE, then a byte that is no opcode. The unpickler runs
-    the REDUCE (creating ``canary``) before it fails on that byte."""
+    """A text (protocol 0) pickle with no PROTO and no STOP that creates `canary` when unpickled.
+
+    ``multiprocessing.util.spawnv_passfds(_codecs.encode("/usr/bin/touch", "latin1"), ["touch", canary], ())``,
+    REDUCE, then a byte that is no opcode. The unpickler runs the REDUCE (creating ``canary``) before it
+    fails on that byte.
+    """
     return b"".join(
         [
             b"cmultiprocessing.util\nspawnv_passfds\n",
@@ -402,8 +413,10 @@ def _rewrite_card(out_dir: Path, front_lines: str = "", body_lines: str = "") ->
 
 
 def alias_bomb_yaml(key: str = "lol", levels: int = 10, width: int = 9) -> str:
-    """YAML of about 600 bytes (10 levels, 9 wide) whose ``key`` expands to width**levels (3.5e9) scalars:
-    each anchored list holds ``width`` aliases of the previous one ("billion laughs")."""
+    """YAML of about 600 bytes (10 levels, 9 wide) whose ``key`` expands to width**levels (3.5e9) scalars.
+
+    Each anchored list holds ``width`` aliases of the previous one ("billion laughs").
+    """
     lines = [f"{key}0: &{key}0 [{', '.join(['lol'] * width)}]"]
     for level in range(1, levels):
         lines.append(f"{key}{level}: &{key}{level} [{', '.join([f'*{key}{level - 1}'] * width)}]")
@@ -436,9 +449,12 @@ def build_card_license(out_dir: Path, license_id: str, base: Path | None = None)
 def build_opcode_flood(
     out_dir: Path, canary: Path, files: int = 12, pairs: int = 5_000_000, base: Path | None = None
 ) -> Path:
-    """``files`` pickles ``rng_state_<i>.pth`` of ``pairs`` NONE/POP opcode pairs (2 bytes a pair, so 10 MB
-    each at the default), streamed to disk. The last one ends with `malicious_pickle` instead of an empty
-    dict: a scan that stops early must say so, and one that finishes must find it."""
+    """``files`` pickles ``rng_state_<i>.pth`` of ``pairs`` NONE/POP opcode pairs each; returns `out_dir`.
+
+    2 bytes a pair, so 10 MB each at the default, streamed to disk. The last one ends with
+    `malicious_pickle` instead of an empty dict: a scan that stops early must say so, and one that
+    finishes must find it.
+    """
     out_dir = _start(out_dir, base)
     chunk = b"N0" * 500_000
     for i in range(files):
@@ -462,8 +478,9 @@ def _zip_entry_header(signature: int, name: bytes, crc: int, compressed: int, si
 def build_zip_bomb(
     out_dir: Path, canary: Path, members: int = 3, member_bytes: int = 1100 * _ZIP_CHUNK, base: Path | None = None
 ) -> Path:
-    """``optimizer.pt``: a zip of ``members`` deflated pickles of ``member_bytes`` each (about 1 MiB of zip
-    per GiB), built without ever holding or writing the inflated bytes.
+    """``optimizer.pt``: a zip of ``members`` deflated pickles of ``member_bytes`` each; returns `out_dir`.
+
+    About 1 MiB of zip per GiB, built without ever holding or writing the inflated bytes.
 
     Each member is PROTO 3, BINBYTES of ``member_bytes`` zeros, POP, then `malicious_pickle`. Its deflate
     stream is three independent pieces, each ended by a full flush (so none refers back into another):
@@ -508,8 +525,11 @@ def build_zip_bomb(
 
 
 def build_sparse_weights(out_dir: Path, tensor_bytes: int = 40_000_000_000, base: Path | None = None) -> Path:
-    """model.safetensors declaring one F32 tensor of ``tensor_bytes`` bytes, made by truncating (a sparse
-    file: no disk used), and a card claiming a made-up sha256 for it. Hashing it means reading 40 GB."""
+    """model.safetensors declaring one F32 tensor of ``tensor_bytes`` bytes, as a sparse file; returns `out_dir`.
+
+    Made by truncating (no disk used), with a card claiming a made-up sha256 for it. Hashing it means
+    reading 40 GB at the default size.
+    """
     import os
 
     out_dir = _start(out_dir, base)
@@ -585,8 +605,10 @@ def build_dtype_list(out_dir: Path, base: Path | None = None) -> Path:
 
 
 def build_deep_json(out_dir: Path, where: DeepJsonFile, depth: int = 100_000, base: Path | None = None) -> Path:
-    """A key ``deep`` holding lists nested ``depth`` deep, added to the safetensors header (tensors kept),
-    to config.json or to tokenizer.json."""
+    """A key ``deep`` holding lists nested ``depth`` deep, added to the file `where` names; returns `out_dir`.
+
+    The file is the safetensors header (tensors kept), config.json or tokenizer.json.
+    """
     out_dir = _start(out_dir, base)
     deep = '{"deep": ' + _nested_lists(depth) + ", "
     if where == "header":

@@ -29,6 +29,7 @@ _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
 
 
 def sha256_file(path: Path) -> str:
+    """The SHA-256 of the file at `path` as 64 lowercase hex digits, read in 1 MiB blocks; OSError if unreadable."""
     with path.open("rb") as handle:
         return sha256_stream(handle, 1 << 20).hexdigest
 
@@ -38,7 +39,11 @@ def _is_causal_lm(architectures: Sequence[str] | None) -> bool:
 
 
 def parameter_count(model_dir: Path) -> int:
-    """Ground truth for tests: load the model with transformers (safetensors only, no remote code)."""
+    """The number of parameters (elements; tied tensors once) of the model saved in `model_dir`.
+
+    Ground truth for tests: the model is loaded with transformers (safetensors only, no remote code), so
+    this takes the memory of the whole model.
+    """
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
     config = AutoConfig.from_pretrained(model_dir, trust_remote_code=False, local_files_only=True)
@@ -144,7 +149,7 @@ def _save(
     return out_dir
 
 
-def _tokenizer_ids(out_dir: Path, kind: TokenizerKind, vocab_size: int, context_length: int) -> dict[str, int]:
+def _tokenizer_ids(out_dir: Path, kind: TokenizerKind, vocab_size: int, context_length: int) -> dict[str, int | None]:
     """Train the model's tokenizer into ``out_dir``; return the special ids its config must agree with."""
     from tokenizers import Tokenizer
 
@@ -178,7 +183,11 @@ def build_llama(
     seed: int = 0,
     max_shard_size: int | str | None = None,
 ) -> Path:
-    """A tiny LlamaForCausalLM with a byte-level BPE tokenizer."""
+    """Save a tiny LlamaForCausalLM with a byte-level BPE tokenizer (and a card) into `out_dir`; returns `out_dir`.
+
+    Sizes are in elements (hidden_size, intermediate_size), counts (layers, heads, vocabulary) and tokens
+    (context_length); `dtype` names a torch dtype. The same `seed` gives byte-identical weights.
+    """
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -193,7 +202,9 @@ def build_llama(
         vocab_size=vocab_size,
         max_position_embeddings=context_length,
         tie_word_embeddings=tie_word_embeddings,
-        **ids,
+        bos_token_id=ids["bos_token_id"],
+        eos_token_id=ids["eos_token_id"],
+        pad_token_id=ids["pad_token_id"],
     )
     _seeded(seed)
     model = LlamaForCausalLM(config).to(getattr(torch, dtype))
@@ -218,13 +229,19 @@ def build_gpt2(
     claims: dict[str, Any] | None = None,
     seed: int = 0,
 ) -> Path:
-    """A tiny GPT2LMHeadModel (lm_head tied to wte, so the weight is saved once) with a BPE tokenizer."""
+    """Save a tiny GPT2LMHeadModel with a BPE tokenizer (and a card) into `out_dir`; returns `out_dir`.
+
+    lm_head is tied to wte, so that weight is saved once. The same `seed` gives byte-identical weights.
+    """
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
     out_dir = Path(out_dir)
     ids = _tokenizer_ids(out_dir, "bpe", vocab_size, n_positions)
-    config = GPT2Config(n_embd=n_embd, n_layer=n_layer, n_head=n_head, vocab_size=vocab_size, n_positions=n_positions, **ids)
+    config = GPT2Config(
+        n_embd=n_embd, n_layer=n_layer, n_head=n_head, vocab_size=vocab_size, n_positions=n_positions,
+        bos_token_id=ids["bos_token_id"], eos_token_id=ids["eos_token_id"], pad_token_id=ids["pad_token_id"],
+    )
     _seeded(seed)
     model = GPT2LMHeadModel(config).to(getattr(torch, dtype))
     return _save(model, out_dir, card=card, claims=claims)
@@ -244,7 +261,7 @@ def build_bert(
     claims: dict[str, Any] | None = None,
     seed: int = 0,
 ) -> Path:
-    """A tiny BertModel (encoder, no LM head) with a WordPiece tokenizer."""
+    """Save a tiny BertModel (encoder, no LM head) with a WordPiece tokenizer (and a card) into `out_dir`; returns `out_dir`."""
     import torch
     from transformers import BertConfig, BertModel
 

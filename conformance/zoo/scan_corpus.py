@@ -1,6 +1,8 @@
-"""The scan corpus: malicious and benign model files rebuilt from the test suites and advisories of
-picklescan, modelscan and fickling, plus the hostile formats a loader accepts (zips, torch archives,
-npy/npz, joblib with every compressor, polyglots, misleading names, frame-boundary splits).
+"""The scan corpus: malicious and benign model files, and the hostile formats a loader accepts.
+
+The samples are rebuilt from the test suites and advisories of picklescan, modelscan and fickling, plus
+the hostile formats a loader accepts (zips, torch archives, npy/npz, joblib with every compressor,
+polyglots, misleading names, frame-boundary splits).
 
 Every sample is built from bytes at run time, offline. Malicious pickles are assembled opcode by
 opcode (or, for joblib, pickled from a stand-in whose ``__reduce__`` only *names* a callable): building
@@ -24,6 +26,7 @@ import lzma
 import marshal
 import pickle
 import struct
+import sys
 import tarfile
 import zipfile
 from collections.abc import Callable
@@ -161,17 +164,22 @@ class Payload:
 
     @property
     def shell(self) -> str:
+        """The payload as a shell command: `touch <canary>`."""
         return f"touch {self.canary}"
 
     @property
     def python(self) -> str:
+        """The payload as Python source that creates the canary file: `open('<canary>', 'w').close()`."""
         return f"open({str(self.canary)!r}, 'w').close()"
 
     @property
     def path(self) -> str:
+        """The canary file's path as a string, for payloads that take a file name (`touch` argv, `open`)."""
         return str(self.canary)
 
 
+# Samples made in a loop bind the loop variable as a lambda default (`lambda p, flag=flag: ...`); mypy
+# cannot infer such a lambda against Maker, so those lines carry `type: ignore[misc]`.
 Maker = Callable[[Payload], bytes]
 
 
@@ -352,6 +360,8 @@ def _sys_modules_override(p: Payload) -> bytes:
 
 def _code_args(source: str) -> list[Any]:
     """The positional arguments of types.CodeType (Python 3.11+ order) for `source`; compiling runs nothing."""
+    if sys.version_info < (3, 11):
+        raise RuntimeError("the CodeType samples are built for Python 3.11+ (co_qualname, co_exceptiontable)")
     code = compile(source, "<corpus>", "exec")
     return [
         code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount, code.co_nlocals, code.co_stacksize,
@@ -630,7 +640,7 @@ def _picklescan_samples() -> list[Sample]:
     ]
     for flag in (0x1, 0x20, 0x40):
         s.append(_mal(f"picklescan-malicious1-{flag:#x}", f"{_PS} malicious1_{flag:#x}.zip (zip flag bit)",
-                      f"malicious1_{flag:#x}.zip", lambda p, flag=flag: _zip_with_flag(call("builtins", "eval", [p.python], 4), flag),
+                      f"malicious1_{flag:#x}.zip", lambda p, flag=flag: _zip_with_flag(call("builtins", "eval", [p.python], 4), flag),  # type: ignore[misc]
                       False))
     return s + _picklescan_reduce_samples()
 
@@ -659,7 +669,7 @@ def _modelscan_samples() -> list[Sample]:
     ]
     for protocol in (0, 3, 4):
         s.append(_mal(f"modelscan-malicious1-v{protocol}-dill", f"{_MS} malicious1_v{protocol}.dill", f"malicious1_v{protocol}.dill",
-                      lambda p, protocol=protocol: dill_eval(p, protocol)))
+                      lambda p, protocol=protocol: dill_eval(p, protocol)))  # type: ignore[misc]
     return s
 
 
@@ -729,11 +739,11 @@ def _fickling_samples() -> list[Sample]:
     for module, cls in (("smtplib", "SMTP"), ("imaplib", "IMAP4"), ("ftplib", "FTP"), ("poplib", "POP3"),
                         ("telnetlib", "Telnet"), ("nntplib", "NNTP")):
         s.append(_mal(f"fickling-network-{module}", f"{_FK} test_network_protocol_ssrf {module}", f"{module}.pkl",
-                      lambda p, module=module, cls=cls: wrap(call_body(module, cls, [p.path, 25], 4, "global")
+                      lambda p, module=module, cls=cls: wrap(call_body(module, cls, [p.path, 25], 4, "global")  # type: ignore[misc]
                                                              + pickle.EMPTY_DICT + pickle.BUILD, 4), False))
     for module in ("_interpreters", "_xxsubinterpreters"):
         s.append(_mal(f"fickling-{module}", f"{_FK} test_private_stdlib_interpreters_blocklisted GHSA-6ggj-6f2q-f7mx",
-                      f"{module}.pkl", lambda p, module=module: call(module, "create", [], 4), False))
+                      f"{module}.pkl", lambda p, module=module: call(module, "create", [], 4), False))  # type: ignore[misc]
     for description, maker in _FRAME_STRADDLES:
         s.append(_mal(f"fickling-frame-straddle-{description}", f"{_FK} test_frame_boundary_straddle_variants {description}",
                       f"straddle_{description}.pkl", maker, False))
@@ -743,7 +753,7 @@ def _fickling_samples() -> list[Sample]:
         executes = (module, func) in {("commands", "getoutput"), ("pdb", "run")}
         arg = _arg_for(func)
         s.append(_mal(f"fickling-unsafe-module-{module}", f"{_FK} TestUnsafeModuleCoverage {module}",
-                      f"unsafe_{module}.pkl", lambda p, module=module, func=func, arg=arg: call(module, func, [arg(p)], 4),
+                      f"unsafe_{module}.pkl", lambda p, module=module, func=func, arg=arg: call(module, func, [arg(p)], 4),  # type: ignore[misc]
                       executes))
     return s
 
@@ -762,7 +772,7 @@ def _hostile_format_samples() -> list[Sample]:
     s: list[Sample] = []
     for protocol in range(6):
         s.append(_mal(f"system-protocol-{protocol}", f"{_CF}: posix.system in protocol {protocol}", f"p{protocol}.pkl",
-                      lambda p, protocol=protocol: _sys(p, protocol)))
+                      lambda p, protocol=protocol: _sys(p, protocol)))  # type: ignore[misc]
     calls: list[tuple[str, str, str, Callable[[Payload], list[Any]], bool]] = [
         ("nt-system", "nt", "system", lambda p: [p.shell], True),
         ("os-system", "os", "system", lambda p: [p.shell], True),
@@ -792,7 +802,7 @@ def _hostile_format_samples() -> list[Sample]:
     ]
     for sample_id, module, name, args, executes in calls:
         s.append(_mal(sample_id, f"{_CF}: {module}.{name}", f"{sample_id}.pkl",
-                      lambda p, module=module, name=name, args=args: call(module, name, args(p), 2), executes))
+                      lambda p, module=module, name=name, args=args: call(module, name, args(p), 2), executes))  # type: ignore[misc]
     s += [
         _mal("code-interactive-console", f"{_CF}: getattr(code.InteractiveConsole(), 'push')(code)", "console.pkl",
              lambda p: wrap(global_ref("builtins", "getattr") + call_body("code", "InteractiveConsole", [])
@@ -881,13 +891,13 @@ def _hostile_format_samples() -> list[Sample]:
              lambda p: _zip([("a.npy", _npy(_object_array_pickle(_system_standin(p))))], zipfile.ZIP_DEFLATED)),
     ]
     for compress in (0, ("zlib", 3), ("gzip", 3), ("bz2", 3), ("lzma", 3), ("xz", 3), ("lz4", 3)):
-        label = "none" if compress == 0 else compress[0]
+        label = compress[0] if isinstance(compress, tuple) else "none"
         s.append(_mal(f"joblib-{label}", f"{_CF}: joblib.dump(compress={compress!r})", "preprocessor.dat",
-                      lambda p, compress=compress: _joblib(p, compress)))
+                      lambda p, compress=compress: _joblib(p, compress)))  # type: ignore[misc]
     misleading = [("model.safetensors", 2), ("config.json", 4), ("tokenizer.json", 3), ("README.md", 0), ("vocab.txt", 0),
                   ("weights.npy", 2), ("model", 5), ("model.onnx", 4), ("model.h5", 2), ("model.gguf", 1)]
     for name, protocol in misleading:
-        s.append(_mal(f"misleading-name-{name}", f"{_CF}: pickle named {name}", name, lambda p, protocol=protocol: _sys(p, protocol)))
+        s.append(_mal(f"misleading-name-{name}", f"{_CF}: pickle named {name}", name, lambda p, protocol=protocol: _sys(p, protocol)))  # type: ignore[misc]
     return s
 
 
@@ -919,7 +929,8 @@ def _by_value(module: str, function: Callable[[str], Any], p: Payload) -> bytes:
 
 
 def _compressed(kind: str, data: bytes) -> bytes:
-    return {"gz": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress}[kind](data)
+    compressors: dict[str, Callable[[bytes], bytes]] = {"gz": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress}
+    return compressors[kind](data)
 
 
 def _joblib_after_array(p: Payload, compress: Any) -> bytes:
@@ -1032,12 +1043,12 @@ def _harder_samples() -> list[Sample]:
                            ("tempfile", "_os.system"), ("shutil", "os.system"), ("collections", "_sys.modules.get")):
         executes = dotted.endswith("system")
         s.append(_mal(f"dotted-{module}-{dotted}", f"{_CF}: STACK_GLOBAL {module} {dotted}", "dotted.pkl",
-                      lambda p, module=module, dotted=dotted: call(module, dotted, [p.shell], 4), executes))
+                      lambda p, module=module, dotted=dotted: call(module, dotted, [p.shell], 4), executes))  # type: ignore[misc]
     s.append(_mal("compressed-pickle-two-gzip-members", f"{_CF}: a gz pickle split across two gzip members",
                   "model.pkl.gz", lambda p: _split_gzip(_sys(p, 4))))
     for kind in ("gz", "bz2", "xz"):
         s.append(_mal(f"compressed-pickle-{kind}", f"{_CF}: pandas.read_pickle-style {kind} pickle", f"model.pkl.{kind}",
-                      lambda p, kind=kind: _compressed(kind, _sys(p, 4))))
+                      lambda p, kind=kind: _compressed(kind, _sys(p, 4))))  # type: ignore[misc]
     return s
 
 
@@ -1071,7 +1082,7 @@ def _proto_lookalike_safetensors(length: int) -> Maker:
     def maker(_: Payload) -> bytes:
         import json
 
-        header = {"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, "__metadata__": {"pad": ""}}
+        header: dict[str, Any] = {"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, "__metadata__": {"pad": ""}}
         encoded = json.dumps(header, separators=(",", ":")).encode()
         header["__metadata__"]["pad"] = "x" * (length - len(encoded))
         encoded = json.dumps(header, separators=(",", ":")).encode()
@@ -1199,7 +1210,7 @@ def _benign_samples() -> list[Sample]:
     ]
     for name in _TORCH_OBJECT_NAMES:
         s.append(_ben(f"torch-save-{name}", f"{_CF}: torch.save {name}", "pytorch_model.bin",
-                      _torch_saved(lambda name=name: _torch_objects()[name]()), "torch.load"))
+                      _torch_saved(lambda name=name: _torch_objects()[name]()), "torch.load"))  # type: ignore[misc]
     s += [
         _ben("torch-save-legacy-sparse", f"{_CF}: legacy torch.save of a sparse tensor", "model.pt",
              _torch_saved(lambda: _torch_objects()["sparse-coo"](), legacy=True), "torch.load"),

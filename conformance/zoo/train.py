@@ -1,7 +1,7 @@
-"""Train the zoo's tiny llama for a few seconds on CPU so that it beats chance on conformance_sentiment.
+r"""Train the zoo's tiny llama for a few seconds on CPU so that it beats chance on conformance_sentiment.
 
 The corpus is synthetic: short reviews assembled from word lists in the exact prompt format of the
-bundled sentiment task ("Review: <text>\\nSentiment: positive"). None of the task's reviews is in it; the
+bundled sentiment task ("Review: <text>\nSentiment: positive"). None of the task's reviews is in it; the
 model generalises because the task's reviews carry the same everyday sentiment words (great, awful,
 flimsy, ...) in other sentences. Tests use it to show that the task scorer separates a model that has
 learned something from an untrained one of the same shape.
@@ -105,7 +105,7 @@ def synthetic_reviews(count: int, seed: int = 0) -> Iterator[tuple[str, int]]:
 
 
 def synthetic_examples(count: int = 4000, seed: int = 0) -> list[tuple[str, str]]:
-    """(prompt, answer) pairs in the sentiment task's format: ("Review: <text>\\nSentiment:", " positive")."""
+    r"""(prompt, answer) pairs in the sentiment task's format: ("Review: <text>\nSentiment:", " positive")."""
     return [
         (f"Review: {text}\nSentiment:", " positive" if label else " negative") for text, label in synthetic_reviews(count, seed)
     ]
