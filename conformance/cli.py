@@ -110,7 +110,9 @@ def _reusable(path: Path, candidate: Any, spec: Any, options: Any) -> dict[str, 
 
 
 def _exit_code(documents: list[dict[str, Any]]) -> int:
-    return EXIT_CONFORMANT if all(d["summary"]["conformant"] for d in documents) else EXIT_NONCONFORMANT
+    from .result_document import ResultDocument
+
+    return EXIT_CONFORMANT if all(ResultDocument(d).conformant for d in documents) else EXIT_NONCONFORMANT
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -119,12 +121,13 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def _write_board(documents: list[dict[str, Any]], out: Path) -> None:
     from .report.leaderboard import write_leaderboard
+    from .result_document import ResultDocument
 
     written = write_leaderboard(documents, out)
     for document in documents:
-        summary = document["summary"]
-        verdict = "conformant" if summary["conformant"] else "NOT conformant"
-        print(f"{document['model']['name']}: {verdict} ({summary['passed']} passed, {summary['failed']} failed, {summary['errors']} errors)")
+        summary = ResultDocument(document).summary
+        verdict = "conformant" if summary.conformant else "NOT conformant"
+        print(f"{document['model']['name']}: {verdict} ({summary.passed} passed, {summary.failed} failed, {summary.errors} errors)")
     print(f"wrote {len(written)} files; open {out / 'leaderboard.html'} in a browser")
 
 

@@ -66,13 +66,14 @@ def options_payload(options: Any) -> dict[str, Any]:
 def failed_document(model_path: str, spec: Any, reason: str, only: list[str] | None = None) -> dict[str, Any]:
     """Every selected rule of a model whose task died: `error` with the reason; the other models' results stand."""
     from .candidate import default_name
-    from .results import RuleResult, RunResult, environment
+    from .results import ModelIdentity, RuleResult, RunResult, SpecIdentity, environment
+    from .verdict import Level, Status
 
-    rules = [RuleResult(r.id, r.check, r.level, "error", None, None, reason, 0.0) for r in spec.select(only)]
+    rules = [RuleResult(r.id, r.check, Level(r.level), Status.ERROR, None, None, reason, 0.0) for r in spec.select(only)]
     resolved = Path(model_path).resolve()
     return RunResult(
-        spec=spec.identity(),
-        model={"name": default_name(resolved), "path": str(resolved), "sha256": None},
+        spec=SpecIdentity.from_dict(spec.identity()),
+        model=ModelIdentity(name=default_name(resolved), path=str(resolved)),
         rules=rules,
         evidence={"executor": {"error": reason}},
         environment=environment(),

@@ -1,11 +1,15 @@
-"""Results are data first: RunResult, its schema'd JSON document, and atomic writes."""
+"""Results are data first: RunResult (typed identity, rules and summary), its schema'd JSON document, and writes.
+
+Views never read these dicts themselves: `result_document.ResultDocument` reads a document back.
+"""
 
 from __future__ import annotations
 
 import json
 import math
 import platform
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -14,6 +18,7 @@ from typing import Any
 from . import __version__
 from .evidence import to_plain
 from .paths import schema_path
+from .verdict import Level, Status, breaks_conformance, is_warning
 
 SCHEMA_VERSION = "1.0"
 # Values copied into a result document (card metadata, config values, observed values) are bounded in
@@ -29,51 +34,152 @@ _REPORTED_PACKAGES = ("torch", "transformers", "safetensors", "huggingface_hub",
 
 @dataclass
 class RuleResult:
+    """One rule judged on one model: a row of the document's `rules` (`level` and `status` are enums, written
+    as their plain strings)."""
+
     id: str
     check: str
-    level: str
-    status: str
+    level: Level
+    status: Status
     observed: Any = None
     expected: Any = None
     message: str = ""
     seconds: float = 0.0
     interval: dict[str, Any] | None = None  # {"low", "high", "level"} of a measured figure (speed rules)
 
+    def __post_init__(self) -> None:
+        # Checks and specs hand plain strings ("pass", "must"); ValueError for anything outside the enums.
+        self.level = Level(self.level)
+        self.status = Status(self.status)
+
+    @property
+    def breaks_conformance(self) -> bool:
+        return breaks_conformance(self.level, self.status)
+
+    @property
+    def is_warning(self) -> bool:
+        return is_warning(self.level, self.status)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The document's rule row: plain data (`to_plain`), enums as their strings, keys in the schema's order."""
+        return to_plain({**asdict(self), "level": self.level.value, "status": self.status.value})
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RuleResult:
+        """A rule row of a result document (ValueError for a level or status outside the enums)."""
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class SpecIdentity:
+    """The document's `spec` block: which spec judged the model, down to the hash of its resolved rules."""
+
+    id: str
+    version: str
+    sha256: str
+    title: str = ""
+    path: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "version": self.version, "title": self.title, "path": self.path, "sha256": self.sha256}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SpecIdentity:
+        return cls(id=data["id"], version=data["version"], sha256=data["sha256"], title=data.get("title", ""), path=data.get("path"))
+
+    @property
+    def label(self) -> str:
+        """`id version`, as every view names a spec."""
+        return f"{self.id} {self.version}"
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """The document's `model` block: name, folder and, when the weights were hashed, their sha256 (over the
+    per-file digests in `weight_files`, relative path -> hex digest)."""
+
+    name: str
+    path: str
+    sha256: str | None = None
+    weight_files: dict[str, str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        plain: dict[str, Any] = {"name": self.name, "path": self.path, "sha256": self.sha256}
+        if self.weight_files is not None:
+            plain["weight_files"] = dict(self.weight_files)
+        return plain
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelIdentity:
+        files = data.get("weight_files")
+        return cls(name=data["name"], path=data["path"], sha256=data.get("sha256"), weight_files=dict(files) if isinstance(files, Mapping) else None)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Rule counts and the verdict. `warnings` counts should rules that failed (may shortfalls are not
+    counted: the field has always meant "should"); None when a document does not record it."""
+
+    passed: int
+    failed: int
+    skipped: int
+    errors: int
+    warnings: int | None
+    conformant: bool
+
+    @classmethod
+    def of_rules(cls, rules: Iterable[RuleResult]) -> Summary:
+        rules = list(rules)
+        counts = {status: sum(rule.status is status for rule in rules) for status in Status}
+        return cls(
+            passed=counts[Status.PASS],
+            failed=counts[Status.FAIL],
+            skipped=counts[Status.SKIP],
+            errors=counts[Status.ERROR],
+            warnings=sum(rule.is_warning and rule.level is Level.SHOULD for rule in rules),
+            conformant=not any(rule.breaks_conformance for rule in rules),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        plain: dict[str, Any] = {"passed": self.passed, "failed": self.failed, "skipped": self.skipped, "errors": self.errors}
+        if self.warnings is not None:
+            plain["warnings"] = self.warnings
+        plain["conformant"] = self.conformant
+        return plain
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Summary:
+        return cls(passed=data["passed"], failed=data["failed"], skipped=data["skipped"], errors=data["errors"],
+                   warnings=data.get("warnings"), conformant=bool(data["conformant"]))
+
 
 @dataclass
 class RunResult:
-    spec: dict[str, Any]
-    model: dict[str, Any]
+    """One model judged against one spec; `to_document()` is its result document."""
+
+    spec: SpecIdentity
+    model: ModelIdentity
     rules: list[RuleResult]
     evidence: dict[str, Any] = field(default_factory=dict)
     environment: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def summary(self) -> dict[str, Any]:
-        counts = {status: sum(r.status == status for r in self.rules) for status in ("pass", "fail", "skip", "error")}
-        must_broken = any(r.level == "must" and r.status in ("fail", "error") for r in self.rules)
-        return {
-            "passed": counts["pass"],
-            "failed": counts["fail"],
-            "skipped": counts["skip"],
-            "errors": counts["error"],
-            "warnings": sum(r.level == "should" and r.status == "fail" for r in self.rules),
-            "conformant": not must_broken,
-        }
+    def summary(self) -> Summary:
+        return Summary.of_rules(self.rules)
 
     @property
     def conformant(self) -> bool:
-        return bool(self.summary["conformant"])
+        return self.summary.conformant
 
     def to_document(self) -> dict[str, Any]:
         """The result document (result.schema.json): strict JSON data, see `json_safe`."""
         return json_safe({
             "schema_version": SCHEMA_VERSION,
-            "spec": self.spec,
-            "model": self.model,
+            "spec": self.spec.to_dict(),
+            "model": self.model.to_dict(),
             "environment": self.environment,
-            "summary": self.summary,
-            "rules": [to_plain(rule) for rule in self.rules],
+            "summary": self.summary.to_dict(),
+            "rules": [rule.to_dict() for rule in self.rules],
             "evidence": to_plain(self.evidence),
         })
 

@@ -14,12 +14,15 @@ import pytest
 import yaml
 
 from conformance.candidate import Candidate
+from conformance.metrics import primary_metric
 from conformance.report.diff import diff_documents
-from conformance.report.figures import family_of, family_status, primary_metric, primary_speed_key
-from conformance.report.leaderboard import file_stems, write_leaderboard
+from conformance.report.figures import family_of, family_status, primary_speed_key
+from conformance.report.leaderboard import write_leaderboard
+from conformance.report.names import file_stems
 from conformance.report.plots import FIGURE_SIZE_PX, HEATMAP_SIZE_PX, all_plots, pareto_front
 from conformance.report.table import MEAN_NORMALIZED, WIN_RATE, build_leaderboard
-from conformance.results import load_result, validate_document
+from conformance.result_document import ResultDocument
+from conformance.results import RuleResult, load_result, validate_document
 from conformance.runner import RunOptions, run
 from conformance.spec import load_spec
 from conformance.tasks import chance_score
@@ -243,10 +246,13 @@ def test_overlapping_intervals_tie_in_win_rate_and_share_the_pareto_front() -> N
 def test_interval_levels_spent_over_looks_never_read_as_100_percent() -> None:
     from conformance.report.text import interval_text
 
-    assert interval_text({"interval": {"low": 18.13, "high": 18.31, "level": 0.99924}}) == "99.92% [18.13, 18.31]"
-    assert interval_text({"interval": {"low": "-inf", "high": "inf", "level": 0.98784}}) == "98.78% [-inf, inf]"
-    assert interval_text({"interval": {"low": 1.0, "high": 2.0, "level": 0.999964}}) == "99.9964% [1, 2]"
-    assert interval_text({"interval": None}) == ""
+    def with_interval(interval: dict | None) -> RuleResult:
+        return RuleResult("P", "performance.decode_tokens_per_second", "should", "pass", interval=interval)
+
+    assert interval_text(with_interval({"low": 18.13, "high": 18.31, "level": 0.99924})) == "99.92% [18.13, 18.31]"
+    assert interval_text(with_interval({"low": "-inf", "high": "inf", "level": 0.98784})) == "98.78% [-inf, inf]"
+    assert interval_text(with_interval({"low": 1.0, "high": 2.0, "level": 0.999964})) == "99.9964% [1, 2]"
+    assert interval_text(with_interval(None)) == ""
 
 
 def test_memory_columns_say_whose_memory() -> None:
@@ -269,7 +275,7 @@ def test_speed_figures_come_from_the_workload_most_models_measured() -> None:
     a, b = make_document("a", decode=10.0), make_document("b", decode=20.0)
     other = 'speed[workload={"batch_size": 8}]'
     b["evidence"][other] = {"decode_tokens_per_second": 999.0}
-    assert primary_speed_key([a, b]) == SPEED_KEY
+    assert primary_speed_key([ResultDocument(a), ResultDocument(b)]) == SPEED_KEY
     frame = build_leaderboard([a, b]).frame.set_index("model")
     assert frame.loc["b", "decode_tokens_per_second"] == 20.0
 
@@ -278,12 +284,15 @@ def test_badges_per_family() -> None:
     assert family_of("card.present") == "safety" and family_of("tokenizer.present") == "architecture"
     assert family_of("runtime.loads") == "safety" and family_of("size.parameters") == "size"
     assert family_of("novel.check") == "other"
-    assert family_status([rule("a", "size.x"), rule("b", "size.y", "fail")]) == "fail"
-    assert family_status([rule("a", "size.x", "error", "should")]) == "warn"
-    assert family_status([rule("a", "size.x", "fail", "may"), rule("b", "size.y")]) == "warn"
-    assert family_status([rule("a", "size.x", "skip"), rule("b", "size.y")]) == "pass"
-    assert family_status([rule("a", "size.x", "skip")]) == "skip"
-    assert family_status([]) == "na"
+    def status_of(*rules: dict[str, Any]) -> str:
+        return family_status([RuleResult.from_dict(entry) for entry in rules])
+
+    assert status_of(rule("a", "size.x"), rule("b", "size.y", "fail")) == "fail"
+    assert status_of(rule("a", "size.x", "error", "should")) == "warn"
+    assert status_of(rule("a", "size.x", "fail", "may"), rule("b", "size.y")) == "warn"
+    assert status_of(rule("a", "size.x", "skip"), rule("b", "size.y")) == "pass"
+    assert status_of(rule("a", "size.x", "skip")) == "skip"
+    assert status_of() == "na"
     board = build_leaderboard([make_document("m", rules=[rule("C", "card.present", "fail"), rule("S", "size.parameters")])])
     record = board.frame.iloc[0]
     assert (record["badge.safety"], record["badge.size"], record["badge.quality"]) == ("fail", "pass", "na")

@@ -12,6 +12,7 @@ from ..errors import RequestError
 from ..rule import Rule
 from ..runner import judge_rule
 from ..spec import Spec, load_spec
+from ..verdict import Status
 from .outputs import error_text, failure_text, result_properties, shortfall_text
 from .session import get_store
 
@@ -95,15 +96,15 @@ class RuleItem(pytest.Item):
         self.result = result = judge_rule(self.rule, state.evidence)
         store.record(state, self.spec, result)
         self.user_properties += result_properties(result)
-        if result.status == "error":
+        if result.status is Status.ERROR:
             pytest.fail(error_text(result, self.model_name), pytrace=False)
-        if result.status == "skip":
+        if result.status is Status.SKIP:
             pytest.skip(result.message or "skipped")
-        if result.status == "fail" and result.level != "must":
+        if result.is_warning:
             pytest.xfail(shortfall_text(result))
 
     def runtest(self) -> None:
-        if self.result is not None and self.result.status == "fail":
+        if self.result is not None and self.result.breaks_conformance:
             pytest.fail(failure_text(result=self.result, model=self.model_name), pytrace=False)
 
     def teardown(self) -> None:

@@ -7,8 +7,11 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..report.names import file_stem, unique_name
 from ..report.text import short
-from ..results import RuleResult, RunResult
+from ..result_document import ResultDocument
+from ..results import ModelIdentity, RuleResult, RunResult, SpecIdentity
+from ..verdict import Level, Status, breaks_conformance, falls_short, is_warning
 
 if TYPE_CHECKING:
     from .store import Store
@@ -21,7 +24,7 @@ def as_json(value: Any) -> str:
 def result_properties(result: RuleResult) -> list[tuple[str, str]]:
     """JUnit <property> pairs: the figures CI dashboards show next to the test case."""
     return [
-        ("status", result.status),
+        ("status", result.status.value),  # a plain str: xdist sends properties over execnet
         ("observed", as_json(result.observed)),
         ("expected", as_json(result.expected)),
         ("message", result.message),
@@ -67,19 +70,32 @@ def _count(number: int, noun: str) -> str:
 
 
 def summary_line(outcomes: list[dict[str, str]]) -> str:
-    def count(status: str, level: str | None = None) -> int:
+    """`conformance: 3 passed, 1 must failure, 2 should shortfalls, ...` over the rule items' outcomes
+    (`status`, `level`, `model` per item); may shortfalls are named only when there are some."""
+    def count(status: Status, level: Level | None = None) -> int:
         return sum(o["status"] == status and (level is None or o["level"] == level) for o in outcomes)
 
+    def shortfalls(level: Level) -> int:
+        return sum(is_warning(o["level"], o["status"]) and o["level"] == level for o in outcomes)
+
     parts = [
-        f"{count('pass')} passed",
-        _count(count("fail", "must"), "must failure"),
-        _count(count("fail", "should"), "should shortfall"),
+        f"{count(Status.PASS)} passed",
+        _count(sum(breaks_conformance(o["level"], o["status"]) and o["status"] == Status.FAIL for o in outcomes), "must failure"),
+        _count(shortfalls(Level.SHOULD), "should shortfall"),
     ]
-    if count("fail", "may"):
-        parts.append(_count(count("fail", "may"), "may shortfall"))
-    parts += [f"{count('skip')} skipped", _count(count("error"), "error")]
+    if shortfalls(Level.MAY):
+        parts.append(_count(shortfalls(Level.MAY), "may shortfall"))
+    parts += [f"{count(Status.SKIP)} skipped", _count(count(Status.ERROR), "error")]
     models = len({o["model"] for o in outcomes})
     return f"conformance: {', '.join(parts)} across {_count(models, 'model')}"
+
+
+def summary_colour(outcomes: list[dict[str, str]]) -> str:
+    """red when a rule errored (at any level) or broke conformance, yellow when only should/may rules fell
+    short, else green."""
+    if any(o["status"] == Status.ERROR or breaks_conformance(o["level"], o["status"]) for o in outcomes):
+        return "red"
+    return "yellow" if any(falls_short(o["status"]) for o in outcomes) else "green"
 
 
 # --- result documents -----------------------------------------------------------------------------
@@ -125,25 +141,22 @@ def merge_payloads(payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
         position = {rule_id: index for index, rule_id in enumerate(order)}
         ordered = sorted(rules.values(), key=lambda rule: position.get(rule["id"], len(order)))
         merged = RunResult(
-            spec=first["spec"], model=model, rules=[RuleResult(**rule) for rule in ordered],
-            evidence=evidence, environment=first["environment"],
+            spec=SpecIdentity.from_dict(first["spec"]), model=ModelIdentity.from_dict(model),
+            rules=[RuleResult.from_dict(rule) for rule in ordered], evidence=evidence, environment=first["environment"],
         )
         documents.append(merged.to_document())
     return documents
 
 
-def _stem(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "model"
-
-
-def write_outputs(documents: list[dict[str, Any]], out: Path) -> list[Path]:
+def write_outputs(documents: list[ResultDocument | dict[str, Any]], out: Path) -> list[Path]:
     """<out>/<model>.<spec id>.json per document (schema-validated, atomic) and <out>/summary.md."""
     from ..report.markdown import render_markdown
     from ..results import write_atomic, write_result
 
     written: list[Path] = []
     stems: set[str] = set()
-    documents = sorted(documents, key=lambda d: (d["model"]["name"], d["spec"]["id"], d["model"]["path"]))
+    readers = sorted((ResultDocument.of(document) for document in documents),
+                     key=lambda d: (d.model.name, d.spec.id, d.model.path))
     table = [
         "# Conformance summary",
         "",
@@ -151,20 +164,17 @@ def write_outputs(documents: list[dict[str, Any]], out: Path) -> list[Path]:
         "|---|---|---|---|---|---|---|",
     ]
     sections = []
-    for document in documents:
-        base = f"{_stem(document['model']['name'])}.{_stem(document['spec']['id'])}"
-        stem, index = base, 2
-        while stem in stems:
-            stem, index = f"{base}-{index}", index + 1
+    for document in readers:
+        stem = unique_name(f"{file_stem(document.model.name)}.{file_stem(document.spec.id)}", stems)
         stems.add(stem)
         path = out / f"{stem}.json"
-        write_result(document, path)
+        write_result(dict(document.data), path)
         written.append(path)
-        summary = document["summary"]
-        verdict = "conformant" if summary["conformant"] else "**not conformant**"
+        summary = document.summary
+        verdict = "conformant" if summary.conformant else "**not conformant**"
         table.append(
-            f"| {document['model']['name']} | {document['spec']['id']} {document['spec']['version']} | {verdict} "
-            f"| {summary['passed']} | {summary['failed']} | {summary['skipped']} | {summary['errors']} |"
+            f"| {document.model.name} | {document.spec.label} | {verdict} "
+            f"| {summary.passed} | {summary.failed} | {summary.skipped} | {summary.errors} |"
         )
         sections.append(re.sub(r"^# ", "## ", render_markdown(document), count=1))
     summary_path = out / "summary.md"

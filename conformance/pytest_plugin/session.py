@@ -72,14 +72,11 @@ class ConformanceSession:
         store = self._store()
         if store is None:
             return
-        from .outputs import summary_line
+        from .outputs import summary_colour, summary_line
 
         outcomes = list(store.outcomes.values())
         if outcomes:
-            broken = any(o["status"] == "error" or (o["status"] == "fail" and o["level"] == "must") for o in outcomes)
-            short = any(o["status"] == "fail" for o in outcomes)
-            colour = {"red": True} if broken else {"yellow": True} if short else {"green": True}
-            terminalreporter.write_line(summary_line(outcomes), **colour)
+            terminalreporter.write_line(summary_line(outcomes), **{summary_colour(outcomes): True})
         if store.written:
             documents = len(store.written) - 1
             folder = store.written[0].parent

@@ -14,6 +14,7 @@ from ..cache import default_cache_dir
 from ..candidate import Candidate, default_name
 from ..evidence import Evidence
 from ..probes.load import LoadOptions
+from ..report.names import unique_name
 from ..results import RuleResult
 from ..rule import Rule
 from ..runner import RunOptions, measure, plan, result_document
@@ -128,9 +129,7 @@ class Store:
         path = path.resolve()
         if path not in self.candidates:
             base = re.sub(r"[\[\]:]+", "_", default_name(path))  # [ ] and :: would split the node id
-            name, index = base, 2
-            while name in self.names.values():
-                name, index = f"{base}-{index}", index + 1
+            name = unique_name(base, set(self.names.values()))
             self.candidates[path] = Candidate(path, name=name)  # RequestError for a missing folder
             self.names[path] = name
         return self.candidates[path]

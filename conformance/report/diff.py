@@ -7,14 +7,16 @@ code (1 when it is not empty): a pull request may keep an old failure, but must 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..checks.quality import LOWER_IS_BETTER
-from .figures import LOWER_IS_BETTER_FIGURES, SPEED_FIGURES, speed_figures, speed_keys, static_facts, task_scores
+from ..metrics import lower_is_better
+from ..result_document import SPEED_FIGURES, ResultDocument
+from ..results import RuleResult
+from ..verdict import Status, breaks_conformance, falls_short
 from .text import short
 
-BROKEN = ("fail", "error")
 # Relative changes below this are shown as unchanged figures: timing noise is not a change.
 RELATIVE_EPSILON = 1e-12
 
@@ -34,9 +36,9 @@ class RuleChange:
             return "added"
         if self.after is None:
             return "removed"
-        if self.after in BROKEN and self.before not in BROKEN:
+        if falls_short(self.after) and not falls_short(self.before):
             return "newly failing"
-        if self.before in BROKEN and self.after == "pass":
+        if falls_short(self.before) and self.after == Status.PASS:
             return "fixed"
         return "changed"
 
@@ -158,57 +160,58 @@ def _delta_text(metric: MetricDelta) -> str:
     return f"{metric.delta:+.4g}{relative} {metric.direction}"
 
 
-def _figures(document: dict[str, Any], speed_key: str | None) -> dict[str, tuple[float | None, bool | None]]:
-    """Name -> (value, lower is better): every task metric, the static size figures and the speed figures."""
+def _figures(document: ResultDocument, speed_key: str | None) -> dict[str, tuple[float | None, bool | None]]:
+    """Name -> (value, lower is better; None: neither): every task metric, the static size figures and the
+    speed figures, their direction from the metric table."""
     figures: dict[str, tuple[float | None, bool | None]] = {}
-    for task, metrics in sorted(task_scores(document).items()):
+    for task, metrics in sorted(document.task_scores().items()):
         for metric, value in sorted(metrics.items()):
-            figures[f"{task}.{metric}"] = (value, metric in LOWER_IS_BETTER)
-    facts = static_facts(document)
-    figures["parameters"] = (float(facts.parameters) if facts.parameters else None, None)
-    figures["weight_bytes"] = (float(facts.weight_bytes) if facts.weight_bytes else None, None)
-    speed = speed_figures(document, speed_key)
+            figures[f"{task}.{metric}"] = (value, lower_is_better(metric))
+    facts = document.static_facts()
+    figures["parameters"] = (float(facts.parameters) if facts.parameters else None, lower_is_better("parameters"))
+    figures["weight_bytes"] = (float(facts.weight_bytes) if facts.weight_bytes else None, lower_is_better("weight_bytes"))
+    speed = document.speed_figures(speed_key)
     for name in SPEED_FIGURES:
         value = speed.get(name)
-        figures[name] = (float(value) if isinstance(value, (int, float)) else None, name in LOWER_IS_BETTER_FIGURES)
+        figures[name] = (float(value) if isinstance(value, (int, float)) else None, lower_is_better(name))
     return figures
 
 
-def _shared_speed_key(base: dict[str, Any], new: dict[str, Any]) -> tuple[str | None, str | None]:
+def _shared_speed_key(base: ResultDocument, new: ResultDocument) -> tuple[str | None, str | None]:
     """Speed workloads to compare: the first one both measured, else each one's own first (with a note)."""
-    base_keys, new_keys = speed_keys(base), speed_keys(new)
+    base_keys, new_keys = base.speed_keys(), new.speed_keys()
     shared = [key for key in base_keys if key in new_keys]
     if shared:
         return shared[0], shared[0]
     return (base_keys[0] if base_keys else None), (new_keys[0] if new_keys else None)
 
 
-def _rule_changes(base: dict[str, Any], new: dict[str, Any]) -> tuple[list[RuleChange], list[str]]:
-    before = {rule["id"]: rule for rule in base["rules"]}
-    after = {rule["id"]: rule for rule in new["rules"]}
+def _rule_changes(base: ResultDocument, new: ResultDocument) -> tuple[list[RuleChange], list[str]]:
+    before: dict[str, RuleResult] = {rule.id: rule for rule in base.rules}
+    after: dict[str, RuleResult] = {rule.id: rule for rule in new.rules}
     changes, newly_failing = [], []
     for rule_id, rule in after.items():  # NEW's order: the order its spec lists the rules
         old = before.get(rule_id)
-        if old is None or old["status"] != rule["status"] or old["level"] != rule["level"]:
-            message = rule["message"] if rule["status"] != "pass" else ""  # a pass's message is detail, not news
-            changes.append(RuleChange(rule_id, rule["check"], rule["level"], old["status"] if old else None, rule["status"], message))
-        was_failing_must = old is not None and old["level"] == "must" and old["status"] in BROKEN
-        if rule["level"] == "must" and rule["status"] in BROKEN and not was_failing_must:
+        if old is None or old.status != rule.status or old.level != rule.level:
+            message = rule.message if rule.status is not Status.PASS else ""  # a pass's message is detail, not news
+            changes.append(RuleChange(rule_id, rule.check, rule.level.value, old.status.value if old else None, rule.status.value, message))
+        was_breaking = old is not None and breaks_conformance(old.level, old.status)
+        if breaks_conformance(rule.level, rule.status) and not was_breaking:
             newly_failing.append(rule_id)
     for rule_id, old in before.items():
         if rule_id not in after:
-            changes.append(RuleChange(rule_id, old["check"], old["level"], old["status"], None, old["message"]))
+            changes.append(RuleChange(rule_id, old.check, old.level.value, old.status.value, None, old.message))
     return changes, newly_failing
 
 
-def diff_documents(base: dict[str, Any], new: dict[str, Any]) -> Diff:
+def diff_documents(base_document: ResultDocument | Mapping[str, Any], new_document: ResultDocument | Mapping[str, Any]) -> Diff:
     """Compare two result documents (BASE: the reference, e.g. the last release; NEW: the candidate)."""
-    diff = Diff(base["model"]["name"], new["model"]["name"],
-                conformant_before=bool(base["summary"]["conformant"]), conformant_after=bool(new["summary"]["conformant"]))
-    if (base["spec"]["id"], base["spec"]["sha256"]) != (new["spec"]["id"], new["spec"]["sha256"]):
-        diff.notes.append(f"specs differ: {base['spec']['id']} {base['spec']['version']} -> {new['spec']['id']} {new['spec']['version']}")
-    if base["model"].get("sha256") != new["model"].get("sha256"):
-        old, now = base["model"].get("sha256"), new["model"].get("sha256")
+    base, new = ResultDocument.of(base_document), ResultDocument.of(new_document)
+    diff = Diff(base.model.name, new.model.name, conformant_before=base.conformant, conformant_after=new.conformant)
+    if (base.spec.id, base.spec.sha256) != (new.spec.id, new.spec.sha256):
+        diff.notes.append(f"specs differ: {base.spec.label} -> {new.spec.label}")
+    if base.model.sha256 != new.model.sha256:
+        old, now = base.model.sha256, new.model.sha256
         diff.notes.append(f"weights differ: {(old or 'not hashed')[:12]} -> {(now or 'not hashed')[:12]}")
     base_speed, new_speed = _shared_speed_key(base, new)
     if base_speed != new_speed and base_speed and new_speed:

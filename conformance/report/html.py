@@ -7,44 +7,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .figures import SPEED_DECIDED, TIMED_FIGURES
+from ..metrics import MEAN_NORMALIZED, METRICS, WIN_RATE
+from ..result_document import SPEED_DECIDED, SPEED_FIGURES, TIMED_FIGURES
 from .plots import Plot
-from .table import MEAN_NORMALIZED, SPEED_FIGURES, WIN_RATE, Leaderboard, cell_text, display_value
-from .text import interval_text, short, status_text
+from .table import Leaderboard, cell_text, display_value
+from .text import interval_text, short, status_css, status_text
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 # How bad a badge is, for sorting the badge column: the worst models sort together.
 BADGE_SEVERITY = {"fail": 3, "warn": 2, "skip": 1, "na": 0, "pass": 0}
 
+# Help for the columns that are not metrics (a metric's help is in metrics.METRICS).
 _COLUMN_HELP = {
     "rank": "conformant first, then mean normalized task score, then name",
     "conformant": "every must rule passed",
-    "parameters": "floating-point parameters from the safetensors headers, tied weights once",
     "dtype": "stored weight dtypes, most parameters first",
     "architecture": "config.json model_type",
     "license": "the model card's license",
     "weights_sha256": "sha256 over the weight files' digests (first 12 hex digits)",
-    MEAN_NORMALIZED: "mean over tasks of (score − chance) / (1 − chance), clipped at 0; perplexity left out",
-    WIN_RATE: "HELM mean win rate: share of other models beaten per task and decode throughput (ties half; "
-              "decode figures whose confidence intervals overlap tie), averaged",
-    "decode_tokens_per_second": "batch × (new tokens − 1) / decode time, median of runs; 'undecided' when a rule could not be decided",
-    "prefill_tokens_per_second": "batch × prompt tokens / prefill time, median of runs",
-    "ttft_ms_p50": "time to first token, median, ms",
-    "tpot_ms_p50": "time per output token after the first, median, ms",
-    "peak_memory_bytes": "peak memory of the model during the speed runs: CUDA max allocated; CPU weights' and buffers' bytes plus the resident set's rise during the warm-up and runs",
-    "process_peak_memory_bytes": "peak memory of the whole process during the speed runs (torch and Python included)",
     "families": "one badge per rule family",
-}
-_COLUMN_LABEL = {
-    MEAN_NORMALIZED: ("average", "normalized"),
-    WIN_RATE: ("win rate", "mean"),
-    "weights_sha256": ("weights", "sha256"),
-    "decode_tokens_per_second": ("decode", "tokens/s"),
-    "prefill_tokens_per_second": ("prefill", "tokens/s"),
-    "ttft_ms_p50": ("TTFT", "ms, p50"),
-    "tpot_ms_p50": ("TPOT", "ms, p50"),
-    "peak_memory_bytes": ("peak memory", "model"),
-    "process_peak_memory_bytes": ("peak memory", "process"),
 }
 
 
@@ -57,6 +38,12 @@ class Column:
     help: str = ""
 
 
+def _metric_column(name: str) -> Column:
+    """A numeric column headed and explained as the metric table says."""
+    metric = METRICS[name]
+    return Column(name, metric.label, metric.detail, "number", metric.help)
+
+
 def _columns(board: Leaderboard) -> list[Column]:
     """Headline first (rank, model, verdict, badges, average, win rate), then identity, tasks and speed."""
     number = "number"
@@ -65,11 +52,11 @@ def _columns(board: Leaderboard) -> list[Column]:
         Column("model", "model"),
         Column("conformant", "conformant", help=_COLUMN_HELP["conformant"]),
         Column("families", "rules", "per family", number, _COLUMN_HELP["families"]),
-        Column(MEAN_NORMALIZED, *_COLUMN_LABEL[MEAN_NORMALIZED], kind=number, help=_COLUMN_HELP[MEAN_NORMALIZED]),
-        Column(WIN_RATE, *_COLUMN_LABEL[WIN_RATE], kind=number, help=_COLUMN_HELP[WIN_RATE]),
-        Column("parameters", "parameters", kind=number, help=_COLUMN_HELP["parameters"]),
+        _metric_column(MEAN_NORMALIZED),
+        _metric_column(WIN_RATE),
+        _metric_column("parameters"),
         *(Column(name, name, help=_COLUMN_HELP[name]) for name in ("dtype", "architecture", "license")),
-        Column("weights_sha256", *_COLUMN_LABEL["weights_sha256"], help=_COLUMN_HELP["weights_sha256"]),
+        Column("weights_sha256", "weights", "sha256", help=_COLUMN_HELP["weights_sha256"]),
     ]
     for task in board.tasks:
         label = task.task.replace("_", "_\u200b")  # a zero-width space lets long task names wrap at underscores
@@ -81,7 +68,7 @@ def _columns(board: Leaderboard) -> list[Column]:
     undecided = board.frame[SPEED_DECIDED].eq(False).any()
     for name in SPEED_FIGURES:
         if board.frame[name].notna().any() or (undecided and name in TIMED_FIGURES):
-            columns.append(Column(name, *_COLUMN_LABEL[name], kind=number, help=_COLUMN_HELP[name]))
+            columns.append(_metric_column(name))
     if len(board.spec_ids) > 1:
         columns.append(Column("spec", "spec"))
     return columns
@@ -121,20 +108,20 @@ def _details(board: Leaderboard) -> list[dict[str, Any]]:
     details = []
     for model in board.models:
         document = board.documents[model]
-        summary = document["summary"]
-        verdict = "conformant" if summary["conformant"] else "not conformant"
+        summary = document.summary
+        verdict = "conformant" if summary.conformant else "not conformant"
         details.append({
             "model": model,
-            "summary": f"{verdict}: {summary['passed']} passed, {summary['failed']} failed, "
-                       f"{summary['skipped']} skipped, {summary['errors']} errors",
+            "summary": f"{verdict}: {summary.passed} passed, {summary.failed} failed, "
+                       f"{summary.skipped} skipped, {summary.errors} errors",
             "rules": [
                 {
-                    "id": rule["id"], "check": rule["check"], "level": rule["level"], "status": status_text(rule),
-                    "css": "warn" if rule["status"] == "fail" and rule["level"] != "must" else rule["status"],
-                    "observed": short(rule["observed"], 60), "interval": interval_text(rule) or "–", "expected": short(rule["expected"], 40),
-                    "message": short(rule["message"], 160),
+                    "id": rule.id, "check": rule.check, "level": rule.level.value, "status": status_text(rule),
+                    "css": status_css(rule),
+                    "observed": short(rule.observed, 60), "interval": interval_text(rule) or "–", "expected": short(rule.expected, 40),
+                    "message": short(rule.message, 160),
                 }
-                for rule in document["rules"]
+                for rule in document.rules
             ],
         })
     return details

@@ -12,11 +12,13 @@ documents alone): both hand documents here, so both write the same outputs and n
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..digests import sha256_text
-from ..results import validate_document, write_atomic, write_result
+from ..result_document import ResultDocument
+from ..results import write_atomic, write_result
 from .html import render_html
 from .names import file_stems
 from .plots import Plot, all_plots, write_png_atomic
@@ -43,13 +45,13 @@ def render_markdown(board: Leaderboard, plots: list[Plot]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _plot_inputs_digest(board: Any) -> str:
+def _plot_inputs_digest(board: Leaderboard) -> str:
     """Everything the plots are drawn from (the table, every rule's status, matplotlib's version)."""
     import json
 
     import matplotlib
 
-    statuses = {model: [(r["id"], r["status"]) for r in document["rules"]] for model, document in board.documents.items()}
+    statuses = {model: [(rule.id, rule.status.value) for rule in document.rules] for model, document in board.documents.items()}
     text = json.dumps([board.frame.to_csv(index=False), statuses, matplotlib.__version__], sort_keys=True, default=str)
     return sha256_text(text)
 
@@ -69,24 +71,26 @@ def _reuse_png(out_dir: Path, name: str, digest: str) -> bytes | None:
     return None
 
 
-def write_leaderboard(documents: list[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
+def write_leaderboard(documents: Sequence[ResultDocument | Mapping[str, Any]], out_dir: Path) -> dict[str, Path]:
     """Write every output for these documents; returns {path relative to out_dir: path written}.
 
     Each file is written atomically, so an interrupted run leaves old files or new ones, never half of one.
     A document that breaks the result schema is refused (ValueError) before anything is written.
     """
     out_dir = Path(out_dir)
-    for document in documents:
-        problems = validate_document(document)
+    readers = [ResultDocument.of(document) for document in documents]
+    for reader in readers:
+        problems = reader.problems()
         if problems:
-            name = document.get("model", {}).get("name", "?") if isinstance(document, dict) else "?"
+            model = reader.data.get("model")
+            name = model.get("name", "?") if isinstance(model, dict) else "?"
             raise ValueError(f"result document for {name} breaks result.schema.json: {problems[0]}")
-    board = build_leaderboard(documents)
+    board = build_leaderboard(readers)
     plots = all_plots(board)
     # Render everything before writing anything: a rendering bug leaves the folder as it was.
     digest = _plot_inputs_digest(board)
     pngs = {f"plots/{plot.name}.png": _reuse_png(out_dir, plot.name, digest) or plot.png_bytes() for plot in plots}
-    result_documents = {f"results/{stem}.json": board.documents[model] for stem, model in zip(file_stems(board.models), board.models, strict=True)}
+    result_documents = {f"results/{stem}.json": board.documents[model].data for stem, model in zip(file_stems(board.models), board.models, strict=True)}
     pages = {
         "leaderboard.csv": board.frame.to_csv(index=False),
         "leaderboard.md": render_markdown(board, plots),
@@ -95,7 +99,7 @@ def write_leaderboard(documents: list[dict[str, Any]], out_dir: Path) -> dict[st
 
     written: dict[str, Path] = {}
     for relative, document in result_documents.items():  # documents first: every other file is a view of them
-        write_result(document, out_dir / relative)
+        write_result(dict(document), out_dir / relative)
         written[relative] = out_dir / relative
     for relative, png in pngs.items():
         write_png_atomic(out_dir / relative, png)

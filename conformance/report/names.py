@@ -1,17 +1,42 @@
-"""File names for models' outputs, shared by the CLI and the leaderboard so results line up."""
+"""Unique names, the one way: a repeated name gets -2, -3, ... (the first keeps its name).
+
+Used for the leaderboard's model labels, every file stem the CLI, the leaderboard and the pytest plugin
+write, and the plugin's model node names, so a name is never made unique two different ways.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Container, Iterable
+
+FALLBACK_STEM = "model"  # a name with no file-safe character left
 
 
-def file_stems(labels: list[str]) -> list[str]:
+def unique_name(name: str, taken: Container[str]) -> str:
+    """`name` when it is not in `taken`, else the first of `name-2`, `name-3`, ... that is not."""
+    unique, index = name, 2
+    while unique in taken:
+        unique, index = f"{name}-{index}", index + 1
+    return unique
+
+
+def unique_names(names: Iterable[str]) -> list[str]:
+    """Each name made unique against the ones before it, in order: [a, a, b, a] -> [a, a-2, b, a-3]."""
+    chosen: list[str] = []
+    seen: set[str] = set()
+    for name in names:
+        unique = unique_name(name, seen)
+        chosen.append(unique)
+        seen.add(unique)
+    return chosen
+
+
+def file_stem(text: str) -> str:
+    """A file-safe stem: runs of characters outside [A-Za-z0-9._-] become `_`, leading and trailing `.`/`_`
+    are dropped (no hidden files), and nothing left becomes `model`."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or FALLBACK_STEM
+
+
+def file_stems(labels: Iterable[str]) -> list[str]:
     """File-safe, unique stems for each model's files (distinct names may sanitize alike: a/b and a_b)."""
-    stems: list[str] = []
-    for label in labels:
-        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("._") or "model"
-        unique, index = stem, 2
-        while unique in stems:
-            unique, index = f"{stem}-{index}", index + 1
-        stems.append(unique)
-    return stems
+    return unique_names(file_stem(label) for label in labels)

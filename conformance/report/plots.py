@@ -13,8 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .figures import INTERVAL_COLUMNS
-from .table import MEAN_NORMALIZED, Leaderboard
+from ..metrics import MEAN_NORMALIZED
+from ..result_document import INTERVAL_COLUMNS
+from ..results import RuleResult
+from .table import Leaderboard
+from .text import status_css
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -182,12 +185,9 @@ def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and value == value  # NaN is the only value unequal to itself
 
 
-def _cell_status(rule: dict[str, Any] | None) -> str:
-    if rule is None:
-        return "absent"
-    if rule["status"] == "fail" and rule["level"] != "must":
-        return "warn"  # a should/may failure does not break conformance: shown apart from must failures
-    return str(rule["status"])
+def _cell_status(rule: RuleResult | None) -> str:
+    """The heatmap state of one rule: absent, or its status (`warn` for a should/may failure)."""
+    return "absent" if rule is None else status_css(rule)
 
 
 def plot_rule_heatmap(board: Leaderboard) -> Plot:
@@ -200,14 +200,14 @@ def plot_rule_heatmap(board: Leaderboard) -> Plot:
     models = board.models
     rule_ids: list[str] = []
     for model in models:
-        rule_ids.extend(rule["id"] for rule in board.documents[model]["rules"] if rule["id"] not in rule_ids)
+        rule_ids.extend(rule.id for rule in board.documents[model].rules if rule.id not in rule_ids)
     if not rule_ids:
         _no_data(plot, "the documents hold no rules")
         return plot
     states = list(STATUS_COLORS)
     grid = []
     for model in models:
-        rules = {rule["id"]: rule for rule in board.documents[model]["rules"]}
+        rules = {rule.id: rule for rule in board.documents[model].rules}
         grid.append([states.index(_cell_status(rules.get(rule_id))) for rule_id in rule_ids])
     axes = figure.add_subplot()
     axes.imshow(grid, cmap=ListedColormap(list(STATUS_COLORS.values())), vmin=0, vmax=len(states) - 1,

@@ -10,35 +10,21 @@ models this model beats (ties count half), averaged over the columns where the m
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..checks.quality import LOWER_IS_BETTER, normalize
+from ..checks.quality import normalize
+from ..metrics import MEAN_NORMALIZED, METRICS, WIN_RATE, lower_is_better, primary_metric
+from ..result_document import INTERVAL_COLUMNS, SPEED_DECIDED, SPEED_DEVICE, SPEED_FIGURES, TIMED_FIGURES, ResultDocument
 from ..tasks import chance_score
-from .figures import (
-    FAMILIES,
-    INTERVAL_COLUMNS,
-    LOWER_IS_BETTER_FIGURES,
-    OTHER_FAMILY,
-    SPEED_DECIDED,
-    SPEED_FIGURES,
-    TIMED_FIGURES,
-    describe_workload,
-    family_statuses,
-    primary_metric,
-    primary_speed_key,
-    speed_figures,
-    static_facts,
-    task_scores,
-    unique_labels,
-)
+from .figures import FAMILIES, OTHER_FAMILY, describe_workload, family_statuses, primary_speed_key
+from .names import unique_names
 
 if TYPE_CHECKING:
     import pandas as pd
 
 SHA256_SHORT_CHARS = 12
-MEAN_NORMALIZED = "mean_normalized_score"
-WIN_RATE = "mean_win_rate"
 IDENTITY_COLUMNS: tuple[str, ...] = ("rank", "model", "conformant", "parameters", "dtype", "architecture", "license", "weights_sha256")
 RULE_COUNT_COLUMNS: tuple[str, ...] = ("passed", "failed", "skipped", "errors")
 
@@ -53,7 +39,7 @@ class TaskColumn:
 
     @property
     def lower_is_better(self) -> bool:
-        return self.metric in LOWER_IS_BETTER
+        return lower_is_better(self.metric) is True
 
     @property
     def raw(self) -> str:
@@ -73,7 +59,7 @@ class Leaderboard:
     tasks: list[TaskColumn]
     families: list[str]  # badge columns are `badge.<family>`
     speed_key: str | None  # the evidence key of the one workload models are compared on
-    documents: dict[str, dict[str, Any]]  # model label (the `model` column, unique) -> its result document
+    documents: dict[str, ResultDocument]  # model label (the `model` column, unique) -> its result document
     spec_ids: list[str]  # "id version" of each spec the documents were checked against
     speed_workload: str | None = None  # the speed key's workload in words
 
@@ -92,11 +78,11 @@ class Leaderboard:
         return columns
 
 
-def _task_columns(documents: list[dict[str, Any]]) -> list[TaskColumn]:
+def _task_columns(documents: list[ResultDocument]) -> list[TaskColumn]:
     """Every task any document scored, with the primary metric chosen over all of them (one metric per column)."""
     metrics_by_task: dict[str, set[str]] = {}
     for document in documents:
-        for task, metrics in task_scores(document).items():
+        for task, metrics in document.task_scores().items():
             metrics_by_task.setdefault(task, set()).update(metrics)
     columns = []
     for task in sorted(metrics_by_task):
@@ -112,19 +98,20 @@ def normalized_score(score: float | None, column: TaskColumn) -> float | None:
     return normalize(score, column.chance)
 
 
-def _row(label: str, document: dict[str, Any], tasks: list[TaskColumn], speed_key: str | None) -> dict[str, Any]:
-    facts = static_facts(document)
-    sha256 = document["model"].get("sha256")
+def _row(label: str, document: ResultDocument, tasks: list[TaskColumn], speed_key: str | None) -> dict[str, Any]:
+    facts = document.static_facts()
+    sha256 = document.model.sha256
+    summary = document.summary
     row: dict[str, Any] = {
         "model": label,
-        "conformant": bool(document["summary"]["conformant"]),
+        "conformant": summary.conformant,
         "parameters": facts.parameters,
         "dtype": facts.dtype,
         "architecture": facts.architecture,
         "license": facts.license,
         "weights_sha256": sha256[:SHA256_SHORT_CHARS] if sha256 else None,
     }
-    scores = task_scores(document)
+    scores = document.task_scores()
     normalized_values = []
     for column in tasks:
         raw = scores.get(column.task, {}).get(column.metric)
@@ -135,9 +122,9 @@ def _row(label: str, document: dict[str, Any], tasks: list[TaskColumn], speed_ke
             if value is not None:
                 normalized_values.append(value)
     row[MEAN_NORMALIZED] = sum(normalized_values) / len(normalized_values) if normalized_values else None
-    row.update(speed_figures(document, speed_key))
-    row.update({name: document["summary"].get(name) for name in RULE_COUNT_COLUMNS})
-    row["spec"] = f"{document['spec']['id']} {document['spec']['version']}"
+    row.update(document.speed_figures(speed_key))
+    row.update({"passed": summary.passed, "failed": summary.failed, "skipped": summary.skipped, "errors": summary.errors})
+    row["spec"] = document.spec.label
     return row
 
 
@@ -199,33 +186,36 @@ def _pandas_na() -> Any:
     return pd.NA
 
 
-def build_leaderboard(documents: list[dict[str, Any]]) -> Leaderboard:
-    """Rank result documents into a leaderboard; reads only the documents (no model is loaded)."""
+def build_leaderboard(documents: Sequence[ResultDocument | Mapping[str, Any]]) -> Leaderboard:
+    """Rank result documents into a leaderboard; reads only the documents (no model is loaded).
+
+    ValueError for no documents."""
     import pandas as pd
 
     if not documents:
         raise ValueError("a leaderboard needs at least one result document")
-    labels = unique_labels([document["model"]["name"] for document in documents])
-    tasks = _task_columns(documents)
-    speed_key = primary_speed_key(documents)
-    rows = [_row(label, document, tasks, speed_key) for label, document in zip(labels, documents, strict=True)]
-    statuses = [family_statuses(document) for document in documents]
+    readers = [ResultDocument.of(document) for document in documents]
+    labels = unique_names(document.model.name for document in readers)
+    tasks = _task_columns(readers)
+    speed_key = primary_speed_key(readers)
+    rows = [_row(label, document, tasks, speed_key) for label, document in zip(labels, readers, strict=True)]
+    statuses = [family_statuses(document) for document in readers]
     families = [family for family in (*FAMILIES, OTHER_FAMILY) if any(family in status for status in statuses)]
     for row, status in zip(rows, statuses, strict=True):
         row.update({f"badge.{family}": status.get(family, "na") for family in families})
 
     task_columns = [name for column in tasks for name in (column.raw, column.normalized) if name is not None]
     interval_columns = [name for pair in INTERVAL_COLUMNS.values() for name in pair]
-    columns = [*IDENTITY_COLUMNS[1:], *task_columns, MEAN_NORMALIZED, *SPEED_FIGURES, *interval_columns, SPEED_DECIDED, "speed_device",
+    columns = [*IDENTITY_COLUMNS[1:], *task_columns, MEAN_NORMALIZED, *SPEED_FIGURES, *interval_columns, SPEED_DECIDED, SPEED_DEVICE,
                *RULE_COUNT_COLUMNS, *(f"badge.{family}" for family in families), "spec"]
     frame = pd.DataFrame(rows, columns=columns)
     for name in [*task_columns, MEAN_NORMALIZED, *SPEED_FIGURES, *interval_columns]:
         frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
     frame["parameters"] = frame["parameters"].astype("Int64")
 
-    lower = {column.raw for column in tasks if column.lower_is_better} | set(LOWER_IS_BETTER_FIGURES)
-    board = Leaderboard(frame, tasks, families, speed_key, dict(zip(labels, documents, strict=True)),
-                        sorted({row["spec"] for row in rows}), describe_workload(documents, speed_key))
+    lower = {column.raw for column in tasks if column.lower_is_better} | {name for name in SPEED_FIGURES if lower_is_better(name)}
+    board = Leaderboard(frame, tasks, families, speed_key, dict(zip(labels, readers, strict=True)),
+                        sorted({row["spec"] for row in rows}), describe_workload(readers, speed_key))
     frame[WIN_RATE] = pd.Series(mean_win_rates(frame, board.win_rate_columns(), lower, INTERVAL_COLUMNS), dtype="float64")
 
     # Rank: conformant first, then mean normalized score (missing last), then name for a stable order.
@@ -294,12 +284,10 @@ def markdown_columns(board: Leaderboard) -> list[str]:
 
 
 def markdown_label(column: str) -> str:
-    """Short headers for a pull request's width; the CSV keeps the full column names."""
-    labels = {MEAN_NORMALIZED: "average", WIN_RATE: "win rate", "decode_tokens_per_second": "decode tok/s",
-              "ttft_ms_p50": "TTFT ms (p50)", "peak_memory_bytes": "peak memory (model)",
-              "process_peak_memory_bytes": "peak memory (process)"}
-    if column in labels:
-        return labels[column]
+    """Short headers for a pull request's width (the metric table's short labels); the CSV keeps the full
+    column names."""
+    if column in METRICS:
+        return METRICS[column].short_label
     if column.startswith("badge."):
         return column.removeprefix("badge.")
     if column.endswith(".normalized"):

@@ -1,14 +1,21 @@
-"""Short, readable forms of observed/expected values, shared by the terminal table and Markdown."""
+"""Short, readable forms of observed/expected values and rule outcomes, shared by the terminal table,
+Markdown, the page and the pytest plugin."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-STATUS_MARK = {"pass": "PASS", "fail": "FAIL", "skip": "SKIP", "error": "ERROR"}
+from ..results import RuleResult
+from ..verdict import Status, is_warning
+
+STATUS_MARK = {Status.PASS: "PASS", Status.FAIL: "FAIL", Status.SKIP: "SKIP", Status.ERROR: "ERROR"}
+WARNING_CSS = "warn"  # a should/may failure: shown apart from must failures (badge, heatmap, page)
 
 
 def short(value: Any, width: int = 48) -> str:
+    """One line of at most `width` characters: floats to 4 significant digits, large ints with commas,
+    other data as sorted JSON; whitespace runs collapsed and an ellipsis where cut."""
     if value is None:
         text = "-"
     elif isinstance(value, float):
@@ -23,9 +30,9 @@ def short(value: Any, width: int = 48) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def interval_text(rule: dict[str, Any]) -> str:
+def interval_text(rule: RuleResult) -> str:
     """`95% [850.9, 1098]` for a rule decided from a confidence interval; "" for others."""
-    interval = rule.get("interval")
+    interval = rule.interval
     if not isinstance(interval, dict):
         return ""
 
@@ -37,8 +44,14 @@ def interval_text(rule: dict[str, Any]) -> str:
     return f"{level_text(float(interval.get('level', 0)))} [{end(interval.get('low'))}, {end(interval.get('high'))}]"
 
 
-def status_text(rule: dict[str, Any]) -> str:
-    status = STATUS_MARK[rule["status"]]
-    if rule["status"] == "fail" and rule["level"] != "must":
-        status += " (warn)"  # only must rules decide conformance
+def status_text(rule: RuleResult) -> str:
+    """`PASS`, `FAIL`, `FAIL (warn)` (a should/may failure: only must rules decide conformance), ..."""
+    status = STATUS_MARK[rule.status]
+    if is_warning(rule.level, rule.status):
+        status += " (warn)"
     return status
+
+
+def status_css(rule: RuleResult) -> str:
+    """The class a rule's status is drawn with: its status, or `warn` for a should/may failure."""
+    return WARNING_CSS if is_warning(rule.level, rule.status) else rule.status.value
