@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import torch  # noqa: E402
 from transformers import LlamaConfig, LlamaForCausalLM  # noqa: E402
 
+from conformance.backends import TransformersBackend  # noqa: E402
 from conformance.probes.architecture import normalize_architecture  # noqa: E402
-from conformance.probes.load import LoadedModel  # noqa: E402
 from conformance.probes.speed import measure_speed, speed_params  # noqa: E402
 
 WORKLOAD = {"batch_size": 1, "prompt_tokens": 32, "new_tokens": 32}
@@ -35,7 +35,7 @@ RATIO_RANGE = (0.95, 1.05)
 MAX_OVERHEAD = 0.02
 
 
-def build_model(seed: int = 0) -> LoadedModel:
+def build_model(seed: int = 0) -> TransformersBackend:
     torch.manual_seed(seed)
     config = LlamaConfig(
         hidden_size=256,
@@ -47,10 +47,10 @@ def build_model(seed: int = 0) -> LoadedModel:
         max_position_embeddings=512,
     )
     model = LlamaForCausalLM(config).eval()
-    return LoadedModel(model, None, "causal", "cpu", "float32", 0.0, normalize_architecture(config.to_dict()))
+    return TransformersBackend(model, None, "causal", "cpu", "float32", 0.0, normalize_architecture(config.to_dict()))
 
 
-def suite_decode(loaded: LoadedModel, seconds: float) -> dict[str, float]:
+def suite_decode(loaded: TransformersBackend, seconds: float) -> dict[str, float]:
     params = speed_params({"workload": WORKLOAD, "measurement": {"warmup_runs": 2, "min_runs": 5, "min_seconds": seconds, "max_cv": 1.0}})
     started = time.perf_counter()
     speed = measure_speed(loaded, params)

@@ -105,7 +105,7 @@ def direct_scoring(loaded: Any) -> tuple[float, dict[tuple[str, str], float]]:
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
-    from conformance.probes.tasks import BOOTSTRAP_ITERS, prefix_token_id
+    from conformance.probes.tasks import BOOTSTRAP_ITERS
 
     started = time.perf_counter()
     manager = TaskManager(include_path=str(TASKS_DIR), include_defaults=False)
@@ -113,7 +113,7 @@ def direct_scoring(loaded: Any) -> tuple[float, dict[tuple[str, str], float]]:
         pretrained=loaded.model,
         tokenizer=loaded.tokenizer,
         batch_size=BATCH_SIZE,
-        prefix_token_id=prefix_token_id(loaded.tokenizer, loaded.model),
+        prefix_token_id=loaded.prefix_token_id(),
     )
     output = lm_eval.simple_evaluate(
         model=model,

@@ -33,11 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import torch  # noqa: E402
 from transformers import LlamaConfig, LlamaForCausalLM  # noqa: E402
 
+from conformance.backends import TransformersBackend  # noqa: E402
 from conformance.catalogue import get_check  # noqa: E402
 from conformance.errors import CheckError  # noqa: E402
 from conformance.evidence import Evidence, evidence_key  # noqa: E402
 from conformance.probes.architecture import normalize_architecture  # noqa: E402
-from conformance.probes.load import LoadedModel  # noqa: E402
 from conformance.probes.speed import measure_speed, speed_params  # noqa: E402
 from conformance.rule import Rule  # noqa: E402
 from conformance.runner import decision_callback  # noqa: E402
@@ -50,12 +50,12 @@ POLICIES = {
 }
 
 
-def build_model() -> LoadedModel:
+def build_model() -> TransformersBackend:
     torch.manual_seed(0)
     config = LlamaConfig(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                          intermediate_size=256, vocab_size=512, max_position_embeddings=256)
     model = LlamaForCausalLM(config).eval()
-    return LoadedModel(model, None, "causal", "cpu", "float32", 0.0, normalize_architecture(config.to_dict()))
+    return TransformersBackend(model, None, "causal", "cpu", "float32", 0.0, normalize_architecture(config.to_dict()))
 
 
 def decode_rule(bar: float, policy: str) -> Rule:
@@ -63,7 +63,7 @@ def decode_rule(bar: float, policy: str) -> Rule:
                 params={"workload": WORKLOAD, "measurement": POLICIES[policy]})
 
 
-def verdict_once(loaded: LoadedModel, bar: float, policy: str) -> tuple[float, int, str]:
+def verdict_once(loaded: TransformersBackend, bar: float, policy: str) -> tuple[float, int, str]:
     """(seconds to the verdict after warm-up, runs, status) of one rule under one policy."""
     rule = decode_rule(bar, policy)
     params = speed_params(rule.params)
@@ -85,14 +85,14 @@ def busy_loops(count: int) -> list[subprocess.Popen]:
     return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
 
 
-def pilot_bars(loaded: LoadedModel, state: str) -> dict[str, float]:
+def pilot_bars(loaded: TransformersBackend, state: str) -> dict[str, float]:
     pilot = measure_speed(loaded, speed_params({"workload": WORKLOAD, "measurement": {"min_runs": 30, "min_seconds": 2.0}}))
     figure = pilot.decode_tokens_per_second or 0.0
     print(f"{state}: pilot decode {figure:.1f} tokens/s over {pilot.runs} runs, cv {pilot.series_cv['decode']:.3f}", flush=True)
     return {"far": figure / 100, "near": figure * 0.9}
 
 
-def run_state(loaded: LoadedModel, repeats: int, state: str) -> list[str]:
+def run_state(loaded: TransformersBackend, repeats: int, state: str) -> list[str]:
     bars = pilot_bars(loaded, state)
     rows = []
     for bar_name, bar in bars.items():

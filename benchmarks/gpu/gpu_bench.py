@@ -34,10 +34,10 @@ import torch  # noqa: E402
 import transformers  # noqa: E402
 from transformers import LlamaConfig, LlamaForCausalLM  # noqa: E402
 
+from conformance.backends import TransformersBackend  # noqa: E402
 from conformance.errors import CheckError, CheckSkipped  # noqa: E402
 from conformance.probes import roofline  # noqa: E402
 from conformance.probes.architecture import normalize_architecture  # noqa: E402
-from conformance.probes.load import LoadedModel  # noqa: E402
 from conformance.probes.speed import device_environment, measure_speed, speed_params  # noqa: E402
 
 MODELS: dict[str, dict[str, Any]] = {
@@ -54,7 +54,7 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def build_model(shape: dict[str, Any], device: str, dtype: torch.dtype) -> tuple[LoadedModel, float]:
+def build_model(shape: dict[str, Any], device: str, dtype: torch.dtype) -> tuple[TransformersBackend, float]:
     """Random weights initialised on the device itself: no host copy of an 8B model."""
     config = LlamaConfig(**shape, max_position_embeddings=8192, rope_theta=500000.0)
     started = time.perf_counter()
@@ -69,7 +69,7 @@ def build_model(shape: dict[str, Any], device: str, dtype: torch.dtype) -> tuple
     seconds = time.perf_counter() - started
     arch = normalize_architecture(config.to_dict())
     dtype_name = str(dtype).removeprefix("torch.")
-    return LoadedModel(model, None, "causal", device, dtype_name, seconds, arch), seconds
+    return TransformersBackend(model, None, "causal", device, dtype_name, seconds, arch), seconds
 
 
 # --- the plain torch reference: written apart from the suite ----------------------------------
@@ -127,7 +127,7 @@ def reference_measure(model: Any, device: str, batch: int, prompt: int, new: int
 # --- roofline -----------------------------------------------------------------------------------
 
 
-def utilisation(loaded: LoadedModel, batch: int, prompt: int, new: int, prefill_seconds: float, decode_tokens_per_second: float, peak: roofline.DevicePeak | None) -> tuple[float | None, float | None]:
+def utilisation(loaded: TransformersBackend, batch: int, prompt: int, new: int, prefill_seconds: float, decode_tokens_per_second: float, peak: roofline.DevicePeak | None) -> tuple[float | None, float | None]:
     """(MFU of prefill, MBU of decode) with the formulas of conformance.probes.roofline."""
     if peak is None or peak.flops_for(loaded.dtype) is None:
         return None, None
@@ -173,7 +173,7 @@ def _percent(value: float | None) -> str:
     return "n/a" if value is None or value != value else f"{value:.2%}"
 
 
-def bench_workload(report: Report, name: str, loaded: LoadedModel, batch: int, prompt: int, new: int, peak: roofline.DevicePeak | None) -> None:
+def bench_workload(report: Report, name: str, loaded: TransformersBackend, batch: int, prompt: int, new: int, peak: roofline.DevicePeak | None) -> None:
     parameters = sum(p.numel() for p in loaded.model.parameters())
     size = f"{parameters / 1e9:.2f} B" if parameters >= 1e8 else f"{parameters / 1e6:.1f} M"
     lead = [name, size, str(batch), str(prompt), str(new)]
