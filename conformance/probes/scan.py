@@ -90,6 +90,13 @@ _STORAGE_ELEMENT_BYTES = {
 
 @dataclass(frozen=True)
 class ScanFinding:
+    """One problem the scan found in one file (or one archive member of it), in the fields the reports show.
+
+    `severity` is "dangerous" (a global that runs code), "unknown" (a global off the allowlist) or "error"
+    (the file or member could not be judged: unreadable, malformed or over a budget); each fails the scan
+    unless the user allows unknown globals.
+    """
+
     file: str  # path relative to the model folder, posix
     member: str | None  # zip member name ("outer.zip!inner/data.pkl" inside nested zips), None for a raw file
     global_name: str  # "module.name", or "" for parse and access errors
@@ -102,6 +109,8 @@ class ScanFinding:
 
 @dataclass
 class ScannedFile:
+    """One file the scan judged: its interpretations, the pickles it walked and the globals they import."""
+
     file: str
     # The main interpretation: "torchscript" | "keras" | "zip" | "torch-legacy" | "torch-legacy-tar" | "pickle" |
     # "numpy" | "gguf" | "onnx" | "hdf5" | "tar" | "safetensors" | "other"
@@ -113,11 +122,14 @@ class ScannedFile:
 
 @dataclass
 class ScanEvidence:
+    """The scan of a model folder: the scanner's description, every file scanned and every finding."""
+
     scanner: str
     files: list[ScannedFile]
     findings: list[ScanFinding]
 
     def to_dict(self) -> dict[str, Any]:
+        """The evidence as it is recorded in a result document: scanner, files, findings and flagged_files."""
         return {
             "scanner": self.scanner,
             "files": [asdict(scanned) for scanned in self.files],
@@ -127,10 +139,12 @@ class ScanEvidence:
 
     @property
     def flagged_files(self) -> list[str]:
+        """The sorted unique paths (relative, posix) of the files with at least one finding."""
         return sorted({finding.file for finding in self.findings})
 
 
 def scanner_description() -> str:
+    """The scanner as recorded in reports: `picklescan <version> + conformance opcode allowlist`."""
     from importlib.metadata import PackageNotFoundError, version  # lazy: 50 ms of start-up for one string
 
     try:
@@ -178,6 +192,7 @@ class ScanBudget:
         return cls(opcodes_left=MAX_OPCODES_PER_SCAN, deadline=time.monotonic() + MAX_SECONDS_PER_SCAN)
 
     def spent(self) -> str | None:
+        """Which scan-wide budget is spent (opcodes or seconds), as a phrase for a finding; None while both last."""
         if self.opcodes_left <= 0:
             return f"the scan-wide opcode budget of {MAX_OPCODES_PER_SCAN} opcodes is spent"
         if time.monotonic() > self.deadline:
@@ -647,8 +662,11 @@ def _is_torchscript_type(name: tuple[str, str]) -> bool:
 
 
 def _torchscript_safe(name: tuple[str, str]) -> bool:
-    """Names that torch.jit.load's own (C++) unpickler resolves without importing Python: compiled class types
-    and its list/tensor builders (torch/csrc/jit/serialization/unpickler.cpp). Only inside TorchScript archives."""
+    """Names that torch.jit.load's own (C++) unpickler resolves without importing Python.
+
+    Compiled class types and its list/tensor builders (torch/csrc/jit/serialization/unpickler.cpp). Only
+    inside TorchScript archives.
+    """
     return _is_torchscript_type(name) or name in _TORCHSCRIPT_BUILTINS
 
 

@@ -52,6 +52,7 @@ class Source:
 
     @property
     def suffix(self) -> str:
+        """The stream name's last suffix, lowercased (`.pkl`, `.bin`), or "" when it has none."""
         return PurePosixPath(self.name).suffix.lower()
 
 
@@ -61,7 +62,9 @@ class Accumulator(Protocol):
     inflated_left: int
     deadline: float
 
-    def add(self, member: str | None, global_name: str, severity: str, detail: str, kind: str = "") -> None: ...
+    def add(self, member: str | None, global_name: str, severity: str, detail: str, kind: str = "") -> None:
+        """Record one finding (see scan.ScanFinding) against the member, or the file itself when `member` is None."""
+        ...
 
 
 Dispatch = Callable[[Any, Source], list[str]]
@@ -71,15 +74,22 @@ class BudgetedStream(io.RawIOBase):
     """Counts the bytes read through it and raises LimitExceeded, naming the budget, when one is spent."""
 
     def __init__(self, raw: IO[bytes], acc: Accumulator, label: str, compressed_size: int | None) -> None:
+        """Wrap the member stream `raw` (named `label` in messages); `compressed_size` None for a stored member."""
         super().__init__()
         self._raw, self._acc, self._label = raw, acc, label
         self._compressed = compressed_size  # None: stored, no ratio and no per-file inflation budget
         self.count = 0
 
     def readable(self) -> bool:
+        """Always True: a member stream is read, never written."""
         return True
 
     def readinto(self, buffer: Any) -> int:
+        """Read up to len(buffer) bytes into it; returns the count (0 at the end).
+
+        Raises LimitExceeded when a compressed member passes the per-member bytes, the file's inflation
+        budget or the compression-ratio budget.
+        """
         data = self._raw.read(len(buffer))
         n = len(data)
         buffer[:n] = data
@@ -95,6 +105,7 @@ class BudgetedStream(io.RawIOBase):
         return n
 
     def close(self) -> None:
+        """Close the member stream underneath, then this one."""
         try:
             self._raw.close()
         finally:
@@ -121,6 +132,8 @@ def declared_over_budget(info: zipfile.ZipInfo) -> str | None:
 
 @dataclass
 class ZipFacts:
+    """What a zip's member names say it is: its names, and whether it is a TorchScript or a Keras v3 archive."""
+
     names: list[str] = field(default_factory=list)
     torchscript: bool = False
     keras: bool = False
@@ -253,8 +266,10 @@ def _concat_shift(archive: zipfile.ZipFile, raw: IO[bytes]) -> int:
 
 
 def is_tar(head: bytes) -> bool:
-    """Whether the first 512 bytes are a tar header by tarfile's own test (its checksum), as torch's legacy
-    loader tries tarfile first: old v7 tars have no "ustar" magic."""
+    """Whether the first 512 bytes are a tar header by tarfile's own test (its checksum).
+
+    torch's legacy loader tries tarfile first, and old v7 tars have no "ustar" magic.
+    """
     if len(head) < tarfile.BLOCKSIZE:
         return False
     try:

@@ -1,5 +1,7 @@
-"""Readers of the non-pickle formats the scan interprets: safetensors and npy headers, GGUF metadata,
-ONNX external-data locations, Keras configs and HDF5 model configs, and the compressed streams joblib writes.
+"""Readers of the non-pickle formats the scan interprets.
+
+Safetensors and npy headers, GGUF metadata, ONNX external-data locations, Keras configs and HDF5 model
+configs, and the compressed streams joblib writes.
 
 Every reader is bounded (lengths, counts, depth, bytes) and raises `FormatError` with a one-line reason
 on a malformed or over-budget input; none of them runs anything from the file.
@@ -258,6 +260,11 @@ class _Cursor:
 
 @dataclass
 class GgufFacts:
+    """A GGUF file's header as the scan reads it: format version, tensor and metadata counts, chat templates.
+
+    `chat_templates` maps each `tokenizer.chat_template*` metadata key to its Jinja source.
+    """
+
     version: int
     tensors: int
     metadata: int
@@ -493,10 +500,10 @@ MAX_HDF5_JSON_CANDIDATES = 1_000_000
 def hdf5_keras_findings(
     raw: IO[bytes], size: int, chunk_bytes: int = 8 << 20, deadline: float | None = None
 ) -> Iterator[tuple[str, str, str]]:
-    """(severity, name, detail) for code-loading constructs in the Keras configs stored in an HDF5 file.
+    r"""(severity, name, detail) for code-loading constructs in the Keras configs stored in an HDF5 file.
 
     h5py keeps a string attribute (Keras' `model_config`) as uncompressed bytes, so every JSON object in
-    the file is found by its opening `{"` and parsed with json (escapes such as \\u004cambda decode as a
+    the file is found by its opening `{"` and parsed with json (escapes such as \u004cambda decode as a
     loader's json.loads would), then judged by `keras_config_findings`; a plain search for the layer names
     runs too. `raw` must be seekable. Reads the file once plus the JSON it finds; garbage fails in a few bytes.
     Past `deadline` (time.monotonic seconds) the search stops with an "error" finding.

@@ -151,6 +151,7 @@ class BoundedReader:
     _CHUNK_BYTES = 1 << 24
 
     def __init__(self, raw: IO[bytes], cap_bytes: int) -> None:
+        """Read from `raw` (from its current position) at most `cap_bytes` bytes in all."""
         self._raw = raw
         self._cap = cap_bytes
         self._pos = 0
@@ -158,6 +159,7 @@ class BoundedReader:
         self._last_byte = b""
 
     def tell(self) -> int:
+        """Bytes consumed so far (pushed-back bytes not counted)."""
         return self._pos
 
     def _allowance(self, n: int | None) -> int:
@@ -173,6 +175,10 @@ class BoundedReader:
         return data
 
     def read(self, n: int | None = -1) -> bytes:
+        """Up to `n` bytes (all that is left for None or a negative `n`); fewer only at the end of the stream.
+
+        Raises LimitExceeded once the bytes consumed pass the cap.
+        """
         want = self._allowance(n)
         parts = []
         if self._pushback and want > 0:
@@ -188,6 +194,7 @@ class BoundedReader:
         return self._account(b"".join(parts))
 
     def readline(self, limit: int | None = -1) -> bytes:
+        """One line, newline included, of at most `limit` bytes; LimitExceeded once the bytes consumed pass the cap."""
         want = self._allowance(limit)
         head = b""
         if self._pushback:
@@ -199,18 +206,25 @@ class BoundedReader:
         return self._account(head + self._raw.readline(want - len(head)))
 
     def peek(self, n: int) -> bytes:
+        """The next `n` bytes (fewer at the end) without consuming them."""
         data = self.read(n)
         self.unread(data)
         return data
 
     def unread(self, data: bytes) -> None:
+        """Push `data` back: the next reads return it first, and `tell` steps back by its length."""
         self._pushback = data + self._pushback
         self._pos -= len(data)
 
     def at_eof(self) -> bool:
+        """True when no byte is left to read."""
         return self.peek(1) == b""
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        """Only `seek(0, SEEK_CUR)` (the position) and `seek(-1, SEEK_CUR)` (step back over the last byte read).
+
+        Returns the position; raises io.UnsupportedOperation for any other seek.
+        """
         if whence == io.SEEK_CUR and offset == 0:
             return self._pos
         if whence == io.SEEK_CUR and offset == -1:
@@ -222,6 +236,7 @@ class BoundedReader:
         raise io.UnsupportedOperation("BoundedReader only steps back one byte")
 
     def seekable(self) -> bool:
+        """False: the reader goes forward only (the one step back of `seek` aside)."""
         return False
 
 
@@ -286,11 +301,14 @@ class _Stream:
             n -= step
 
     def readline(self, short: bool = False) -> bytes:
-        """One protocol-0 argument line, newline included. `short` lines (numbers, module and global names)
-        longer than MAX_SHORT_LINE_BYTES are malformed, as the loaders find them (int() refuses over 4,300
-        digits, no module has such a name): the bytes are not a pickle, e.g. a safetensors header length
-        whose low byte reads as PUT over zero tensor data. Other lines (quoted strings, unicode, persistent
-        ids) are data a loader reads whole: past MAX_LINE_BYTES the scan budget is spent (fail closed)."""
+        """One protocol-0 argument line, newline included.
+
+        `short` lines (numbers, module and global names) longer than MAX_SHORT_LINE_BYTES are malformed, as
+        the loaders find them (int() refuses over 4,300 digits, no module has such a name): the bytes are
+        not a pickle, e.g. a safetensors header length whose low byte reads as PUT over zero tensor data.
+        Other lines (quoted strings, unicode, persistent ids) are data a loader reads whole: past
+        MAX_LINE_BYTES the scan budget is spent (fail closed).
+        """
         parts: list[bytes] = []
         size = 0
         while True:
@@ -1055,13 +1073,13 @@ def _replay_c_file(stream: _Stream, walk: PickleWalk, budget: _Budget, *, max_pi
 
 
 def loader_would_act(walk: PickleWalk) -> bool:
-    """Whether a loader would do something with this stream: a pickle, whatever the file is named.
+    r"""Whether a loader would do something with this stream: a pickle, whatever the file is named.
 
     True if the stream imports a global that an interpreter could import (`is_importable_global`) and
     then either calls it, finishes a pickle (STOP), or the global is dangerous on import alone; or if it
     calls a non-global (a dynamic call). A loader runs every opcode before the one that breaks, so a
     protocol-0 stream without PROTO or STOP that reaches a REDUCE is a pickle. Text that merely begins
-    with an opcode byte ("N.B.", "cat\\ndog\\n", JSON) imports nothing importable and calls nothing.
+    with an opcode byte ("N.B.", "cat\ndog\n", JSON) imports nothing importable and calls nothing.
     The globals of every reading count (a mis-framed stream's C reading included); a frame mismatch
     alone, in bytes that import and call nothing in any reading, does not make them a pickle.
     """
@@ -1323,9 +1341,12 @@ def _torch_name(module: str, name: str) -> tuple[str, str]:
 
 
 def _spellings(global_name: tuple[str, str]) -> set[tuple[str, str]]:
-    """The global as written, as CPython and torch rename py2 names, and each split of the joined dotted
+    """Every (module, name) spelling of a global that a loader would resolve to the same object.
+
+    The global as written, as CPython and torch rename py2 names, and each split of the joined dotted
     path into (module, name) (("torch", "serialization.load") is torch.serialization.load at protocol 4+,
-    and ("torch._C", "_jit_x") is ("torch", "_C._jit_x")); bounded by the 4,096-character name cap."""
+    and ("torch._C", "_jit_x") is ("torch", "_C._jit_x")); bounded by the 4,096-character name cap.
+    """
     module, name = global_name
     forms = {global_name}
     for m, n in (global_name, _stdlib_name(module, name), _torch_name(module, name)):

@@ -454,8 +454,11 @@ def _describe(nodes: Any, node: Any) -> str:
 
 
 def _member(base: _Value, method: bool) -> _Value:
-    """`base.name` (method=True) or `base[key]`: a helper's stays a helper, data stays data, a container
-    yields its elements, and a string yields a method (attribute) or a new string (item)."""
+    """The abstract value of `base.name` (method=True) or `base[key]`.
+
+    A helper's stays a helper, data stays data, a container yields its elements, and a string yields a
+    method (attribute) or a new string (item).
+    """
     kinds = set(base.kinds & {HELPER, DATA, MODEL})
     consts: frozenset[Any] = frozenset()
     if CONTAINER in base.kinds:
@@ -537,9 +540,11 @@ def is_template_file(relative: str) -> bool:
 
 
 def templates_in_json(value: Any) -> dict[str, Any]:
-    """The chat templates of a parsed JSON file: `chat_template` as a string, a list of {name, template}
-    (transformers' saved form of named templates) or a {name: template} mapping; non-strings are kept so
-    the caller can report them."""
+    """The chat templates of a parsed JSON file: `chat_template`, or `chat_template[<name or index>]` for named ones.
+
+    `chat_template` is a string, a list of {name, template} (transformers' saved form of named templates)
+    or a {name: template} mapping; non-strings are kept so the caller can report them.
+    """
     if not isinstance(value, dict) or "chat_template" not in value:
         return {}
     found = value["chat_template"]
