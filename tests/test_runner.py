@@ -9,8 +9,9 @@ import pytest
 
 from conformance import registry
 from conformance.candidate import Candidate
+from conformance.planning import plan
 from conformance.results import write_result
-from conformance.runner import RunOptions, plan, run
+from conformance.runner import RunOptions, run
 from conformance.spec import load_spec
 
 
