@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..card import CardFacts
+from ..card import CardFacts, score_claims
 from ..compare import values_equal
 from ..errors import CheckSkipped
 from ..evidence import Evidence
@@ -27,7 +27,6 @@ def _card_claims_params(rule: Rule) -> dict[str, Any]:
     probe_params=_card_claims_params,
 )
 def claims_reproduce(evidence: Evidence, rule: Rule) -> Verdict:
-    from ..card import score_claims
 
     card = evidence.get("card", CardFacts)
     claims = score_claims(card.metadata) if card.present else []

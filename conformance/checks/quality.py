@@ -15,6 +15,7 @@ from ..probes.baseline import BaselineScores, read_baseline
 from ..probes.tasks import TaskScores
 from ..registry import check
 from ..rule import Rule
+from ..tasks import chance_score
 from ..verdict import Verdict
 
 TASK_PARAMS: dict[str, dict[str, Any]] = {
@@ -117,7 +118,6 @@ def normalize(score: float, chance: float) -> float:
     probe_params=task_request_params,
 )
 def normalized_score(evidence: Evidence, rule: Rule) -> Verdict:
-    from ..tasks import chance_score
 
     score, _ = _task_score(evidence, rule)
     metric = rule.params.get("metric", "acc")
