@@ -90,6 +90,7 @@ def required_gpus(spec: Any, options: Any) -> float:
 
 
 def run_local(models: list[str], spec: Any, spec_path: str, options: Any, on_result: Callable[[int, dict[str, Any]], None]) -> None:
+    """Run each model here, in order; `on_result(index, document)` as each one finishes."""
     from .candidate import Candidate
     from .runner import run
 

@@ -111,8 +111,11 @@ def lower_is_better(name: str) -> bool | None:
 
 
 def primary_metric(metrics: Iterable[str]) -> str | None:
-    """The metric a task is ranked by: acc for multiple choice (acc_norm without acc), word_perplexity for LM;
-    else the alphabetically first; None for no metrics."""
+    """The metric a task is ranked by, from the metrics it reports.
+
+    acc for multiple choice (acc_norm without acc), word_perplexity for language modelling, else the
+    alphabetically first; None for no metrics.
+    """
     available = set(metrics)
     for metric in PRIMARY_METRIC_PREFERENCE:
         if metric in available:

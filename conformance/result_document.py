@@ -75,11 +75,15 @@ def _positive_int(value: Any) -> int | None:
 
 
 class ResultDocument:
-    """A result document read through typed accessors. Wrap plain data with `ResultDocument(data)` (no
-    validation: a view may show a hand-made document) or read a file with `ResultDocument.load(path)`
-    (validated against result.schema.json; `RequestError` when missing, not JSON or invalid)."""
+    """A result document read through typed accessors.
+
+    Wrap plain data with `ResultDocument(data)` (no validation: a view may show a hand-made document) or
+    read a file with `ResultDocument.load(path)` (validated against result.schema.json). Accessors raise
+    KeyError when a required block is missing; `problems()` says what breaks the schema.
+    """
 
     def __init__(self, data: Mapping[str, Any]) -> None:
+        """Wrap `data`, the document as JSON reads it (TypeError for anything but a mapping)."""
         if not isinstance(data, Mapping):
             raise TypeError(f"a result document is a JSON object, not {type(data).__name__} (ResultDocument.of takes either)")
         self.data: Mapping[str, Any] = data
@@ -91,6 +95,7 @@ class ResultDocument:
 
     @classmethod
     def load(cls, path: Path) -> ResultDocument:
+        """Read and validate a result file (`SpecError`, a `RequestError`: missing, not JSON or invalid)."""
         return cls(load_result(Path(path)))
 
     def problems(self) -> list[str]:
@@ -98,20 +103,27 @@ class ResultDocument:
         return validate_document(dict(self.data))
 
     def __repr__(self) -> str:
-        return f"ResultDocument({self.model.name!r} against {self.spec.label!r})"
+        """`ResultDocument('tiny-llama' against 'release')`, without reading more than two names."""
+        model, spec = self.data.get("model"), self.data.get("spec")
+        name = model.get("name") if isinstance(model, Mapping) else None
+        spec_id = spec.get("id") if isinstance(spec, Mapping) else None
+        return f"ResultDocument({name!r} against {spec_id!r})"
 
     # --- identity, rules and summary --------------------------------------------------------------
 
     @cached_property
     def spec(self) -> SpecIdentity:
+        """Which spec judged the model."""
         return SpecIdentity.from_dict(self.data["spec"])
 
     @cached_property
     def model(self) -> ModelIdentity:
+        """Which model was judged: name, folder, weights' sha256."""
         return ModelIdentity.from_dict(self.data["model"])
 
     @cached_property
     def summary(self) -> Summary:
+        """The counts and verdict as the document records them (not recounted)."""
         return Summary.from_dict(self.data["summary"])
 
     @cached_property
@@ -121,14 +133,17 @@ class ResultDocument:
 
     @property
     def conformant(self) -> bool:
+        """The document's verdict: no must rule failed or errored."""
         return self.summary.conformant
 
     @property
     def environment(self) -> Mapping[str, Any]:
+        """Versions and platform the run recorded (empty when absent)."""
         return self.data.get("environment") or {}
 
     @property
     def evidence(self) -> Mapping[str, Any]:
+        """Probe evidence key -> what it recorded (empty when absent); read it through the methods below."""
         return self.data.get("evidence") or {}
 
     # --- evidence --------------------------------------------------------------------------------
@@ -160,8 +175,10 @@ class ResultDocument:
         )
 
     def workload_text(self, key: str | None) -> str | None:
-        """`batch 1, 32 prompt tokens, 16 new tokens (cpu, float32)`: a speed key's workload in words (a long
-        key is only a digest); None when this document did not record it."""
+        """A speed key's workload in words: `batch 1, 32 prompt tokens, 16 new tokens (cpu, float32)`.
+
+        A long key is only a digest, so readers need this. None when this document did not record it.
+        """
         speed = self.probe(key) if key else {}
         workload = speed.get("workload")
         if not isinstance(workload, dict):
@@ -172,8 +189,11 @@ class ResultDocument:
                 f"{workload.get('new_tokens')} new tokens" + (f" ({where})" if where else ""))
 
     def speed_figures(self, key: str | None) -> dict[str, float | str | bool | None]:
-        """Decode and prefill tokens/s, median TTFT and TPOT in ms, peak memory of the model and of the process
-        (bytes), the decode interval and the device of one workload (`key`; None: no speed figures).
+        """The speed figures of one workload (`key`; None: no speed figures).
+
+        Decode and prefill tokens/s, median TTFT and TPOT in ms, peak memory of the model and of the process
+        (bytes), the decode interval's ends and the device, keyed as `SPEED_FIGURES`, `INTERVAL_COLUMNS`,
+        `SPEED_DECIDED` and `SPEED_DEVICE` name them.
 
         Only what was decided is shown: when the measurement ended with a rule undecided (`decided: false`),
         the timed figures are None and `speed_decided` is False, so no view ranks or plots them.
@@ -198,6 +218,7 @@ class ResultDocument:
         return figures
 
     def static_facts(self) -> StaticFacts:
+        """Parameters, main dtype, architecture, license and weight bytes from the static and card probes."""
         static = self.probe("static")
         architecture = (static.get("architecture") or {}).get("model_type")
         license_name = (self.probe("card").get("metadata") or {}).get("license")

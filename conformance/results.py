@@ -34,8 +34,11 @@ _REPORTED_PACKAGES = ("torch", "transformers", "safetensors", "huggingface_hub",
 
 @dataclass
 class RuleResult:
-    """One rule judged on one model: a row of the document's `rules` (`level` and `status` are enums, written
-    as their plain strings)."""
+    """One rule judged on one model: a row of the document's `rules`.
+
+    `level` and `status` are enums (plain strings are converted; ValueError outside them), written to the
+    document as their plain strings. `seconds` is the time the check took to judge.
+    """
 
     id: str
     check: str
@@ -48,16 +51,18 @@ class RuleResult:
     interval: dict[str, Any] | None = None  # {"low", "high", "level"} of a measured figure (speed rules)
 
     def __post_init__(self) -> None:
-        # Checks and specs hand plain strings ("pass", "must"); ValueError for anything outside the enums.
+        """Convert the plain strings checks and specs hand over ("pass", "must"); ValueError outside the enums."""
         self.level = Level(self.level)
         self.status = Status(self.status)
 
     @property
     def breaks_conformance(self) -> bool:
+        """A must rule that failed or errored (see `verdict.breaks_conformance`)."""
         return breaks_conformance(self.level, self.status)
 
     @property
     def is_warning(self) -> bool:
+        """A should or may rule that failed (see `verdict.is_warning`)."""
         return is_warning(self.level, self.status)
 
     def to_dict(self) -> dict[str, Any]:
@@ -81,10 +86,12 @@ class SpecIdentity:
     path: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The document's block: id, version, title, path, sha256 (always all five)."""
         return {"id": self.id, "version": self.version, "title": self.title, "path": self.path, "sha256": self.sha256}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SpecIdentity:
+        """Read a document's block (KeyError without id, version or sha256; title and path may be absent)."""
         return cls(id=data["id"], version=data["version"], sha256=data["sha256"], title=data.get("title", ""), path=data.get("path"))
 
     @property
@@ -95,8 +102,11 @@ class SpecIdentity:
 
 @dataclass(frozen=True)
 class ModelIdentity:
-    """The document's `model` block: name, folder and, when the weights were hashed, their sha256 (over the
-    per-file digests in `weight_files`, relative path -> hex digest)."""
+    """The document's `model` block: name, folder and, when the weights were hashed, their sha256.
+
+    `sha256` is taken over the per-file digests in `weight_files` (relative path -> hex digest); both are
+    None when the weights were not hashed.
+    """
 
     name: str
     path: str
@@ -104,6 +114,7 @@ class ModelIdentity:
     weight_files: dict[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The document's block: name, path, sha256, and weight_files only when the weights were hashed."""
         plain: dict[str, Any] = {"name": self.name, "path": self.path, "sha256": self.sha256}
         if self.weight_files is not None:
             plain["weight_files"] = dict(self.weight_files)
@@ -111,14 +122,18 @@ class ModelIdentity:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelIdentity:
+        """Read a document's block (KeyError without name or path)."""
         files = data.get("weight_files")
         return cls(name=data["name"], path=data["path"], sha256=data.get("sha256"), weight_files=dict(files) if isinstance(files, Mapping) else None)
 
 
 @dataclass(frozen=True)
 class Summary:
-    """Rule counts and the verdict. `warnings` counts should rules that failed (may shortfalls are not
-    counted: the field has always meant "should"); None when a document does not record it."""
+    """Rule counts and the verdict of one document.
+
+    `warnings` counts should rules that failed (may shortfalls are not counted: the field has always meant
+    "should"); None when a document does not record it. `conformant`: no rule broke conformance.
+    """
 
     passed: int
     failed: int
@@ -129,6 +144,7 @@ class Summary:
 
     @classmethod
     def of_rules(cls, rules: Iterable[RuleResult]) -> Summary:
+        """Count judged rules (the summary `RunResult` writes)."""
         rules = list(rules)
         counts = {status: sum(rule.status is status for rule in rules) for status in Status}
         return cls(
@@ -141,6 +157,7 @@ class Summary:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        """The document's block: passed, failed, skipped, errors, warnings (when known), conformant."""
         plain: dict[str, Any] = {"passed": self.passed, "failed": self.failed, "skipped": self.skipped, "errors": self.errors}
         if self.warnings is not None:
             plain["warnings"] = self.warnings
@@ -149,6 +166,7 @@ class Summary:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Summary:
+        """Read a document's block (KeyError without a count or the verdict)."""
         return cls(passed=data["passed"], failed=data["failed"], skipped=data["skipped"], errors=data["errors"],
                    warnings=data.get("warnings"), conformant=bool(data["conformant"]))
 
@@ -165,10 +183,12 @@ class RunResult:
 
     @property
     def summary(self) -> Summary:
+        """Counted from `rules` each time (rules may be added after construction)."""
         return Summary.of_rules(self.rules)
 
     @property
     def conformant(self) -> bool:
+        """No rule broke conformance."""
         return self.summary.conformant
 
     def to_document(self) -> dict[str, Any]:
@@ -205,7 +225,11 @@ def json_safe(value: Any, depth: int = 0) -> Any:
 
 
 def environment() -> dict[str, Any]:
-    """Versions that matter for reproducing a result, read without importing the packages."""
+    """Versions that matter for reproducing a result, read without importing the packages.
+
+    Returns conformance's and Python's versions, the platform, the machine and `packages` (name -> version
+    of each installed package in `_REPORTED_PACKAGES`).
+    """
     packages = {}
     for name in _REPORTED_PACKAGES:
         try:
@@ -229,22 +253,29 @@ def _result_validator() -> Any:
 
 
 def validate_document(document: dict[str, Any]) -> list[str]:
+    """Where `document` breaks result.schema.json: one `path: message` line per problem (empty when valid)."""
     from .sourcefile import format_path
 
     return [f"{format_path(list(e.absolute_path))}: {e.message}" for e in _result_validator().iter_errors(document)]
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file beside the target, then rename (see atomic_write): readers never see half a
-    file, and the file gets the mode the user's umask gives (0644 under 022), not mkstemp's 0600."""
+    """Write `text` as UTF-8 through `atomic_write.write_atomic`.
+
+    A temporary file beside the target, then a rename: readers never see half a file, and the file gets
+    the mode the user's umask gives (0644 under 022), not mkstemp's 0600.
+    """
     from .atomic_write import write_atomic as write
 
     write(path, text)
 
 
 def write_result(document: dict[str, Any], path: Path) -> None:
-    """Validate and write a result document atomically; non-finite numbers and over-deep values are
-    recorded as `json_safe` says, so a hostile model never stops its result from being written."""
+    """Validate and write a result document atomically (indented JSON, one trailing newline).
+
+    Non-finite numbers and over-deep values are recorded as `json_safe` says, so a hostile model never
+    stops its result from being written. ValueError when the document still breaks the schema (a bug).
+    """
     document = json_safe(document)
     problems = validate_document(document)
     if problems:  # a bug of ours, never the user's: refuse to write an invalid document
@@ -253,6 +284,7 @@ def write_result(document: dict[str, Any], path: Path) -> None:
 
 
 def load_result(path: Path) -> dict[str, Any]:
+    """Read and validate a result document (`SpecError`: missing, not JSON, or breaking the schema)."""
     from .errors import SpecError
 
     try:

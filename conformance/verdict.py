@@ -20,13 +20,17 @@ from typing import Any, Literal
 
 
 class _StrEnum(str, Enum):
-    """A str-valued enum that formats and prints as its value on every Python (3.10's `Enum` prints
-    `Status.PASS`; 3.11's `StrEnum` is not available on 3.10)."""
+    """A str-valued enum whose `str()` and f-string form are its value, on every supported Python.
+
+    A plain `(str, Enum)` prints `Status.PASS` (and formats so from 3.12); `enum.StrEnum` needs 3.11.
+    """
 
     def __str__(self) -> str:
+        """The value: `pass`."""
         return str(self.value)
 
     def __format__(self, spec: str) -> str:
+        """The value formatted as a str (`f"{Level.MUST:<6}"` pads `must`)."""
         return format(str(self.value), spec)
 
 

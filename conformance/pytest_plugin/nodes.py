@@ -21,6 +21,7 @@ class SpecFile(pytest.File):
     """A spec file as a test module: its rules against its `models:` and the --conformance-model folders."""
 
     def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
+        """One `ModelNode` per model folder (CollectError for a bad spec, no model or a missing folder)."""
         store = get_store(self.config)
         try:
             spec = load_spec(self.path)
@@ -47,6 +48,7 @@ class ModelNode(pytest.Collector):
     """The rules of one spec for one model; its name is the model's, unique in the session."""
 
     def __init__(self, *, model_path: Path, spec: Spec, **kwargs: Any) -> None:
+        """A collector for `spec`'s rules on the model at `model_path`; pytest's own arguments in `kwargs`."""
         super().__init__(**kwargs)
         self.model_path = model_path
         self.spec = spec
@@ -54,15 +56,20 @@ class ModelNode(pytest.Collector):
         self.add_marker(pytest.mark.xdist_group(self.name))
 
     def collect(self) -> Iterator[pytest.Item]:
+        """One `RuleItem` per rule, in the spec's order."""
         for rule in self.spec.rules:
             yield RuleItem.from_parent(self, name=rule.id, rule=rule, spec=self.spec, model_path=self.model_path)
 
 
 class RuleItem(pytest.Item):
-    """One rule judged on one model. The verdict is reached in setup, so outcomes map onto pytest's:
-    must failure → failed, should/may shortfall → xfailed, skip → skipped, error → error."""
+    """One rule judged on one model.
+
+    The verdict is reached in setup, so outcomes map onto pytest's: must failure → failed, should/may
+    shortfall → xfailed, skip → skipped, error → error.
+    """
 
     def __init__(self, *, rule: Rule, spec: Spec, model_path: Path, **kwargs: Any) -> None:
+        """An item for `rule` of `spec` on the model at `model_path`, marked `conformance` and with its level."""
         super().__init__(**kwargs)
         self.rule = rule
         self.spec = spec
@@ -76,12 +83,14 @@ class RuleItem(pytest.Item):
 
     @property
     def model_name(self) -> str:
+        """The model's node name (unique in the session)."""
         return self.parent.name
 
     def _selected_rules_of_model(self) -> list[RuleItem]:
         return [item for item in self.session.items if isinstance(item, RuleItem) and item.model_path == self.model_path]
 
     def setup(self) -> None:
+        """Measure (once per model) and judge the rule; error, skip and should/may shortfalls end here."""
         store = get_store(self.config)
         state = store.state(self.model_path)
         if state.pending is None:
@@ -104,10 +113,12 @@ class RuleItem(pytest.Item):
             pytest.xfail(shortfall_text(result))
 
     def runtest(self) -> None:
+        """Fail when the rule broke conformance (a must rule that failed)."""
         if self.result is not None and self.result.breaks_conformance:
             pytest.fail(failure_text(result=self.result, model=self.model_name), pytrace=False)
 
     def teardown(self) -> None:
+        """Free the loaded model after its last item, unless a hand-written test may still ask for it."""
         state = get_store(self.config).state(self.model_path)
         if state.pending is not None:
             state.pending.discard(id(self))
@@ -115,4 +126,5 @@ class RuleItem(pytest.Item):
                 state.release()  # the last item of this model has run here: free the loaded model
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
+        """The spec file and `model::rule id`, as pytest shows the item."""
         return self.path, None, f"{self.model_name}::{self.name}"

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 
 def as_json(value: Any) -> str:
+    """Sorted, unescaped JSON of an observed or expected value (anything else as its str)."""
     return json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
 
 
@@ -32,6 +33,7 @@ def result_properties(result: RuleResult) -> list[tuple[str, str]]:
 
 
 def failure_text(result: RuleResult, model: str) -> str:
+    """The failure report of a must rule: what was observed, what was expected, and why."""
     return "\n".join([
         f"{result.id} ({result.level}, {result.check}) failed on {model}",
         f"observed: {short(result.observed, 500)}",
@@ -47,6 +49,7 @@ def shortfall_text(result: RuleResult) -> str:
 
 
 def error_text(result: RuleResult, model: str) -> str:
+    """The error report of a rule that could not be judged."""
     return f"{result.id} ({result.level}, {result.check}) could not be judged on {model}: {result.message}"
 
 
@@ -70,8 +73,11 @@ def _count(number: int, noun: str) -> str:
 
 
 def summary_line(outcomes: list[dict[str, str]]) -> str:
-    """`conformance: 3 passed, 1 must failure, 2 should shortfalls, ...` over the rule items' outcomes
-    (`status`, `level`, `model` per item); may shortfalls are named only when there are some."""
+    """The terminal summary line: `conformance: 3 passed, 1 must failure, 2 should shortfalls, ...`.
+
+    Counted over the rule items' outcomes (`status`, `level`, `model` per item); may shortfalls are named
+    only when there are some.
+    """
     def count(status: Status, level: Level | None = None) -> int:
         return sum(o["status"] == status and (level is None or o["level"] == level) for o in outcomes)
 
@@ -91,8 +97,11 @@ def summary_line(outcomes: list[dict[str, str]]) -> str:
 
 
 def summary_colour(outcomes: list[dict[str, str]]) -> str:
-    """red when a rule errored (at any level) or broke conformance, yellow when only should/may rules fell
-    short, else green."""
+    """The summary line's colour: red, yellow or green.
+
+    Red when a rule errored (at any level) or broke conformance, yellow when only should/may rules fell
+    short, else green.
+    """
     if any(o["status"] == Status.ERROR or breaks_conformance(o["level"], o["status"]) for o in outcomes):
         return "red"
     return "yellow" if any(falls_short(o["status"]) for o in outcomes) else "green"

@@ -23,6 +23,8 @@ RELATIVE_EPSILON = 1e-12
 
 @dataclass(frozen=True)
 class RuleChange:
+    """A rule whose status or level differs between BASE and NEW, or that one of them lacks."""
+
     id: str
     check: str
     level: str  # in NEW, or in BASE for a removed rule
@@ -32,6 +34,7 @@ class RuleChange:
 
     @property
     def kind(self) -> str:
+        """One of added, removed, newly failing, fixed, changed."""
         if self.before is None:
             return "added"
         if self.after is None:
@@ -45,6 +48,8 @@ class RuleChange:
 
 @dataclass(frozen=True)
 class MetricDelta:
+    """One figure in BASE and NEW, and which way is better (from the metric table)."""
+
     name: str  # "conformance_sentiment.acc", "parameters", "decode_tokens_per_second", ...
     before: float | None
     after: float | None
@@ -52,6 +57,7 @@ class MetricDelta:
 
     @property
     def delta(self) -> float | None:
+        """NEW − BASE; None without both values."""
         return None if self.before is None or self.after is None else self.after - self.before
 
     @property
@@ -63,7 +69,7 @@ class MetricDelta:
 
     @property
     def direction(self) -> str:
-        """better | worse | up | down (figures with no better side) | same | new | gone."""
+        """One of better, worse, up, down (figures with no better side), same, new, gone."""
         if self.before is None:
             return "new"
         if self.after is None:
@@ -78,6 +84,8 @@ class MetricDelta:
 
 @dataclass
 class Diff:
+    """What changed from BASE to NEW; `newly_failing_must` decides `conformance diff`'s exit code."""
+
     base_model: str
     new_model: str
     notes: list[str] = field(default_factory=list)  # identity changes: other spec, other weights
@@ -89,9 +97,11 @@ class Diff:
 
     @property
     def changed_metrics(self) -> list[MetricDelta]:
+        """The figures that moved (not `same`), in the diff's order."""
         return [metric for metric in self.metric_deltas if metric.direction != "same"]
 
     def render_text(self) -> str:
+        """The terminal form: notes, verdicts, rule changes, metric changes, newly failing must rules."""
         lines = [f"diff {self.base_model} -> {self.new_model}"]
         lines += [f"  note: {note}" for note in self.notes]
         lines.append(f"conformant: {_yes_no(self.conformant_before)} -> {_yes_no(self.conformant_after)}")
@@ -116,6 +126,7 @@ class Diff:
         return "\n".join(lines) + "\n"
 
     def render_markdown(self) -> str:
+        """The pull-request form of `render_text`: the same content as Markdown tables."""
         lines = [f"## Diff: `{self.base_model}` → `{self.new_model}`", ""]
         lines += [f"> {note}" for note in self.notes] + ([""] if self.notes else [])
         lines += [f"Conformant: {_yes_no(self.conformant_before)} → {_yes_no(self.conformant_after)}", ""]
@@ -161,8 +172,10 @@ def _delta_text(metric: MetricDelta) -> str:
 
 
 def _figures(document: ResultDocument, speed_key: str | None) -> dict[str, tuple[float | None, bool | None]]:
-    """Name -> (value, lower is better; None: neither): every task metric, the static size figures and the
-    speed figures, their direction from the metric table."""
+    """Name -> (value, lower is better; None: neither way), direction from the metric table.
+
+    Every task metric (`task.metric`), the static size figures and the speed figures.
+    """
     figures: dict[str, tuple[float | None, bool | None]] = {}
     for task, metrics in sorted(document.task_scores().items()):
         for metric, value in sorted(metrics.items()):

@@ -1,5 +1,6 @@
-"""What the leaderboard and the diff derive from several result documents: family badges and the speed
-workload models are compared on. Reading one document's figures is `result_document.ResultDocument`'s job.
+"""What the leaderboard derives from several result documents: family badges and the speed workload.
+
+Reading one document's figures is `result_document.ResultDocument`'s job.
 """
 
 from __future__ import annotations
@@ -28,9 +29,11 @@ def family_of(check: str) -> str:
 
 
 def family_status(rules: Iterable[RuleResult]) -> str:
-    """One badge for a family's rules: fail (a rule broke conformance: a must rule failed or errored), warn
-    (only should/may rules failed or errored), pass (everything that ran passed), skip (every rule skipped),
-    na (no rules)."""
+    """One badge for a family's rules.
+
+    fail (a rule broke conformance: a must rule failed or errored), warn (only should/may rules failed or
+    errored), pass (everything that ran passed), skip (every rule skipped), na (no rules).
+    """
     rules = list(rules)
     if not rules:
         return "na"

@@ -31,6 +31,8 @@ _COLUMN_HELP = {
 
 @dataclass(frozen=True)
 class Column:
+    """One column of the page's table: header lines, sort kind and hover help."""
+
     name: str  # the frame's column, or "families" for the badges
     label: str
     sub: str = ""
@@ -84,6 +86,8 @@ def _sort_key(value: Any, kind: str) -> str:
 
 @dataclass(frozen=True)
 class Cell:
+    """One table cell as the template draws it."""
+
     text: str = ""
     sort: str = ""  # data-sort: what the script sorts by ("" sorts last)
     css: str = ""

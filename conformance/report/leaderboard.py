@@ -26,6 +26,7 @@ from .table import Leaderboard, build_leaderboard, render_markdown_table
 
 
 def render_markdown(board: Leaderboard, plots: list[Plot]) -> str:
+    """leaderboard.md: how models are ranked, the table, the speed workload and links to the plots."""
     lines = [
         "# Model leaderboard",
         "",

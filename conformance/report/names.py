@@ -32,8 +32,11 @@ def unique_names(names: Iterable[str]) -> list[str]:
 
 
 def file_stem(text: str) -> str:
-    """A file-safe stem: runs of characters outside [A-Za-z0-9._-] become `_`, leading and trailing `.`/`_`
-    are dropped (no hidden files), and nothing left becomes `model`."""
+    """A file-safe stem of `text`.
+
+    Runs of characters outside [A-Za-z0-9._-] become `_`, leading and trailing `.`/`_` are dropped (no
+    hidden files), and nothing left becomes `model`.
+    """
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or FALLBACK_STEM
 
 

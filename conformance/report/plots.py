@@ -33,6 +33,8 @@ QUALITY_LABEL = "mean normalized task score"
 
 @dataclass
 class Plot:
+    """One drawn figure: its file stem, title, the matplotlib figure and what it shows."""
+
     name: str  # file stem: plots/<name>.png
     title: str
     figure: Figure
@@ -41,6 +43,7 @@ class Plot:
     series: dict[str, Any] = field(default_factory=dict)
 
     def png_bytes(self) -> bytes:
+        """The figure as PNG bytes at `DPI` (the same input gives the same bytes)."""
         buffer = io.BytesIO()
         # No bbox_inches="tight": it would change the pixel size. No Software metadata: same input, same bytes.
         self.figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
@@ -94,6 +97,7 @@ def _records(board: Leaderboard, *columns: str) -> list[dict[str, Any]]:
 
 
 def plot_quality_vs_throughput(board: Leaderboard) -> Plot:
+    """Mean normalized score against decode tokens/s, one point per model, with the Pareto front."""
     figure = _figure()
     plot = Plot("quality_vs_throughput", "Quality against decode throughput", figure, has_data=False)
     records = _records(board, "decode_tokens_per_second", MEAN_NORMALIZED)
@@ -122,6 +126,7 @@ def plot_quality_vs_throughput(board: Leaderboard) -> Plot:
 
 
 def plot_parameters_vs_quality(board: Leaderboard) -> Plot:
+    """Mean normalized score against parameter count (log scale), one point per model."""
     figure = _figure()
     plot = Plot("parameters_vs_quality", "Parameters against quality", figure, has_data=False)
     records = _records(board, "parameters", MEAN_NORMALIZED)
@@ -228,6 +233,7 @@ def plot_rule_heatmap(board: Leaderboard) -> Plot:
 
 
 def all_plots(board: Leaderboard) -> list[Plot]:
+    """Every plot the page shows, in its order: quality/throughput, parameters/quality, task bars, heatmap."""
     return [plot_quality_vs_throughput(board), plot_parameters_vs_quality(board), plot_task_bars(board), plot_rule_heatmap(board)]
 
 

@@ -39,10 +39,12 @@ class TaskColumn:
 
     @property
     def lower_is_better(self) -> bool:
+        """The metric table says a lower score is better (perplexities)."""
         return lower_is_better(self.metric) is True
 
     @property
     def raw(self) -> str:
+        """Column of the raw score: `task.metric`."""
         return f"{self.task}.{self.metric}"
 
     @property
@@ -55,6 +57,8 @@ class TaskColumn:
 
 @dataclass
 class Leaderboard:
+    """The ranked table and what it was built from."""
+
     frame: pd.DataFrame  # one row per model in rank order: identity, tasks, average, win rate, speed, counts, badges
     tasks: list[TaskColumn]
     families: list[str]  # badge columns are `badge.<family>`
@@ -65,9 +69,11 @@ class Leaderboard:
 
     @property
     def models(self) -> list[str]:
+        """Model labels in rank order."""
         return list(self.frame["model"])
 
     def badge_column(self, family: str) -> str:
+        """The frame's column of one family's badge."""
         return f"badge.{family}"
 
     def win_rate_columns(self) -> list[str]:
@@ -93,6 +99,7 @@ def _task_columns(documents: list[ResultDocument]) -> list[TaskColumn]:
 
 
 def normalized_score(score: float | None, column: TaskColumn) -> float | None:
+    """(score − chance) / (1 − chance), clipped at 0; None without a score or a chance level below 1."""
     if score is None or column.normalized is None or column.chance is None or column.chance >= 1:
         return None
     return normalize(score, column.chance)
@@ -145,8 +152,10 @@ def _overlap(a: tuple[Any, Any], b: tuple[Any, Any]) -> bool:
 def mean_win_rates(
     frame: pd.DataFrame, columns: list[str], lower_is_better: set[str], intervals: dict[str, tuple[str, str]] | None = None,
 ) -> list[float | None]:
-    """HELM's mean win rate of each row: per column, the share of other rows with a value that this row beats
-    (ties half); the mean over the columns where this row and at least one other row have a value.
+    """HELM's mean win rate of each row (None where no column has a value to compare).
+
+    Per column, the share of other rows with a value that this row beats (ties half); the mean over the
+    columns where this row and at least one other row have a value.
 
     For a column with confidence intervals (`intervals`: column -> (low column, high column)), two rows
     whose intervals overlap tie: a difference the measurement cannot resolve is no win.
@@ -189,7 +198,8 @@ def _pandas_na() -> Any:
 def build_leaderboard(documents: Sequence[ResultDocument | Mapping[str, Any]]) -> Leaderboard:
     """Rank result documents into a leaderboard; reads only the documents (no model is loaded).
 
-    ValueError for no documents."""
+    ValueError for no documents.
+    """
     import pandas as pd
 
     if not documents:
@@ -265,8 +275,11 @@ UNDECIDED_TEXT = "undecided"
 
 
 def cell_text(column: str, record: dict[str, Any]) -> str:
-    """`display_value`, except that a timed figure of a measurement that left a rule undecided reads
-    "undecided" rather than blank: the reader sees it was measured and not trusted."""
+    """`display_value`, except that an undecided timed figure reads "undecided".
+
+    A timed figure of a measurement that left a rule undecided is blank in the frame; the reader sees it
+    was measured and not trusted.
+    """
     decided = record.get(SPEED_DECIDED)
     if column in TIMED_FIGURES and _present(decided) and not bool(decided):  # numpy's False is not `False`
         return UNDECIDED_TEXT
@@ -284,8 +297,10 @@ def markdown_columns(board: Leaderboard) -> list[str]:
 
 
 def markdown_label(column: str) -> str:
-    """Short headers for a pull request's width (the metric table's short labels); the CSV keeps the full
-    column names."""
+    """Short headers for a pull request's width (the metric table's short labels).
+
+    The CSV keeps the full column names.
+    """
     if column in METRICS:
         return METRICS[column].short_label
     if column.startswith("badge."):
@@ -304,6 +319,7 @@ def _markdown_cell(text: str) -> str:
 
 
 def render_markdown_table(board: Leaderboard) -> str:
+    """The leaderboard as a Markdown table of `markdown_columns`, in rank order."""
     columns = markdown_columns(board)
     lines = ["| " + " | ".join(_markdown_cell(markdown_label(name)) for name in columns) + " |", "|" + "---|" * len(columns)]
     for record in board.frame.to_dict("records"):

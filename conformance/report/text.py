@@ -1,5 +1,7 @@
-"""Short, readable forms of observed/expected values and rule outcomes, shared by the terminal table,
-Markdown, the page and the pytest plugin."""
+"""Short, readable forms of observed/expected values and rule outcomes.
+
+Shared by the terminal table, Markdown, the page and the pytest plugin.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +16,11 @@ WARNING_CSS = "warn"  # a should/may failure: shown apart from must failures (ba
 
 
 def short(value: Any, width: int = 48) -> str:
-    """One line of at most `width` characters: floats to 4 significant digits, large ints with commas,
-    other data as sorted JSON; whitespace runs collapsed and an ellipsis where cut."""
+    """One line of at most `width` characters.
+
+    Floats to 4 significant digits, large ints with commas, other data as sorted JSON; whitespace runs
+    collapsed and an ellipsis where cut.
+    """
     if value is None:
         text = "-"
     elif isinstance(value, float):
