@@ -116,6 +116,7 @@ def _exit_code(documents: list[dict[str, Any]]) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    """`conformance check`: judge each model, write <model>.json and .md, print tables; exit 0, or 1 if a must rule broke."""
     return _exit_code(_check_models(args, Path(args.out), print_tables=True))
 
 
@@ -132,6 +133,10 @@ def _write_board(documents: list[dict[str, Any]], out: Path) -> None:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
+    """`conformance leaderboard`: check every model (reusing OUT/results unless --fresh), then write the board.
+
+    Returns 0 when every model is conformant, else 1.
+    """
     out = Path(args.out)
     documents = _check_models(args, out / "results", print_tables=False, resume=not args.fresh)
     _write_board(documents, out)
@@ -139,6 +144,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    """`conformance report`: rebuild the leaderboard from stored result documents (no model is loaded); returns 0."""
     from .results import load_result
 
     documents = [load_result(Path(path)) for path in args.results]
@@ -147,6 +153,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
+    """`conformance diff`: print rule changes and metric deltas; 1 when a must rule newly fails, else 0."""
     from .report.diff import diff_documents
     from .results import load_result
 
@@ -168,6 +175,10 @@ def _validate_card(path: Path) -> str:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    """`conformance validate`: load each spec (or model card, for .md) and print `ok:` or the error.
+
+    Returns 2 when any file is invalid, else 0.
+    """
     from .spec import load_spec
 
     failed = False
@@ -186,6 +197,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_rules(args: argparse.Namespace) -> int:
+    """`conformance rules`: print the check catalogue as text, JSON or the README's Markdown table; returns 0."""
     from .catalogue import all_checks
     from .schema import catalogue_markdown, catalogue_markdown_params
 
@@ -251,6 +263,7 @@ def _device(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `conformance` argument parser: one subcommand per command, each with its handler as `handler`."""
     parser = argparse.ArgumentParser(prog="conformance", description="Check language models against written standards.")
     parser.add_argument("--version", action="version", version=f"conformance {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -290,6 +303,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line on `argv` (default sys.argv[1:]) and return the exit status.
+
+    0 conformant, 1 a must rule broke, 2 a bad request (one line on stderr, never a traceback), 130 interrupted.
+    Argument errors exit through argparse with status 2.
+    """
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args))

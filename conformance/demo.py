@@ -14,8 +14,11 @@ DEMO_STANDARD = "small-causal-lm-leaderboard"
 
 
 def build_demo_zoo(models_dir: Path, log: Callable[[str], None] = print) -> list[Path]:
-    """A trained tiny Llama and untrained Llama/GPT-2 (conformant), a BERT encoder and a pickle bomb (not),
-    and the real all-MiniLM-L6-v2 when installed. Folders already built are reused."""
+    """Build the demo models under `models_dir` and return their folders.
+
+    A trained tiny Llama and untrained Llama/GPT-2 (conformant), a BERT encoder and a pickle bomb (not), and
+    the real all-MiniLM-L6-v2 when installed. Folders already built are reused; `log` hears what is built.
+    """
     from .zoo import build_bert, build_gpt2, build_llama, build_pickle_bomb, train_tiny_lm
 
     models_dir.mkdir(parents=True, exist_ok=True)
@@ -49,8 +52,11 @@ def build_demo_zoo(models_dir: Path, log: Callable[[str], None] = print) -> list
 
 
 def demo_outcome(code: int, models: list[Path], out_dir: Path) -> int:
-    """Print what the demo did and return its exit status: 0 when `leaderboard` (exit `code`) judged every
-    model and the hostile pickle's canary is absent, else 2. The command line runs the leaderboard itself."""
+    """Print what the demo did and return its exit status.
+
+    0 when `leaderboard` (exit `code`) judged every model (0 or 1) and the hostile pickle's canary is absent,
+    else 2. The command line runs the leaderboard itself.
+    """
     canary = out_dir / "demo-models" / "hostile-pickle.CANARY"
     print(f"demo: {len(models)} models checked against {DEMO_STANDARD}; open {out_dir / 'leaderboard.html'} in a browser")
     print("demo: the hostile pickle was scanned and never loaded" if not canary.exists() else "demo: CANARY FOUND")

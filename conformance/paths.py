@@ -17,10 +17,12 @@ def specs_dir() -> Path:
 
 
 def schema_path(name: str) -> Path:
+    """The shipped JSON Schema `<name>.schema.json` (`spec`, `result`, `card`); the file may not exist."""
     return specs_dir() / "schema" / f"{name}.schema.json"
 
 
 def standards_dir() -> Path:
+    """The folder of the shipped standards; look names up with `standards.find_standard`."""
     return specs_dir() / "standards"
 
 

@@ -24,6 +24,7 @@ _RULE_RESERVED = {"id", "level", "check", "description"}
 
 @dataclass
 class Spec:
+    """A resolved spec: its identity, the merged rules (extended ones first, overrides in place) and where it came from."""
     id: str
     version: str
     title: str
@@ -47,6 +48,10 @@ class Spec:
         return {"id": self.id, "version": self.version, "title": self.title, "path": str(self.path) if self.path else None, "sha256": self.sha256}
 
     def select(self, only: list[str] | None) -> list[Rule]:
+        """The rules with these ids (all rules when `only` is empty), in spec order.
+
+        Raises RequestError naming the ids that are not in the spec.
+        """
         if not only:
             return list(self.rules)
         known = {rule.id for rule in self.rules}
@@ -141,8 +146,11 @@ def _finite(value: Any) -> bool:
 
 
 def _check_values(file: str, rule: Rule, index: int, lines: LineIndex) -> None:
-    """What JSON Schema cannot say: no infinite or NaN numbers, and the check's own cross-field rules
-    (a speed rule's `measurement` with max_runs < min_runs), found when the spec is read, not mid-run."""
+    """What JSON Schema cannot say, checked when the spec is read, not mid-run.
+
+    No infinite or NaN numbers, a pattern the matching engine compiles, and the check's own cross-field rules
+    (a speed rule's `measurement` with max_runs < min_runs). Raises SpecError at the offending key.
+    """
     for key, value in [*rule.comparison.items(), *rule.params.items()]:
         if not _finite(value):
             path = ["rules", index, key]

@@ -53,6 +53,10 @@ for _name in ("model_type", *ARCHITECTURE_FIELDS):
     needs_comparison=True,
 )
 def config_field(evidence: Evidence, rule: Rule) -> Verdict:
+    """The config.json value at the rule's dotted `path`, judged by its comparison keys.
+
+    A missing field fails. Raises CheckError when config.json is unreadable or the value is a non-finite number.
+    """
     config = require_config(static_facts(evidence))
     try:
         value = config_value(config, rule.params["path"])

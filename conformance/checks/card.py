@@ -11,12 +11,12 @@ from ..evidence import Evidence
 from ..registry import check
 from ..rule import Rule
 from ..verdict import Verdict
-from .common import static_facts
-from .safety import card_facts
+from .common import card_facts, static_facts
 
 
 @check("card.present", summary="a model card (README.md) with readable front matter", probes=("card",), comparisons=())
 def present(evidence: Evidence, rule: Rule) -> Verdict:
+    """Pass when README.md exists and its front matter parses; fail naming what is missing or broken."""
     card = evidence.get("card")
     if not card.present:
         return Verdict("fail", "no README.md", "README.md", "the model has no card")
@@ -34,6 +34,10 @@ def present(evidence: Evidence, rule: Rule) -> Verdict:
     comparisons=(),
 )
 def fields(evidence: Evidence, rule: Rule) -> Verdict:
+    """Pass when every `required` front-matter key has a non-empty value and the front matter fits card.schema.json.
+
+    Raises CheckError when the card is missing or unreadable.
+    """
     card = card_facts(evidence)
     missing = [key for key in rule.params["required"] if card.metadata.get(key) in (None, "", [], {})]
     problems = [f"missing {key}" for key in missing] + card.schema_errors
@@ -56,6 +60,10 @@ def _normalize_heading(text: str) -> str:
     comparisons=(),
 )
 def sections(evidence: Evidence, rule: Rule) -> Verdict:
+    """Pass when every `required` heading is in the card (case-insensitive; a heading may extend the name).
+
+    Raises CheckError when the card is missing or unreadable.
+    """
     card = card_facts(evidence)
     headings = [_normalize_heading(h) for h in card.sections]
     missing = [
@@ -105,6 +113,12 @@ def non_finite_claims(claims: dict[str, Any]) -> list[str]:
     comparisons=("tolerance",),
 )
 def claims(evidence: Evidence, rule: Rule) -> Verdict:
+    """Each fact the card's `conformance` block claims (parameters, architecture fields, ...) against the measured one.
+
+    Numbers are equal within the rule's `tolerance`; a claim that cannot be measured fails, and so does a card
+    with no measurable claims; a non-finite claimed number is an error. Raises CheckError when the card is
+    missing or unreadable.
+    """
     card = card_facts(evidence)
     flat: dict[str, Any] = {}
     for key, value in card.claims.items():

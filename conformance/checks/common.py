@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..card import CardFacts
 from ..compare import describe_expected
 from ..errors import CheckError
 from ..evidence import Evidence
@@ -13,8 +14,19 @@ from ..verdict import Verdict
 
 
 def static_facts(evidence: Evidence) -> StaticFacts:
+    """The static probe's facts from the evidence (config, architecture, weights, tokenizer, remote code)."""
     facts: StaticFacts = evidence.get("static")
     return facts
+
+
+def card_facts(evidence: Evidence) -> CardFacts:
+    """The card probe's facts; CheckError when the model has no card or its front matter is unreadable."""
+    card: CardFacts = evidence.get("card")
+    if not card.present:
+        raise CheckError("the model has no card (README.md)")
+    if card.errors:
+        raise CheckError("; ".join(card.errors))
+    return card
 
 
 def require_config(facts: StaticFacts) -> dict[str, Any]:

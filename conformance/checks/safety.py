@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..card import CardFacts
 from ..compare import describe_expected, judge
 from ..errors import CheckError
 from ..evidence import Evidence
 from ..registry import check
 from ..rule import Rule
 from ..verdict import Verdict
-from .common import judge_set, static_facts
+from .common import card_facts, judge_set, static_facts
 
 
 @check(
@@ -21,6 +20,11 @@ from .common import judge_set, static_facts
     comparisons=("in", "not_in", "equals"),
 )
 def weights_format(evidence: Evidence, rule: Rule) -> Verdict:
+    """The formats of the weight files (`safetensors`, `pytorch`, `torchscript`, ...) judged as a set.
+
+    Without comparison keys only safetensors passes; no weight files fail. Raises CheckError when an archive's
+    kind could not be read (it could be TorchScript).
+    """
     weights = static_facts(evidence).weights
     formats = weights.formats
     if not formats and weights.format_errors:
@@ -66,6 +70,10 @@ _SEVERITY_ORDER = {"dangerous": 0, "unknown": 1, "error": 2}
     comparisons=(),
 )
 def serialization_scan(evidence: Evidence, rule: Rule) -> Verdict:
+    """Fail on a dangerous global in any pickle, and on an unknown one unless `allow_unknown`.
+
+    Raises CheckError when a file could not be scanned and nothing else failed: unscanned is never a pass.
+    """
     scan = evidence.get("scan")
     pickled = sum(f.pickles_scanned for f in scan.files)
     allow_unknown = bool(rule.params.get("allow_unknown", False))
@@ -94,21 +102,16 @@ def serialization_scan(evidence: Evidence, rule: Rule) -> Verdict:
     comparisons=(),
 )
 def remote_code(evidence: Evidence, rule: Rule) -> Verdict:
+    """Fail when the folder carries custom code (auto_map, custom_pipelines, code files), naming each reason.
+
+    Raises CheckError when a config could not be read (it could hold an auto_map).
+    """
     remote = static_facts(evidence).remote_code
     if remote.reasons:
         return Verdict("fail", remote.reasons, "no custom code", "; ".join(remote.reasons))
     if remote.errors:  # an unreadable config could hold an auto_map: no pass on a guess
         raise CheckError("could not check for custom code: " + "; ".join(remote.errors))
     return Verdict("pass", "no custom code", "no custom code")
-
-
-def card_facts(evidence: Evidence) -> CardFacts:
-    card: CardFacts = evidence.get("card")
-    if not card.present:
-        raise CheckError("the model has no card (README.md)")
-    if card.errors:
-        raise CheckError("; ".join(card.errors))
-    return card
 
 
 @check(
@@ -119,6 +122,7 @@ def card_facts(evidence: Evidence) -> CardFacts:
     needs_comparison=True,
 )
 def license_allowed(evidence: Evidence, rule: Rule) -> Verdict:
+    """The card's `license` judged by the rule's `in`, `not_in`, `equals` or `pattern`; no card or no license fails."""
     card = evidence.get("card")
     expected = describe_expected(rule.comparison)
     if not card.present:
@@ -142,6 +146,11 @@ def license_allowed(evidence: Evidence, rule: Rule) -> Verdict:
     comparisons=(),
 )
 def checksums(evidence: Evidence, rule: Rule) -> Verdict:
+    """Each weight file's sha256 against the card's `conformance.checksums`.
+
+    Every weight file needs a checksum unless `require_all: false`; a card without checksums fails. Raises
+    CheckError when the card is missing or unreadable.
+    """
     card = card_facts(evidence)
     claimed: dict[str, Any] = card.claims.get("checksums") or {}
     measured: dict[str, str] = evidence.get("hashes")

@@ -20,6 +20,10 @@ _NUMERIC = ("min", "max", "equals", "tolerance")
     needs_comparison=True,
 )
 def parameters(evidence: Evidence, rule: Rule) -> Verdict:
+    """The parameter count from the weight headers (floating-point tensors, tied weights once).
+
+    Raises CheckError when a weight header could not be read or there are no tensors.
+    """
     facts = static_facts(evidence)
     require_tensors(facts)
     return judge(facts.parameters["parameters"], rule.comparison)
@@ -33,6 +37,10 @@ def parameters(evidence: Evidence, rule: Rule) -> Verdict:
     needs_comparison=True,
 )
 def non_embedding_parameters(evidence: Evidence, rule: Rule) -> Verdict:
+    """The parameter count without token, position and output embeddings.
+
+    Raises CheckError when a weight header could not be read or there are no tensors.
+    """
     facts = static_facts(evidence)
     require_tensors(facts)
     return judge(facts.parameters["non_embedding_parameters"], rule.comparison)
@@ -46,6 +54,10 @@ def non_embedding_parameters(evidence: Evidence, rule: Rule) -> Verdict:
     needs_comparison=True,
 )
 def weight_bytes(evidence: Evidence, rule: Rule) -> Verdict:
+    """Bytes of tensor data in the weight files.
+
+    Raises CheckError when a weight header could not be read or there are no tensors.
+    """
     facts = static_facts(evidence)
     require_tensors(facts)
     return judge(facts.weight_bytes, rule.comparison, " bytes")
@@ -59,6 +71,10 @@ def weight_bytes(evidence: Evidence, rule: Rule) -> Verdict:
     needs_comparison=True,
 )
 def weight_dtypes(evidence: Evidence, rule: Rule) -> Verdict:
+    """The set of stored tensor dtypes (`F32`, `BF16`, ...) judged by `in`, `not_in` or `equals`.
+
+    Raises CheckError when a weight header could not be read or there are no tensors.
+    """
     facts = static_facts(evidence)
     require_tensors(facts)
     return judge_set(sorted(facts.weight_dtypes), rule.comparison, "dtypes")

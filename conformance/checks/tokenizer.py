@@ -14,6 +14,7 @@ SPECIAL_ROLES = ["bos", "eos", "unk", "pad", "sep", "cls", "mask"]
 
 @check("tokenizer.present", summary="tokenizer files are shipped and readable", probes=("static",), comparisons=())
 def present(evidence: Evidence, rule: Rule) -> Verdict:
+    """Pass when tokenizer files are present and readable; fail when there are none or one cannot be read."""
     tokenizer = static_facts(evidence).tokenizer
     if not tokenizer.present:
         return Verdict("fail", [], "tokenizer files", "no tokenizer files (tokenizer.json, vocab.txt, ...)")
@@ -30,6 +31,10 @@ def present(evidence: Evidence, rule: Rule) -> Verdict:
     comparisons=(),
 )
 def vocab_matches_embeddings(evidence: Evidence, rule: Rule) -> Verdict:
+    """Pass when every token id has an embedding row (with `exact`, when the counts are equal).
+
+    Raises CheckError when the vocabulary size or the embedding rows are unknown.
+    """
     facts = static_facts(evidence)
     tokens = facts.tokenizer.vocab_size
     rows = facts.embedding_rows or (facts.config or {}).get("vocab_size") or facts.architecture.get("vocab_size")
@@ -66,6 +71,7 @@ def vocab_matches_embeddings(evidence: Evidence, rule: Rule) -> Verdict:
     comparisons=(),
 )
 def special_tokens(evidence: Evidence, rule: Rule) -> Verdict:
+    """Pass when every `required` special-token role (bos, eos, pad, ...) is defined and in the vocabulary."""
     tokenizer = static_facts(evidence).tokenizer
     if not tokenizer.present:
         return Verdict("fail", {}, rule.params["required"], "no tokenizer files")

@@ -30,12 +30,14 @@ class ConformanceSession:
     """Registered once per config in pytest_configure."""
 
     def __init__(self, config: pytest.Config) -> None:
+        """Bind the hooks to `config`; the Store is created on first use."""
         self.config = config
 
     def _store(self) -> Any | None:
         return self.config.stash.get(STORE_KEY, None)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Record each rule item's outcome at setup (where the verdict is known) for the terminal summary."""
         if report.when == "setup" and "conformance" in report.keywords:
             from .outputs import note_outcome
 
@@ -49,6 +51,11 @@ class ConformanceSession:
             get_store(self.config).received.extend(payloads)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """Write the result documents and summary.md when an output folder is set.
+
+        An xdist worker hands its documents to the controller instead. A failure to write fails the run and
+        is named in the summary, never an internal error.
+        """
         store = self._store()
         out = self.config.stash[SETTINGS_KEY].out
         if store is None or out is None:
@@ -69,6 +76,7 @@ class ConformanceSession:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        """The `conformance: ...` summary line (coloured by the worst outcome) and where the results were written."""
         store = self._store()
         if store is None:
             return
@@ -85,6 +93,7 @@ class ConformanceSession:
             terminalreporter.write_line(f"conformance: could not write results: {store.write_error}", red=True)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
+        """Free the session's loaded models and drop its Store (pytester runs many sessions in one process)."""
         store = self._store()
         if store is not None:
             store.close()  # free loaded models: pytester runs many sessions in one process

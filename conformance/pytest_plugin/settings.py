@@ -14,6 +14,7 @@ DEFAULT_SPEC_PATTERN = "conformance_*.yaml"
 
 
 def add_options(parser: pytest.Parser) -> None:
+    """Register the `--conformance-*` options and their ini keys."""
     group = parser.getgroup("conformance", "model conformance (rules as test items)")
     group.addoption(
         "--conformance-spec", action="append", default=[], metavar="SPEC",
@@ -48,6 +49,7 @@ def add_options(parser: pytest.Parser) -> None:
 
 @dataclass(frozen=True)
 class Settings:
+    """The plugin's resolved options for one session: spec files, model folders, output folder, device, cache use."""
     specs: tuple[Path, ...]  # resolved spec files (missing ones are reported when collected)
     models: tuple[Path, ...]  # absolute model folders from the command line or ini
     out: Path | None
@@ -80,6 +82,10 @@ def resolve_spec(value: str, base: Path) -> Path:
 
 
 def read_settings(config: pytest.Config) -> Settings:
+    """Resolve the options: command line over ini, relative paths against their source's folder.
+
+    Raises pytest.UsageError for a device that is not auto, cpu, cuda or cuda:N.
+    """
     specs, spec_base = _values(config, "conformance_spec", "conformance_spec")
     models, model_base = _values(config, "conformance_model", "conformance_model")
     out_option = config.getoption("conformance_out")

@@ -62,6 +62,7 @@ class ModelState:
     """A model's evidence for this session: probes run once, whatever spec files or fixtures ask."""
 
     def __init__(self, candidate: Candidate, options: RunOptions) -> None:
+        """No evidence yet: `ensure` measures on first need."""
         self.candidate = candidate
         self.options = options
         self.evidence = Evidence()
@@ -96,6 +97,7 @@ class ModelState:
             self.released = True
 
     def plain_evidence(self) -> dict[str, Any]:
+        """The evidence as plain data for a result document, including any kept from before a restart."""
         return {**self.earlier_evidence, **self.evidence.to_dict()}
 
 
@@ -112,6 +114,7 @@ class Store:
     """Session-wide state of the plugin, kept in config.stash."""
 
     def __init__(self, settings: Settings) -> None:
+        """An empty store for a session with these settings."""
         self.settings = settings
         self.names: dict[Path, str] = {}
         self.candidates: dict[Path, Candidate] = {}
@@ -135,6 +138,11 @@ class Store:
         return self.candidates[path]
 
     def run_options(self, **options: Any) -> RunOptions:
+        """RunOptions from the session settings and a fixture's keyword options.
+
+        The options: device, dtype, device_map_auto, hash_weights, require_device. Raises TypeError naming an
+        unknown one.
+        """
         unknown = sorted(set(options) - set(_RUN_OPTION_NAMES))
         if unknown:
             raise TypeError(f"unknown conformance option(s) {', '.join(unknown)}; known: {', '.join(_RUN_OPTION_NAMES)}")
@@ -161,6 +169,7 @@ class Store:
         return self.states[key]
 
     def record(self, state: ModelState, spec: Spec, result: RuleResult) -> None:
+        """Keep a rule item's result for the (model, spec) result document written at the end of the session."""
         key = (state.candidate.path, Path(spec.path or spec.id).resolve())
         run = self.runs.setdefault(key, SpecRun(spec, state))
         run.results[result.id] = result
