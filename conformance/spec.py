@@ -77,8 +77,9 @@ def _schema_error(file: str, data: dict[str, Any], lines: LineIndex, error: json
         rule = data["rules"][path[1]]
         rule_id = rule.get("id") if isinstance(rule, dict) else None
     message = error.message
-    if error.validator == "anyOf" and all(set(s) == {"required"} for s in error.validator_value):
-        keys = [s["required"][0] for s in error.validator_value]
+    alternatives = error.validator_value
+    if error.validator == "anyOf" and isinstance(alternatives, list) and all(set(s) == {"required"} for s in alternatives):
+        keys = [s["required"][0] for s in alternatives]
         message = f"needs a comparison: one of {', '.join(keys)}"
     elif error.validator == "unevaluatedProperties":
         message = message.replace("Unevaluated properties are not allowed", "unknown key for this check")
@@ -168,8 +169,8 @@ def _check_values(file: str, rule: Rule, index: int, lines: LineIndex) -> None:
         probe_params(rule)
     except (ValueError, TypeError) as exc:
         text = str(exc)
-        key = next((name for name in rule.params if text.startswith(f"{name}.") or f" {name}" in f" {text}"), None)
-        path = ["rules", index, *([key] if key else [])]
+        named = next((name for name in rule.params if text.startswith(f"{name}.") or f" {name}" in f" {text}"), None)
+        path = ["rules", index, *([named] if named else [])]
         raise SpecError(file, text, rule_id=rule.id, field=format_path(path), line=lines.line(path)) from None
 
 
@@ -200,7 +201,8 @@ def _load(path: Path, stack: tuple[Path, ...]) -> Spec:
     data, lines = read_structured(path)
     if not isinstance(data, dict):
         raise SpecError(file, f"a spec must be a mapping, found {type(data).__name__}", line=1)
-    _check_names(file, data.get("rules") if isinstance(data.get("rules"), list) else [], lines)
+    raw_rules = data.get("rules")
+    _check_names(file, raw_rules if isinstance(raw_rules, list) else [], lines)
     errors = sorted(_validator().iter_errors(data), key=lambda e: (list(map(str, e.absolute_path)), e.message))
     if errors:
         best = jsonschema.exceptions.best_match(errors, key=_relevance)
