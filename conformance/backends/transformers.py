@@ -16,6 +16,7 @@ from ..probes.architecture import normalize_architecture
 from ..probes.roofline import model_matmul_parameters
 from .base import Activations, Backend, LoadRequest, ModelFacts, TokenIds
 from .special_tokens import prefix_token_id
+from .transformers_lm_eval import scoring_settings, wrap_model
 
 
 class TransformersBackend(Backend):
@@ -219,14 +220,10 @@ class TransformersBackend(Backend):
 
     def lm_eval_model(self, batch_size: int) -> Any:
         """lm-eval's HFLM around this model (see `transformers_lm_eval.wrap_model`)."""
-        from .transformers_lm_eval import wrap_model
-
-        return wrap_model(self, batch_size)
+        return wrap_model(self.model, self.tokenizer, self.prefix_token_id(), batch_size)
 
     def lm_eval_settings(self, lm: Any) -> dict[str, Any]:
         """See `transformers_lm_eval.scoring_settings`."""
-        from .transformers_lm_eval import scoring_settings
-
         return scoring_settings(lm, self.dtype)
 
     # --- memory -------------------------------------------------------------------------------

@@ -8,12 +8,9 @@ score that BOS as a predicted token (lm-evaluation-harness#3333).
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import CheckError
-
-if TYPE_CHECKING:
-    from .transformers import TransformersBackend
 
 
 @functools.cache
@@ -75,26 +72,24 @@ def single_prefix_hflm() -> type:
     return SinglePrefixHFLM
 
 
-def wrap_model(backend: TransformersBackend, batch_size: int) -> Any:
+def wrap_model(model: Any, tokenizer: Any, prefix_token_id: int, batch_size: int) -> Any:
     """lm-eval's HFLM (as `single_prefix_hflm`) around the model object already loaded: no second load.
 
     ``batch_size`` is lm-eval's batch size (requests per forward pass; scores can move with it in bf16 on
-    GPU, so it is recorded). The prefix token is the backend's one choice (`special_tokens`); a tokenizer
+    GPU, so it is recorded). ``prefix_token_id`` is the backend's one choice (`special_tokens`); a tokenizer
     without a pad token gets that token as its pad, which lm-eval needs for batching (padded positions are
     masked or after the scored ones, so its value moves no score). Raises CheckError when the model ships
     no tokenizer.
     """
-    tokenizer = backend.tokenizer
     if tokenizer is None:
         raise CheckError("task scoring needs the model's tokenizer, and none is shipped")
-    prefix = backend.prefix_token_id()
     if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.convert_ids_to_tokens(prefix)
+        tokenizer.pad_token = tokenizer.convert_ids_to_tokens(prefix_token_id)
     return single_prefix_hflm()(
-        pretrained=backend.model,
+        pretrained=model,
         tokenizer=tokenizer,
         batch_size=batch_size,
-        prefix_token_id=prefix,
+        prefix_token_id=prefix_token_id,
     )
 
 
