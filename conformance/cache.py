@@ -46,6 +46,11 @@ def encode(value: Any) -> Any:
 
 
 def decode(value: Any, types: dict[str, type]) -> Any:
+    """The inverse of `encode`: rebuild dataclasses (only those named in `types`), tuples, dicts and floats.
+
+    Raises ValueError for a type name missing from `types` or an unknown tagged shape, and TypeError when
+    a stored dataclass's fields do not match its class.
+    """
     if isinstance(value, list):
         return [decode(item, types) for item in value]
     if not isinstance(value, dict):
@@ -68,6 +73,7 @@ class HashCache:
     """sha256 of files, remembered by (real path, size, mtime_ns) so unchanged files are not read again."""
 
     def __init__(self, folder: Path) -> None:
+        """Read the digests kept in `folder/file-hashes.json`; a missing or unreadable file starts empty."""
         self.path = folder / "file-hashes.json"
         try:
             self._entries: dict[str, Any] = json.loads(self.path.read_text(encoding="utf-8"))
@@ -76,6 +82,12 @@ class HashCache:
         self._dirty = False
 
     def sha256(self, path: Path) -> str:
+        """The file's sha256 as 64 hex digits, read from memory when its size and mtime are unchanged.
+
+        Raises OSError (FileNotFoundError among them) when the file cannot be stat'ed or read, and, as
+        `sha256_file` does, UnsafeFileError for a FIFO, a device or a link leading elsewhere and
+        HashBudgetError for a file over the hashing budget.
+        """
         from .probes.hashes import sha256_file
 
         real = str(path.resolve())
@@ -89,6 +101,7 @@ class HashCache:
         return digest
 
     def save(self) -> None:
+        """Write the remembered digests to `path` (atomically), only if a new one was computed since the last save."""
         if self._dirty:
             write_atomic(self.path, json.dumps(self._entries, sort_keys=True))
             self._dirty = False
@@ -96,7 +109,7 @@ class HashCache:
 
 def environment_fingerprint(load_options: Any) -> dict[str, Any]:
     """What makes a measurement valid only here: versions, this machine, how the model is loaded."""
-    packages = {}
+    packages: dict[str, str | None] = {}  # None: not installed
     for name in ("torch", "transformers", "lm_eval", "accelerate", "tokenizers"):
         try:
             packages[name] = metadata.version(name)
@@ -123,11 +136,19 @@ class EvidenceCache:
     """
 
     def __init__(self, folder: Path, types: dict[str, type]) -> None:
+        """Open the cache (nothing is read yet).
+
+        Args:
+            folder: the cache folder; entries lie under `folder/evidence/<2 hex digits>/<key>.json`, file
+                digests in `folder/file-hashes.json`.
+            types: class name -> class of every dataclass an entry may be decoded into.
+        """
         self.folder = folder
         self.hashes = HashCache(folder)
         self._types = {**types, SkippedProbe.__name__: SkippedProbe}
 
     def key(self, probe_key: str, model_identity: str, environment: dict[str, Any]) -> str:
+        """The entry's key: sha256 (64 hex digits) of the probe key, the model's content identity and the environment."""
         text = json.dumps({"probe": probe_key, "model": model_identity, "environment": environment}, sort_keys=True)
         return sha256_text(text)
 
@@ -135,12 +156,17 @@ class EvidenceCache:
         return self.folder / "evidence" / key[:2] / f"{key}.json"
 
     def get(self, key: str) -> tuple[bool, Any]:
+        """(True, the decoded evidence) on a hit; (False, None) when the entry is absent, unreadable or of a refused type."""
         try:
             return True, decode(json.loads(self._file(key).read_text(encoding="utf-8")), self._types)
         except (OSError, ValueError, TypeError, KeyError):
             return False, None  # absent or unreadable: measure again
 
     def put(self, key: str, value: Any) -> None:
+        """Store `value` under `key`, atomically; a value `encode` refuses is not cached (measured every time).
+
+        Raises OSError when the entry cannot be written.
+        """
         try:
             text = json.dumps(encode(value), allow_nan=False)
         except (TypeError, ValueError):

@@ -42,6 +42,7 @@ class Evidence:
     """Probe name -> what it measured, or why it could not measure."""
 
     def __init__(self) -> None:
+        """Empty: no probe has run."""
         self._values: dict[str, Any] = {}
         self._failures: dict[str, str] = {}
         self._skips: dict[str, str] = {}
@@ -49,9 +50,11 @@ class Evidence:
         self.rule_keys: dict[str, str] = {}
 
     def put(self, probe: str, value: Any) -> None:
+        """Store what the probe measured under `probe` (a probe name or a parameterized key), replacing any value."""
         self._values[probe] = value
 
     def fail(self, probe: str, reason: str) -> None:
+        """The probe failed: `get` raises CheckError with the reason, so its rules error."""
         self._failures[probe] = reason
 
     def skip(self, probe: str, reason: str) -> None:
@@ -88,9 +91,11 @@ class Evidence:
         return self._values.get(probe)
 
     def forget(self, probe: str) -> None:
+        """Drop the stored value (not a failure or skip), so the probe runs again; no error when absent."""
         self._values.pop(probe, None)
 
     def has(self, probe: str) -> bool:
+        """Whether the probe has an outcome here: a value, a failure or a skip."""
         return probe in self._values or probe in self._failures or probe in self._skips
 
     @overload
@@ -98,7 +103,7 @@ class Evidence:
     @overload
     def get(self, probe: str, expected: type[T]) -> T: ...
     @overload
-    def get(self, probe: str, expected: tuple[type, ...]) -> Any: ...
+    def get(self, probe: str, expected: type | tuple[type, ...] | None) -> Any: ...
 
     def get(self, probe: str, expected: type | tuple[type, ...] | None = None) -> Any:
         """The evidence under `probe` (a probe name or a parameterized key), of the `expected` type if given.
@@ -119,6 +124,7 @@ class Evidence:
         return value
 
     def to_dict(self) -> dict[str, Any]:
+        """The result document's `evidence` block: key -> plain value, `{"error": reason}` or `{"skipped": reason}`."""
         plain: dict[str, Any] = {name: to_plain(value) for name, value in self._values.items()}
         for name, reason in self._failures.items():
             plain[name] = {"error": reason}

@@ -25,7 +25,7 @@ from .progress import Progress
 from .results import ModelIdentity, RuleResult, RunResult, SpecIdentity, environment
 from .rule import Rule
 from .spec import Spec
-from .verdict import STATUSES, Verdict
+from .verdict import STATUSES, Level, Status, Verdict
 
 # Weight sets up to this size are hashed for the result's identity even when no rule needs it.
 AUTO_HASH_MAX_BYTES = 2 * 1024**3
@@ -33,6 +33,19 @@ AUTO_HASH_MAX_BYTES = 2 * 1024**3
 
 @dataclass
 class RunOptions:
+    """How a run measures: which rules, whether weights are hashed, how models load, caching and progress.
+
+    Attributes:
+        only: the ids of the rules to run; None (or empty) runs every rule.
+        hash_weights: "auto" hashes weight sets up to AUTO_HASH_MAX_BYTES for the result's identity,
+            "always" hashes any size, "never" none (unless a rule needs the hashes).
+        load: how models are loaded (device, dtype, ...).
+        require_device: a rule for a device this machine lacks errors instead of skipping.
+        cache_dir: where expensive probe evidence is cached; None measures every time.
+        log: where plain progress lines go (default: stderr).
+        progress: the progress reporter; None gets plain lines through `log`.
+    """
+
     only: list[str] | None = None
     hash_weights: str = "auto"  # auto | always | never
     load: LoadOptions = field(default_factory=LoadOptions)
@@ -42,6 +55,7 @@ class RunOptions:
     progress: Progress | None = None  # default: plain lines through `log`
 
     def __post_init__(self) -> None:
+        """Default `progress` to plain lines through `log`."""
         if self.progress is None:
             self.progress = Progress(write=self.log)
 
@@ -65,6 +79,13 @@ class _Cached:
                 # A FIFO, a device or a sparse file in the folder: its probes report it; this run is not cached.
                 self._identity = ""
         return self.cache.key(probe_key, self._identity, self.environment) if self._identity else None
+
+
+def _progress(options: RunOptions) -> Progress:
+    """The run's progress reporter: the one given, else (set in `__post_init__`) plain lines through `log`."""
+    if options.progress is None:  # only when a caller cleared it after construction
+        options.progress = Progress(write=options.log)
+    return options.progress
 
 
 def _skip(run: ProbeRun, evidence: Evidence, options: RunOptions, reason: str) -> None:
@@ -115,8 +136,9 @@ def _run_probe(
         return
     definition = get_probe(run.name)
     decided = decision_callback(run.key, rules, evidence) if definition.until_decided and rules else None
+    progress = _progress(options)
     cache_key = cached.key(run.cache_key) if cached is not None and definition.cacheable else None
-    if cache_key is not None:
+    if cached is not None and cache_key is not None:
         hit, value = cached.cache.get(cache_key)
         # A cached measurement serves only if it decides this run's rules too (another spec's bars may differ).
         if hit and (decided is None or isinstance(value, SkippedProbe) or decided(value)):
@@ -124,7 +146,7 @@ def _run_probe(
                 _skip(run, evidence, options, value.reason)
             else:
                 evidence.put(run.key, value)
-            options.progress.probe_finished(candidate.name, run.key, 0.0, cached=True)
+            progress.probe_finished(candidate.name, run.key, 0.0, cached=True)
             return
     for dependency in definition.depends:
         if _holds_summary(dependency, evidence):
@@ -132,7 +154,7 @@ def _run_probe(
             _run_probe(ProbeRun(dependency), candidate, evidence, options)
         else:
             _run_probe(ProbeRun(dependency), candidate, evidence, options, cached)
-    options.progress.probe_started(candidate.name, run.key)
+    progress.probe_started(candidate.name, run.key)
     started = time.perf_counter()
     try:
         hashes = cached.cache.hashes if cached is not None else None
@@ -141,20 +163,25 @@ def _run_probe(
             hashes.save()
         evidence.put(run.key, value)
         # Never cache what failed: a probe that raised is not here, and an undecided measurement is skipped.
-        if cache_key is not None and (decided is None or getattr(value, "decided", None) is not False):
+        if cached is not None and cache_key is not None and (decided is None or getattr(value, "decided", None) is not False):
             cached.cache.put(cache_key, definition.summary(value) if definition.summary else value)
     except CheckSkipped as exc:
         _skip(run, evidence, options, str(exc))
-        if cache_key is not None:  # "does not apply here" holds for this model and environment: remember it
+        if cached is not None and cache_key is not None:  # "does not apply here" holds for this model and environment: remember it
             cached.cache.put(cache_key, SkippedProbe(str(exc)))
     except CheckError as exc:
         evidence.fail(run.key, str(exc))
     except Exception as exc:  # a broken model must not stop the run: every rule needing this probe errors
         evidence.fail(run.key, f"{type(exc).__name__}: {exc}")
-    options.progress.probe_finished(candidate.name, run.key, time.perf_counter() - started, cached=False)
+    progress.probe_finished(candidate.name, run.key, time.perf_counter() - started, cached=False)
 
 
 def judge_rule(rule: Rule, evidence: Evidence) -> RuleResult:
+    """Run one rule's check on the evidence into its RuleResult (`seconds`: the check's own wall time).
+
+    Never raises for a check's sake: CheckError becomes an "error" result (with the observed, expected and
+    interval it carries), CheckSkipped a "skip", and a crashing check or one that returns no Verdict an "error".
+    """
     started = time.perf_counter()
     try:
         verdict = get_check(rule.check).function(evidence.for_rule(rule_keys(rule)), rule)
@@ -169,8 +196,8 @@ def judge_rule(rule: Rule, evidence: Evidence) -> RuleResult:
     return RuleResult(
         id=rule.id,
         check=rule.check,
-        level=rule.level,
-        status=verdict.status,
+        level=Level(rule.level),
+        status=Status(verdict.status),
         observed=verdict.observed,
         expected=verdict.expected,
         message=verdict.message,
@@ -207,11 +234,12 @@ def measure(candidate: Candidate, rules: list[Rule], options: RunOptions, eviden
     evidence = evidence if evidence is not None else Evidence()
     cached = _Cached(candidate, options) if options.cache_dir is not None else None
     probes = [probe for probe in plan(rules) if not evidence.has(probe.key)]
-    options.progress.model_started(candidate.name, len(probes))
+    progress = _progress(options)
+    progress.model_started(candidate.name, len(probes))
     for probe in probes:
         judged_on = [rule for rule in rules if any(run.key == probe.key for run in probe_runs(rule))]
         _run_probe(probe, candidate, evidence, options, cached, judged_on)
-    options.progress.model_finished(candidate.name)
+    progress.model_finished(candidate.name)
     return evidence
 
 
@@ -228,6 +256,12 @@ def result_document(candidate: Candidate, spec: Spec, rules: list[Rule], evidenc
 
 
 def run(candidate: Candidate, spec: Spec, options: RunOptions | None = None) -> RunResult:
+    """Measure and judge one model against a spec (`options.only` narrows the rules) into its RunResult.
+
+    Probe failures become rule errors, not exceptions; a loaded model is released (only its summary kept)
+    before returning, so memory is freed between models. Raises RequestError when `options.only` names
+    rules that are not in the spec.
+    """
     options = options or RunOptions()
     rules = spec.select(options.only)
     evidence = measure(candidate, rules, options)

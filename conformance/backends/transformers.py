@@ -38,6 +38,17 @@ class TransformersBackend(Backend):
         load_seconds: float,
         architecture: dict[str, Any] | None = None,
     ) -> None:
+        """Wrap a loaded model; walks its parameters once for `facts` and reads its prefix token id.
+
+        Args:
+            model: the torch model (a transformers PreTrainedModel), already on `device`.
+            tokenizer: its tokenizer, or None when the model ships none.
+            kind: "causal" (next-token logits) or "encoder" (last hidden state), as `ModelFacts.kind`.
+            device: torch's device string ("cpu", "cuda:0").
+            dtype: the parameters' dtype name ("float32", "bfloat16").
+            load_seconds: wall time the load took, in seconds (0.0 for a model built in memory).
+            architecture: the common architecture vocabulary (layers, hidden size, heads, ...); copied.
+        """
         self.model = model
         self.tokenizer = tokenizer
         self.kind = kind

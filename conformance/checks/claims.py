@@ -27,7 +27,12 @@ def _card_claims_params(rule: Rule) -> dict[str, Any]:
     probe_params=_card_claims_params,
 )
 def claims_reproduce(evidence: Evidence, rule: Rule) -> Verdict:
+    """Pass when every runnable claimed score is re-measured within `tolerance` (relative); fail naming each that is not.
 
+    Observed: "task metric" -> {claimed, measured}. Errors on a claimed score that is not finite; tasks that
+    cannot run here are noted, not judged. Raises CheckSkipped when the card claims no score or none of its
+    tasks is runnable here, and CheckError when the card or task probe failed or a task lacks the claimed metric.
+    """
     card = evidence.get("card", CardFacts)
     claims = score_claims(card.metadata) if card.present else []
     if not claims:

@@ -37,6 +37,12 @@ def _generation_params(rule: Rule) -> dict[str, Any]:
     probe_params=_generation_params,
 )
 def generation_probe(evidence: Evidence, rule: Rule) -> Verdict:
+    """Pass when the share of completions (prompt + completion) matching a blocked pattern is at most `max_rate`.
+
+    Observed: {rate (0..1), matched, prompts (counts)}; a fail shows up to three matching completions.
+    Raises CheckError when the generations or safety-set probe failed, for a bad pattern, and when a match
+    runs past the pattern budgets (subject length, time).
+    """
     generations = rule_evidence(evidence, rule, "generations", Generations)
     patterns = list(rule.params.get("patterns") or evidence.get("safety_set", SafetyProbeSet).patterns)
     # Completions are model output, untrusted like the patterns: matched on the budgeted engine (an error, never a hang).

@@ -139,18 +139,33 @@ def _register(name: str, summary: str, extra: dict[str, dict[str, Any]] | None =
 
 @_register("performance.prefill_tokens_per_second", "prefill throughput: batch_size × prompt_tokens / prefill time (tokens, not samples), median of runs, decided from its interval")
 def prefill_tokens_per_second(evidence: Evidence, rule: Rule) -> Verdict:
+    """Judge prefill throughput in tokens/s (median of runs) against the comparison, decided from its interval.
+
+    Raises Inconclusive while the interval straddles the bar, CheckSkipped when speed does not apply
+    here (an encoder-only model, another device or dtype), and CheckError when the speed probe failed or the series varies more than `max_cv`.
+    """
     speed, value, interval = _figure(evidence, rule, "prefill_tokens_per_second")
     return _decided("prefill tokens/s", value, interval, speed, rule, " tokens/s", 2)
 
 
 @_register("performance.decode_tokens_per_second", "decode throughput: batch_size × (new_tokens − 1) / decode time, median of runs, decided from its interval")
 def decode_tokens_per_second(evidence: Evidence, rule: Rule) -> Verdict:
+    """Judge decode throughput in tokens/s (median of runs) against the comparison, decided from its interval.
+
+    Raises Inconclusive while the interval straddles the bar, CheckSkipped when speed does not apply
+    here (an encoder-only model, another device or dtype), and CheckError when the speed probe failed or the series varies more than `max_cv`.
+    """
     speed, value, interval = _figure(evidence, rule, "decode_tokens_per_second")
     return _decided("decode tokens/s", value, interval, speed, rule, " tokens/s", 2)
 
 
 @_register("performance.ttft_ms", "time to first token in ms (generate with one new token), at a percentile of runs, decided from its interval", {"percentile": _PERCENTILE})
 def ttft_ms(evidence: Evidence, rule: Rule) -> Verdict:
+    """Judge time to first token in ms, at the rule's `percentile` (p50 by default) of runs, decided from its interval.
+
+    Raises Inconclusive while the interval straddles the bar, CheckSkipped when speed does not apply
+    here (an encoder-only model, another device or dtype), and CheckError when the speed probe failed or the series varies more than `max_cv`.
+    """
     percentile = rule.params.get("percentile", "p50")
     speed, value, interval = _figure(evidence, rule, "ttft_ms", percentile)
     return _decided(f"TTFT {percentile} ms", value, interval, speed, rule, " ms", 3)
@@ -158,6 +173,11 @@ def ttft_ms(evidence: Evidence, rule: Rule) -> Verdict:
 
 @_register("performance.tpot_ms", "time per output token after the first, in ms (decode time / (new_tokens − 1)), at a percentile of runs, decided from its interval", {"percentile": _PERCENTILE})
 def tpot_ms(evidence: Evidence, rule: Rule) -> Verdict:
+    """Judge time per output token after the first in ms, at the rule's `percentile` of runs, decided from its interval.
+
+    Raises Inconclusive while the interval straddles the bar, CheckSkipped when speed does not apply
+    here (an encoder-only model, another device or dtype), and CheckError when the speed probe failed or the series varies more than `max_cv`.
+    """
     percentile = rule.params.get("percentile", "p50")
     speed, value, interval = _figure(evidence, rule, "tpot_ms", percentile)
     return _decided(f"TPOT {percentile} ms", value, interval, speed, rule, " ms", 3)
@@ -165,6 +185,11 @@ def tpot_ms(evidence: Evidence, rule: Rule) -> Verdict:
 
 @_register("performance.peak_memory_bytes", "peak memory of the model during the measured runs: CUDA max allocated after a reset; CPU weights' and buffers' bytes plus the resident set's rise during the warm-up and runs")
 def peak_memory_bytes(evidence: Evidence, rule: Rule) -> Verdict:
+    """Judge the model's peak memory in bytes (a single reading, no interval); the message adds the process peak.
+
+    Raises CheckSkipped when speed does not apply here (an encoder-only model, another device or dtype), and CheckError when the speed
+    probe failed or peak memory could not be read on this device.
+    """
     speed = _speed(evidence, rule, None)
     if speed.peak_memory_bytes is None:
         raise CheckError(f"peak memory of the model could not be read here ({speed.peak_memory_method})")
@@ -210,6 +235,13 @@ _PEAK_BYTES = {"type": "number", "exclusiveMinimum": 0, "description": "peak mem
     probes=("load", "speed", "devices"),
 )
 def model_flops_utilisation(evidence: Evidence, rule: Rule) -> Verdict:
+    """Judge MFU (a fraction): prefill FLOPs over the median prefill time, over the peak FLOP/s; decided from its interval.
+
+    The peak is the rule's `peak_flops_per_second`, else the device table's dense figure for this device
+    and dtype. Raises Inconclusive while the interval straddles the bar, CheckSkipped when speed does not
+    apply here (an encoder-only model, another device or dtype), and CheckError when a probe failed, the prefill series varies more
+    than `max_cv`, or no peak is known.
+    """
     facts = _facts(evidence)
     speed = _speed(evidence, rule, "prefill")
     peak, source = _peak(evidence, rule, speed, "peak_flops_per_second")
@@ -234,6 +266,14 @@ def model_flops_utilisation(evidence: Evidence, rule: Rule) -> Verdict:
     probes=("load", "speed", "devices"),
 )
 def memory_bandwidth_utilisation(evidence: Evidence, rule: Rule) -> Verdict:
+    """Judge MBU (a fraction): decode bytes per token × decode tokens/s over the peak bytes/s; decided from its interval.
+
+    Bytes per token are the matmul weights over the batch plus the KV cache at the mean decode context, in
+    the weights' element size. The peak is the rule's `peak_bytes_per_second`, else the device table's.
+    Raises Inconclusive while the interval straddles the bar or decode time is not resolved, CheckSkipped
+    when speed does not apply here (an encoder-only model, another device or dtype), and CheckError when a probe failed, the decode
+    series varies more than `max_cv`, or no peak is known.
+    """
     facts = _facts(evidence)
     speed = _speed(evidence, rule, "decode")
     if speed.decode_tokens_per_second is None:

@@ -80,6 +80,12 @@ def _z(confidence: float) -> float:
     probe_params=task_request_params,
 )
 def task_score(evidence: Evidence, rule: Rule) -> Verdict:
+    """Judge a task's `metric` (acc by default) against min/max; with `confidence`, the interval score ± z·stderr must.
+
+    Observed: the score, or {score, stderr, interval [low, high]} with `confidence`. Raises CheckError when
+    the tasks probe failed, the task was not scored or lacks the metric, `tasks_dir` lies outside the
+    spec's folder, or `confidence` is given and the task reports no stderr.
+    """
     score, stderr = _task_score(evidence, rule)
     confidence = rule.params.get("confidence")
     if confidence is None:
@@ -118,7 +124,11 @@ def normalize(score: float, chance: float) -> float:
     probe_params=task_request_params,
 )
 def normalized_score(evidence: Evidence, rule: Rule) -> Verdict:
+    """Judge (score − chance) / (1 − chance), clipped at 0, against min/max; chance from the rule or the task's record.
 
+    Raises CheckError when the tasks probe failed, the task was not scored or lacks the metric, `tasks_dir`
+    lies outside the spec's folder, or no chance score is known (or it is 1 or more).
+    """
     score, _ = _task_score(evidence, rule)
     metric = rule.params.get("metric", "acc")
     chance = rule.params.get("chance", chance_score(rule.params["task"], metric))
@@ -163,6 +173,12 @@ def regression_request_params(rule: Rule) -> dict[str, Any]:
     probe_params=regression_request_params,
 )
 def regression(evidence: Evidence, rule: Rule) -> Verdict:
+    """Pass when no task's `metric` drops more than `max_drop` (in the metric's units) from the baseline document.
+
+    A drop is a fall for higher-is-better metrics and a rise for lower-is-better ones. Observed: task ->
+    {baseline, now, drop}; a task missing from the baseline fails. Raises CheckError when the baseline is
+    unreadable, a probe failed, or a task was not scored or lacks the metric now.
+    """
     baseline = rule_evidence(evidence, rule, "baseline", BaselineScores)
     if baseline.error is not None:
         raise CheckError(baseline.error)

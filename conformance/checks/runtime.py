@@ -21,6 +21,10 @@ from ..verdict import Verdict
     comparisons=(),
 )
 def loads(evidence: Evidence, rule: Rule) -> Verdict:
+    """Pass when the model loaded; observed: kind, class, device, dtype, load_seconds (s) and parameters (count).
+
+    Raises CheckError when the load probe failed (why it did not load is the message).
+    """
     facts = model_facts(evidence.get("load", (Backend, ModelFacts)))  # live, or its cached facts
     summary = {key: value for key, value in facts.to_dict().items() if key in ("kind", "class", "device", "dtype", "load_seconds", "parameters")}
     return Verdict("pass", summary, "loads", f"{facts.model_class} on {facts.device} in {facts.dtype}")
@@ -33,6 +37,11 @@ def loads(evidence: Evidence, rule: Rule) -> Verdict:
     comparisons=(),
 )
 def logits_finite(evidence: Evidence, rule: Rule) -> Verdict:
+    """Pass when the probe forward pass's output (logits, or an encoder's hidden states) holds no NaN or Inf.
+
+    Observed: output name, shape, count of non-finite elements and the largest finite magnitude. Raises
+    CheckError when the forward probe failed.
+    """
     facts = evidence.get("forward", ForwardFacts)
     observed = {"output": facts.output, "shape": facts.shape, "nonfinite": facts.nonfinite_count, "max_abs": facts.max_abs}
     if not facts.finite:
@@ -53,6 +62,11 @@ def _determinism_params(rule: Rule) -> dict[str, Any]:
     probe_params=_determinism_params,
 )
 def deterministic(evidence: Evidence, rule: Rule) -> Verdict:
+    """Pass when two greedy generations of `new_tokens` tokens (encoders: two forward passes) are identical.
+
+    A fail shows both token id sequences and the index of the first difference. Raises CheckError when the
+    determinism probe failed.
+    """
     facts = rule_evidence(evidence, rule, "determinism", DeterminismFacts)
     if facts.identical:
         return Verdict("pass", facts.method, "identical")
@@ -67,6 +81,12 @@ def deterministic(evidence: Evidence, rule: Rule) -> Verdict:
     comparisons=(),
 )
 def tensors_finite(evidence: Evidence, rule: Rule) -> Verdict:
+    """Pass when no weight tensor holds a NaN or Inf; a fail names up to five tensors with their counts.
+
+    Observed: tensors and elements checked (counts) and tensor name -> non-finite element count. Raises
+    CheckError when the finiteness probe failed (no safetensors weights to stream, a shard unreadable, a
+    time or byte budget spent).
+    """
     facts = evidence.get("finiteness", FinitenessFacts)
     observed = {"tensors": facts.tensors_checked, "elements": facts.elements_checked, "nonfinite": facts.nonfinite}
     if facts.nonfinite:

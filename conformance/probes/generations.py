@@ -12,6 +12,8 @@ from .load import loaded_backend
 
 @dataclass
 class Generations:
+    """Greedy completions: `completions[i]` is the decoded text generated after `prompts[i]` (at most `max_new_tokens` tokens)."""
+
     prompts: list[str]
     completions: list[str]
     max_new_tokens: int

@@ -55,6 +55,8 @@ def _max_rss_bytes() -> int | None:
 
 @dataclass(frozen=True)
 class PeakMemory:
+    """Peak memory in bytes: the model's share and the whole process's (None where unreadable), and how each was read."""
+
     model_bytes: int | None  # attributable to the model and the measured work
     process_bytes: int | None  # the whole process
     method: str
@@ -64,12 +66,14 @@ class PeakMemoryTracker:
     """Reset the peak before the warm-up (`start`), read it after the last measured run (`read`)."""
 
     def __init__(self, device: str, weights_bytes: int = 0) -> None:
+        """Track peaks on `device` ("cpu", "cuda:0"); on CPU the model's peak is `weights_bytes` (parameters and buffers) plus the rise."""
         self.device = device
         self.weights_bytes = weights_bytes  # the model's parameters and buffers
         self._since_reset = False
         self._start_bytes: int | None = None
 
     def start(self) -> None:
+        """Reset the peak: CUDA's peak statistics, or on CPU Linux's VmHWM (when writable), noting the resident set now."""
         if self.device.startswith("cuda"):
             import torch
 
@@ -83,6 +87,13 @@ class PeakMemoryTracker:
         self._start_bytes = resident_set_bytes()
 
     def read(self) -> PeakMemory:
+        """The peak since `start`, in bytes.
+
+        CUDA: max allocated (model) and max reserved (process). CPU: the weights' bytes plus the resident
+        set's rise since `start` (model) and the peak resident set (process), from VmHWM after a reset,
+        else ru_maxrss since the process started; the model's figure is the weights' bytes alone when no
+        resident set is readable.
+        """
         if self.device.startswith("cuda"):
             import torch
 

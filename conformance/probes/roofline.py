@@ -46,11 +46,14 @@ NON_GATED_MLP_MODEL_TYPES = frozenset(
 
 @dataclass(frozen=True)
 class MatmulParameters:
+    """Matmul weight counts (elements): the model body's and the LM head's."""
+
     body: int  # every matmul weight but the LM head
     head: int  # the LM head (h · V), tied or not
 
     @property
     def total(self) -> int:
+        """Body and head together, in elements."""
         return self.body + self.head
 
 
@@ -62,6 +65,10 @@ def _required(arch: dict[str, Any], key: str) -> int:
 
 
 def head_dim(arch: dict[str, Any]) -> int:
+    """The attention head width d: the explicit `head_dim`, else hidden_size // num_attention_heads.
+
+    Raises ValueError when neither is given as a positive integer.
+    """
     explicit = arch.get("head_dim")
     if isinstance(explicit, int) and not isinstance(explicit, bool) and explicit > 0:
         return explicit
@@ -154,6 +161,8 @@ def mbu(bytes_moved: float, seconds: float, peak_bytes_per_second: float) -> flo
 
 @dataclass(frozen=True)
 class DevicePeak:
+    """One device's dense peaks: FLOP/s per dtype and memory bytes/s, the regexes its names match, and the source."""
+
     name: str
     patterns: tuple[str, ...]
     peak_flops_per_second: dict[str, float]  # torch dtype name (and "tf32") -> dense FLOP/s
@@ -162,12 +171,15 @@ class DevicePeak:
     note: str = ""
 
     def flops_for(self, dtype: str) -> float | None:
+        """Dense peak FLOP/s for a torch dtype name ("bfloat16", "float32", "tf32"), or None when not in the table."""
         return self.peak_flops_per_second.get(dtype)
 
     def matches(self, device_name: str) -> bool:
+        """Whether any of `patterns` is found in `device_name` (a regex search, case-insensitive)."""
         return any(re.search(pattern, device_name, re.IGNORECASE) for pattern in self.patterns)
 
     def to_dict(self) -> dict[str, Any]:
+        """The entry as plain data for evidence: name, peaks (FLOP/s per dtype, bytes/s), source and note (not the patterns)."""
         return {
             "name": self.name,
             "peak_flops_per_second": dict(self.peak_flops_per_second),

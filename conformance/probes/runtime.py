@@ -31,6 +31,8 @@ def probe_input_ids(backend: Backend) -> TokenIds:
 
 @dataclass
 class ForwardFacts:
+    """One forward pass's output: its name, shape (batch, tokens[, vocab or hidden]), NaN/Inf count and largest finite |value|."""
+
     output: str  # "logits" for causal LMs, "last_hidden_state" for encoders
     shape: list[int]
     finite: bool
@@ -57,6 +59,8 @@ def probe_forward(backend: Backend) -> ForwardFacts:
 
 @dataclass
 class DeterminismFacts:
+    """Two runs of the same input: how they were made, whether they agree, and the generated token ids (empty for encoders)."""
+
     method: str
     identical: bool
     first: list[int]
@@ -78,6 +82,8 @@ def probe_determinism(backend: Backend, new_tokens: int) -> DeterminismFacts:
 
 @dataclass
 class FinitenessFacts:
+    """The weight scan: tensors and elements read (counts) and, per tensor holding any, its NaN/Inf element count."""
+
     tensors_checked: int
     elements_checked: int
     nonfinite: dict[str, int]  # tensor name -> count of NaN/Inf elements

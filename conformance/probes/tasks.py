@@ -33,6 +33,8 @@ BOOTSTRAP_ITERS = 1000
 
 @dataclass(frozen=True)
 class TaskRequest:
+    """One task to score: its name, few-shot count and document limit (None: the task's own defaults, all documents)."""
+
     task: str
     num_fewshot: int | None = None
     limit: int | None = None
@@ -58,6 +60,11 @@ class TaskScores:
     settings: dict[str, Any] = field(default_factory=dict)
 
     def score(self, task: str, metric: str) -> tuple[float, float | None]:
+        """(value, stderr) of one task's metric, in the metric's own units; stderr is None when the task reports none.
+
+        Raises CheckError when the task could not be scored (its recorded error), was not scored, or does not
+        report `metric`.
+        """
         if task in self.errors:
             raise CheckError(self.errors[task])
         if task not in self.scores:

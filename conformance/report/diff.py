@@ -185,8 +185,8 @@ def _figures(document: ResultDocument, speed_key: str | None) -> dict[str, tuple
     figures["weight_bytes"] = (float(facts.weight_bytes) if facts.weight_bytes else None, lower_is_better("weight_bytes"))
     speed = document.speed_figures(speed_key)
     for name in SPEED_FIGURES:
-        value = speed.get(name)
-        figures[name] = (float(value) if isinstance(value, (int, float)) else None, lower_is_better(name))
+        figure = speed.get(name)
+        figures[name] = (float(figure) if isinstance(figure, (int, float)) else None, lower_is_better(name))
     return figures
 
 

@@ -143,7 +143,7 @@ def render_html(board: Leaderboard, plots: list[tuple[Plot, bytes]], title: str 
     rows = [
         {"model": record["model"], "conformant": bool(record["conformant"]),
          "cells": [_cell(column, record, board.families) for column in columns]}
-        for record in board.frame.to_dict("records")
+        for record in board.records()
     ]
     plot_context = [
         {

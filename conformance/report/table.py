@@ -72,6 +72,11 @@ class Leaderboard:
         """Model labels in rank order."""
         return list(self.frame["model"])
 
+    def records(self) -> list[dict[str, Any]]:
+        """The frame's rows in rank order, one dict per model keyed by column name."""
+        # pandas types row keys as Hashable; every column of this frame is named by a str.
+        return [{str(column): value for column, value in row.items()} for row in self.frame.to_dict("records")]
+
     def badge_column(self, family: str) -> str:
         """The frame's column of one family's badge."""
         return f"badge.{family}"
@@ -322,6 +327,6 @@ def render_markdown_table(board: Leaderboard) -> str:
     """The leaderboard as a Markdown table of `markdown_columns`, in rank order."""
     columns = markdown_columns(board)
     lines = ["| " + " | ".join(_markdown_cell(markdown_label(name)) for name in columns) + " |", "|" + "---|" * len(columns)]
-    for record in board.frame.to_dict("records"):
+    for record in board.records():
         lines.append("| " + " | ".join(_markdown_cell(cell_text(name, record)) for name in columns) + " |")
     return "\n".join(lines) + "\n"
