@@ -216,6 +216,7 @@ def test_a_cached_measurement_serves_only_the_bars_it_decides(llama_dir: Path, c
     import random
 
     from conformance.probes import speed as speed_module
+    from conformance.probes.stopping import run_until_decided
 
     generator = random.Random(11)
     pairs = [(0.001 * generator.lognormvariate(0, 0.2), 0.005 * generator.lognormvariate(0, 0.2)) for _ in range(2000)]
@@ -235,7 +236,7 @@ def test_a_cached_measurement_serves_only_the_bars_it_decides(llama_dir: Path, c
         def summarize(rounds):
             return speed_module.build_evidence(workload, policy, rounds, {"device": "cpu"}, "recorded")
 
-        return summarize(speed_module.run_until_decided(one_round, policy, summarize, decided, clock=lambda: now[0]))
+        return summarize(run_until_decided(one_round, policy, summarize, decided, clock=lambda: now[0]))
 
     monkeypatch.setattr(speed_module, "measure_speed", recorded)
     model, cache = copy_model(llama_dir, "two-bars"), tmp_path / "cache"

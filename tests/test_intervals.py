@@ -13,15 +13,8 @@ from conformance.catalogue import get_check
 from conformance.errors import CheckError, Inconclusive
 from conformance.evidence import Evidence, evidence_key
 from conformance.probes.intervals import Interval, decide, order_statistic_ranks, quantile_interval
-from conformance.probes.speed import (
-    MeasurementPolicy,
-    Rounds,
-    SpeedEvidence,
-    Workload,
-    build_evidence,
-    run_until_decided,
-    speed_params,
-)
+from conformance.probes.speed import MeasurementPolicy, SpeedEvidence, Workload, build_evidence, speed_params
+from conformance.probes.stopping import Rounds, run_until_decided
 from conformance.rule import Rule
 
 pytestmark = pytest.mark.usefixtures("performance_checks")
@@ -252,7 +245,7 @@ def test_sequential_verdicts_are_wrong_no_more_often_than_the_confidence_allows(
     """A true median 1% above a min bar, judged after every look until decided: wrong verdicts (fail) stay
     under 1 - confidence with the error spent over looks; at a fixed 95% per look they would not."""
     from conformance.probes.intervals import look_level
-    from conformance.probes.speed import _next_look, first_look_runs
+    from conformance.probes.stopping import first_look_runs, next_look_runs
 
     def wrong_verdicts(level_of_look, trials: int = 400) -> float:
         generator = random.Random(12)
@@ -267,7 +260,7 @@ def test_sequential_verdicts_are_wrong_no_more_often_than_the_confidence_allows(
                 if decision != "undecided":
                     wrong += decision == "fail"
                     break
-                count = _next_look(count)
+                count = next_look_runs(count)
         return wrong / trials
 
     spent = wrong_verdicts(lambda look: look_level(0.95, look))

@@ -38,7 +38,8 @@ from conformance.backends import TransformersBackend  # noqa: E402
 from conformance.errors import CheckError, CheckSkipped  # noqa: E402
 from conformance.probes import roofline  # noqa: E402
 from conformance.probes.architecture import normalize_architecture  # noqa: E402
-from conformance.probes.speed import device_environment, measure_speed, speed_params  # noqa: E402
+from conformance.probes.speed import measure_speed, speed_params  # noqa: E402
+from conformance.probes.timing import device_environment  # noqa: E402
 
 MODELS: dict[str, dict[str, Any]] = {
     # Llama-3.2-1B: tied embeddings, head_dim 64.

@@ -33,19 +33,19 @@ from __future__ import annotations
 import gc
 import math
 import statistics
-import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from ..backends import Backend
 from ..errors import CheckError, CheckSkipped
 from ..probe_registry import ProbeContext, probe
 from .intervals import METHOD as INTERVAL_METHOD
-from .intervals import Interval, look_level, order_statistic_ranks, quantile_interval
+from .intervals import Interval, look_level, quantile_interval
 from .load import loaded_backend
 from .memory import PeakMemory, PeakMemoryTracker
 from .stats import SampleStats
+from .stopping import Rounds, run_until_decided
 from .timing import Timed, cuda_available, device_environment, same_device, timer
 
 SERIES = ("prefill", "decode")  # the two timed series a rule can be judged on
@@ -56,11 +56,19 @@ WORKLOAD_LIMITS = {"batch_size": 4096, "prompt_tokens": 1048576, "new_tokens": 6
 
 @dataclass(frozen=True)
 class Workload:
+    """What one round generates: `batch_size` sequences of `prompt_tokens` random ids, `new_tokens` more each.
+
+    Raises:
+        ValueError: a size that is not an integer >= 1 (a bool included), new_tokens < 2 (decode starts
+            after the first new token), or a size over WORKLOAD_LIMITS.
+    """
+
     batch_size: int
     prompt_tokens: int
     new_tokens: int
 
     def __post_init__(self) -> None:
+        """Validate the sizes (see the class's Raises)."""
         for item in fields(self):
             value = getattr(self, item.name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -73,15 +81,24 @@ class Workload:
 
     @property
     def prefill_tokens(self) -> int:
+        """Tokens one prefill run reads: batch_size * prompt_tokens."""
         return self.batch_size * self.prompt_tokens
 
     @property
     def decode_tokens(self) -> int:
+        """Tokens one full run decodes after the first: batch_size * (new_tokens - 1)."""
         return self.batch_size * (self.new_tokens - 1)
 
 
 @dataclass(frozen=True)
 class MeasurementPolicy:
+    """How long to measure and how sure to be (a rule's `measurement:`; the stopping rule's limits).
+
+    Raises:
+        ValueError: warmup_runs < 0, min_runs < 2, max_runs < min_runs, seconds not finite or not
+            0 <= min_seconds <= max_seconds with max_seconds > 0, max_cv < 0, or confidence outside [0.5, 1).
+    """
+
     warmup_runs: int = 2
     min_runs: int = 5
     min_seconds: float = 1.0
@@ -89,9 +106,10 @@ class MeasurementPolicy:
     max_seconds: float = 120.0
     confidence: float = 0.95  # level of the intervals verdicts are decided from
     max_cv: float | None = None  # an explicit stability requirement; off by default
-    seed: int = 0
+    seed: int = 0  # of the random prompt ids
 
     def __post_init__(self) -> None:
+        """Validate the limits (see the class's Raises)."""
         if self.warmup_runs < 0:
             raise ValueError("measurement.warmup_runs must be >= 0")
         if self.min_runs < 2:
@@ -118,6 +136,16 @@ def speed_params(rule_params: dict[str, Any]) -> dict[str, Any]:
     Only what changes the measurement is kept (not `percentile` or peak overrides), policy values equal
     to the defaults are dropped and numbers are cast to their field's type, so `min_seconds: 1` and no
     `measurement` at all give the same key.
+
+    Args:
+        rule_params: a performance rule's params (workload, measurement, device, dtype, ...).
+
+    Returns:
+        {"workload": {...}, "measurement": {changed policy fields}?, "device"?, "dtype"?}, JSON-ready.
+
+    Raises:
+        ValueError: no workload mapping, unknown measurement keys, or sizes / limits Workload or
+            MeasurementPolicy reject.
     """
     workload = rule_params.get("workload")
     if not isinstance(workload, dict):
@@ -141,6 +169,7 @@ def speed_params(rule_params: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse_speed_params(params: dict[str, Any]) -> tuple[Workload, MeasurementPolicy]:
+    """The workload and policy of `speed_params`'s output (ValueError as those classes raise)."""
     return Workload(**params["workload"]), MeasurementPolicy(**params.get("measurement", {}))
 
 
@@ -152,11 +181,16 @@ FIGURES: dict[str, tuple[str, bool]] = {
     "tpot_ms": ("decode", False),
 }
 PERCENTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
-STOPPING_REASONS = ("decided", "no bar to decide", "max_runs", "max_seconds")
 
 
 @dataclass(frozen=True)
 class SpeedEvidence:
+    """One speed measurement: raw per-round samples (ms), headline medians, spread, memory and how it stopped.
+
+    Rates are tokens per second, times milliseconds, memory bytes. Views read `to_dict()`; rules read
+    `interval()` and `instability()`.
+    """
+
     workload: Workload
     policy: MeasurementPolicy
     runs: int
@@ -179,7 +213,7 @@ class SpeedEvidence:
     timing_method: str
     decode_method: str = "decode_i = full_i - median(prefill); prefill and full runs alternate"
     process_peak_memory_bytes: int | None = None  # the whole process (CPU: peak resident set; CUDA: max reserved)
-    stopping_reason: str = "no bar to decide"  # one of STOPPING_REASONS
+    stopping_reason: str = "no bar to decide"  # one of stopping.STOPPING_REASONS
     decided: bool | None = None  # every rule judged on it decided (None: no rule was asked)
     looks: int = 0  # times the stopping rule looked at the rounds so far (0: no rule was asked)
 
@@ -190,10 +224,12 @@ class SpeedEvidence:
 
     @property
     def stable(self) -> bool:
+        """False when a rule's explicit max_cv is exceeded by either series."""
         return not self.unstable
 
     @property
     def unstable_reason(self) -> str | None:
+        """Why the series are unstable, joined with "; ", or None when stable."""
         return "; ".join(self.unstable.values()) or None
 
     def instability(self, series: str) -> str | None:
@@ -222,6 +258,8 @@ class SpeedEvidence:
         return {figure: self.interval(figure) for figure in FIGURES}
 
     def to_dict(self) -> dict[str, Any]:
+        """The result document's form: rounded figures, intervals, samples and environment (JSON-ready)."""
+
         def stats(value: SampleStats | None) -> dict[str, Any] | None:
             return value.to_dict() if value is not None else None
 
@@ -284,86 +322,17 @@ def check_applicable(backend: Backend, params: dict[str, Any]) -> None:
 
 
 def _check_context(backend: Backend, workload: Workload) -> None:
-    """CheckError when prompt and new tokens do not fit the model's context (position embeddings would
-    index out of range, or a huge prompt would exhaust memory before failing)."""
+    """CheckError when prompt and new tokens do not fit the model's context.
+
+    Past it, position embeddings would index out of range, or a huge prompt would exhaust memory before failing.
+    """
     context = backend.context_length()
     needed = workload.prompt_tokens + workload.new_tokens
     if context is not None and needed > context:
         raise CheckError(f"workload needs {needed} positions (prompt_tokens {workload.prompt_tokens} + new_tokens {workload.new_tokens}); the model's context length is {context}")
 
 
-@dataclass
-class Rounds:
-    """Timed rounds so far (seconds), and why measuring stopped."""
-
-    prefill_seconds: list[float] = field(default_factory=list)
-    full_seconds: list[float] = field(default_factory=list)
-    wall_seconds: float = 0.0
-    stopping_reason: str = "no bar to decide"
-    decided: bool | None = None
-    looks: int = 0  # times `decided` was asked (each look spends part of the error, see intervals.look_level)
-
-
-Decided = Callable[[SpeedEvidence], bool]
-Summary = Callable[[Rounds], SpeedEvidence]
-
-
-LOOK_GROWTH = 1.5  # the next look comes once the rounds have grown by half
-
-
-def first_look_runs(confidence: float) -> int:
-    """The fewest runs whose median has a two-sided interval at the first look's level (6 at 0.95)."""
-    level = look_level(confidence, 1)
-    runs = 2
-    while None in order_statistic_ranks(runs, 0.5, level):
-        runs += 1
-    return runs
-
-
-def _next_look(count: int) -> int:
-    """The round count of the look after one at `count`: geometric, so 1000 runs take 13 looks from 6
-    (each look spends part of the error, and deciding costs O(runs) per rule)."""
-    return max(count + 1, math.ceil(count * LOOK_GROWTH))
-
-
-def run_until_decided(
-    run_round: Callable[[], tuple[float, float]],
-    policy: MeasurementPolicy,
-    summarize: Summary,
-    decided: Decided | None,
-    clock: Callable[[], float] = time.perf_counter,
-) -> Rounds:
-    """Rounds of (prefill seconds, full seconds) until the rules are decided or a limit is reached.
-
-    At least `min_runs` rounds and `min_seconds` of wall time; then, when `decided` is given, on until
-    `decided(summarize(rounds))` is true (every rule's interval is clear of its bar) or `max_runs` /
-    `max_seconds` is reached. Without `decided` the minimum is enough ("no bar to decide"). `clock` is
-    injectable so the stopping logic is tested on recorded series, not on this machine's speed.
-    """
-    rounds = Rounds()
-    started = clock()
-    next_look = first_look_runs(policy.confidence)  # no look before a median could be bounded at all
-    while True:
-        prefill_seconds, full_seconds = run_round()
-        rounds.prefill_seconds.append(prefill_seconds)
-        rounds.full_seconds.append(full_seconds)
-        count, elapsed = len(rounds.full_seconds), clock() - started
-        at_limit = "max_runs" if count >= policy.max_runs else "max_seconds" if elapsed >= policy.max_seconds else None
-        if (count >= policy.min_runs and elapsed >= policy.min_seconds) or at_limit:
-            if decided is None:
-                rounds.stopping_reason = at_limit or "no bar to decide"
-                break
-            if at_limit or count >= next_look:
-                rounds.looks += 1
-                next_look = _next_look(count)
-                if decided(summarize(rounds)):
-                    rounds.stopping_reason, rounds.decided = "decided", True
-                    break
-            if at_limit:
-                rounds.stopping_reason, rounds.decided = at_limit, False
-                break
-    rounds.wall_seconds = clock() - started
-    return rounds
+Decided = Callable[[SpeedEvidence], bool]  # would every rule judged on this evidence be decided?
 
 
 def _generate_round(backend: Backend, workload: Workload, policy: MeasurementPolicy, timed: Timed) -> Callable[[], tuple[float, float]]:
