@@ -62,9 +62,17 @@ class Evidence:
         self._skips[probe] = reason
 
     def release(self, probe: str) -> None:
-        """Replace a heavy value (a loaded model) by its plain summary, freeing the object."""
+        """Replace a heavy value (a loaded model) by its plain summary, freeing the object.
+
+        A value with a `release()` method (a live backend) is asked to free its memory once its summary is
+        taken, so memory returns between models when this is called, not whenever the object is collected.
+        """
         if probe in self._values:
-            self._values[probe] = to_plain(self._values[probe])
+            value = self._values[probe]
+            plain = to_plain(value)
+            if callable(getattr(value, "release", None)):
+                value.release()
+            self._values[probe] = plain
 
     def overlay(self, probe: str, value: Any) -> Evidence:
         """A copy holding `value` under `probe` (and no failure or skip for it): to ask checks "what if"."""

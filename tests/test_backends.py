@@ -35,6 +35,7 @@ class FakeBackend(Backend):
         self._tokenizer = tokenizer
         self._logits = logits
         self.calls: list[tuple[str, Any]] = []
+        self.releases = 0
 
     @classmethod
     def resolve_device(cls, requested: str) -> str:
@@ -84,7 +85,7 @@ class FakeBackend(Backend):
         return 40
 
     def release(self) -> None:
-        pass
+        self.releases += 1
 
 
 def test_the_contract_is_abstract() -> None:
@@ -152,6 +153,20 @@ def test_load_facts_are_served_live_or_cached() -> None:
     backend = FakeBackend()
     assert model_facts(backend) is backend.facts and model_facts(backend.facts) is backend.facts
     assert backend.to_dict() == backend.facts.to_dict()
+
+
+def test_releasing_the_evidence_releases_the_live_backend_once() -> None:
+    """Memory comes back when the evidence lets go of the model, not whenever the object is collected."""
+    from conformance.evidence import Evidence
+
+    backend, evidence = FakeBackend(), Evidence()
+    evidence.put("load", backend)
+    evidence.put("plain", {"value": 1})
+    evidence.release("load")
+    evidence.release("load")  # the summary left behind has nothing to release
+    evidence.release("plain")
+    assert backend.releases == 1
+    assert evidence.peek("load") == backend.facts.to_dict() and evidence.peek("plain") == {"value": 1}
 
 
 # --- choosing a backend ---------------------------------------------------------------------------
