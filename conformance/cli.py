@@ -96,17 +96,17 @@ def _reusable(path: Path, candidate: Any, spec: Any, options: Any) -> dict[str, 
     if not path.is_file():
         return None
     try:
-        from .results import load_result
+        from .result_document import ResultDocument
 
-        document = load_result(path)
+        document = ResultDocument.load(path)  # validated, so its spec and model blocks are there
     except RequestError:
         return None
-    if document["spec"]["sha256"] != spec.sha256 or document["model"]["path"] != str(candidate.path):
+    if document.spec.sha256 != spec.sha256 or document.model.path != str(candidate.path):
         return None
-    if document["model"].get("sha256") is None or "executor" in document["evidence"]:
+    if document.model.sha256 is None or "executor" in document.evidence:
         return None  # unverifiable identity, or a run that died: measure again
     current = model_identity(candidate, Evidence(), options)
-    return document if current.get("sha256") == document["model"]["sha256"] else None
+    return dict(document.data) if current.get("sha256") == document.model.sha256 else None
 
 
 def _exit_code(documents: list[dict[str, Any]]) -> int:

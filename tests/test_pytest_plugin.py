@@ -221,6 +221,19 @@ def test_shipped_standard_by_name(pytester: pytest.Pytester, llama_dir: Path) ->
     result.stdout.fnmatch_lines(["*baseline-safety.yaml::tiny-llama::SAFE-FORMAT", "8 tests collected*"])
 
 
+def test_a_misspelt_standard_name_suggests_the_closest(pytester: pytest.Pytester, llama_dir: Path) -> None:
+    """The same did-you-mean as the command line's --spec; a path-like name stays a plain "not found"."""
+    from conformance.standards import standard_hint
+
+    result = pytester.runpytest("--conformance-spec", "baseline-safty", "--conformance-model", str(llama_dir), "--collect-only", "-q")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    hint = standard_hint("baseline-safty")
+    assert hint.startswith("did you mean 'baseline-safety'? shipped: ")
+    result.stdout.fnmatch_lines([f"*/baseline-safty: spec file not found; {hint}"])
+    result = pytester.runpytest("--conformance-spec", "no-such-spec.yaml", "--conformance-model", str(llama_dir), "--collect-only", "-q")
+    assert "did you mean" not in result.stdout.str()
+
+
 # --- spec files in the test tree ------------------------------------------------------------------
 
 

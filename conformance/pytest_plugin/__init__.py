@@ -27,10 +27,12 @@ _PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    """Hook: the `--conformance-*` options and ini keys."""
     add_options(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    """Hook: the markers, the resolved settings (UsageError for a bad device) and the session's hooks."""
     for line in (
         "conformance: a rule of a conformance spec judged on a model",
         "must: a conformance rule of level must (a failure fails the test)",
@@ -45,6 +47,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    """Hook: one header line naming the specs, models, device and output folder (None without conformance work)."""
     settings = config.stash[SETTINGS_KEY]
     if not (settings.specs or settings.models):
         return None
@@ -54,6 +57,7 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    """Hook: a SpecFile for a file matching the spec patterns (never the package's own lm-eval task files)."""
     if file_path.suffix.lower() not in SPEC_SUFFIXES:
         return None
     if not any(file_path.match(pattern) for pattern in parent.config.stash[SETTINGS_KEY].spec_patterns):
@@ -86,6 +90,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    """Hook: a rule item's skip points at its spec file, not at this plugin's source line."""
     report = yield
     if not (report.skipped and "conformance" in item.keywords and isinstance(report.longrepr, tuple)):
         return report

@@ -12,6 +12,7 @@ from ..errors import RequestError
 from ..rule import Rule
 from ..runner import judge_rule
 from ..spec import Spec, load_spec
+from ..standards import standard_hint
 from ..verdict import Status
 from .outputs import error_text, failure_text, result_properties, shortfall_text
 from .session import get_store
@@ -26,7 +27,9 @@ class SpecFile(pytest.File):
         try:
             spec = load_spec(self.path)
         except RequestError as exc:  # the one-line message names file, line, rule and field
-            raise self.CollectError(str(exc)) from None
+            name = store.settings.unknown_standards.get(self.path)
+            hint = f"; {standard_hint(name)}" if name is not None and not self.path.exists() else ""
+            raise self.CollectError(f"{exc}{hint}") from None
         folders = [self.path.parent / entry for entry in spec.models] + list(store.settings.models)
         folders = list(dict.fromkeys(folder.resolve() for folder in folders))
         if not folders:
@@ -71,6 +74,9 @@ class RuleItem(pytest.Item):
     def __init__(self, *, rule: Rule, spec: Spec, model_path: Path, **kwargs: Any) -> None:
         """An item for `rule` of `spec` on the model at `model_path`, marked `conformance` and with its level."""
         super().__init__(**kwargs)
+        if self.parent is None:  # from_parent always gives one; pytest's Node types it optional
+            raise TypeError("a RuleItem is created from its ModelNode")
+        self._model_name: str = self.parent.name
         self.rule = rule
         self.spec = spec
         self.model_path = model_path
@@ -78,13 +84,13 @@ class RuleItem(pytest.Item):
         self.add_marker("conformance")
         self.add_marker(rule.level)
         self.user_properties += [
-            ("model", self.parent.name), ("spec", spec.id), ("rule", rule.id), ("check", rule.check), ("level", rule.level),
+            ("model", self._model_name), ("spec", spec.id), ("rule", rule.id), ("check", rule.check), ("level", rule.level),
         ]
 
     @property
     def model_name(self) -> str:
         """The model's node name (unique in the session)."""
-        return self.parent.name
+        return self._model_name
 
     def _selected_rules_of_model(self) -> list[RuleItem]:
         return [item for item in self.session.items if isinstance(item, RuleItem) and item.model_path == self.model_path]

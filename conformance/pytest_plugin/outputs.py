@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..report.names import file_stem, unique_name
 from ..report.text import short
 from ..result_document import ResultDocument
-from ..results import ModelIdentity, RuleResult, RunResult, SpecIdentity
+from ..results import RuleResult, RunResult
 from ..verdict import Level, Status, breaks_conformance, falls_short, is_warning
 
 if TYPE_CHECKING:
@@ -130,34 +131,37 @@ def local_payloads(store: Store) -> list[dict[str, Any]]:
 
 
 def merge_payloads(payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One document per (model, spec), its rules gathered from every xdist worker that judged some."""
+    """One document per (model, spec), its rules gathered from every xdist worker that judged some.
+
+    Each payload is `{"model_path", "spec_path", "order": [rule ids], "document": partial result document}`;
+    the first payload of a group gives the spec and environment, the first with hashed weights the model.
+    """
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for payload in payloads:
         groups.setdefault((payload["model_path"], payload["spec_path"]), []).append(payload)
     documents = []
     for group in groups.values():
         order = group[0]["order"]
-        first = group[0]["document"]
-        model, rules, evidence = first["model"], {}, {}
+        first = ResultDocument(group[0]["document"])
+        model = first.model
+        rules: dict[str, RuleResult] = {}
+        evidence: dict[str, Any] = {}
         for payload in group:
-            document = payload["document"]
-            for rule in document["rules"]:
-                rules.setdefault(rule["id"], rule)
-            for key, value in document["evidence"].items():
+            document = ResultDocument(payload["document"])
+            for rule in document.rules:
+                rules.setdefault(rule.id, rule)
+            for key, value in document.evidence.items():
                 evidence.setdefault(key, value)
-            if not model.get("sha256") and document["model"].get("sha256"):
-                model = document["model"]
+            if not model.sha256 and document.model.sha256:
+                model = document.model
         position = {rule_id: index for index, rule_id in enumerate(order)}
-        ordered = sorted(rules.values(), key=lambda rule: position.get(rule["id"], len(order)))
-        merged = RunResult(
-            spec=SpecIdentity.from_dict(first["spec"]), model=ModelIdentity.from_dict(model),
-            rules=[RuleResult.from_dict(rule) for rule in ordered], evidence=evidence, environment=first["environment"],
-        )
+        ordered = sorted(rules.values(), key=lambda rule: position.get(rule.id, len(order)))
+        merged = RunResult(spec=first.spec, model=model, rules=ordered, evidence=evidence, environment=dict(first.environment))
         documents.append(merged.to_document())
     return documents
 
 
-def write_outputs(documents: list[ResultDocument | dict[str, Any]], out: Path) -> list[Path]:
+def write_outputs(documents: Sequence[ResultDocument | dict[str, Any]], out: Path) -> list[Path]:
     """<out>/<model>.<spec id>.json per document (schema-validated, atomic) and <out>/summary.md."""
     from ..report.markdown import render_markdown
     from ..results import write_atomic, write_result

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,9 @@ class Settings:
     device: str
     no_cache: bool
     spec_patterns: tuple[str, ...]
+    # spec path -> the name given for it, when it was named like a shipped standard but none has that name
+    # (its collection error then suggests the closest, as the command line's --spec does)
+    unknown_standards: Mapping[Path, str] = field(default_factory=dict)
 
 
 def _ini_base(config: pytest.Config) -> Path:
@@ -99,11 +103,13 @@ def read_settings(config: pytest.Config) -> Settings:
     device = config.getoption("conformance_device") or config.getini("conformance_device").strip() or "auto"
     if not is_device_choice(device):
         raise pytest.UsageError(f"--conformance-device: {device!r} is not auto, cpu, cuda or cuda:N")
+    resolved = {value: resolve_spec(value, spec_base) for value in specs}
     return Settings(
-        specs=tuple(dict.fromkeys(resolve_spec(value, spec_base) for value in specs)),
+        specs=tuple(dict.fromkeys(resolved.values())),
         models=tuple(dict.fromkeys((model_base / Path(value).expanduser()).resolve() for value in models)),
         out=out,
         device=device,
         no_cache=bool(config.getoption("conformance_no_cache") or config.getini("conformance_no_cache")),
         spec_patterns=tuple(config.getini("conformance_spec_pattern") or [DEFAULT_SPEC_PATTERN]),
+        unknown_standards={path: value for value, path in resolved.items() if is_standard_name(value) and not path.exists()},
     )

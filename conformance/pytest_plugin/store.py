@@ -163,7 +163,7 @@ class Store:
         """The shared state of a model under these options; rule items use the session's options."""
         options = options or self.run_options()
         load = options.load
-        key = (path.resolve(), load.device, load.dtype, load.device_map_auto, options.hash_weights, options.require_device)
+        key = (path.resolve(), load.backend, load.device, load.dtype, load.device_map_auto, options.hash_weights, options.require_device)
         if key not in self.states:
             self.states[key] = ModelState(self.candidate(path), options)
         return self.states[key]
