@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from ..probe_registry import ProbeContext, probe
-from ..result_document import ResultDocument
 
 
 @dataclass(frozen=True)
@@ -30,14 +29,12 @@ class BaselineScores:
 def read_baseline(path: Path) -> BaselineScores:
     """The baseline at `path` (a result document); a missing or malformed file is reported in `error`, never raised."""
     try:
-        document = ResultDocument(json.loads(path.read_text(encoding="utf-8")))  # TypeError: not a JSON object
-        tasks = document.probe("tasks")  # empty when the baseline's tasks probe did not run or failed
-        # The model's name only: ModelIdentity would also ask for the folder, which a baseline need not name.
-        model = document.data["model"]["name"]
-        return BaselineScores(str(path), model, tasks["scores"], tasks.get("n_shot", {}), tasks.get("limits", {}))
+        document = json.loads(path.read_text(encoding="utf-8"))
+        tasks = document["evidence"]["tasks"]
+        return BaselineScores(str(path), document["model"]["name"], tasks["scores"], tasks.get("n_shot", {}), tasks.get("limits", {}))
     except FileNotFoundError:
         return BaselineScores(str(path), error=f"baseline result {path} not found")
-    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:  # AttributeError: evidence not an object
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
         return BaselineScores(str(path), error=f"baseline {path} is not a result document with task scores ({type(exc).__name__}: {exc})")
     except (OSError, UnicodeDecodeError) as exc:
         return BaselineScores(str(path), error=f"baseline {path} cannot be read ({type(exc).__name__}: {exc})")
