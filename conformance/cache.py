@@ -159,16 +159,21 @@ class EvidenceCache:
         """(True, the decoded evidence) on a hit; (False, None) when the entry is absent, unreadable or of a refused type."""
         try:
             return True, decode(json.loads(self._file(key).read_text(encoding="utf-8")), self._types)
-        except (OSError, ValueError, TypeError, KeyError):
-            return False, None  # absent or unreadable: measure again
+        except (OSError, ValueError, TypeError, KeyError, RecursionError):
+            return False, None  # absent, unreadable or nested past the parser's depth: measure again
 
     def put(self, key: str, value: Any) -> None:
-        """Store `value` under `key`, atomically; a value `encode` refuses is not cached (measured every time).
+        """Store `value` under `key`, atomically; a value the cache could not read back is not cached (measured every time).
+
+        A value `encode` refuses, or one holding a dataclass outside the allowlist (a field typed `Any` that
+        holds one), is never written: written, it would be refused at every read and silently never served.
 
         Raises OSError when the entry cannot be written.
         """
         try:
-            text = json.dumps(encode(value), allow_nan=False)
+            encoded = encode(value)
+            decode(encoded, self._types)  # the same allowlist a read applies
+            text = json.dumps(encoded, allow_nan=False)
         except (TypeError, ValueError):
             return  # not cacheable: measured every time
         write_atomic(self._file(key), text)

@@ -91,7 +91,25 @@ def plan(rules: list[Rule]) -> list[ProbeRun]:
     for rule in rules:
         for run in probe_runs(rule):
             add(merged.get(run.name, run))
-    return ordered
+    return _until_decided_last(ordered)
+
+
+def _until_decided_last(ordered: list[ProbeRun]) -> list[ProbeRun]:
+    """`ordered` with the until-decided runs (and any run depending on one) moved to the end, order kept.
+
+    An until-decided probe asks the checks of its rules whether a measurement decides them; a check that
+    also reads another probe (MFU reads the `devices` table) would otherwise be asked before that probe ran,
+    answer "probe did not run", count as decided, and stop the measuring at the first look.
+    """
+    late_names = {run.name for run in ordered if get_probe(run.name).until_decided}
+    if not late_names:
+        return ordered
+
+    def waits(name: str) -> bool:
+        return name in late_names or any(waits(dependency) for dependency in get_probe(name).depends)
+
+    early = [run for run in ordered if not waits(run.name)]
+    return early + [run for run in ordered if waits(run.name)]
 
 
 def rule_probe_key(rule: Rule, probe: str) -> str:

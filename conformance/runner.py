@@ -141,6 +141,8 @@ def _run_probe(
     if cached is not None and cache_key is not None:
         hit, value = cached.cache.get(cache_key)
         # A cached measurement serves only if it decides this run's rules too (another spec's bars may differ).
+        # A value of another type than the probe declares (a hand-edited entry) is a miss: measure again.
+        hit = hit and (isinstance(value, SkippedProbe) or isinstance(value, definition.evidence))
         if hit and (decided is None or isinstance(value, SkippedProbe) or decided(value)):
             if isinstance(value, SkippedProbe):
                 _skip(run, evidence, options, value.reason)

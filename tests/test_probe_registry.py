@@ -73,11 +73,14 @@ def _rule(check: str, rule_id: str = "R", **params: Any) -> Rule:
 
 def test_the_shipped_probes_are_registered_with_their_declarations() -> None:
     names = [definition.name for definition in all_probes()]
-    assert names == sorted(["static", "card", "scan", "hashes", "load", "forward", "determinism", "finiteness", "speed", "tasks", "generations", "baseline", "safety_set", "devices"])
+    shipped = {"static", "card", "scan", "hashes", "load", "forward", "determinism", "finiteness", "speed", "tasks", "generations", "baseline", "safety_set", "devices"}
+    assert names == sorted(names) and shipped <= set(names)  # a new probe adds a name; these stay
     assert get_probe("load").depends == ("static", "scan") and get_probe("load").summary is not None
     assert get_probe("speed").until_decided and get_probe("speed").parameterized
     assert get_probe("tasks").merge is merge_task_requests
-    assert {d.name for d in all_probes() if d.cacheable} == {"load", "forward", "determinism", "finiteness", "speed", "tasks", "generations"}
+    cacheable = {d.name for d in all_probes() if d.cacheable}
+    assert {"load", "forward", "determinism", "finiteness", "speed", "tasks", "generations"} <= cacheable
+    assert not cacheable & {"static", "card", "scan", "hashes", "baseline", "safety_set", "devices"}  # cheap, or the key itself
 
 
 def test_a_name_is_registered_once_and_lookups_suggest() -> None:
@@ -212,3 +215,47 @@ def test_roofline_peaks_come_from_the_devices_evidence() -> None:
     evidence.put("devices", DeviceTable(()))
     with pytest.raises(CheckError, match="no peak known for device Made-up X1"):
         _peak(evidence, rule, Speed(), "peak_bytes_per_second")  # type: ignore[arg-type]
+
+
+def test_until_decided_probes_run_after_the_other_probes_their_checks_read() -> None:
+    """An MFU rule without a peak reads the `devices` table: it must be there when the speed probe asks "decided?"."""
+    mfu = Rule(id="MFU", level="must", check="performance.mfu", params={"workload": {"batch_size": 1, "prompt_tokens": 8, "new_tokens": 4}}, comparison={"min": 0.1})
+    names = [run.name for run in plan([mfu])]
+    assert "devices" in names and names.index("devices") < names.index("speed")
+    assert names.index("load") < names.index("speed")  # dependencies still first
+
+
+def test_a_cached_value_of_another_type_is_a_miss(widget_probe: None, llama_dir: Path, tmp_path: Path) -> None:
+    """A hand-edited entry holding another registered type is measured again, not handed to the check."""
+    rules = [_rule("widgets.count", "A", scale=2)]
+    options = RunOptions(cache_dir=tmp_path / "cache", log=lambda message: None)
+    measure(Candidate(llama_dir), rules, options)
+    entries = list((tmp_path / "cache" / "evidence").rglob("*.json"))
+    assert len(entries) == 1
+    entries[0].write_text(json.dumps(encode(WidgetCount("forged", 7))), encoding="utf-8")  # allowlisted, wrong probe
+    CALLS.clear()
+    again = measure(Candidate(llama_dir), rules, options)
+    assert CALLS == [{"scale": 2}]
+    assert isinstance(rule_evidence(again, rules[0], "widgets", WidgetEvidence), WidgetEvidence)
+
+
+def test_the_cache_never_writes_what_it_could_not_read_back(tmp_path: Path) -> None:
+    """A dataclass outside the allowlist hidden in an untyped field would be written and then refused at every read."""
+
+    @dataclass
+    class Loose:
+        extra: Any
+
+    cache = EvidenceCache(tmp_path, cacheable_types() | {"Loose": Loose})
+    cache.put("c" * 64, Loose(Unregistered(1)))
+    assert not list(tmp_path.rglob("*.json"))
+    cache.put("d" * 64, Loose(3))
+    assert cache.get("d" * 64) == (True, Loose(3))
+
+
+def test_a_cache_entry_nested_past_the_parser_is_a_miss(tmp_path: Path) -> None:
+    cache = EvidenceCache(tmp_path, cacheable_types())
+    path = tmp_path / "evidence" / "ee" / ("e" * 64 + ".json")
+    path.parent.mkdir(parents=True)
+    path.write_text("[" * 200_000, encoding="utf-8")
+    assert cache.get("e" * 64) == (False, None)
