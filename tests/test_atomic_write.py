@@ -50,3 +50,25 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> 
         write_atomic(target, "new", before_replace=refuse)
     assert target.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.md"]
+
+
+def test_the_command_lines_results_and_reports_are_0644_under_umask_022(tmp_path: Path, llama_dir: Path) -> None:
+    """End to end: `check` writes its result document and Markdown, `report` the leaderboard folder, all 0644."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+    def run(*args: str) -> None:
+        done = subprocess.run(
+            [sys.executable, "-m", "conformance", *args], env=env, capture_output=True, text=True, timeout=300,
+            preexec_fn=lambda: os.umask(0o022),
+        )
+        assert done.returncode in (0, 1), done.stderr
+
+    run("check", str(llama_dir), "--spec", "baseline-safety", "--out", str(tmp_path / "results"), "-q")
+    run("report", str(tmp_path / "results" / f"{llama_dir.name}.json"), "--out", str(tmp_path / "board"))
+    written = [path for path in tmp_path.rglob("*") if path.is_file()]
+    assert {path.suffix for path in written} >= {".json", ".md", ".html", ".csv", ".png"}
+    modes = {str(path.relative_to(tmp_path)): oct(stat.S_IMODE(path.stat().st_mode)) for path in written}
+    assert set(modes.values()) == {"0o644"}, modes
