@@ -95,7 +95,11 @@ class ResultDocument:
 
     @classmethod
     def load(cls, path: Path) -> ResultDocument:
-        """Read and validate a result file (`SpecError`, a `RequestError`: missing, not JSON or invalid)."""
+        """Read and validate a result file through `results.load_result` (bounded: regular files only, 64 MiB, 108 levels).
+
+        Raises `SpecError`, a `RequestError`, when it is missing, not a regular file, too large, nested too
+        deep, not JSON or invalid.
+        """
         return cls(load_result(Path(path)))
 
     def problems(self) -> list[str]:

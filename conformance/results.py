@@ -284,16 +284,29 @@ def write_result(document: dict[str, Any], path: Path) -> None:
 
 
 def load_result(path: Path) -> dict[str, Any]:
-    """Read and validate a result document (`SpecError`: missing, not JSON, or breaking the schema)."""
+    """Read and validate a result document through `safe_files.read_json_document`.
+
+    Raises `SpecError` (`path: reason`, exit status 2 on the command line) when the file is missing, not a
+    regular file (a directory, a FIFO: refused at once, never waited on), over DOCUMENT_MAX_BYTES, not
+    UTF-8 JSON, nested past DOCUMENT_MAX_DEPTH, or breaking the schema.
+    """
     from .errors import SpecError
+    from .safe_files import DOCUMENT_MAX_BYTES, DOCUMENT_MAX_DEPTH, read_json_document
 
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = read_json_document(path, DOCUMENT_MAX_BYTES, DOCUMENT_MAX_DEPTH)
     except FileNotFoundError:
         raise SpecError(str(path), "result file not found") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SpecError(str(path), f"not a JSON result document: {exc}") from None
-    problems = validate_document(document) if isinstance(document, dict) else ["not an object"]
+    except ValueError as exc:  # UnsafeFileError, JSONTooDeepError: the message is the reason alone
+        raise SpecError(str(path), f"not a readable result document: {exc}") from None
+    except OSError as exc:
+        raise SpecError(str(path), f"not a readable result document: {exc.strerror or exc}") from None
+    try:
+        problems = validate_document(document) if isinstance(document, dict) else ["not an object"]
+    except RecursionError:  # not expected within DOCUMENT_MAX_DEPTH; never a traceback if it happens
+        problems = [f"nests too deep to validate (limit {DOCUMENT_MAX_DEPTH} levels)"]
     if problems:
         raise SpecError(str(path), f"not a valid result document: {problems[0]}")
     return document

@@ -6,6 +6,10 @@ targets), refused if it leaves the folder, then opened with O_NONBLOCK (opening 
 and O_NOFOLLOW (a link swapped in after the check is not followed), and judged on the open file
 descriptor: only a regular file is read. A FIFO, a socket or a device such as /dev/zero is refused at
 once, so it errors the rules that need that file and nothing hangs.
+
+The user's own JSON documents (result documents for report, diff and a resumed leaderboard; a
+regression rule's baseline) are read by `read_json_document`: links followed, regular files only,
+DOCUMENT_MAX_BYTES and DOCUMENT_MAX_DEPTH, every failure a one-line reason.
 """
 
 from __future__ import annotations
@@ -18,10 +22,18 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 MAX_JSON_DEPTH = 64  # deeper than any config, tokenizer or header JSON a real model ships (they nest < 10)
+# A result document is written at most results.MAX_DOCUMENT_DEPTH (100) levels deep (`json_safe`); a few
+# levels more are accepted from a hand-edited one. 64 MiB is far above a real document (tens of KiB).
+DOCUMENT_MAX_DEPTH = 108
+DOCUMENT_MAX_BYTES = 64 * 2**20
 
 
 class UnsafeFileError(ValueError):
     """A model file that must not be read: outside the folder, not a regular file, over a size limit."""
+
+
+class JSONTooDeepError(ValueError):
+    """JSON nested deeper than its reader's depth limit; the message is the reason alone (`nests deeper ...`)."""
 
 
 def _inside(root: Path, path: Path) -> bool:
@@ -50,9 +62,8 @@ def open_regular(root: Path, relative: str) -> IO[bytes]:
     FileNotFoundError. The caller closes the returned file.
     """
     resolved = resolve_inside(root, relative)
-    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        descriptor = os.open(resolved, flags)
+        descriptor = _open_nonblocking(resolved, follow_links=False)
     except FileNotFoundError:
         raise
     except OSError as exc:  # ELOOP: a link loop, or a link swapped in after the check
@@ -62,12 +73,23 @@ def open_regular(root: Path, relative: str) -> IO[bytes]:
         if not stat.S_ISREG(mode):
             kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file"
             raise UnsafeFileError(f"{relative!r} is {kind}; only regular files are read")
-        flags_now = fcntl.fcntl(descriptor, fcntl.F_GETFL)
-        fcntl.fcntl(descriptor, fcntl.F_SETFL, flags_now & ~os.O_NONBLOCK)
-        return os.fdopen(descriptor, "rb")
+        return _blocking_file(descriptor)
     except BaseException:
         os.close(descriptor)
         raise
+
+
+def _open_nonblocking(path: Path, follow_links: bool) -> int:
+    """A read-only descriptor opened with O_NONBLOCK, so opening a FIFO returns at once (OSError as os.open)."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | (0 if follow_links else getattr(os, "O_NOFOLLOW", 0))
+    return os.open(path, flags)
+
+
+def _blocking_file(descriptor: int) -> IO[bytes]:
+    """The descriptor of a file judged regular as a binary file object, blocking again for plain reads."""
+    flags_now = fcntl.fcntl(descriptor, fcntl.F_GETFL)
+    fcntl.fcntl(descriptor, fcntl.F_SETFL, flags_now & ~os.O_NONBLOCK)
+    return os.fdopen(descriptor, "rb")
 
 
 def is_regular_inside(root: Path, relative: str) -> bool:
@@ -110,13 +132,26 @@ def loads_json(data: bytes | str, name: str, max_depth: int = MAX_JSON_DEPTH) ->
     as strings (results.py), so they never break a result document.
     """
     try:
-        value = json.loads(data)
-    except RecursionError:
-        raise ValueError(f"{name} nests deeper than the {max_depth}-level limit") from None
+        return parse_json(data, max_depth)
+    except JSONTooDeepError as exc:
+        raise ValueError(f"{name} {exc}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{name} is not valid JSON: {exc}") from None
+
+
+def parse_json(data: bytes | str, max_depth: int) -> Any:
+    """Parse JSON nested at most `max_depth` levels (a scalar is 0), never ending in a RecursionError.
+
+    Raises JSONTooDeepError (a ValueError) past the limit, json.JSONDecodeError or UnicodeDecodeError
+    on bad text. Python's parser gives up near 1,000 levels with a RecursionError; that is reported
+    as too deep as well.
+    """
+    try:
+        value = json.loads(data)
+    except RecursionError:
+        raise JSONTooDeepError(f"nests deeper than the {max_depth}-level limit") from None
     if json_depth(value) > max_depth:
-        raise ValueError(f"{name} nests deeper than the {max_depth}-level limit")
+        raise JSONTooDeepError(f"nests deeper than the {max_depth}-level limit")
     return value
 
 
@@ -129,3 +164,58 @@ def read_json(root: Path, relative: str, max_bytes: int, max_depth: int = MAX_JS
     except OSError as exc:
         raise ValueError(f"{relative} cannot be read: {exc.strerror}") from None
     return loads_json(data, relative, max_depth)
+
+
+def _kind(mode: int) -> str:
+    """What a file that is not regular is, in words."""
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a socket" if stat.S_ISSOCK(mode) else "not a regular file"
+
+
+def read_document_bytes(path: Path, max_bytes: int) -> bytes:
+    """All bytes of a document the user names (a result document, a regression baseline), bounded.
+
+    Unlike a model's files, the user's own documents may be links anywhere: links are followed, and
+    the opened descriptor is judged, so a directory, FIFO, socket or device is refused without a read
+    or a hang. Raises FileNotFoundError; UnsafeFileError whose message is the reason alone (`a FIFO,
+    not a regular file`, `N bytes, over the M-byte (64 MiB) limit`, `cannot be opened: ...`); OSError
+    when the read itself fails.
+    """
+    try:
+        descriptor = _open_nonblocking(path, follow_links=True)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:  # a link loop, no permission
+        raise UnsafeFileError(f"cannot be opened: {exc.strerror}") from None
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if not stat.S_ISREG(mode):
+            raise UnsafeFileError(f"{_kind(mode)}, not a regular file")
+        handle = _blocking_file(descriptor)
+    except BaseException:
+        os.close(descriptor)
+        raise
+    limit = f"over the {max_bytes}-byte ({max_bytes / 2**20:g} MiB) limit"
+    with handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size > max_bytes:
+            raise UnsafeFileError(f"{size} bytes, {limit}")
+        data = handle.read(max_bytes + 1)  # a file that grows while read is still bounded
+    if len(data) > max_bytes:
+        raise UnsafeFileError(limit)
+    return data
+
+
+def read_json_document(path: Path, max_bytes: int, max_depth: int) -> Any:
+    """Parse a document the user names: `read_document_bytes`, strict UTF-8, then `parse_json`.
+
+    Raises FileNotFoundError, UnsafeFileError (not a regular file, over `max_bytes`, cannot be opened),
+    OSError, UnicodeDecodeError, json.JSONDecodeError and JSONTooDeepError, so each caller words its
+    own message; UnsafeFileError and JSONTooDeepError messages are the reason alone.
+    """
+    return parse_json(read_document_bytes(path, max_bytes).decode("utf-8"), max_depth)
