@@ -9,6 +9,7 @@ weight files is itself cached by (path, size, mtime).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -107,14 +108,22 @@ class HashCache:
             self._dirty = False
 
 
-def environment_fingerprint(load_options: Any) -> dict[str, Any]:
-    """What makes a measurement valid only here: versions, this machine, how the model is loaded."""
-    packages: dict[str, str | None] = {}  # None: not installed
+@functools.lru_cache(maxsize=1)
+def _package_versions() -> tuple[tuple[str, str | None], ...]:
+    # Read once a process: each metadata lookup scans sys.path (~3 ms), and a leaderboard asked five
+    # times per model; an installed version cannot change under a running process that imported it.
+    versions: list[tuple[str, str | None]] = []  # None: not installed
     for name in ("torch", "transformers", "lm_eval", "accelerate", "tokenizers"):
         try:
-            packages[name] = metadata.version(name)
+            versions.append((name, metadata.version(name)))
         except metadata.PackageNotFoundError:
-            packages[name] = None
+            versions.append((name, None))
+    return tuple(versions)
+
+
+def environment_fingerprint(load_options: Any) -> dict[str, Any]:
+    """What makes a measurement valid only here: versions, this machine, how the model is loaded."""
+    packages = dict(_package_versions())
     return {
         "conformance": __version__,
         "format": CACHE_FORMAT,

@@ -3,6 +3,10 @@
 Both answers come from the two registries alone: a check declares its probes and `probe_params`; a probe
 declares its dependencies and whether it is parameterized (one run per distinct parameters) or merged (one
 run for all its rules). Checks read their evidence through `rule_evidence`, never by rebuilding a key.
+
+Probe definitions are read from the registry, and the catalogue (every probe module) is imported only
+when a name is not registered yet: the checks import this module, and importing every probe module (the
+scanner among them) to load a spec cost each leaderboard process ~0.1 s (tests/test_import_graph.py).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from typing import Any, TypeVar, overload
 
 from .errors import CheckError
 from .evidence import Evidence, evidence_key
-from .probe_catalogue import get_probe
+from .probe_registry import ProbeDef, registered_probes
 from .registry import CheckDef, registered_checks
 from .rule import Rule
 
@@ -36,6 +40,21 @@ class ProbeRun:
     def cache_key(self) -> str:
         """The key its evidence is cached under: always with the parameters (a merged run's differ per spec)."""
         return evidence_key(self.name, dict(self.params))
+
+
+def get_probe(name: str) -> ProbeDef:
+    """The registered probe `name`, registering every shipped probe first if it is not (yet) known.
+
+    Raises CheckError when no shipped probe has that name (a check declared it wrongly).
+    """
+    if name not in registered_probes():
+        # Function-local on purpose: the catalogue imports every probe module (~90 ms, the scanner's
+        # included), which loading a spec or reading stored results never needs; the runner imports it.
+        from . import probe_catalogue  # noqa: F401  (importing it registers every shipped probe)
+    try:
+        return registered_probes()[name]
+    except KeyError:
+        raise CheckError(f"unknown probe {name!r}: no probe module defines it") from None
 
 
 def _freeze(params: dict[str, Any]) -> tuple[tuple[str, Any], ...]:

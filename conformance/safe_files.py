@@ -113,16 +113,26 @@ def read_bytes(root: Path, relative: str, max_bytes: int) -> bytes:
 
 
 def json_depth(value: Any) -> int:
-    """Nesting depth of a parsed JSON value (a scalar is 0), walked without recursion."""
-    deepest, stack = 0, [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if isinstance(item, dict):
-            stack.extend((child, depth + 1) for child in item.values())
-        elif isinstance(item, list):
-            stack.extend((child, depth + 1) for child in item)
-    return deepest
+    """Nesting depth of a parsed JSON value (a scalar or an empty container is 0), walked without recursion.
+
+    Walked level by level, keeping only the containers: a result document is mostly scalars, and pushing
+    each of them on a stack cost more than parsing the text.
+    """
+    containers = (dict, list)
+    if type(value) not in containers:
+        return 0
+    deepest, level = 0, [value]
+    while True:
+        found, below = False, []
+        for item in level:
+            children = item.values() if type(item) is dict else item
+            if children:
+                found = True
+                below.extend([child for child in children if type(child) in containers])
+        if not found:
+            return deepest
+        deepest += 1
+        level = below
 
 
 def loads_json(data: bytes | str, name: str, max_depth: int = MAX_JSON_DEPTH) -> Any:

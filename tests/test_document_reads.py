@@ -193,3 +193,19 @@ def test_check_errors_the_regression_rule_on_a_fifo_baseline(llama_dir: Path, tm
     [rule] = load_result(tmp_path / "out" / "tiny-llama.json")["rules"]
     assert rule["status"] == "error"
     assert rule["message"] == f"baseline {(tmp_path / 'base.json').resolve()} cannot be read: a FIFO, not a regular file"
+
+
+@pytest.mark.parametrize(
+    ("value", "depth"),
+    [(1, 0), ("text", 0), (None, 0), ({}, 0), ([], 0), ({"a": 1}, 1), ([[]], 1), ([[1]], 2), ({"a": {"b": []}}, 2),
+     ([1, [2, [3]]], 3), ([{"a": [1, {"b": {}}]}, 2], 4), ([{"a": [1, {"b": 0}]}, 2], 4), ([{"a": [1, {}]}], 3), ([{"a": []}], 2), ([[[[[]]]], 1], 4)],
+)
+def test_json_depth_counts_the_levels_that_hold_a_value(value: object, depth: int) -> None:
+    assert json_depth(value) == depth
+
+
+def test_json_depth_walks_a_thousand_levels_without_recursion() -> None:
+    value: list = []
+    for _ in range(5_000):
+        value = [value, 1]
+    assert json_depth(value) == 5_000

@@ -202,3 +202,24 @@ def test_the_check_registry_imports_no_check() -> None:
     code = "import sys, conformance.registry; print(sorted(m for m in sys.modules if m.startswith('conformance.checks')))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_loading_a_spec_imports_no_probe_catalogue_and_planning_still_finds_every_probe() -> None:
+    # A spec load or a leaderboard read from stored results imports the checks; the probe catalogue (every
+    # probe module, the pickle scanner, picklescan's network stack) is for whoever measures. Planning reads
+    # the registry and imports the catalogue only when it is asked for a probe not registered yet.
+    code = (
+        "import sys, conformance.spec\n"
+        "heavy = ('conformance.probe_catalogue', 'conformance.probes.scan', 'picklescan.scanner', 'torch', 'transformers')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+        "from conformance.planning import get_probe, plan\n"
+        "from conformance.registry import registered_checks\n"
+        "from conformance.rule import Rule\n"
+        "rule = Rule(id='R', level='must', check='safety.serialization_scan', comparison={}, params={})\n"
+        "print([run.name for run in plan([rule])])\n"
+        "declared = {p for c in registered_checks().values() for p in c.probes}\n"
+        "print(all(get_probe(p).name == p for p in declared), 'scan' in declared, 'card' in declared)\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert completed.stdout.splitlines() == ["[]", "['scan']", "True True True"]

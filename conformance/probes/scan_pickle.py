@@ -27,8 +27,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import IO, Any, NamedTuple
 
-from picklescan import scanner as picklescan_scanner
-
 from .weights_only_allowlist import IMPORT_MAPPING as _TORCH_IMPORT_MAPPING
 from .weights_only_allowlist import NAME_MAPPING as _TORCH_NAME_MAPPING
 from .weights_only_allowlist import TORCH_VERSION as WEIGHTS_ONLY_TORCH_VERSION
@@ -1099,6 +1097,17 @@ def loader_would_act(walk: PickleWalk) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
+def _picklescan() -> Any:
+    """picklescan's scanner module, imported on first use.
+
+    It imports http.client, ssl, tarfile and tempfile (~35 ms); a process that reads stored results or
+    loads a spec imports this module through the probe catalogue and never scans a pickle.
+    """
+    from picklescan import scanner
+
+    return scanner
+
+
 def picklescan_dangerous_globals(reader: BoundedReader, stream_id: str, pickles: int) -> tuple[set[tuple[str, str]], str | None]:
     """Run picklescan's own parser over the same pickles; return what it calls dangerous.
 
@@ -1107,6 +1116,7 @@ def picklescan_dangerous_globals(reader: BoundedReader, stream_id: str, pickles:
     opcode of a pickle before looking at them: about 3x the time of our walk, and memory per opcode.
     """
     dangerous: set[tuple[str, str]] = set()
+    picklescan_scanner = _picklescan()
     try:
         for _ in range(pickles):
             result = picklescan_scanner.scan_pickle_bytes(reader, stream_id, multiple_pickles=False)
@@ -1392,11 +1402,12 @@ def classify_with_picklescan(global_names: Iterable[tuple[str, str]]) -> set[tup
         # Private, but it is the one place picklescan applies its denylist (with parent-module wildcards);
         # if it ever moves, our own list still answers.
         raw = set().union(*spellings.values())
+        picklescan_scanner = _picklescan()
         result = picklescan_scanner._build_scan_result_from_raw_globals(raw, "conformance-scan")
     except Exception:  # pragma: no cover - depends on picklescan internals
         _log.debug("picklescan classification unavailable", exc_info=True)
         return dangerous
-    flagged = {(g.module, g.name) for g in result.globals if g.safety == picklescan_scanner.SafetyLevel.Dangerous}
+    flagged = {(g.module, g.name) for g in result.globals if g.safety == _picklescan().SafetyLevel.Dangerous}
     return dangerous | {g for g, forms in spellings.items() if forms & flagged}
 
 
