@@ -8,6 +8,7 @@ import below.
 from __future__ import annotations
 
 import difflib
+import functools
 
 from .errors import RequestError
 from .probe_registry import ProbeDef, reachable_dataclasses, registered_probes
@@ -43,5 +44,15 @@ def get_probe(name: str) -> ProbeDef:
 
 
 def cacheable_types() -> dict[str, type]:
-    """The dataclasses the evidence cache may decode: each cacheable probe's evidence type and those it contains."""
-    return reachable_dataclasses([definition.evidence for definition in all_probes() if definition.cacheable])
+    """The dataclasses the evidence cache may decode: each cacheable probe's evidence type and those it contains.
+
+    Returns a new dict each call; the walk over type hints (~5 ms) is done once per set of registered
+    cacheable evidence types, so a probe registered later (a plugin, a test's) is still seen.
+    """
+    roots = tuple(definition.evidence for definition in all_probes() if definition.cacheable)
+    return dict(_reachable(roots))
+
+
+@functools.lru_cache(maxsize=8)
+def _reachable(roots: tuple[type, ...]) -> dict[str, type]:
+    return reachable_dataclasses(list(roots))
