@@ -14,11 +14,12 @@ from ..candidate import Candidate
 from .base import ArchitectureSource, TensorLayout, WeightFormat
 from .config_json import ConfigJsonSource
 from .listed import LISTED_FORMATS
+from .quantized import QUANTIZED_LAYOUTS
 from .safetensors import SafetensorsFormat
 from .torch_pickle import TorchPickleFormat
 
 WEIGHT_FORMATS: list[WeightFormat] = [SafetensorsFormat(), TorchPickleFormat(), *LISTED_FORMATS]
-TENSOR_LAYOUTS: list[TensorLayout] = []  # quantized layouts (none yet: their tensors are counted as stored)
+TENSOR_LAYOUTS: list[TensorLayout] = [*QUANTIZED_LAYOUTS]
 ARCHITECTURE_SOURCES: list[ArchitectureSource] = [ConfigJsonSource()]
 
 
