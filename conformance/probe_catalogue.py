@@ -17,6 +17,7 @@ from .probes import (  # noqa: F401  (importing a probe module registers its pro
     card_probe,
     generations,
     hashes,
+    json_keys,
     load,
     roofline,
     runtime,

@@ -23,8 +23,9 @@ The rules are those of the library's Rust reader (`safetensors/src/tensor.rs`: `
 `tests/test_header_fuzz.py` compares this reader with the library on generated and mutated files.
 
 `SafetensorsFormat` claims `*.safetensors` at the folder's top level, reads the shards that
-`model.safetensors.index.json` names (or every file without an index), and streams tensors for the
-finiteness probe through the library's `safe_open` on the descriptor the caller checked.
+`model.safetensors.index.json` names (or every file without an index), gives the index's `weight_map` for
+the weights probe to compare with the headers (`index_map`), and streams tensors for the finiteness probe
+through the library's `safe_open` on the descriptor the caller checked.
 """
 
 from __future__ import annotations
@@ -264,6 +265,15 @@ class SafetensorsFormat(WeightFormat):
             errors.append(f"{INDEX_NAME}: {exc}")
             return INDEX_NAME, sorted(claimed)
 
+    def index_map(self, candidate: Candidate, index: str) -> dict[str, str]:
+        """The index's `weight_map` (tensor name -> shard file), string values only; ValueError when unreadable.
+
+        `probes.weights.read_weights` compares it with the headers read: a tensor the index places in a shard
+        that does not hold it, or a shard holding a tensor the index does not list, is an error of the
+        tensor facts (a value that is not a file name was already reported by `header_files`).
+        """
+        return {name: shard for name, shard in _weight_map(candidate, index).items() if isinstance(shard, str)}
+
     def read_tensors(self, candidate: Candidate, relative: str) -> list[TensorInfo]:
         """The header's tensors, sorted by name; ValueError (bad header) or OSError (see `read_safetensors_header`)."""
         with candidate.open_regular(relative) as handle:
@@ -278,11 +288,17 @@ class SafetensorsFormat(WeightFormat):
                 yield name, _row_slices(reader, name, slice_bytes)
 
 
-def _index_shards(candidate: Candidate, present: set[str], errors: list[str]) -> list[str]:
-    index = candidate.read_json(INDEX_NAME, max_bytes=MAX_INDEX_BYTES)
+def _weight_map(candidate: Candidate, index_name: str) -> dict[str, Any]:
+    """The index file's `weight_map` object as parsed (64 MiB, depth 64); ValueError when it is not an object."""
+    index = candidate.read_json(index_name, max_bytes=MAX_INDEX_BYTES)
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
     if not isinstance(weight_map, dict):
         raise ValueError("weight_map is not an object")
+    return weight_map
+
+
+def _index_shards(candidate: Candidate, present: set[str], errors: list[str]) -> list[str]:
+    weight_map = _weight_map(candidate, INDEX_NAME)
     shards = sorted({value for value in weight_map.values() if isinstance(value, str)})
     if len(shards) != len(set(map(str, weight_map.values()))):
         errors.append(f"{INDEX_NAME}: weight_map values must be file names")

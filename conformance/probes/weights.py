@@ -3,12 +3,20 @@
 Every file is opened through `safe_files` (regular files inside the folder only), and each file's failure
 is recorded against that file, so one bad shard or archive never hides the others. Which files a format
 claims, how it reads a header and how it counts parameters live in `conformance/formats/`.
+
+Files that contradict each other are errors of the tensor facts, whatever the format: a tensor name held by
+more than one file read (two shards, or two files without an index) would be counted twice and loaded
+from whichever file comes last, so the size rules error instead of counting (`count_parameters` still
+counts each name once); and where the format has an index (`IndexedFormat`), a tensor the index places in
+a shard that does not hold it, or a shard holding a tensor the index does not list, is reported too.
+Each kind of contradiction is one error string naming at most `MAX_NAMED_TENSORS` tensors and the count.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from ..candidate import Candidate
 from ..formats import registry
@@ -43,6 +51,80 @@ class WeightsInfo:
         }
 
 
+MAX_NAMED_TENSORS = 5  # tensors named per contradiction; the count says how many there are in all
+MAX_NAMED_FILES = 4  # files named per duplicated tensor
+MAX_NAME_CHARS = 200  # a tensor or file name is text from an untrusted header: cut in messages
+
+
+@runtime_checkable
+class IndexedFormat(Protocol):
+    """A weight format whose index maps each tensor name to the file holding it (safetensors' `weight_map`)."""
+
+    def index_map(self, candidate: Candidate, index: str) -> dict[str, str]:
+        """Tensor name -> file, as the index `index` states it; ValueError or OSError when unreadable."""
+        ...
+
+
+def _cut(text: str) -> str:
+    """`text` at most MAX_NAME_CHARS long, an ellipsis marking a cut."""
+    return text if len(text) <= MAX_NAME_CHARS else text[: MAX_NAME_CHARS - 3] + "..."
+
+
+def _named(items: list[str], total: int, noun: str) -> str:
+    """`items` (already bounded) joined, with "and N more <noun>" when `total` is larger."""
+    more = total - len(items)
+    return "; ".join(items) + (f"; and {more} more {noun}" if more > 0 else "")
+
+
+def duplicate_tensor_error(tensors: list[TensorInfo]) -> str | None:
+    """One error naming the tensors held by more than one file (at most MAX_NAMED_TENSORS, and their count); None if none.
+
+    A name twice in one file cannot happen here: the header readers keep one entry per name, as the
+    libraries do.
+    """
+    files_of: dict[str, list[str]] = defaultdict(list)
+    for tensor in tensors:
+        files_of[tensor.name].append(tensor.file)
+    repeated = sorted(name for name, files in files_of.items() if len(files) > 1)
+    if not repeated:
+        return None
+    named = []
+    for name in repeated[:MAX_NAMED_TENSORS]:
+        files = sorted(files_of[name])
+        shown = ", ".join(_cut(f) for f in files[:MAX_NAMED_FILES]) + (", ..." if len(files) > MAX_NAMED_FILES else "")
+        named.append(f"{_cut(name)} in {len(files)} files ({shown})")
+    return (
+        f"{len(repeated)} tensor name{'s' if len(repeated) != 1 else ''} stored in more than one weight file "
+        f"(counted once here; which copy a loader keeps depends on its reading order): " + _named(named, len(repeated), "tensors")
+    )
+
+
+def index_mismatch_errors(index: str, weight_map: dict[str, str], tensors: list[TensorInfo], read_files: set[str]) -> list[str]:
+    """Where `index`'s `weight_map` and the headers of `read_files` disagree: at most two error strings.
+
+    A tensor the index places in a file that was read but does not hold it, and a tensor a read file holds
+    that the index does not list. Files not read (missing, or with an unreadable header) are not compared:
+    their own error already stands. A tensor the index lists under one file and another file holds as well
+    is a duplicate (`duplicate_tensor_error`), not repeated here.
+    """
+    held: dict[str, set[str]] = defaultdict(set)
+    for tensor in tensors:
+        held[tensor.name].add(tensor.file)
+    absent = sorted((name, shard) for name, shard in weight_map.items() if shard in read_files and shard not in held.get(name, ()))
+    unlisted = sorted({(t.name, t.file) for t in tensors if t.file in read_files and t.name not in weight_map})
+    errors = []
+    if absent:
+        named = []
+        for name, shard in absent[:MAX_NAMED_TENSORS]:
+            elsewhere = sorted(held.get(name, ()))
+            named.append(f"{_cut(name)} in {_cut(shard)}" + (f" (held by {_cut(elsewhere[0])})" if elsewhere else " (in no file the index names)"))
+        errors.append(f"{index} places {len(absent)} tensor{'s' if len(absent) != 1 else ''} in files that do not hold them: " + _named(named, len(absent), "tensors"))
+    if unlisted:
+        named = [f"{_cut(name)} in {_cut(shard)}" for name, shard in unlisted[:MAX_NAMED_TENSORS]]
+        errors.append(f"{len(unlisted)} tensor{'s' if len(unlisted) != 1 else ''} held by a shard that {index} does not list: " + _named(named, len(unlisted), "tensors"))
+    return errors
+
+
 def _claim_files(candidate: Candidate, info: WeightsInfo) -> dict[str, list[str]]:
     """Format name -> its files, with each file's kind recorded in `info.files` (or its error in `format_errors`)."""
     claimed: dict[str, list[str]] = {}
@@ -64,8 +146,9 @@ def _claim_files(candidate: Candidate, info: WeightsInfo) -> dict[str, list[str]
 def read_weights(candidate: Candidate) -> WeightsInfo:
     """Weight files by kind, and the tensors of the first registered format with header files.
 
-    Never raises for bad model bytes: each file's problem is one entry of `errors` (tensor headers, index)
-    or `format_errors` (files whose kind could not be read).
+    Never raises for bad model bytes: each file's problem is one entry of `errors` (tensor headers, index,
+    files that contradict each other: see the module doc) or `format_errors` (files whose kind could not
+    be read).
     """
     info = WeightsInfo()
     claimed = _claim_files(candidate, info)
@@ -77,24 +160,53 @@ def read_weights(candidate: Candidate) -> WeightsInfo:
         if index is None and not files:
             continue  # nothing of this format here: the next one may have headers
         info.index_file, info.tensor_format = index, fmt.name
+        read_files: set[str] = set()
         for relative in files:
             try:
                 info.tensors.extend(fmt.read_tensors(candidate, relative))
+                read_files.add(relative)
             except Exception as exc:  # noqa: BLE001
                 info.errors.append(f"{relative}: unreadable {fmt.name} header: {exc}")
+        _record_contradictions(candidate, fmt, index, read_files, info)
         break
     return info
+
+
+def _record_contradictions(candidate: Candidate, fmt: WeightFormat, index: str | None, read_files: set[str], info: WeightsInfo) -> None:
+    """Append to `info.errors` the tensors held twice and, for an indexed format, where index and headers disagree."""
+    duplicates = duplicate_tensor_error(info.tensors)
+    if duplicates:
+        info.errors.append(duplicates)
+    if index is None or not isinstance(fmt, IndexedFormat):
+        return
+    try:
+        weight_map = fmt.index_map(candidate, index)
+    except Exception:  # noqa: BLE001 - an unreadable index was already reported by header_files
+        return
+    info.errors.extend(index_mismatch_errors(index, weight_map, info.tensors, read_files))
+
+
+def first_of_each_name(tensors: list[TensorInfo]) -> list[TensorInfo]:
+    """`tensors` with each name kept once (its first occurrence, files in reading order): never counted twice."""
+    seen: set[str] = set()
+    kept = []
+    for tensor in tensors:
+        if tensor.name not in seen:
+            seen.add(tensor.name)
+            kept.append(tensor)
+    return kept
 
 
 def count_parameters(weights: WeightsInfo, config: dict[str, Any] | None) -> dict[str, int]:
     """Parameters as `sum(p.numel() for p in model.parameters())` counts them, by the format that read the tensors.
 
     A quantized checkpoint's tensors are first folded by its layout (`registry.tensor_layout`), so the count
-    is the unquantized model's. Raises ValueError when the layout cannot fold them.
+    is the unquantized model's. A name held by more than one file is counted once (the first file read);
+    `weights.errors` says so and the size rules error. Raises ValueError when the layout cannot fold them.
     """
     if weights.tensor_format is None:
         return {}
-    tensors = weights.tensors
+    tensors = first_of_each_name(weights.tensors)
     layout = registry.tensor_layout(config)
     if layout is not None and config is not None:
         tensors = layout.logical_tensors(tensors, config)
