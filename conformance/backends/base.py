@@ -9,12 +9,52 @@ methods, so the static path stays free of them.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
+
+# Keys listed in a load report (each kind); the counts are always whole.
+MAX_LISTED_KEYS = 20
+
+
+@dataclass
+class LoadReport:
+    """How the weights covered the model the library built: its own missing, unexpected and mismatched keys.
+
+    Read from the library's loading info (transformers' `output_loading_info`), after it has discounted
+    tied weights and the keys a model class declares ignorable; non-persistent buffers are never keys.
+    Key lists hold at most `MAX_LISTED_KEYS` names each, sorted; the counts are the full counts.
+    `uncovered_parameters` is the number of parameter elements (tied tensors once) that no checkpoint
+    tensor filled: the library initialized them at random. `built` is False when the model was only laid
+    out on the meta device because the weights were already known not to cover it (nothing allocated).
+    A GGUF load is dequantized: `dequantized_from` is "gguf", `source_file` the file and
+    `stored_dtypes` its stored tensor types (type name -> elements, as the static facts count them).
+    """
+
+    missing_keys: list[str] = field(default_factory=list)
+    missing_count: int = 0
+    unexpected_keys: list[str] = field(default_factory=list)
+    unexpected_count: int = 0
+    mismatched_keys: list[str] = field(default_factory=list)  # "name: checkpoint shape -> model shape"
+    mismatched_count: int = 0
+    uncovered_parameters: int = 0
+    built: bool = True
+    dequantized_from: str | None = None
+    source_file: str | None = None
+    stored_dtypes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def covered(self) -> bool:
+        """Whether every parameter of the model came from the weights (nothing randomly initialized)."""
+        return self.uncovered_parameters == 0 and self.missing_count == 0 and self.mismatched_count == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as the result document's `evidence.load.loading` shows it."""
+        return dataclasses.asdict(self)
 
 
 @dataclass
@@ -34,6 +74,7 @@ class ModelFacts:
     matmul_body: int  # ≥2-D weights but embeddings and the LM head (roofline)
     matmul_head: int  # the LM head's weight
     element_bytes: int
+    loading: LoadReport | None = None  # None: facts of a model built in memory (or cached before reports)
 
     def to_dict(self) -> dict[str, Any]:
         """The facts as the result document's `evidence.load` shows them (load_seconds rounded to 0.1 ms)."""
@@ -48,6 +89,7 @@ class ModelFacts:
             "matmul_body": self.matmul_body,
             "matmul_head": self.matmul_head,
             "element_bytes": self.element_bytes,
+            "loading": self.loading.to_dict() if self.loading is not None else None,
         }
 
 
@@ -64,12 +106,14 @@ class LoadRequest:
     model_path: str  # the model folder, which loaded objects are named after
     config: dict[str, Any]  # config.json as read (bounded) by the candidate
     kind: str  # "causal" | "encoder"
-    weights_format: str  # "safetensors" | "pickle"
+    weights_format: str  # "safetensors" | "pickle" | "gguf"
     has_tokenizer: bool  # the folder ships tokenizer files
     device: str  # resolved: "cpu", "cuda:0" (`Backend.resolve_device`)
     dtype: str  # "auto" | "float32" | "bfloat16" | "float16"
     device_map_auto: bool
     started: float
+    weights_file: str | None = None  # GGUF: the one file the loader is given (`gguf_file`), inside `folder`
+    stored_dtypes: dict[str, int] = field(default_factory=dict)  # GGUF: stored tensor types -> elements
 
 
 class TokenIds(Protocol):
@@ -99,11 +143,14 @@ class Backend(ABC):
 
     Attributes set at load: `kind` ("causal" | "encoder"), `device` (where inputs go: "cpu", "cuda:0"),
     `dtype` (the weights' dtype name, e.g. "float32"), `load_seconds`, `architecture` (normalized
-    config.json fields) and `facts` (`ModelFacts`, computed once at load). Errors the probes turn into
-    verdicts are `CheckError` (cannot measure) and `CheckSkipped` (does not apply).
+    config.json fields) and `facts` (`ModelFacts`, computed once at load). `not_runnable` is why the
+    runtime probes must not run this model (its weights do not cover its parameters, so it is not the
+    model the checkpoint stands for; the model is then already released), None when they may. Errors the
+    probes turn into verdicts are `CheckError` (cannot measure) and `CheckSkipped` (does not apply).
     """
 
     name: ClassVar[str]
+    not_runnable: str | None = None
     kind: str
     device: str
     dtype: str

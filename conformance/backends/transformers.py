@@ -11,12 +11,13 @@ import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from ..errors import CheckError
+from ..errors import CheckError, CheckSkipped
 from ..probes.architecture import normalize_architecture
 from ..probes.roofline import model_matmul_parameters
-from .base import Activations, Backend, LoadRequest, ModelFacts, TokenIds
+from .base import Activations, Backend, LoadReport, LoadRequest, ModelFacts, TokenIds
 from .special_tokens import prefix_token_id
 from .transformers_lm_eval import scoring_settings, wrap_model
+from .transformers_loading import is_unsupported_gguf, load_report, not_runnable_reason, quiet_load_report
 
 
 class TransformersBackend(Backend):
@@ -37,6 +38,7 @@ class TransformersBackend(Backend):
         dtype: str,
         load_seconds: float,
         architecture: dict[str, Any] | None = None,
+        loading: LoadReport | None = None,
     ) -> None:
         """Wrap a loaded model; walks its parameters once for `facts` and reads its prefix token id.
 
@@ -48,6 +50,7 @@ class TransformersBackend(Backend):
             dtype: the parameters' dtype name ("float32", "bfloat16").
             load_seconds: wall time the load took, in seconds (0.0 for a model built in memory).
             architecture: the common architecture vocabulary (layers, hidden size, heads, ...); copied.
+            loading: how the weights covered the model (`LoadReport`), None for a model built in memory.
         """
         self.model = model
         self.tokenizer = tokenizer
@@ -56,13 +59,13 @@ class TransformersBackend(Backend):
         self.dtype = dtype
         self.load_seconds = load_seconds
         self.architecture = dict(architecture or {})
-        self.facts = self._model_facts()
+        self.facts = self._model_facts(loading)
         # Read once: the id cannot change under the probes (setting a missing tokenizer pad to it, as the
         # lm-eval adapter does, leaves the choice as it was).
         self._prefix_token_id = prefix_token_id(tokenizer, getattr(model, "config", None), getattr(model, "generation_config", None))
         self._mask_of: tuple[Any, Any] | None = None  # (ids, their attention mask): built once per input
 
-    def _model_facts(self) -> ModelFacts:
+    def _model_facts(self, loading: LoadReport | None) -> ModelFacts:
         config = getattr(self.model, "config", None)
         architecture = dict(self.architecture)
         # head_dim is not in the common vocabulary but some families (Gemma, Qwen3) set it apart from h / H.
@@ -79,6 +82,7 @@ class TransformersBackend(Backend):
             matmul_body=matmul.body,
             matmul_head=matmul.head,
             element_bytes=int(next(self.model.parameters()).element_size()),
+            loading=loading,
         )
 
     # --- load ---------------------------------------------------------------------------------
@@ -102,42 +106,92 @@ class TransformersBackend(Backend):
     def load(cls, request: LoadRequest) -> TransformersBackend:
         """Auto classes with trust_remote_code=False and local files only, from the staging folder.
 
-        Pickle weights go through transformers' torch.load(weights_only=True) (4.50+ / torch 2.6). Raises
-        CheckError "load failed: <type>: <first line>" for whatever transformers raises.
+        Pickle weights go through transformers' torch.load(weights_only=True) (4.50+ / torch 2.6). A GGUF
+        file (`request.weights_file`) is loaded with `gguf_file=`: config, tokenizer and weights from that
+        one file, the weights dequantized. Safetensors weights are first laid out on the meta device
+        (nothing allocated) to read transformers' own missing keys: weights that do not cover the model
+        are reported without building it, so a config declaring billions of parameters over a small file
+        costs no memory. A model whose weights do not cover it comes back released, with `not_runnable`
+        saying why and `facts.loading` the keys. Raises CheckError "load failed: <type>: <first line>" for
+        whatever transformers raises, CheckSkipped when transformers cannot load a GGUF file's
+        architecture or quantization types.
         """
         from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()  # our own progress lines say what is happening
         common: dict[str, Any] = {"trust_remote_code": False, "local_files_only": True}
+        gguf = request.weights_format == "gguf"
+        if gguf:
+            if not request.weights_file:
+                raise CheckError("load failed: a GGUF load needs the file's name")
+            common["gguf_file"] = request.weights_file
         try:
-            hf_config = AutoConfig.from_pretrained(request.folder, **common)
-            auto_class = AutoModelForCausalLM if request.kind == "causal" else AutoModel
-            model = auto_class.from_pretrained(
-                request.folder,
-                config=hf_config,
-                dtype=_torch_dtype(request.dtype, request.device),
-                use_safetensors=request.weights_format == "safetensors",
-                device_map="auto" if request.device_map_auto else None,
-                **common,
-            )
-            if not request.device_map_auto:
-                model = model.to(request.device)  # type: ignore[arg-type]  # transformers types .to oddly
-            model.eval()
-            tokenizer = AutoTokenizer.from_pretrained(request.folder, **common) if request.has_tokenizer else None
+            with quiet_load_report():
+                hf_config = AutoConfig.from_pretrained(request.folder, **common)
+                auto_class = AutoModelForCausalLM if request.kind == "causal" else AutoModel
+                weights: dict[str, Any] = {
+                    "config": hf_config,
+                    "dtype": _torch_dtype(request.dtype, request.device),
+                    "output_loading_info": True,
+                    **common,
+                }
+                if not gguf:
+                    weights["use_safetensors"] = request.weights_format == "safetensors"
+                if request.weights_format == "safetensors":
+                    # Lazily read headers onto the meta device: transformers' own keys, no memory.
+                    laid_out: Any = auto_class.from_pretrained(request.folder, device_map="meta", **weights)
+                    layout, layout_info = laid_out  # (model, loading info) with output_loading_info
+                    report = load_report(layout, layout_info, request, built=False)
+                    if not report.covered:
+                        return cls._not_built(layout, report, request, hf_config)
+                    del layout
+                loaded: Any = auto_class.from_pretrained(request.folder, device_map="auto" if request.device_map_auto else None, **weights)
+                model, info = loaded  # (model, loading info) with output_loading_info
+                if not request.device_map_auto:
+                    model = model.to(request.device)
+                model.eval()
+                report = load_report(model, info, request, built=True)
+                tokenizer = AutoTokenizer.from_pretrained(request.folder, **common) if request.has_tokenizer or gguf else None
             _name_after_the_model_folder(model, tokenizer, request.model_path)
         except Exception as exc:  # transformers raises many types for bad configs and weights
-            raise CheckError(f"load failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+            message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            if gguf and is_unsupported_gguf(exc):
+                raise CheckSkipped(f"transformers cannot load this GGUF file ({message})") from None
+            raise CheckError(f"load failed: {message}") from None
         first = next(model.parameters())
-        return cls(
+        backend = cls(
             model=model,
             tokenizer=tokenizer,
             kind=request.kind,
             device=str(first.device) if request.device_map_auto else request.device,
             dtype=str(first.dtype).removeprefix("torch."),
             load_seconds=time.perf_counter() - request.started,
-            architecture=normalize_architecture(request.config),
+            architecture=_architecture(request.config, hf_config),
+            loading=report,
         )
+        if not report.covered:  # a pickle checkpoint (no meta pass) whose weights do not cover the model
+            backend.not_runnable = not_runnable_reason(report, backend.facts.parameters)
+            backend.release()
+        return backend
+
+    @classmethod
+    def _not_built(cls, layout: Any, report: LoadReport, request: LoadRequest, hf_config: Any) -> TransformersBackend:
+        """The facts of a model laid out on the meta device only, released at once, `not_runnable` set."""
+        first = next(layout.parameters(), None)
+        backend = cls(
+            model=layout,
+            tokenizer=None,
+            kind=request.kind,
+            device="meta",
+            dtype=str(first.dtype).removeprefix("torch.") if first is not None else request.dtype,
+            load_seconds=time.perf_counter() - request.started,
+            architecture=_architecture(request.config, hf_config),
+            loading=report,
+        )
+        backend.not_runnable = not_runnable_reason(report, backend.facts.parameters)
+        backend.model = None  # nothing was allocated; no cache to empty
+        return backend
 
     # --- tokens -------------------------------------------------------------------------------
 
@@ -281,6 +335,16 @@ def _torch_dtype(name: str, device: str) -> Any:
     if name == "auto":
         return "auto" if device.startswith("cuda") else torch.float32
     return getattr(torch, name)
+
+
+def _architecture(config: dict[str, Any], hf_config: Any) -> dict[str, Any]:
+    """The normalized architecture of the request's config, else (a GGUF file's) of the config transformers read."""
+    if config:
+        return normalize_architecture(config)
+    try:
+        return normalize_architecture(hf_config.to_dict())
+    except (AttributeError, TypeError, ValueError):
+        return {}
 
 
 def _name_after_the_model_folder(model: Any, tokenizer: Any, path: str) -> None:

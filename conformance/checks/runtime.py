@@ -16,18 +16,51 @@ from ..verdict import Verdict
 
 @check(
     "runtime.loads",
-    summary="loads with transformers' Auto classes: no remote code, safetensors preferred, pickles only if scanned clean",
+    summary="loads with transformers' Auto classes (no remote code, safetensors preferred, pickles only if scanned clean, GGUF dequantized) and the weights cover every parameter",
     probes=("load",),
     comparisons=(),
 )
 def loads(evidence: Evidence, rule: Rule) -> Verdict:
-    """Pass when the model loaded; observed: kind, class, device, dtype, load_seconds (s) and parameters (count).
+    """Pass when the model loaded and its weights filled every parameter; fail when some were left random.
 
-    Raises CheckError when the load probe failed (why it did not load is the message).
+    Observed: kind, class, device, dtype, load_seconds (s), parameters (count) and, from the load report,
+    the missing, unexpected and mismatched key counts, the uncovered parameters (elements) and a GGUF
+    load's `dequantized_from`. A fail names how many parameters the weights do not cover and the first
+    missing keys (the library initialized them at random: not the model the checkpoint stands for).
+    Unexpected keys alone (tensors the model does not use) pass with a note. Raises CheckError when the
+    load probe failed (why it did not load is the message).
     """
     facts = model_facts(evidence.get("load", (Backend, ModelFacts)))  # live, or its cached facts
     summary = {key: value for key, value in facts.to_dict().items() if key in ("kind", "class", "device", "dtype", "load_seconds", "parameters")}
-    return Verdict("pass", summary, "loads", f"{facts.model_class} on {facts.device} in {facts.dtype}")
+    report = facts.loading
+    if report is None:  # a model built in memory, or facts cached before load reports
+        return Verdict("pass", summary, "loads", f"{facts.model_class} on {facts.device} in {facts.dtype}")
+    summary |= {
+        "missing_keys": report.missing_count,
+        "unexpected_keys": report.unexpected_count,
+        "mismatched_keys": report.mismatched_count,
+        "uncovered_parameters": report.uncovered_parameters,
+    }
+    if report.dequantized_from:
+        summary["dequantized_from"] = report.dequantized_from
+    if not report.covered:
+        keys = report.missing_keys[:5] or report.mismatched_keys[:5]
+        more = report.missing_count + report.mismatched_count - len(keys)
+        named = ", ".join(keys) + (f" and {more} more" if more > 0 else "")
+        unexpected = f"; {report.unexpected_count} checkpoint tensors unused" if report.unexpected_count else ""
+        return Verdict(
+            "fail",
+            summary,
+            "loads with every parameter from the weights",
+            f"{report.uncovered_parameters:,} of {facts.parameters:,} parameters are not in the weights and would be "
+            f"randomly initialized ({report.missing_count} missing, {report.mismatched_count} mismatched keys: {named}){unexpected}",
+        )
+    notes = [f"{facts.model_class} on {facts.device} in {facts.dtype}"]
+    if report.dequantized_from:
+        notes.append(f"dequantized from {report.dequantized_from} ({report.source_file})")
+    if report.unexpected_count:
+        notes.append(f"{report.unexpected_count} checkpoint tensors unused: {', '.join(report.unexpected_keys[:3])}")
+    return Verdict("pass", summary, "loads", "; ".join(notes))
 
 
 @check(

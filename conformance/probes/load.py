@@ -1,26 +1,30 @@
 """The load probe: one safe model load per model and run, shared by every runtime probe.
 
 What may be loaded is decided here: safetensors preferred; a pickle-based weights file only after the
-serialization scan cleared it; never a model that needs its own code (auto_map). The backend
+serialization scan cleared it; else a GGUF file, which the backend dequantizes; never a model that needs
+its own code (auto_map). The backend
 (`LoadOptions.backend`, `conformance.backends`) then loads from a staging folder of verified files only
 (load_preflight), so nothing outside the model folder is opened.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from ..backends import DEFAULT_BACKEND, Backend, LoadRequest, ModelFacts, backend_class
 from ..candidate import Candidate
-from ..errors import CheckError
+from ..errors import CheckError, CheckSkipped
 from ..evidence import Evidence
 from ..probe_registry import ProbeContext, probe
 from .load_preflight import LoadRefused, staged_folder
+from .static import StaticFacts
 
 ENCODER_MODEL_TYPES = frozenset({"bert", "roberta", "distilbert", "albert", "electra", "deberta", "deberta-v2", "xlm-roberta", "mpnet", "camembert", "modernbert"})
 TOKENIZER_FILES = frozenset({"tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "tokenizer.model"})
+SPLIT_GGUF = re.compile(r"-\d{5}-of-\d{5}\.gguf$", re.IGNORECASE)  # llama.cpp's gguf-split part names
 
 
 @dataclass
@@ -39,8 +43,14 @@ def model_facts(value: Any) -> ModelFacts:
 
 
 def loaded_backend(evidence: Evidence) -> Backend:
-    """The live backend the load probe holds; CheckError when the load failed or only its facts are kept."""
+    """The live backend the load probe holds; CheckError when the load failed or only its facts are kept.
+
+    Also CheckError when the weights did not cover the model (`Backend.not_runnable`): a model whose
+    parameters are partly random is not the one the checkpoint stands for, so nothing is measured on it.
+    """
     backend: Backend = evidence.get("load", (Backend,))
+    if backend.not_runnable:
+        raise CheckError(backend.not_runnable)
     return backend
 
 
@@ -57,49 +67,91 @@ def model_kind(config: dict[str, Any]) -> str:
     return "causal"
 
 
-def load_model(candidate: Candidate, options: LoadOptions, weights_formats: list[str], scan_flagged: list[str]) -> Backend:
-    """Load once; refuse flagged or unscanned pickles, remote code, and anything but local files.
+def gguf_weights_file(file_kinds: dict[str, str]) -> str:
+    """The GGUF file a load uses: the first top-level `.gguf` by name; CheckSkipped for a split file.
 
-    Returns the loaded backend (`options.backend`), its facts computed. Raises CheckError with the reason:
-    "not loaded: ..." when a file the load would open is outside the folder, not a regular file or named
-    unsafely (load_preflight.plan_load), "load failed: ..." when the library fails.
+    `file_kinds` maps weight files to their kinds (`WeightsInfo.files`). A folder with several GGUF files
+    (quantizations of one model) is loaded from the first by name; the evidence names the file.
     """
-    use_safetensors = "safetensors" in weights_formats
-    if not use_safetensors:
-        if "pickle" not in weights_formats:
-            raise CheckError("no loadable weights (neither safetensors nor a scanned PyTorch checkpoint)")
+    names = sorted(name for name, kind in file_kinds.items() if kind == "gguf")
+    if not names:
+        raise CheckError("no loadable weights (no GGUF file)")
+    name = names[0]
+    if SPLIT_GGUF.search(name):
+        raise CheckSkipped(f"{name} is one part of a split GGUF file, which transformers does not load")
+    return name
+
+
+def _weights_choice(weights_formats: list[str], scan_flagged: list[str]) -> str:
+    """The weights format a load uses: safetensors, else a scanned-clean pickle, else GGUF (dequantized)."""
+    if "safetensors" in weights_formats:
+        return "safetensors"
+    if "pickle" in weights_formats:
         if scan_flagged:
             raise CheckError(f"not loaded: the serialization scan flagged {', '.join(scan_flagged)}")
-    try:
-        config = candidate.config
-    except ValueError as exc:
-        raise CheckError(f"not loaded: {exc}") from None
+        return "pickle"
+    if "gguf" in weights_formats:
+        return "gguf"
+    raise CheckError("no loadable weights (neither safetensors, a scanned PyTorch checkpoint, nor a GGUF file)")
+
+
+def load_model(
+    candidate: Candidate,
+    options: LoadOptions,
+    weights_formats: list[str],
+    scan_flagged: list[str],
+    static: StaticFacts | None = None,
+) -> Backend:
+    """Load once; refuse flagged or unscanned pickles, remote code, and anything but local files.
+
+    `static` (the static probe's facts) supplies a GGUF folder's file, config and stored types; without
+    it a GGUF load takes the first `.gguf` file and lets the library read its config. Returns the loaded
+    backend (`options.backend`), its facts computed (`facts.loading`: how the weights covered the model).
+    Raises CheckError with the reason: "not loaded: ..." when a file the load would open is outside the
+    folder, not a regular file or named unsafely (load_preflight.plan_load), "load failed: ..." when the
+    library fails; CheckSkipped when the library cannot load this kind of file (a GGUF architecture).
+    """
+    weights_format = _weights_choice(weights_formats, scan_flagged)
+    weights_file: str | None = None
+    stored_dtypes: dict[str, int] = {}
+    if weights_format == "gguf":
+        file_kinds = static.weights.files if static is not None else {name: "gguf" for name in candidate.file_names() if name.lower().endswith(".gguf") and "/" not in name}
+        weights_file = gguf_weights_file(file_kinds)
+        config = dict(static.config or {}) if static is not None else {}  # the file's metadata, read by the static probe
+        stored_dtypes = dict(static.weight_dtypes) if static is not None else {}
+    else:
+        try:
+            config = candidate.config
+        except ValueError as exc:
+            raise CheckError(f"not loaded: {exc}") from None
     if config.get("auto_map"):
         raise CheckError("not loaded: the model needs its own code (auto_map); remote code is never trusted")
     backend = backend_class(options.backend)
     device = backend.resolve_device(options.device)
-    weights_format = "safetensors" if use_safetensors else "pickle"
     started = time.perf_counter()
     try:
         # The loader reads a staging folder holding only the verified files (load_preflight explains why).
-        with staged_folder(candidate.path, weights_format) as folder:
+        with staged_folder(candidate.path, weights_format, candidate.link_roots, weights_file=weights_file) as folder:
             return backend.load(
                 LoadRequest(
                     folder=folder,
-                    model_path=str(candidate.path),
+                    model_path=str(candidate.location),
                     config=config,
                     kind=model_kind(config),
                     weights_format=weights_format,
-                    has_tokenizer=bool(set(candidate.file_names()) & TOKENIZER_FILES),
+                    # A GGUF file carries its tokenizer (llama.cpp's converters always write one).
+                    has_tokenizer=weights_format == "gguf" or bool(set(candidate.file_names()) & TOKENIZER_FILES),
                     device=device,
                     dtype=options.dtype,
                     device_map_auto=options.device_map_auto,
                     started=started,
+                    weights_file=weights_file,
+                    stored_dtypes=stored_dtypes,
                 )
             )
     except LoadRefused as exc:
         raise CheckError(f"not loaded: {exc}") from None
-    except CheckError:
+    except (CheckError, CheckSkipped):
         raise
     except Exception as exc:  # staging the folder failed (the backend maps its own library's errors)
         raise CheckError(f"load failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
@@ -108,6 +160,6 @@ def load_model(candidate: Candidate, options: LoadOptions, weights_formats: list
 @probe("load", evidence=ModelFacts, depends=("static", "scan"), cacheable=True, summary=model_facts)
 def load_probe(context: ProbeContext) -> Backend:
     """The loaded model (cached and kept after the run as its ModelFacts)."""
-    static = context.evidence.get("static")
+    static = context.evidence.get("static", StaticFacts)
     scan = context.evidence.get("scan")
-    return load_model(context.candidate, context.options.load, static.weights.formats, scan.flagged_files)
+    return load_model(context.candidate, context.options.load, static.weights.formats, scan.flagged_files, static)

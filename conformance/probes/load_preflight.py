@@ -28,7 +28,7 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -104,14 +104,15 @@ def _describe(mode: int) -> str:
     return "not a regular file"
 
 
-def verify_file(root: Path, relative: str, why: str) -> Path:
+def verify_file(root: Path, relative: str, why: str, link_roots: Sequence[Path] = ()) -> Path:
     """The resolved path of a file the loader will open; LoadRefused unless it is a regular file inside `root`.
 
     Nothing is opened: links are read by realpath and the target judged by stat (which never blocks on a
-    FIFO). `why` says which loader step needs the file, for the message.
+    FIFO). `why` says which loader step needs the file, for the message. A link may also lead into one of
+    `link_roots` (the candidate's: a hub cache snapshot's `blobs/`), nowhere else.
     """
     try:
-        resolved = safe_files.resolve_inside(root, relative)
+        resolved = safe_files.resolve_inside(root, relative, link_roots)
     except safe_files.UnsafeFileError as exc:
         raise LoadRefused(f"{why}: {exc}") from None
     try:
@@ -135,10 +136,10 @@ def _plain_name(value: Any, where: str) -> str:
     return pure.as_posix()
 
 
-def _index_shards(root: Path, index_name: str) -> tuple[dict[str, Any], list[str]]:
+def _index_shards(root: Path, index_name: str, link_roots: Sequence[Path] = ()) -> tuple[dict[str, Any], list[str]]:
     """The index as we will write it, and its shard names, every one checked."""
     try:
-        index = safe_files.read_json(root, index_name, MAX_INDEX_BYTES)
+        index = safe_files.read_json(root, index_name, MAX_INDEX_BYTES, link_roots=link_roots)
     except ValueError as exc:
         raise LoadRefused(f"{index_name}: {exc}") from None
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
@@ -158,7 +159,7 @@ def _index_shards(root: Path, index_name: str) -> tuple[dict[str, Any], list[str
     return {"metadata": kept, "weight_map": clean}, shards
 
 
-def _tokenizer_config(root: Path, present: set[str]) -> dict[str, Any] | None:
+def _tokenizer_config(root: Path, present: set[str], link_roots: Sequence[Path] = ()) -> dict[str, Any] | None:
     """tokenizer_config.json as the staging folder holds it: without file-path arguments (`vocab_file`, ...).
 
     A tokenizer's keyword arguments come from this file, and a path in `vocab_file`, `merges_file` or
@@ -169,7 +170,7 @@ def _tokenizer_config(root: Path, present: set[str]) -> dict[str, Any] | None:
     if "tokenizer_config.json" not in present:
         return None
     try:
-        config = safe_files.read_json(root, "tokenizer_config.json", MAX_INDEX_BYTES)
+        config = safe_files.read_json(root, "tokenizer_config.json", MAX_INDEX_BYTES, link_roots=link_roots)
     except ValueError as exc:
         raise LoadRefused(f"tokenizer_config.json: {exc}") from None
     if not isinstance(config, dict):
@@ -221,40 +222,48 @@ def _load_names(weights_format: str) -> tuple[str, str]:
     return names
 
 
-def plan_load(root: Path, weights_format: str) -> LoadPlan:
+def plan_load(root: Path, weights_format: str, link_roots: Sequence[Path] = (), *, weights_file: str | None = None) -> LoadPlan:
     """Check every file a load of `root` (resolved) in `weights_format` (a format with `load_names`: "safetensors", "pickle") may open.
 
+    `link_roots` are where links may lead besides `root` (`Candidate.link_roots`). With `weights_file`,
+    the format is one whose single file the loader is handed by name (GGUF's `gguf_file=`): that
+    top-level file is the only weights staged, whatever the format's `load_names`.
     Raises LoadRefused naming the first file that is outside the folder, not a regular file, missing
     (a shard an index names), or named unsafely by an index or tokenizer config. Bounded: index size
     and entries, folder entries, shards (the MAX_* constants above).
     """
     plan = LoadPlan()
     present = set(_top_level(root))
-    single, index_name = _load_names(weights_format)
+    if weights_file is not None:
+        single, index_name = _plain_name(weights_file, f"{weights_format} weights"), ""
+        if "/" in single or single not in present:
+            raise LoadRefused(f"{weights_format} weights: {weights_file!r} is not a file at the top of the model folder")
+    else:
+        single, index_name = _load_names(weights_format)
     unstaged = weight_suffixes() + UNSTAGED_SUFFIXES
     if single in present:  # transformers takes the single file over an index, as here
-        plan.files[single] = verify_file(root, single, "weights")
+        plan.files[single] = verify_file(root, single, "weights", link_roots)
     elif index_name in present:
-        plan.files[index_name] = verify_file(root, index_name, "weights index")
-        plan.indexes[index_name], shards = _index_shards(root, index_name)
+        plan.files[index_name] = verify_file(root, index_name, "weights index", link_roots)
+        plan.indexes[index_name], shards = _index_shards(root, index_name, link_roots)
         for shard in shards:
-            plan.files[shard] = verify_file(root, shard, f"{index_name} names shard {shard!r}")
+            plan.files[shard] = verify_file(root, shard, f"{index_name} names shard {shard!r}", link_roots)
     for name in sorted(present & LOADER_FILE_NAMES):
-        plan.files[name] = verify_file(root, name, "the loader reads it")
-    tokenizer_config = _tokenizer_config(root, present)
+        plan.files[name] = verify_file(root, name, "the loader reads it", link_roots)
+    tokenizer_config = _tokenizer_config(root, present, link_roots)
     if tokenizer_config is not None:
         plan.rewritten["tokenizer_config.json"] = tokenizer_config
     for name in _fast_tokenizer_files(tokenizer_config):
         if os.path.lexists(root / name):
-            plan.files[name] = verify_file(root, name, "tokenizer_config.json fast_tokenizer_files")
+            plan.files[name] = verify_file(root, name, "tokenizer_config.json fast_tokenizer_files", link_roots)
     for name in _chat_templates(root):
-        plan.files[name] = verify_file(root, name, "chat template")
+        plan.files[name] = verify_file(root, name, "chat template", link_roots)
     for name in present - set(plan.files) - LOADER_FILE_NAMES:
         if name in (single, index_name) or name.lower().endswith(unstaged) or name.startswith(UNSTAGED_PREFIXES):
             plan.skipped[name] = "not part of the load"
             continue
         try:
-            plan.files[name] = verify_file(root, name, "extra file")
+            plan.files[name] = verify_file(root, name, "extra file", link_roots)
         except LoadRefused as exc:  # no loader needs it: left out of the staging folder, not an error
             plan.skipped[name] = str(exc)
     return plan
@@ -273,13 +282,13 @@ def _stage(plan: LoadPlan, staging: Path) -> None:
 
 
 @contextlib.contextmanager
-def staged_folder(root: Path, weights_format: str) -> Iterator[Path]:
+def staged_folder(root: Path, weights_format: str, link_roots: Sequence[Path] = (), *, weights_file: str | None = None) -> Iterator[Path]:
     """A temporary folder holding only the verified load set of `root`; removed on exit.
 
-    Raises LoadRefused before anything is staged (see `plan_load`). Removal deletes the links, never
-    their targets.
+    Raises LoadRefused before anything is staged (see `plan_load`, which takes the same arguments).
+    Removal deletes the links, never their targets.
     """
-    plan = plan_load(root, weights_format)
+    plan = plan_load(root, weights_format, link_roots, weights_file=weights_file)
     staging = Path(tempfile.mkdtemp(prefix="conformance-load-"))
     try:
         _stage(plan, staging)
