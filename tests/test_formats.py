@@ -16,7 +16,7 @@ from conformance.candidate import Candidate
 from conformance.digests import sha256_stream, sha256_text
 from conformance.formats import registry
 from conformance.formats.base import ArchitectureSource, TensorLayout, WeightFormat
-from conformance.formats.dtypes import DTYPES, FLOAT_DTYPES, SAFETENSORS_DTYPES, Dtype, element_bits
+from conformance.formats.dtypes import DTYPES, FLOAT_DTYPES, GGML_BLOCK_TYPES, SAFETENSORS_DTYPES, Dtype, element_bits
 from conformance.formats.safetensors import SafetensorsFormat
 from conformance.formats.tensors import TensorInfo
 from conformance.formats.torch_pickle import TorchPickleFormat
@@ -64,8 +64,10 @@ def test_weight_suffixes_cover_every_claimed_name() -> None:
     assert all(suffix == suffix.lower() and suffix.startswith(".") for suffix in suffixes)
 
 
-def test_dtype_table_is_the_safetensors_list() -> None:
-    assert SAFETENSORS_DTYPES == set(DTYPES)
+def test_dtype_table_is_the_safetensors_list_and_ggml_block_types() -> None:
+    ggml_blocks = {name for name, _, _, _ in GGML_BLOCK_TYPES}
+    assert SAFETENSORS_DTYPES == set(DTYPES) - ggml_blocks and not SAFETENSORS_DTYPES & ggml_blocks
+    assert ggml_blocks <= FLOAT_DTYPES  # block-quantized weights are parameters
     assert {"F32", "BF16", "F4", "F6_E2M3"} <= FLOAT_DTYPES and not {"I32", "U8", "BOOL", "C64"} & FLOAT_DTYPES
     assert element_bits("F6_E3M2") == 6 and element_bits("BF16") == 16
 

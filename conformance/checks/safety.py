@@ -12,26 +12,31 @@ from ..rule import Rule
 from ..verdict import Verdict
 from .common import card_facts, judge_set, static_facts
 
+# Formats whose loaders read data only (no pickle, no code): safetensors, and GGUF (a header of typed metadata
+# and tensor infos, then raw tensor bytes). A GGUF chat template is text a runtime may render; the scan
+# (`safety.serialization_scan`) judges templates, as it does tokenizer_config.json's.
+SAFE_FORMATS = ("safetensors", "gguf")
+
 
 @check(
     "safety.weights_format",
-    summary="formats of the weight files (default: safetensors only); a TorchScript archive counts as 'torchscript'",
+    summary="formats of the weight files (default: safetensors or gguf, which hold no code); a TorchScript archive counts as 'torchscript'",
     probes=("static",),
     comparisons=("in", "not_in", "equals"),
 )
 def weights_format(evidence: Evidence, rule: Rule) -> Verdict:
-    """The formats of the weight files (`safetensors`, `pytorch`, `torchscript`, ...) judged as a set.
+    """The formats of the weight files (`safetensors`, `gguf`, `pytorch`, `torchscript`, ...) judged as a set.
 
-    Without comparison keys only safetensors passes; no weight files fail. Raises CheckError when an archive's
-    kind could not be read (it could be TorchScript).
+    Without comparison keys only `SAFE_FORMATS` pass; no weight files fail. Raises CheckError when a file's
+    kind could not be read (an archive could be TorchScript; a `.gguf` without the magic could be anything).
     """
     weights = static_facts(evidence).weights
     formats = weights.formats
     if not formats and weights.format_errors:
         raise CheckError("; ".join(weights.format_errors))
     if not formats:
-        return Verdict("fail", [], describe_expected(rule.comparison) or "in ['safetensors']", "no weight files found")
-    comparison = rule.comparison or {"in": ["safetensors"]}
+        return Verdict("fail", [], describe_expected(rule.comparison) or f"in {list(SAFE_FORMATS)}", "no weight files found")
+    comparison = rule.comparison or {"in": list(SAFE_FORMATS)}
     verdict = judge_set(formats, comparison, "weight formats")
     if verdict.status == "fail":
         torchscript = sorted(name for name, fmt in weights.files.items() if fmt == "torchscript")
@@ -114,27 +119,56 @@ def remote_code(evidence: Evidence, rule: Rule) -> Verdict:
     return Verdict("pass", "no custom code", "no custom code")
 
 
+def _gguf_license(evidence: Evidence) -> tuple[str, str | None, str] | None:
+    """(license, license name, file) from the GGUF metadata the architecture came from, or None.
+
+    Only when the folder has no config.json (then the GGUF file is the architecture source, see
+    `formats/registry.py`). GGUF's `general.license` is an SPDX expression ("Apache-2.0"); it is lower-cased,
+    as Hugging Face cards write license ids ("apache-2.0").
+    """
+    facts = static_facts(evidence)
+    gguf = (facts.config or {}).get("gguf")
+    if not isinstance(gguf, dict) or any(entry.path == "config.json" for entry in facts.files):
+        return None
+    license_id = gguf.get("license")
+    if not isinstance(license_id, str) or not license_id.strip():
+        return None
+    name = gguf.get("license_name")
+    return license_id.strip().lower(), name if isinstance(name, str) else None, str(gguf.get("file"))
+
+
 @check(
     "safety.license",
-    summary="the card's license is allowed (`in` an allowlist, `not_in`, `pattern`)",
-    probes=("card",),
+    summary="the card's license (else a GGUF file's general.license) is allowed (`in` an allowlist, `not_in`, `pattern`)",
+    probes=("card", "static"),
     comparisons=("in", "not_in", "equals", "pattern"),
     needs_comparison=True,
 )
 def license_allowed(evidence: Evidence, rule: Rule) -> Verdict:
-    """The card's `license` judged by the rule's `in`, `not_in`, `equals` or `pattern`; no card or no license fails."""
+    """The card's `license` judged by the rule's `in`, `not_in`, `equals` or `pattern`; no license fails.
+
+    A card without a license (or no card) falls back on the GGUF file's `general.license` where the model
+    is a GGUF file (`_gguf_license`); the message says so.
+    """
     card = evidence.get("card")
     expected = describe_expected(rule.comparison)
-    if not card.present:
-        return Verdict("fail", None, expected, "no model card (README.md), so no license")
-    if card.errors:
+    if card.present and card.errors:
         raise CheckError("; ".join(card.errors))
-    license_id = card.metadata.get("license")
+    license_id = card.metadata.get("license") if card.present else None
+    license_name = card.metadata.get("license_name")
+    source = ""
     if not license_id:
-        return Verdict("fail", None, expected, "the card names no license")
+        from_gguf = _gguf_license(evidence)
+        if from_gguf is None:
+            return Verdict("fail", None, expected, "the card names no license" if card.present else "no model card (README.md), so no license")
+        license_id, license_name, file = from_gguf
+        source = f"license from {file} (general.license)" + ("; the card names none" if card.present else "; no model card")
     verdict = judge(license_id, rule.comparison)
-    if license_id == "other" and card.metadata.get("license_name"):
-        return Verdict(verdict.status, license_id, expected, f"license 'other': {card.metadata['license_name']}. {verdict.message}".strip())
+    if license_id == "other" and license_name:
+        source = f"{source}. " if source else ""
+        return Verdict(verdict.status, license_id, expected, f"{source}license 'other': {license_name}. {verdict.message}".strip())
+    if source:
+        return Verdict(verdict.status, verdict.observed, verdict.expected, f"{source}. {verdict.message}".strip())
     return verdict
 
 

@@ -1,6 +1,6 @@
 """Formats known by name only: their files are reported (`safety.weights_format`), their tensors not read.
 
-A format that gains a reader (GGUF, ...) moves out of this list into a module of its own.
+A format that gains a reader moves out of this list into a module of its own (as GGUF did: `gguf.py`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ class ListedFormat(WeightFormat):
 
 
 LISTED_FORMATS = (
-    ListedFormat("gguf", (".gguf",)),
     ListedFormat("tensorflow-h5", (".h5", ".hdf5")),
     ListedFormat("keras", (".keras",)),
     ListedFormat("flax-msgpack", (".msgpack",)),

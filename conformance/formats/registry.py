@@ -13,14 +13,16 @@ from typing import Any
 from ..candidate import Candidate
 from .base import ArchitectureSource, TensorLayout, WeightFormat
 from .config_json import ConfigJsonSource
+from .gguf import GGUFFormat, GGUFSource
 from .listed import LISTED_FORMATS
 from .quantized import QUANTIZED_LAYOUTS
 from .safetensors import SafetensorsFormat
 from .torch_pickle import TorchPickleFormat
 
-WEIGHT_FORMATS: list[WeightFormat] = [SafetensorsFormat(), TorchPickleFormat(), *LISTED_FORMATS]
+WEIGHT_FORMATS: list[WeightFormat] = [SafetensorsFormat(), TorchPickleFormat(), GGUFFormat(), *LISTED_FORMATS]
 TENSOR_LAYOUTS: list[TensorLayout] = [*QUANTIZED_LAYOUTS]
-ARCHITECTURE_SOURCES: list[ArchitectureSource] = [ConfigJsonSource()]
+# config.json first: a folder holding config.json and a GGUF export is described by its config.json.
+ARCHITECTURE_SOURCES: list[ArchitectureSource] = [ConfigJsonSource(), GGUFSource()]
 
 
 def format_claiming(relative: str) -> WeightFormat | None:

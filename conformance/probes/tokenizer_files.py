@@ -1,4 +1,11 @@
-"""Tokenizer facts from the tokenizer's own files (tokenizer.json, vocab files, configs): no transformers."""
+"""Tokenizer facts from the tokenizer's own files (tokenizer.json, vocab files, configs) or a GGUF file: no transformers.
+
+A folder without a vocabulary file (tokenizer.json, vocab.json, vocab.txt) but with a GGUF model reads its
+tokenizer from the GGUF metadata: the vocabulary is `tokenizer.ggml.tokens`, the special tokens the
+`tokenizer.ggml.*_token_id` entries (their text the token at that id), the chat template
+`tokenizer.chat_template`. The chat template (GGUF's, or tokenizer_config.json's `chat_template` string) is
+kept as text, at most `MAX_CHAT_TEMPLATE_BYTES`, and never rendered.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..candidate import Candidate
+from ..formats.gguf import MAX_CHAT_TEMPLATE_BYTES, gguf_model_files, is_gguf_name, read_gguf
+from ..formats.gguf import SPECIAL_TOKEN_KEYS as GGUF_SPECIAL_TOKEN_KEYS
+from ..formats.gguf_header import StringTable
 
 TOKENIZER_FILES = (
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json",
@@ -25,6 +35,8 @@ class TokenizerFacts:
     special_tokens: dict[str, str] = field(default_factory=dict)  # role (bos, eos, ...) -> token text
     special_token_ids: dict[str, int | None] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    chat_template: str | None = None  # the template text, never rendered (GGUF or tokenizer_config.json)
+    chat_template_error: str | None = None  # why a template present could not be kept (over the size bound)
 
     @property
     def present(self) -> bool:
@@ -78,10 +90,48 @@ def _vocab_from_text(data: bytes) -> dict[str, int]:
     return {line: index for index, line in enumerate(lines)}
 
 
+def _keep_template(facts: TokenizerFacts, template: Any, where: str) -> None:
+    """Keep a chat template string within `MAX_CHAT_TEMPLATE_BYTES`; other values are not templates."""
+    if not isinstance(template, str) or facts.chat_template is not None:
+        return
+    size = len(template.encode("utf-8", errors="surrogatepass"))
+    if size > MAX_CHAT_TEMPLATE_BYTES:
+        facts.chat_template_error = f"{where} chat template is {size} bytes, over the {MAX_CHAT_TEMPLATE_BYTES}-byte bound"
+    else:
+        facts.chat_template = template
+
+
+def _read_gguf_tokenizer(candidate: Candidate, names: set[str], facts: TokenizerFacts) -> None:
+    """Vocabulary size, special tokens and chat template from the model's GGUF metadata (problems to `errors`)."""
+    try:
+        relative = gguf_model_files(names)[0]
+        header = read_gguf(candidate, relative)
+    except Exception as exc:  # noqa: BLE001 - any failure of these bytes is the tokenizer's error
+        facts.errors.append(f"GGUF tokenizer unreadable: {str(exc)[:500] or type(exc).__name__}")
+        return
+    facts.files.append(relative)
+    tokens = header.metadata.get("tokenizer.ggml.tokens")
+    if not isinstance(tokens, StringTable):
+        facts.errors.append(f"{relative}: no tokenizer.ggml.tokens list")
+        return
+    facts.vocab_size = len(tokens)
+    for role, key in GGUF_SPECIAL_TOKEN_KEYS.items():
+        token_id = header.metadata.get(key)
+        if token_id is None:
+            continue
+        known = type(token_id) is int and 0 <= token_id < len(tokens)
+        facts.special_tokens[role] = tokens[token_id] if known else f"<id {str(token_id)[:40]}>"
+        facts.special_token_ids[role] = token_id if known else None
+    _keep_template(facts, header.metadata.get("tokenizer.chat_template"), relative)
+
+
 def read_tokenizer(candidate: Candidate) -> TokenizerFacts:
     """Tokenizer facts from its files (each read bounded, through safe_files); problems go to `errors`, never raised."""
     names = set(candidate.file_names())
     facts = TokenizerFacts(files=[name for name in TOKENIZER_FILES if name in names])
+    if not names & {"tokenizer.json", "vocab.json", "vocab.txt"} and any(is_gguf_name(name) for name in names):
+        _read_gguf_tokenizer(candidate, names, facts)
+        return facts
     vocab: dict[str, int] = {}
     try:
         if "tokenizer.json" in names:
@@ -106,6 +156,8 @@ def read_tokenizer(candidate: Candidate) -> TokenizerFacts:
         if not isinstance(data, dict):
             facts.errors.append(f"{config_name} is not a JSON object")
             continue
+        if config_name == "tokenizer_config.json":
+            _keep_template(facts, data.get("chat_template"), config_name)
         for key in SPECIAL_TOKEN_KEYS:
             text = _token_text(data.get(key))
             if text is not None and key[: -len("_token")] not in facts.special_tokens:
