@@ -268,7 +268,8 @@ def model_flops_utilisation(evidence: Evidence, rule: Rule) -> Verdict:
 def memory_bandwidth_utilisation(evidence: Evidence, rule: Rule) -> Verdict:
     """Judge MBU (a fraction): decode bytes per token × decode tokens/s over the peak bytes/s; decided from its interval.
 
-    Bytes per token are the matmul weights over the batch plus the KV cache at the mean decode context, in
+    Bytes per token are the weights as the loaded model holds them (`roofline.decode_weight_bytes`: packed
+    quantized weights at their real bytes) over the batch, plus the KV cache at the mean decode context in
     the weights' element size. The peak is the rule's `peak_bytes_per_second`, else the device table's.
     Raises Inconclusive while the interval straddles the bar or decode time is not resolved, CheckSkipped
     when speed does not apply here (an encoder-only model, another device or dtype), and CheckError when a probe failed, the decode
@@ -281,7 +282,10 @@ def memory_bandwidth_utilisation(evidence: Evidence, rule: Rule) -> Verdict:
     peak, source = _peak(evidence, rule, speed, "peak_bytes_per_second")
     workload = speed.workload
     element_bytes = facts.element_bytes  # the KV cache is kept in the weights' dtype
-    weight_bytes = (facts.matmul_body + facts.matmul_head) * element_bytes
+    # The weights as the loaded model holds them (packed quantized integers and scales included), when the
+    # backend measured them; else matmul elements × element size (facts from before that figure).
+    measured = getattr(facts, "decode_weight_bytes", None)
+    weight_bytes = measured if isinstance(measured, int) and measured > 0 else (facts.matmul_body + facts.matmul_head) * element_bytes
     context = mean_decode_context(workload.prompt_tokens, workload.new_tokens)
     bytes_per_token = decode_bytes_per_token(facts.architecture, weight_bytes, workload.batch_size, context, element_bytes)
     achieved = bytes_per_token * speed.decode_tokens_per_second

@@ -1,8 +1,12 @@
-"""size.*: parameter counts and weight bytes from safetensors headers."""
+"""size.*: parameter counts (total, non-embedding, active per token), weight bytes and dtypes, quantization, from weight headers."""
 
 from __future__ import annotations
 
-from ..compare import judge
+import dataclasses
+from typing import Any
+
+from ..compare import describe_expected, judge
+from ..errors import CheckError
 from ..evidence import Evidence
 from ..registry import check
 from ..rule import Rule
@@ -78,3 +82,113 @@ def weight_dtypes(evidence: Evidence, rule: Rule) -> Verdict:
     facts = static_facts(evidence)
     require_tensors(facts)
     return judge_set(sorted(facts.weight_dtypes), rule.comparison, "dtypes")
+
+
+@check(
+    "size.active_parameters",
+    summary="parameters used per token: total minus the routed experts a token skips, R·(E−k)/E per MoE layer (= total for a dense model)",
+    probes=("static",),
+    comparisons=_NUMERIC,
+    needs_comparison=True,
+)
+def active_parameters(evidence: Evidence, rule: Rule) -> Verdict:
+    """Parameters one token is computed with (`formats/moe.py`): total − Σ over MoE layers of R_l·(E − k)/E.
+
+    R_l is the layer's routed experts' parameters, E their number and k the experts per token; a dense
+    model's active parameters are its total. Raises CheckError when a weight header could not be read or
+    the experts disagree with the config.
+    """
+    facts = static_facts(evidence)
+    require_tensors(facts)
+    if facts.active_parameters is None:
+        raise CheckError(facts.active_parameters_error or "active parameters unavailable")
+    verdict = judge(facts.active_parameters, rule.comparison)
+    experts = facts.experts
+    if experts.get("moe_layers"):
+        routing = f"{experts['moe_layers']} MoE layers, top-{experts['experts_per_token']} of {experts['routed_experts']} experts"
+        return dataclasses.replace(verdict, message=f"{verdict.message}; {routing}" if verdict.message else routing)
+    return verdict
+
+
+_NUMBER_BAR = {
+    "type": "object",
+    "additionalProperties": False,
+    "minProperties": 1,
+    "properties": {"min": {"type": "number"}, "max": {"type": "number"}, "equals": {"type": "number"}},
+}
+_QUANTIZATION_PARAMS: dict[str, dict[str, Any]] = {
+    "quantized": {"type": "boolean", "description": "whether the weights must be stored quantized (true) or in full precision (false)"},
+    "method": {
+        "type": "object",
+        "additionalProperties": False,
+        "minProperties": 1,
+        "description": "the quant_method (gptq, awq, compressed-tensors, bitsandbytes, fp8, fbgemm_fp8, gguf, ...): in, not_in or equals",
+        "properties": {
+            "in": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+            "not_in": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+            "equals": {"type": "string"},
+        },
+    },
+    "bits": {**_NUMBER_BAR, "description": "weight bits (quantized: the method's bits; else the predominant float's): min, max, equals"},
+    "group_size": {**_NUMBER_BAR, "description": "quantization group size (-1: one group per row): min, max, equals"},
+    "bits_per_parameter": {**_NUMBER_BAR, "description": "stored weight bits per parameter (scales and zeros included): min, max, equals"},
+}
+QUANTIZATION_CONDITIONS = tuple(_QUANTIZATION_PARAMS)
+
+
+def _quantization_conditions(rule: Rule) -> dict[str, Any]:
+    """Planning hook: ValueError (reported at spec load) when the rule states no condition; no probe parameters."""
+    if not any(key in rule.params for key in QUANTIZATION_CONDITIONS):
+        raise ValueError(f"size.quantization needs at least one of {', '.join(QUANTIZATION_CONDITIONS)}")
+    return {}
+
+
+def _quantization_failures(quantization: dict[str, Any], params: dict[str, Any]) -> list[str]:
+    """One reason per stated condition the quantization fact does not meet."""
+    failures = []
+    if "quantized" in params and quantization["quantized"] != params["quantized"]:
+        failures.append("the weights are stored quantized" if quantization["quantized"] else "the weights are not quantized")
+    if "method" in params:
+        method, bar = quantization["method"], params["method"]
+        if method is None:
+            failures.append("no quantization method (the weights are not quantized)")
+        elif judge(method, bar).status != "pass":
+            failures.append(f"method {method} is not {describe_expected(bar)}")
+    for key in ("bits", "group_size", "bits_per_parameter"):
+        if key in params:
+            value = quantization.get(key)
+            if value is None:
+                failures.append(f"{key} unknown")
+            elif judge(value, params[key]).status != "pass":
+                failures.append(f"{key} {value} is not {describe_expected(params[key])}")
+    return failures
+
+
+@check(
+    "size.quantization",
+    summary="how the weights are quantized (method, bits, group size, bits per parameter) from quantization_config and the tensors",
+    probes=("static",),
+    params=_QUANTIZATION_PARAMS,
+    comparisons=(),
+    probe_params=_quantization_conditions,
+)
+def quantization(evidence: Evidence, rule: Rule) -> Verdict:
+    """Judge the quantization fact by the rule's conditions: `quantized`, `method`, `bits`, `group_size`, `bits_per_parameter`.
+
+    Every stated condition must hold; the message names each that does not. A condition on a figure the
+    fact lacks (an unquantized model's group size) fails. Raises CheckError when a weight header could
+    not be read, the tensors could not be folded, or the quantization could not be described.
+    """
+    facts = static_facts(evidence)
+    require_tensors(facts)
+    if facts.quantization_error or not facts.quantization:
+        raise CheckError(facts.quantization_error or "quantization facts unavailable")
+    fact = facts.quantization
+    observed = {key: fact.get(key) for key in ("quantized", "method", "bits", "group_size", "format", "bits_per_parameter")}
+    expected = "; ".join(
+        f"{key} {value}" if key == "quantized" else f"{key} {describe_expected(value)}" for key, value in rule.params.items() if key in QUANTIZATION_CONDITIONS
+    )
+    failures = _quantization_failures(fact, rule.params)
+    if failures:
+        return Verdict("fail", observed, expected, "; ".join(failures))
+    return Verdict("pass", observed, expected)

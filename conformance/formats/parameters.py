@@ -14,8 +14,11 @@ from typing import Any
 
 from .tensors import TensorInfo
 
-# Float tensors that some exporters save although they are buffers, not parameters.
-BUFFER_PATTERNS = re.compile(r"(\.inv_freq$|\.masked_bias$|(^|\.)attn\.bias$|\.rotary_emb\.|(^|\.)position_ids$|(^|\.)token_type_ids$)")
+# Float tensors that some exporters save although they are buffers, not parameters (DeepSeek-V3's router
+# keeps its load-balancing bias `e_score_correction_bias` as a buffer: `register_buffer` in transformers).
+BUFFER_PATTERNS = re.compile(
+    r"(\.inv_freq$|\.masked_bias$|(^|\.)attn\.bias$|\.rotary_emb\.|(^|\.)position_ids$|(^|\.)token_type_ids$|\.e_score_correction_bias$)"
+)
 # Embedding and unembedding matrices, excluded from the non-embedding count (as in Kaplan et al. 2020).
 EMBEDDING_PATTERNS = re.compile(
     r"(embed_tokens|word_embeddings|position_embeddings|token_type_embeddings|embed_positions|"

@@ -2,11 +2,159 @@
 
 Each layout folds its stored pieces (packed integers, zeros, scales, group indices, absmax, quant maps) into
 the one tensor the model has (see `base.TensorLayout`), so parameter counts are the unquantized model's and
-stored bytes stay the bytes on disk.
+stored bytes stay the bytes on disk. The layouts live in `integer_packed.py` (GPTQ, AWQ, compressed-tensors),
+`bitsandbytes.py` and `fp8.py`; this module lists them and describes a checkpoint's quantization
+(`describe_quantization`, the static fact `quantization`).
 """
 
 from __future__ import annotations
 
-from .base import TensorLayout
+import re
+from typing import Any
 
-QUANTIZED_LAYOUTS: list[TensorLayout] = []  # in preference order; the first whose config matches folds the tensors
+from .base import TensorLayout
+from .bitsandbytes import BitsAndBytesLayout
+from .dtypes import DTYPES
+from .fp8 import Fp8Layout
+from .integer_packed import AwqLayout, CompressedTensorsLayout, GptqLayout
+from .parameters import is_buffer
+from .quantized_base import MAX_CONFIG_LIST, quant_method, quantization_config
+from .tensors import TensorInfo
+
+QUANTIZED_LAYOUTS: list[TensorLayout] = [GptqLayout(), AwqLayout(), CompressedTensorsLayout(), BitsAndBytesLayout(), Fp8Layout()]
+# in preference order; the first whose config matches folds the tensors
+
+PLAIN_FLOATS = frozenset({"F64", "F32", "F16", "BF16"})  # stored as computed: not a quantization
+MAX_NAMED_MODULES = 20  # unquantized matrices named in the fact; the count says how many there are
+_NOMINAL_BITS = re.compile(r"^(?:I?Q|TQ)(\d)|^(?:MX|NV)FP(\d)|^F(\d+)")
+# config keys that list the modules a method leaves in full precision
+NOT_CONVERTED_KEYS = ("modules_to_not_convert", "llm_int8_skip_modules", "ignore", "modules_in_block_to_quantize_not")
+
+
+def nominal_bits(dtype: str) -> int | None:
+    """The bits a stored dtype's name states: Q4_1 -> 4, IQ2_XXS -> 2, TQ1_0 -> 1, F8_E4M3 -> 8, BF16 -> 16; None if unnamed.
+
+    Block types spend more than this on each value (their block scales): `bits_per_parameter` says how much.
+    """
+    if dtype == "BF16":
+        return 16
+    match = _NOMINAL_BITS.match(dtype)
+    if not match:
+        return None
+    return int(next(group for group in match.groups() if group))
+
+
+def _not_converted(settings: dict[str, Any]) -> list[str]:
+    names: list[str] = []
+    for key in NOT_CONVERTED_KEYS:
+        value = settings.get(key)
+        if isinstance(value, list):
+            names.extend(str(item)[:200] for item in value[:MAX_CONFIG_LIST] if isinstance(item, str))
+    return sorted(set(names))[:MAX_CONFIG_LIST]
+
+
+def _config_bits(method: str, settings: dict[str, Any]) -> int | None:
+    """The weight bits the config states for `method`; None when it states none."""
+    if method.startswith("bitsandbytes"):
+        return 4 if settings.get("load_in_4bit") or method.endswith("4bit") else 8
+    if method in ("fp8", "fbgemm_fp8"):
+        return 8
+    for key in ("bits", "w_bit", "nbits", "weight_bits"):
+        value = settings.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    groups = settings.get("config_groups")
+    if isinstance(groups, dict):
+        found = {g["weights"].get("num_bits") for g in list(groups.values())[:1000] if isinstance(g, dict) and isinstance(g.get("weights"), dict)}
+        bits = [b for b in found if isinstance(b, int) and not isinstance(b, bool)]
+        return max(bits) if bits else None
+    return None
+
+
+def _config_group_size(settings: dict[str, Any]) -> int | None:
+    for key in ("group_size", "q_group_size", "bnb_4bit_blocksize"):
+        value = settings.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    groups = settings.get("config_groups")
+    if isinstance(groups, dict):
+        sizes = {g["weights"].get("group_size") for g in list(groups.values())[:1000] if isinstance(g, dict) and isinstance(g.get("weights"), dict)}
+        known = [s for s in sizes if isinstance(s, int) and not isinstance(s, bool)]
+        return known[0] if len(known) == 1 else None
+    block = settings.get("weight_block_size")
+    return block[1] if isinstance(block, list) and len(block) == 2 and isinstance(block[1], int) else None
+
+
+def _config_format(method: str, settings: dict[str, Any]) -> str | None:
+    if method.startswith("bitsandbytes"):
+        return str(settings.get("bnb_4bit_quant_type") or "fp4") if _config_bits(method, settings) == 4 else "int8"
+    for key in ("format", "version", "checkpoint_format"):
+        if isinstance(settings.get(key), str):
+            return str(settings[key])[:100]
+    if isinstance(settings.get("weight_block_size"), list):
+        return "block"
+    return None
+
+
+def _element_types(tensors: list[TensorInfo]) -> dict[str, int]:
+    types: dict[str, int] = {}
+    for tensor in tensors:
+        if not is_buffer(tensor.name):
+            types[tensor.dtype] = types.get(tensor.dtype, 0) + tensor.elements
+    return types
+
+
+def describe_quantization(
+    stored: list[TensorInfo], logical: list[TensorInfo], config: dict[str, Any] | None, tensor_format: str | None
+) -> dict[str, Any]:
+    """The quantization fact of a checkpoint: what `size.quantization` judges.
+
+    `stored` are the tensors as the headers give them, `logical` the same after the layout's fold (the
+    stored ones when no layout applies). Keys: `quantized` (bool), `method` (the config's `quant_method`;
+    for a checkpoint without one whose weights are stored in block or low-bit types, the weight format, e.g.
+    `gguf`, or `fp8`; None when not quantized), `bits` (the config's weight bits; else the nominal bits of
+    the quantized type holding most elements; for an unquantized model, the bits of its predominant float
+    type), `group_size`, `format` (nf4, int8, gemm, pack-quantized, block ... or None), `folded` (whether
+    a registered layout folded the tensors), `quantized_tensors` (weights stored quantized), `stored_types`
+    (elements per stored type that is not a plain float: Q4_1, F8_E4M3, packed I32 ...), `unquantized_matrices`
+    (count of 2-D float weights left in full precision) with up to MAX_NAMED_MODULES names, and
+    `not_converted` (the modules the config lists as left out).
+    """
+    settings = quantization_config(config) or {}
+    method = quant_method(config)
+    stored_ids = {id(t) for t in stored}
+    folded_names = {t.name for t in logical if id(t) not in stored_ids}  # a layout's fold made these
+    stored_types = {dtype: count for dtype, count in _element_types(stored).items() if dtype not in PLAIN_FLOATS}
+    low_precision = {dtype: count for dtype, count in stored_types.items() if DTYPES.get(dtype) is not None and DTYPES[dtype].floating}
+    quantized_by_type = [t for t in stored if t.dtype in low_precision and not is_buffer(t.name)]
+    quantized = method is not None or bool(low_precision)
+    bits: int | None
+    if method is not None:
+        bits, group_size, fmt = _config_bits(method, settings), _config_group_size(settings), _config_format(method, settings)
+        quantized_tensors = len(folded_names) or len(quantized_by_type)
+    elif low_precision:
+        main = max(low_precision, key=lambda dtype: low_precision[dtype])
+        method = tensor_format if DTYPES[main].block > 1 else main.split("_")[0].lower()
+        bits, group_size, fmt = nominal_bits(main), (DTYPES[main].block if DTYPES[main].block > 1 else None), main
+        quantized_tensors = len(quantized_by_type)
+    else:
+        plain = _element_types([t for t in stored if t.dtype in PLAIN_FLOATS])
+        bits = nominal_bits(max(plain, key=lambda dtype: plain[dtype])) if plain else None
+        group_size, fmt, quantized_tensors = None, None, 0
+    unquantized = sorted(
+        t.name for t in logical
+        if quantized and t.dtype in PLAIN_FLOATS and len(t.shape) == 2 and t.name not in folded_names
+    )
+    return {
+        "quantized": quantized,
+        "method": method,
+        "bits": bits,
+        "group_size": group_size,
+        "format": fmt,
+        "folded": bool(folded_names),
+        "quantized_tensors": quantized_tensors,
+        "stored_types": dict(sorted(stored_types.items())),
+        "unquantized_matrices": len(unquantized),
+        "unquantized_names": unquantized[:MAX_NAMED_MODULES],
+        "not_converted": _not_converted(settings),
+    }

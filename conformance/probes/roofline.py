@@ -21,11 +21,16 @@ Prefill FLOPs of a batch:                B · (2·N_body·P + 2·N_head + 4·L·
 Decode bytes per generated token:        W / B + 2·L·c·K·d·b
     (the W weight bytes are read once per decode step and shared by the B sequences; each sequence
     reads its own K and V cache: 2 tensors × L layers × c positions × K heads × d × b bytes.)
+    W is the bytes the loaded model holds its weights in (`decode_weight_bytes`): every parameter and
+    buffer as stored in memory (a quantized model's packed integers, scales and zeros, not elements ×
+    2 bytes), less the embedding tables (a lookup reads B rows), plus the LM head's (read even when tied).
+    Without that figure (facts cached before it existed): N_matmul × the first parameter's element size.
     Averaged over the decode steps of one generation, c = P + n/2 (step s attends over P + s
     positions, s = 1 .. n-1), exact because the bytes are linear in c.
 MFU = achieved FLOP/s ÷ peak FLOP/s;  MBU = achieved bytes/s ÷ peak memory bytes/s. Both are fractions.
 
-Not modelled: mixture-of-experts routing (every expert is counted), sliding-window attention
+Not modelled: mixture-of-experts routing (every expert is counted; `size.active_parameters` gives the
+per-token share), sliding-window attention
 (c is not capped), activations and logits traffic (small next to weights and KV cache).
 """
 
@@ -98,6 +103,33 @@ def model_matmul_parameters(model: Any) -> MatmulParameters:
     # model.parameters() yields a tied weight once; the head is added back separately either way.
     body = sum(int(p.numel()) for p in model.parameters() if p.dim() >= 2 and id(p) not in skip)
     return MatmulParameters(body=body, head=head)
+
+
+def decode_weight_bytes(model: Any) -> int:
+    """W: bytes of the weights one decode step reads, as the loaded torch model holds them (see the module docstring).
+
+    Every parameter and buffer once (tied weights, shared buffers), at its in-memory element size — packed
+    quantized weights (GPTQ's int32 `qweight` buffers, bitsandbytes' uint8 `Params4bit`, FP8 weights) with
+    their scales and zeros — less the input embedding tables, plus the LM head's weight.
+    """
+    import torch
+
+    seen: set[int] = set()
+    total = 0
+    for tensor in [*model.parameters(), *model.buffers()]:
+        if id(tensor) not in seen:
+            seen.add(id(tensor))
+            total += int(tensor.numel()) * int(tensor.element_size())
+    for module in model.modules():
+        if isinstance(module, torch.nn.Embedding) and id(module.weight) in seen:
+            total -= int(module.weight.numel()) * int(module.weight.element_size())
+    output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    head = getattr(output, "weight", None)
+    if head is not None:
+        tied_to_embedding = any(isinstance(m, torch.nn.Embedding) and m.weight is head for m in model.modules())
+        if tied_to_embedding:  # subtracted with the embeddings above, but the head reads all of it every step
+            total += int(head.numel()) * int(head.element_size())
+    return total
 
 
 def _attention_flops_per_position(arch: dict[str, Any]) -> int:

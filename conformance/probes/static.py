@@ -16,8 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ..candidate import Candidate, FileEntry
+from ..formats import registry
+from ..formats.moe import active_parameters
 from ..formats.parameters import dtype_summary, embedding_rows
+from ..formats.quantized import describe_quantization
 from ..formats.registry import architecture_source
+from ..formats.tensors import TensorInfo
 from ..probe_registry import ProbeContext, probe
 from .architecture import normalize_architecture
 from .tokenizer_files import TokenizerFacts, read_tokenizer
@@ -165,6 +169,11 @@ class StaticFacts:
     parameters_error: str | None = None
     weight_bytes: int = 0
     weight_dtypes: dict[str, int] = field(default_factory=dict)
+    quantization: dict[str, Any] = field(default_factory=dict)  # `formats.quantized.describe_quantization`, bits_per_parameter
+    quantization_error: str | None = None
+    active_parameters: int | None = None  # parameters used per token (`formats.moe`); the total for a dense model
+    experts: dict[str, Any] = field(default_factory=dict)  # moe_layers, routed_experts, experts_per_token, routed_parameters
+    active_parameters_error: str | None = None
     embedding_rows: int | None = None
     tokenizer: TokenizerFacts = field(default_factory=TokenizerFacts)
     remote_code: RemoteCodeFacts = field(default_factory=RemoteCodeFacts)
@@ -182,6 +191,11 @@ class StaticFacts:
             "parameters_error": self.parameters_error,
             "weight_bytes": self.weight_bytes,
             "weight_dtypes": self.weight_dtypes,
+            "quantization": self.quantization,
+            "quantization_error": self.quantization_error,
+            "active_parameters": self.active_parameters,
+            "experts": self.experts,
+            "active_parameters_error": self.active_parameters_error,
             "embedding_rows": self.embedding_rows,
             "tokenizer": {
                 "files": self.tokenizer.files,
@@ -191,6 +205,40 @@ class StaticFacts:
             },
             "remote_code": self.remote_code.to_dict(),
         }
+
+
+def logical_tensors(weights: WeightsInfo, config: dict[str, Any] | None) -> list[TensorInfo]:
+    """The model's tensors, each name once: as stored, or folded by the checkpoint's quantized layout; ValueError if it cannot fold."""
+    seen: set[str] = set()
+    tensors = []
+    for tensor in weights.tensors:  # a name in two shards is an error of the weights facts; counted once, as the count does
+        if tensor.name not in seen:
+            seen.add(tensor.name)
+            tensors.append(tensor)
+    layout = registry.tensor_layout(config)
+    return layout.logical_tensors(tensors, config) if layout is not None and config is not None else tensors
+
+
+def _quantization_and_experts(facts: StaticFacts, weights: WeightsInfo, config: dict[str, Any] | None) -> None:
+    """Fill the quantization and active-parameter facts (each with its own error) from the tensors and config."""
+    logical, fold_error = _attempt("parameter count", lambda: logical_tensors(weights, config))
+    stored = weights.tensors
+    quantization, facts.quantization_error = _attempt(
+        "quantization", lambda: describe_quantization(stored, logical if logical is not None else stored, config, weights.tensor_format)
+    )
+    facts.quantization = quantization or {}
+    parameters = facts.parameters.get("parameters")
+    if facts.quantization and parameters:
+        facts.quantization["bits_per_parameter"] = round(facts.weight_bytes * 8 / parameters, 3)
+    if logical is None or parameters is None or weights.tensor_format is None:
+        facts.active_parameters_error = facts.parameters_error or fold_error or "no parameter count"
+        return
+    fmt = registry.format_named(weights.tensor_format)
+    counted = [t for t in logical if fmt.is_parameter(t)]
+    routing, facts.active_parameters_error = _attempt("active parameters", lambda: active_parameters(counted, config, parameters))
+    if routing is not None:
+        facts.active_parameters = routing.active_parameters
+        facts.experts = {key: value for key, value in routing.to_dict().items() if key != "active_parameters"}
 
 
 def probe_static(candidate: Candidate) -> StaticFacts:
@@ -212,6 +260,7 @@ def probe_static(candidate: Candidate) -> StaticFacts:
         facts.weight_bytes = sum(t.stored_bytes for t in tensors)
         facts.weight_dtypes = dtype_summary(tensors)
         facts.embedding_rows = embedding_rows(tensors)
+        _quantization_and_experts(facts, weights, config)
     tokenizer, tokenizer_error = _attempt("tokenizer", lambda: read_tokenizer(candidate))
     facts.tokenizer = tokenizer or TokenizerFacts(errors=[tokenizer_error or "tokenizer unreadable"])
     remote, remote_error = _attempt("remote code", lambda: read_remote_code(candidate))
