@@ -50,7 +50,7 @@ def _run_options(args: argparse.Namespace) -> Any:
 
 def _check_models(args: argparse.Namespace, results_dir: Path, print_tables: bool, resume: bool = False) -> list[dict[str, Any]]:
     """Run every model against the spec (locally or on Ray), write <model>.json (and .md with tables)."""
-    from .candidate import Candidate
+    from .candidate import open_candidate
     from .executors import run_local, run_ray
     from .report.markdown import render_markdown
     from .report.terminal import render_table
@@ -59,7 +59,10 @@ def _check_models(args: argparse.Namespace, results_dir: Path, print_tables: boo
 
     spec = load_spec(args.spec)
     spec.select(getattr(args, "only", None))  # reject unknown --only ids before any model is opened
-    candidates = [Candidate(path) for path in args.models]
+    revision = getattr(args, "revision", None)
+    if revision and len(args.models) > 1:
+        raise RequestError("--revision applies to one model; name each repo id's revision as ORG/NAME@REV")
+    candidates = [open_candidate(text, revision=revision) for text in args.models]
     options = _run_options(args)
     stems = _output_names([c.name for c in candidates])
     documents: list[dict[str, Any] | None] = [None] * len(candidates)
@@ -79,12 +82,13 @@ def _check_models(args: argparse.Namespace, results_dir: Path, print_tables: boo
             print(render_table(document))
             print(f"wrote {results_dir / (stems[index] + '.json')} and {stems[index]}.md\n")
 
-    models = [str(candidates[index].path) for index in todo]
+    models = [str(candidates[index].location) for index in todo]
+    names = [candidates[index].name for index in todo]
     if getattr(args, "executor", "local") == "ray":
         run_ray(models, spec, str(spec.path), options, record, address=args.ray_address, max_retries=args.max_retries,
-                log=lambda message: print(message, file=sys.stderr))
+                log=lambda message: print(message, file=sys.stderr), names=names)
     else:
-        run_local(models, spec, str(spec.path), options, record)
+        run_local(models, spec, str(spec.path), options, record, names=names)
     return [document for document in documents if document is not None]
 
 
@@ -101,7 +105,7 @@ def _reusable(path: Path, candidate: Any, spec: Any, options: Any) -> dict[str, 
         document = ResultDocument.load(path)  # validated, so its spec and model blocks are there
     except RequestError:
         return None
-    if document.spec.sha256 != spec.sha256 or document.model.path != str(candidate.path):
+    if document.spec.sha256 != spec.sha256 or document.model.path != str(candidate.location) or document.model.name != candidate.name:
         return None
     if document.model.sha256 is None or "executor" in document.evidence:
         return None  # unverifiable identity, or a run that died: measure again
@@ -233,7 +237,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _add_model_run_options(parser: argparse.ArgumentParser, out_help: str) -> None:
-    parser.add_argument("models", nargs="+", metavar="MODEL", help="model folder in Hugging Face layout")
+    parser.add_argument(
+        "models", nargs="+", metavar="MODEL",
+        help="a model folder in Hugging Face layout, a .gguf file, or a repo id ORG/NAME[@REV] in the Hugging Face cache "
+        "(offline unless HF_HUB_OFFLINE=0; a local path of the same spelling wins)",
+    )
+    parser.add_argument(
+        "--revision", default=None, metavar="REV",
+        help="branch, tag or commit of the one repo id given (default main); the result is named ORG/NAME@REV",
+    )
     parser.add_argument("--spec", required=True, help="spec file, or the name of a shipped standard")
     parser.add_argument("--out", default="reports", help=out_help)
     parser.add_argument(

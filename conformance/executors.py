@@ -19,7 +19,11 @@ DEFAULT_MAX_RETRIES = 2
 
 
 def run_one(model_path: str, spec_path: str, options: dict[str, Any]) -> dict[str, Any]:
-    """One model against one spec, from plain arguments (what a Ray task receives). Returns the document."""
+    """One model against one spec, from plain arguments (what a Ray task receives). Returns the document.
+
+    `model_path` is the model's location (a folder or a `.gguf` file); `options["name"]`, when given, its
+    display name (a repo id resolved before the task: the worker never resolves one again).
+    """
     from .candidate import Candidate
     from .probes.load import LoadOptions
     from .progress import Progress
@@ -34,7 +38,7 @@ def run_one(model_path: str, spec_path: str, options: dict[str, Any]) -> dict[st
         cache_dir=_usable_cache_dir(options.get("cache_dir")),
         progress=Progress() if options.get("log", True) else Progress(write=lambda message: None),
     )
-    return run(Candidate(model_path), load_spec(spec_path), run_options).to_document()
+    return run(Candidate(model_path, name=options.get("name")), load_spec(spec_path), run_options).to_document()
 
 
 def _usable_cache_dir(folder: str | None) -> Path | None:
@@ -63,8 +67,11 @@ def options_payload(options: Any) -> dict[str, Any]:
     }
 
 
-def failed_document(model_path: str, spec: Any, reason: str, only: list[str] | None = None) -> dict[str, Any]:
-    """Every selected rule of a model whose task died: `error` with the reason; the other models' results stand."""
+def failed_document(model_path: str, spec: Any, reason: str, only: list[str] | None = None, name: str | None = None) -> dict[str, Any]:
+    """Every selected rule of a model whose task died: `error` with the reason; the other models' results stand.
+
+    `name` is the model's display name (default: `candidate.default_name` of its location).
+    """
     from .candidate import default_name
     from .results import ModelIdentity, RuleResult, RunResult, SpecIdentity, environment
     from .verdict import Level, Status
@@ -73,7 +80,7 @@ def failed_document(model_path: str, spec: Any, reason: str, only: list[str] | N
     resolved = Path(model_path).resolve()
     return RunResult(
         spec=SpecIdentity.from_dict(spec.identity()),
-        model=ModelIdentity(name=default_name(resolved), path=str(resolved)),
+        model=ModelIdentity(name=name or default_name(resolved), path=str(resolved)),
         rules=rules,
         evidence={"executor": {"error": reason}},
         environment=environment(),
@@ -89,13 +96,23 @@ def required_gpus(spec: Any, options: Any) -> float:
     return 0.0
 
 
-def run_local(models: list[str], spec: Any, spec_path: str, options: Any, on_result: Callable[[int, dict[str, Any]], None]) -> None:
-    """Run each model here, in order; `on_result(index, document)` as each one finishes."""
+def run_local(
+    models: list[str],
+    spec: Any,
+    spec_path: str,
+    options: Any,
+    on_result: Callable[[int, dict[str, Any]], None],
+    names: list[str] | None = None,
+) -> None:
+    """Run each model (a folder or `.gguf` file) here, in order; `on_result(index, document)` as each one finishes.
+
+    `names`, when given, are the models' display names in the same order (a repo id's `ORG/NAME`).
+    """
     from .candidate import Candidate
     from .runner import run
 
     for index, model in enumerate(models):
-        on_result(index, run(Candidate(model), spec, options).to_document())
+        on_result(index, run(Candidate(model, name=names[index] if names else None), spec, options).to_document())
 
 
 def run_ray(
@@ -109,8 +126,12 @@ def run_ray(
     max_retries: int = DEFAULT_MAX_RETRIES,
     task: Callable[..., dict[str, Any]] = run_one,
     log: Callable[[str], None] = print,
+    names: list[str] | None = None,
 ) -> None:
-    """One Ray task per model; a task that dies is retried `max_retries` times, then errors that model only."""
+    """One Ray task per model; a task that dies is retried `max_retries` times, then errors that model only.
+
+    `names`, when given, are the models' display names (sent to each task as `options["name"]`).
+    """
     try:
         import ray
     except ImportError:
@@ -128,7 +149,10 @@ def run_ray(
         retry_exceptions=False,  # a failing check is a verdict, not a fault; only a dying worker is retried
     )
     payload = options_payload(options)
-    pending = {remote.remote(str(Path(model).resolve()), str(Path(spec_path).resolve()), payload): index for index, model in enumerate(models)}
+    pending = {
+        remote.remote(str(Path(model).resolve()), str(Path(spec_path).resolve()), {**payload, "name": names[index]} if names else payload): index
+        for index, model in enumerate(models)
+    }
     while pending:
         done, _ = ray.wait(list(pending), num_returns=1)
         reference = done[0]
@@ -137,5 +161,5 @@ def run_ray(
             document = ray.get(reference)
         except Exception as exc:  # worker killed, out of memory, a node lost: this model errors, others go on
             reason = f"the run of this model died on the cluster after {max_retries} retries: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
-            document = failed_document(models[index], spec, reason, options.only)
+            document = failed_document(models[index], spec, reason, options.only, names[index] if names else None)
         on_result(index, document)

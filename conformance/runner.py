@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .cache import EvidenceCache, environment_fingerprint
+from .cache import EvidenceCache, HashCache, environment_fingerprint
 from .cache import model_identity as content_identity
 from .cache_types import SkippedProbe
 from .candidate import Candidate
 from .catalogue import get_check
+from .digests import sha256_text
 from .errors import CheckError, CheckSkipped, Inconclusive
 from .evidence import Evidence
 from .planning import ProbeRun, plan, probe_runs, rule_keys
@@ -74,11 +75,29 @@ class _Cached:
         """The cache key of one probe's evidence, or None (not cached) when the model's files cannot all be hashed."""
         if self._identity is None:
             try:
-                self._identity = content_identity(self.candidate, self.cache.hashes)
+                self._identity = _content_identity(self.candidate, self.cache.hashes)
             except (OSError, ValueError, CheckError):
                 # A FIFO, a device or a sparse file in the folder: its probes report it; this run is not cached.
                 self._identity = ""
         return self.cache.key(probe_key, self._identity, self.environment) if self._identity else None
+
+
+def _content_identity(candidate: Candidate, hashes: HashCache) -> str:
+    """The cache's content identity of the model, covering files reached through its links into link roots.
+
+    `cache.model_identity` hashes the folder's own files and leaves links out (a link inside the folder
+    repeats a file hashed anyway). A hub cache snapshot holds nothing but links into `blobs/`, and a
+    single `.gguf` file is a link to it: without their targets every such model would share one identity
+    (and one another's cached evidence). Their digests are added, each under its name in the folder.
+    Raises what `HashCache.sha256` raises (OSError, ValueError, CheckError).
+    """
+    own = content_identity(candidate, hashes)
+    linked = [entry.path for entry in candidate.files if entry.in_link_root]
+    if not linked:
+        return own
+    lines = [f"{name}  {hashes.sha256(candidate.resolve_inside(name))}\n" for name in linked]
+    hashes.save()
+    return sha256_text(own + "".join(lines))
 
 
 def _progress(options: RunOptions) -> Progress:
@@ -210,7 +229,7 @@ def judge_rule(rule: Rule, evidence: Evidence) -> RuleResult:
 
 def model_identity(candidate: Candidate, evidence: Evidence, options: RunOptions) -> dict[str, Any]:
     """The result document's `model` block: name, path and, when hashed, the weights' sha256."""
-    identity: dict[str, Any] = {"name": candidate.name, "path": str(candidate.path), "sha256": None}
+    identity: dict[str, Any] = {"name": candidate.name, "path": str(candidate.location), "sha256": None}
     if options.hash_weights != "never" and not evidence.has("hashes"):
         cached = _Cached(candidate, options) if options.cache_dir is not None else None  # remembers file digests
         _run_probe(ProbeRun("static"), candidate, evidence, options, cached)

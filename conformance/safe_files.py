@@ -2,7 +2,8 @@
 
 Every probe that reads a model's bytes goes through here. A file named by the model (its own path, an
 index entry, a symlink) is resolved without opening anything (`os.path.realpath` only reads link
-targets), refused if it leaves the folder, then opened with O_NONBLOCK (opening a FIFO never blocks)
+targets), refused if it leaves the folder (and the candidate's explicit `link_roots`, such as a hub
+cache snapshot's `blobs/` folder), then opened with O_NONBLOCK (opening a FIFO never blocks)
 and O_NOFOLLOW (a link swapped in after the check is not followed), and judged on the open file
 descriptor: only a regular file is read. A FIFO, a socket or a device such as /dev/zero is refused at
 once, so it errors the rules that need that file and nothing hangs.
@@ -18,6 +19,7 @@ import fcntl
 import json
 import os
 import stat
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
@@ -36,32 +38,34 @@ class JSONTooDeepError(ValueError):
     """JSON nested deeper than its reader's depth limit; the message is the reason alone (`nests deeper ...`)."""
 
 
-def _inside(root: Path, path: Path) -> bool:
+def is_inside(root: Path, path: Path) -> bool:
+    """True if the resolved `path` is `root` or below it (a path comparison; nothing is read)."""
     return path == root or root in path.parents
 
 
-def resolve_inside(root: Path, relative: str) -> Path:
+def resolve_inside(root: Path, relative: str, link_roots: Sequence[Path] = ()) -> Path:
     """The real path of `relative` under `root`, following links only to read where they point.
 
     Raises UnsafeFileError if the name is absolute, climbs with '..' or resolves (through any link)
-    outside `root`; `root` must already be resolved.
+    outside `root` and outside every one of `link_roots` (folders, or single files, a model's links may
+    lead into: a hub cache snapshot's `blobs/`); `root` and `link_roots` must already be resolved.
     """
     pure = PurePosixPath(str(relative).replace(os.sep, "/"))
     if pure.is_absolute() or ".." in pure.parts:
         raise UnsafeFileError(f"{relative!r} leads outside the model folder (absolute or climbing with '..')")
     resolved = Path(os.path.realpath(root / pure))
-    if not _inside(root, resolved):
+    if not is_inside(root, resolved) and not any(is_inside(allowed, resolved) for allowed in link_roots):
         raise UnsafeFileError(f"{relative!r} resolves outside the model folder ({resolved}); not followed")
     return resolved
 
 
-def open_regular(root: Path, relative: str) -> IO[bytes]:
-    """Open a model file for reading, binary, only if it is a regular file inside `root`.
+def open_regular(root: Path, relative: str, link_roots: Sequence[Path] = ()) -> IO[bytes]:
+    """Open a model file for reading, binary, only if it is a regular file inside `root` (or `link_roots`).
 
     Raises UnsafeFileError (outside the folder, a FIFO, socket or device, a symlink loop) or
     FileNotFoundError. The caller closes the returned file.
     """
-    resolved = resolve_inside(root, relative)
+    resolved = resolve_inside(root, relative, link_roots)
     try:
         descriptor = _open_nonblocking(resolved, follow_links=False)
     except FileNotFoundError:
@@ -92,17 +96,17 @@ def _blocking_file(descriptor: int) -> IO[bytes]:
     return os.fdopen(descriptor, "rb")
 
 
-def is_regular_inside(root: Path, relative: str) -> bool:
-    """True if `relative` resolves inside `root` to a regular file (stat only, nothing opened)."""
+def is_regular_inside(root: Path, relative: str, link_roots: Sequence[Path] = ()) -> bool:
+    """True if `relative` resolves inside `root` (or `link_roots`) to a regular file (stat only, nothing opened)."""
     try:
-        return stat.S_ISREG(os.stat(resolve_inside(root, relative)).st_mode)
+        return stat.S_ISREG(os.stat(resolve_inside(root, relative, link_roots)).st_mode)
     except (OSError, ValueError):
         return False
 
 
-def read_bytes(root: Path, relative: str, max_bytes: int) -> bytes:
+def read_bytes(root: Path, relative: str, max_bytes: int, link_roots: Sequence[Path] = ()) -> bytes:
     """All bytes of a regular model file of at most `max_bytes`; UnsafeFileError if it is larger."""
-    with open_regular(root, relative) as handle:
+    with open_regular(root, relative, link_roots) as handle:
         size = os.fstat(handle.fileno()).st_size
         if size > max_bytes:
             raise UnsafeFileError(f"{relative} is {size} bytes, over the {max_bytes}-byte limit")
@@ -165,10 +169,10 @@ def parse_json(data: bytes | str, max_depth: int) -> Any:
     return value
 
 
-def read_json(root: Path, relative: str, max_bytes: int, max_depth: int = MAX_JSON_DEPTH) -> Any:
+def read_json(root: Path, relative: str, max_bytes: int, max_depth: int = MAX_JSON_DEPTH, link_roots: Sequence[Path] = ()) -> Any:
     """Read and parse a small JSON file of the model; ValueError (UnsafeFileError included) with the reason."""
     try:
-        data = read_bytes(root, relative, max_bytes)
+        data = read_bytes(root, relative, max_bytes, link_roots)
     except FileNotFoundError:
         raise ValueError(f"{relative} is missing") from None
     except OSError as exc:

@@ -21,6 +21,7 @@ import io
 import os
 import pickletools
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, cast
@@ -154,8 +155,11 @@ def scanner_description() -> str:
     return f"picklescan {picklescan_version} + conformance opcode allowlist"
 
 
-def scan_folder(folder: Path, relative_files: list[str] | None = None) -> ScanEvidence:
+def scan_folder(folder: Path, relative_files: list[str] | None = None, *, link_roots: Sequence[Path] = ()) -> ScanEvidence:
     """Scan the named files, or every file under `folder`; symlinks leading outside it are reported, never read.
+
+    `link_roots` (resolved) are the places besides `folder` its links may lead (a hub cache snapshot's
+    `blobs/`, as `Candidate.link_roots` gives them); a link anywhere else is an error finding, unread.
 
     All files share a scan-wide budget of `MAX_OPCODES_PER_SCAN` pickle opcodes and `MAX_SECONDS_PER_SCAN`
     seconds (monotonic clock) on top of each file's own bounds: once one is spent, every file left is an
@@ -169,7 +173,7 @@ def scan_folder(folder: Path, relative_files: list[str] | None = None) -> ScanEv
     findings: list[ScanFinding] = []
     budget = ScanBudget.start()
     for name in names:
-        scanned, file_findings = scan_file(folder, name, budget=budget)
+        scanned, file_findings = scan_file(folder, name, budget=budget, link_roots=link_roots)
         files.append(scanned)
         findings.extend(file_findings)
     return ScanEvidence(scanner=scanner_description(), files=files, findings=findings)
@@ -200,18 +204,20 @@ class ScanBudget:
         return None
 
 
-def scan_file(folder: Path, relative_file: str, *, budget: ScanBudget | None = None) -> tuple[ScannedFile, list[ScanFinding]]:
+def scan_file(
+    folder: Path, relative_file: str, *, budget: ScanBudget | None = None, link_roots: Sequence[Path] = ()
+) -> tuple[ScannedFile, list[ScanFinding]]:
     """Scan one file of the folder in every interpretation; never raises on hostile content.
 
-    A file that is not a regular file inside the folder (a symlink out, a FIFO, a device) is one "error"
-    finding, reported without reading it. With a `budget` shared by the calls of one scan, the file is
+    A file that is not a regular file inside the folder or `link_roots` (a symlink out, a FIFO, a device)
+    is one "error" finding, reported without reading it. With a `budget` shared by the calls of one scan, the file is
     walked within what is left of it (a spent one is a "scan-budget" error finding, the file unread), and a
     file identical to one already scanned under that budget gets that file's results under its own name.
     """
     root = Path(folder).resolve()
-    acc = _FileScan(PurePosixPath(relative_file.replace(os.sep, "/")).as_posix(), root)
+    acc = _FileScan(PurePosixPath(relative_file.replace(os.sep, "/")).as_posix(), root, tuple(link_roots))
     try:
-        handle = safe_files.open_regular(root, acc.file)
+        handle = safe_files.open_regular(root, acc.file, acc.link_roots)
     except FileNotFoundError:
         acc.add(None, "", "error", "missing or a dangling symlink")
         return acc.result()
@@ -340,6 +346,7 @@ class _FileScan:
 
     file: str
     root: Path
+    link_roots: tuple[Path, ...] = ()  # where links may lead besides root (safe_files.resolve_inside)
     formats: list[str] = field(default_factory=list)
     pickles: int = 0
     opcodes_left: int = field(default_factory=lambda: MAX_OPCODES_PER_FILE)
@@ -638,7 +645,7 @@ def _scan_onnx(acc: _FileScan, source: Source) -> None:
         problem = scan_formats.unsafe_location(location)
         if problem is None and source.member is None:
             try:  # a relative location may still leave the folder through a symlink
-                safe_files.resolve_inside(acc.root, (folder / location).as_posix())
+                safe_files.resolve_inside(acc.root, (folder / location).as_posix(), acc.link_roots)
             except ValueError as exc:
                 problem = str(exc)
         if problem:
@@ -808,5 +815,5 @@ def _calls_before_break(source: Source, start: int, max_ops: int = 100_000) -> b
 
 @probe("scan", evidence=ScanEvidence)
 def scan_probe(context: ProbeContext) -> ScanEvidence:
-    """The pickle, archive and template scan of every file in the candidate's folder."""
-    return scan_folder(context.candidate.path)
+    """The pickle, archive and template scan of every file in the candidate's folder (links followed into its link roots only)."""
+    return scan_folder(context.candidate.path, link_roots=context.candidate.link_roots)

@@ -22,7 +22,7 @@ class SpecFile(pytest.File):
     """A spec file as a test module: its rules against its `models:` and the --conformance-model folders."""
 
     def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
-        """One `ModelNode` per model folder (CollectError for a bad spec, no model or a missing folder)."""
+        """One `ModelNode` per model (CollectError for a bad spec, no model, a missing folder or an uncached repo id)."""
         store = get_store(self.config)
         try:
             spec = load_spec(self.path)
@@ -30,21 +30,23 @@ class SpecFile(pytest.File):
             name = store.settings.unknown_standards.get(self.path)
             hint = f"; {standard_hint(name)}" if name is not None and not self.path.exists() else ""
             raise self.CollectError(f"{exc}{hint}") from None
-        folders = [self.path.parent / entry for entry in spec.models] + list(store.settings.models)
-        folders = list(dict.fromkeys(folder.resolve() for folder in folders))
-        if not folders:
+        # The spec's own `models:` are relative to the spec file; the settings' are absolute paths or repo ids.
+        named = [(str(entry), self.path.parent) for entry in spec.models] + [(entry, Path.cwd()) for entry in store.settings.models]
+        if not named:
             raise self.CollectError(
                 f"{self.path}: no model to check: name model folders in the spec's `models:` key "
                 "or pass --conformance-model (ini: conformance_model)"
             )
         candidates = []
-        for folder in folders:
+        for entry, base in named:
             try:
-                candidates.append(store.candidate(folder))
+                candidate = store.model(entry, base)
             except RequestError as exc:
                 raise self.CollectError(f"{self.path}: {exc}") from None
+            if candidate not in candidates:
+                candidates.append(candidate)
         for candidate in candidates:
-            yield ModelNode.from_parent(self, name=candidate.name, model_path=candidate.path, spec=spec)
+            yield ModelNode.from_parent(self, name=candidate.name, model_path=candidate.location, spec=spec)
 
 
 class ModelNode(pytest.Collector):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from ..hub import split_reference
 from ..options import is_device_choice
 from ..standards import find_standard, is_standard_name
 
@@ -22,8 +24,9 @@ def add_options(parser: pytest.Parser) -> None:
         help="spec file or shipped standard name whose rules become test items (repeatable; ini: conformance_spec)",
     )
     group.addoption(
-        "--conformance-model", action="append", default=[], metavar="DIR",
-        help="model folder to check against every spec (repeatable; ini: conformance_model)",
+        "--conformance-model", action="append", default=[], metavar="MODEL",
+        help="model folder, .gguf file or repo id ORG/NAME[@REV] in the Hugging Face cache to check against every spec "
+        "(repeatable; ini: conformance_model)",
     )
     group.addoption(
         "--conformance-out", default=None, metavar="DIR",
@@ -38,7 +41,7 @@ def add_options(parser: pytest.Parser) -> None:
         help="never reuse measurements from earlier sessions (ini: conformance_no_cache)",
     )
     parser.addini("conformance_spec", "spec files or shipped standard names (one a line)", type="linelist", default=[])
-    parser.addini("conformance_model", "model folders checked against every spec (one a line)", type="linelist", default=[])
+    parser.addini("conformance_model", "model folders, .gguf files or repo ids checked against every spec (one a line)", type="linelist", default=[])
     parser.addini("conformance_out", "folder for result documents and summary.md", type="string", default="")
     parser.addini("conformance_device", "auto | cpu | cuda | cuda:N", type="string", default="auto")
     parser.addini("conformance_no_cache", "never reuse measurements from earlier sessions", type="bool", default=False)
@@ -50,9 +53,11 @@ def add_options(parser: pytest.Parser) -> None:
 
 @dataclass(frozen=True)
 class Settings:
-    """The plugin's resolved options for one session: spec files, model folders, output folder, device, cache use."""
+    """The plugin's resolved options for one session: spec files, models, output folder, device, cache use."""
     specs: tuple[Path, ...]  # resolved spec files (missing ones are reported when collected)
-    models: tuple[Path, ...]  # absolute model folders from the command line or ini
+    # from the command line or ini: absolute paths of models (folders, .gguf files), and repo ids (ORG/NAME[@REV])
+    # kept as written when no path of that spelling exists; they are resolved when collected
+    models: tuple[str, ...]
     out: Path | None
     device: str
     no_cache: bool
@@ -85,6 +90,14 @@ def resolve_spec(value: str, base: Path) -> Path:
     return (shipped or candidate).resolve()
 
 
+def model_reference(value: str, base: Path) -> str:
+    """A model as the plugin keeps it: the absolute path when `value` exists relative to `base` or is no repo id, else the repo id."""
+    path = base / Path(value).expanduser()
+    if os.path.lexists(path) or split_reference(value) is None:
+        return str(path.resolve())
+    return value
+
+
 def read_settings(config: pytest.Config) -> Settings:
     """Resolve the options: command line over ini, relative paths against their source's folder.
 
@@ -106,7 +119,7 @@ def read_settings(config: pytest.Config) -> Settings:
     resolved = {value: resolve_spec(value, spec_base) for value in specs}
     return Settings(
         specs=tuple(dict.fromkeys(resolved.values())),
-        models=tuple(dict.fromkeys((model_base / Path(value).expanduser()).resolve() for value in models)),
+        models=tuple(dict.fromkeys(model_reference(value, model_base) for value in models)),
         out=out,
         device=device,
         no_cache=bool(config.getoption("conformance_no_cache") or config.getini("conformance_no_cache")),

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..cache import default_cache_dir
-from ..candidate import Candidate, default_name
+from ..candidate import Candidate, default_name, locate_model
 from ..evidence import Evidence
 from ..probes.load import LoadOptions
 from ..report.names import unique_name
@@ -127,15 +127,23 @@ class Store:
         self.written: list[Path] = []
         self.write_error: str | None = None
 
-    def candidate(self, path: Path) -> Candidate:
-        """Open a model folder once; its name is unique in the session (`tiny-llama`, `tiny-llama-2`)."""
+    def candidate(self, path: Path, name: str | None = None) -> Candidate:
+        """Open a model (folder or .gguf file) once; its name (default: `default_name`) is unique in the session (`tiny-llama`, `tiny-llama-2`)."""
         path = path.resolve()
         if path not in self.candidates:
-            base = re.sub(r"[\[\]:]+", "_", default_name(path))  # [ ] and :: would split the node id
-            name = unique_name(base, set(self.names.values()))
-            self.candidates[path] = Candidate(path, name=name)  # RequestError for a missing folder
-            self.names[path] = name
+            base = re.sub(r"[\[\]:]+", "_", name or default_name(path))  # [ ] and :: would split the node id
+            unique = unique_name(base, set(self.names.values()))
+            self.candidates[path] = Candidate(path, name=unique)  # RequestError for a missing folder
+            self.names[path] = unique
         return self.candidates[path]
+
+    def model(self, value: str | Path, base: Path) -> Candidate:
+        """Open a model named by a path (relative to `base`) or a repo id ORG/NAME[@REV] in the hub cache, once.
+
+        Raises RequestError for a missing folder or a repo id that is not cached (see `candidate.locate_model`).
+        """
+        location, name = locate_model(str(value), base=base)
+        return self.candidate(location, name)
 
     def run_options(self, **options: Any) -> RunOptions:
         """RunOptions from the session settings and a fixture's keyword options.
@@ -163,24 +171,28 @@ class Store:
         """The shared state of a model under these options; rule items use the session's options."""
         options = options or self.run_options()
         load = options.load
-        key = (path.resolve(), load.backend, load.device, load.dtype, load.device_map_auto, options.hash_weights, options.require_device)
+        path = self.candidate(path).location  # a .gguf file is its own model, beside whatever shares its folder
+        key = (path, load.backend, load.device, load.dtype, load.device_map_auto, options.hash_weights, options.require_device)
         if key not in self.states:
             self.states[key] = ModelState(self.candidate(path), options)
         return self.states[key]
 
     def record(self, state: ModelState, spec: Spec, result: RuleResult) -> None:
         """Keep a rule item's result for the (model, spec) result document written at the end of the session."""
-        key = (state.candidate.path, Path(spec.path or spec.id).resolve())
+        key = (state.candidate.location, Path(spec.path or spec.id).resolve())
         run = self.runs.setdefault(key, SpecRun(spec, state))
         run.results[result.id] = result
 
     def fixture_document(self, model: str | Path, spec: str | Path, only: list[str] | None = None, **options: Any) -> dict[str, Any]:
-        """conformance_run: a result document for (model, spec), measured once per session and option set."""
+        """conformance_run: a result document for (model, spec), measured once per session and option set.
+
+        `model` is a folder, a .gguf file (relative to the working folder) or a repo id ORG/NAME[@REV].
+        """
         loaded = load_spec(spec)
         rules = loaded.select(only)
         run_options = self.run_options(**options)
-        state = self.state(Path(model), run_options)
-        key = (state.candidate.path, Path(loaded.path or loaded.id).resolve(), tuple(only or ()), tuple(sorted(options.items())))
+        state = self.state(self.model(model, Path.cwd()).location, run_options)
+        key = (state.candidate.location, Path(loaded.path or loaded.id).resolve(), tuple(only or ()), tuple(sorted(options.items())))
         if key not in self.fixture_documents:
             state.ensure(rules)
             result = result_document(state.candidate, loaded, rules, state.evidence, state.options)
