@@ -168,3 +168,58 @@ def test_size_active_parameters_rule(mixtral: tuple[Any, Path], write_spec) -> N
     assert {k: r.status for k, r in results.items()} == {"ACTIVE": "pass", "UNDER": "pass", "TOTAL": "fail"}
     assert results["ACTIVE"].observed == 6_415_680
     assert results["ACTIVE"].message == "2 MoE layers, top-2 of 8 experts"
+
+
+def test_gguf_experts_stacked_per_layer(tmp_path: Path) -> None:
+    """GGUF stores a layer's experts stacked: blk.N.ffn_{gate,up,down}_exps.weight with E first (numpy order)."""
+    import numpy as np
+
+    from conformance.formats import registry
+
+    gguf = pytest.importorskip("gguf")
+    try:
+        if not registry.format_named("gguf").reads_tensors:
+            pytest.skip("the GGUF format does not read tensors here")
+    except KeyError:
+        pytest.skip("no GGUF weight format registered")
+    hidden, intermediate, experts, vocab, layers = 32, 16, 4, 64, 2
+    writer = gguf.GGUFWriter(str(tmp_path / "tiny-moe.gguf"), "llama")
+    writer.add_block_count(layers)
+    writer.add_embedding_length(hidden)
+    writer.add_feed_forward_length(intermediate)
+    writer.add_head_count(4)
+    writer.add_head_count_kv(2)
+    writer.add_context_length(128)
+    writer.add_expert_count(experts)
+    writer.add_expert_used_count(2)
+    rng = np.random.default_rng(0)
+    shapes = {"token_embd.weight": (vocab, hidden), "output_norm.weight": (hidden,), "output.weight": (vocab, hidden)}
+    for layer in range(layers):
+        shapes |= {f"blk.{layer}.{name}": shape for name, shape in {
+            "attn_norm.weight": (hidden,), "attn_q.weight": (hidden, hidden), "attn_k.weight": (hidden // 2, hidden),
+            "attn_v.weight": (hidden // 2, hidden), "attn_output.weight": (hidden, hidden), "ffn_norm.weight": (hidden,),
+            "ffn_gate_inp.weight": (experts, hidden), "ffn_gate_exps.weight": (experts, intermediate, hidden),
+            "ffn_up_exps.weight": (experts, intermediate, hidden), "ffn_down_exps.weight": (experts, hidden, intermediate)}.items()}
+    for name, shape in shapes.items():
+        writer.add_tensor(name, rng.standard_normal(shape).astype(np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    facts = probe_static(Candidate(tmp_path))
+    total = sum(int(np.prod(shape)) for shape in shapes.values())
+    routed = layers * 3 * experts * intermediate * hidden
+    assert facts.parameters["parameters"] == total
+    assert facts.active_parameters == total - routed * (experts - 2) // experts
+    assert facts.experts["moe_layers"] == layers
+
+
+@pytest.mark.parametrize("method", ["gptq", "bnb-nf4", "fp8-block"])
+def test_a_quantized_moe_counts_and_routes_as_the_unquantized_model(method: str, tmp_path: Path) -> None:
+    from conformance.zoo.quantized import quantize_folder
+
+    model, saved = build("mixtral", tmp_path / "saved", vocab_size=256)
+    folder = quantize_folder(saved, tmp_path / method, method)
+    facts = probe_static(Candidate(folder))
+    assert facts.quantization["quantized_tensors"] == 4 * (4 + 8 * 3)  # per layer: 4 attention projections, 8 experts of 3
+    assert (facts.parameters["parameters"], facts.active_parameters) == transformers_active(model, 8, 2)

@@ -89,7 +89,8 @@ def expected_moe_layers(config: dict[str, Any]) -> set[int] | None:
         dense = config.get("mlp_only_layers") or []
         if isinstance(step, bool) or not isinstance(step, int) or step < 1 or not isinstance(dense, list):
             raise ValueError(f"config decoder_sparse_step {step!r} or mlp_only_layers is malformed")
-        return {i for i in range(layers) if i not in dense and (i + 1) % step == 0}
+        dense_layers = {i for i in dense if isinstance(i, int)}  # a set: the list may be as long as config.json allows
+        return {i for i in range(layers) if i not in dense_layers and (i + 1) % step == 0}
     if "first_k_dense_replace" in config:  # DeepSeek-V2, V3
         first, frequency = config.get("first_k_dense_replace"), config.get("moe_layer_freq", 1)
         if not isinstance(first, int) or not isinstance(frequency, int) or isinstance(first, bool) or isinstance(frequency, bool) or frequency < 1:

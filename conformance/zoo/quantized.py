@@ -9,6 +9,7 @@ the static facts must give. Only config.json and model.safetensors are written (
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,14 @@ LINEAR_NAMES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 METHODS = ("gptq", "awq", "compressed-tensors", "bnb-nf4", "bnb-fp4-nested", "bnb-int8", "fp8-block", "fp8-channel", "fbgemm-fp8")
 
 
+_EXPERT_LINEAR = re.compile(r"\.experts\.\d+\.(w1|w2|w3|gate_proj|up_proj|down_proj)\.weight$")
+
+
 def _is_linear(name: str) -> bool:
-    return ".layers." in name and name.endswith(tuple(f"{linear}.weight" for linear in LINEAR_NAMES))
+    """A decoder layer's projection (attention, MLP, or one routed or shared expert's): what the tools quantize."""
+    if ".layers." not in name:
+        return False
+    return name.endswith(tuple(f"{linear}.weight" for linear in LINEAR_NAMES)) or _EXPERT_LINEAR.search(name) is not None
 
 
 def _codes(*shape: int, dtype: Any = None, high: int = 2**31 - 1) -> Any:
@@ -95,6 +102,32 @@ def quantization_config(method: str, bits: int = 4, group_size: int = 32) -> dic
                                           "input_activations": {"num_bits": 8, "type": "float", "strategy": "tensor"}}}}
 
 
+def quantize_folder(source: Path, out_dir: Path, method: str, *, bits: int = 4, group_size: int = 32) -> Path:
+    """Write `source`'s model.safetensors and config.json into `out_dir` with every decoder projection stored as `method` does.
+
+    Other tensors are kept in 16 bits (BF16 beside FP8, else F16). ValueError for an unknown method.
+    """
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r} (known: {', '.join(METHODS)})")
+    tensors: dict[str, Any] = {}
+    for name, value in load_file(str(Path(source) / "model.safetensors")).items():
+        if _is_linear(name):
+            prefix = name.removesuffix(".weight")
+            tensors |= {f"{prefix}.{piece}": data.contiguous() for piece, data in _quantize(method, value.float(), bits, group_size).items()}
+        else:
+            tensors[name] = value.to(torch.bfloat16 if method.startswith(("fp8", "fbgemm")) else torch.float16).contiguous()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
+    config = json.loads((Path(source) / "config.json").read_text(encoding="utf-8"))
+    config["quantization_config"] = quantization_config(method, bits, group_size)
+    (out_dir / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    return out_dir
+
+
 def build_quantized_llama(out_dir: Path, method: str, *, bits: int = 4, group_size: int = 32, seed: int = 0, **llama: Any) -> tuple[Path, int]:
     """Save a tiny random Llama (TINY_LLAMA, overridden by `llama`) with its linear layers stored as `method` stores them.
 
@@ -102,26 +135,16 @@ def build_quantized_llama(out_dir: Path, method: str, *, bits: int = 4, group_si
     `group_size` (-1: one group per row) apply to GPTQ, AWQ and compressed-tensors. ValueError for an
     unknown method.
     """
+    import tempfile
+
     import torch
-    from safetensors.torch import save_file
     from transformers import LlamaConfig, LlamaForCausalLM
 
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r} (known: {', '.join(METHODS)})")
     torch.manual_seed(seed)
-    config = LlamaConfig(**{**TINY_LLAMA, **llama})
-    model = LlamaForCausalLM(config)
+    model = LlamaForCausalLM(LlamaConfig(**{**TINY_LLAMA, **llama}))
     expected = sum(p.numel() for p in model.parameters())
-    tensors: dict[str, Any] = {}
-    for name, value in model.state_dict().items():
-        if _is_linear(name):
-            prefix = name.removesuffix(".weight")
-            tensors |= {f"{prefix}.{piece}": data.contiguous() for piece, data in _quantize(method, value, bits, group_size).items()}
-        else:
-            tensors[name] = value.to(torch.bfloat16 if method.startswith(("fp8", "fbgemm")) else torch.float16).contiguous()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
-    saved = config.to_dict() | {"quantization_config": quantization_config(method, bits, group_size)}
-    (out_dir / "config.json").write_text(json.dumps(saved, indent=2), encoding="utf-8")
-    return out_dir, expected
+    with tempfile.TemporaryDirectory() as unquantized:
+        model.save_pretrained(unquantized)
+        return quantize_folder(Path(unquantized), Path(out_dir), method, bits=bits, group_size=group_size), expected
