@@ -14,9 +14,10 @@ from ..verdict import Status, breaks_conformance, falls_short
 
 # The five families a reader cares about. Check families outside them are folded in where they belong:
 # a model card and license are release hygiene (safety), a loadable, finite, deterministic model is safe
-# to run (safety), and the tokenizer is part of the model's shape (architecture).
+# to run (safety), and the tokenizer and files that agree with themselves (no JSON key given twice) are
+# part of the model's shape (architecture).
 FAMILIES: tuple[str, ...] = ("architecture", "size", "safety", "performance", "quality")
-FAMILY_OF_CHECK_PREFIX: dict[str, str] = {"card": "safety", "runtime": "safety", "tokenizer": "architecture"}
+FAMILY_OF_CHECK_PREFIX: dict[str, str] = {"card": "safety", "runtime": "safety", "tokenizer": "architecture", "files": "architecture"}
 OTHER_FAMILY = "other"
 
 
