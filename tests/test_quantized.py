@@ -342,3 +342,58 @@ def test_decode_weight_bytes_are_the_bytes_the_loaded_model_holds() -> None:
     assert model_matmul_parameters(model).body == 0  # the packed weights are buffers: the element count misses them
     model.head.weight = model.embed.weight  # tied: the head is still read whole every step
     assert decode_weight_bytes(model) == expected
+
+
+# --- configs that name a method the tensors do not follow, and hostile quantization configs ------------------------
+
+
+def test_an_unread_method_with_packed_tensors_is_an_error_not_a_count(checkpoints: dict[str, tuple[Path, int]], tmp_path: Path) -> None:
+    folder = rebuild(checkpoints["gptq"][0], tmp_path / "hqq", change_config=lambda c: c["quantization_config"].update(quant_method="hqq"))
+    facts = probe_static(Candidate(folder))
+    assert facts.parameters == {} and "quant_method 'hqq' stores packed I32 tensors" in (facts.parameters_error or "")
+    assert facts.quantization["quantized"] is True and facts.quantization["method"] == "hqq" and facts.quantization["folded"] is False
+
+
+def test_a_method_named_over_float_weights_is_not_quantized(tmp_path: Path) -> None:
+    """A dequantized model whose config kept its quantization_config: counted as stored, reported not quantized."""
+    from conformance import zoo
+
+    folder = zoo.build_llama(tmp_path / "llama", card=False)
+    expected = zoo.parameter_count(folder)  # transformers' count, before the config names a method it would load with
+    for method in ("gptq", "hqq"):
+        config = json.loads((folder / "config.json").read_text())
+        config["quantization_config"] = {"quant_method": method, "bits": 4, "group_size": 128}
+        (folder / "config.json").write_text(json.dumps(config))
+        facts = probe_static(Candidate(folder))
+        assert facts.parameters["parameters"] == expected
+        assert facts.quantization["quantized"] is False and facts.quantization["method"] is None
+        assert facts.quantization["config_method"] == method and facts.quantization["bits"] == 32
+
+
+@pytest.mark.parametrize("settings", [
+    {"quant_method": "gptq", "bits": True, "group_size": 32},
+    {"quant_method": "gptq", "bits": "4", "group_size": 32},
+    {"quant_method": "gptq", "bits": 4, "group_size": 0},
+    {"quant_method": "gptq", "bits": 4, "group_size": 10**30},
+    {"quant_method": "gptq", "bits": 4, "group_size": 32, "checkpoint_format": "marlin"},
+    {"quant_method": "awq", "bits": 4, "group_size": 32, "version": ["gemm"]},
+    {"quant_method": "compressed-tensors", "format": "pack-quantized", "config_groups": "all"},
+    {"quant_method": "compressed-tensors", "format": "pack-quantized", "config_groups": {"g": {"weights": {"num_bits": 4, "group_size": -5}}}},
+    {"quant_method": "fp8", "weight_block_size": [128, "128"]},
+    {"quant_method": "bitsandbytes", "load_in_4bit": True, "bnb_4bit_compute_dtype": {"x": 1}},
+])
+def test_a_malformed_quantization_config_is_a_parameters_error(settings: dict, checkpoints: dict[str, tuple[Path, int]], tmp_path: Path) -> None:
+    method = {"gptq": "gptq", "awq": "awq", "compressed-tensors": "compressed-tensors", "fp8": "fp8-block", "bitsandbytes": "bnb-nf4"}
+    source = checkpoints[method[settings["quant_method"]]][0]
+    folder = rebuild(source, tmp_path / "bad", change_config=lambda c: c.update(quantization_config=settings))
+    facts = probe_static(Candidate(folder))
+    assert facts.parameters == {} and facts.parameters_error, facts.parameters
+    assert len(facts.parameters_error) < 600
+    assert facts.quantization_error is None and facts.quantization["quantized"] is True  # the fact still says what is stored
+
+
+def test_a_quantization_config_that_is_not_an_object_is_no_quantization(checkpoints: dict[str, tuple[Path, int]], tmp_path: Path) -> None:
+    folder = rebuild(checkpoints["gptq"][0], tmp_path / "bad", change_config=lambda c: c.update(quantization_config="gptq"))
+    facts = probe_static(Candidate(folder))
+    assert facts.parameters["parameters"] == COUNTED_AS_STORED["gptq"]  # nothing says how the packed integers are laid out
+    assert facts.quantization["quantized"] is False and facts.quantization["stored_types"] == {"I32": 40_064}

@@ -18,13 +18,16 @@ _NUMERIC = ("min", "max", "equals", "tolerance")
 
 @check(
     "size.parameters",
-    summary="parameters: floating-point tensors, tied weights once (= sum of numel over model.parameters())",
+    summary="parameters (= sum of numel over model.parameters()): float tensors, quantized layers unpacked (scales, zeros, maps left out), tied weights once",
     probes=("static",),
     comparisons=_NUMERIC,
     needs_comparison=True,
 )
 def parameters(evidence: Evidence, rule: Rule) -> Verdict:
     """The parameter count from the weight headers (floating-point tensors, tied weights once).
+
+    A quantized checkpoint's layers are first folded by its layout (`formats/quantized.py`), so the count
+    is the unquantized model's.
 
     Raises CheckError when a weight header could not be read or there are no tensors.
     """

@@ -21,8 +21,36 @@ from .parameters import is_buffer
 from .quantized_base import MAX_CONFIG_LIST, quant_method, quantization_config
 from .tensors import TensorInfo
 
-QUANTIZED_LAYOUTS: list[TensorLayout] = [GptqLayout(), AwqLayout(), CompressedTensorsLayout(), BitsAndBytesLayout(), Fp8Layout()]
-# in preference order; the first whose config matches folds the tensors
+
+def _packed(tensors: list[TensorInfo]) -> list[TensorInfo]:
+    """Integer tensors of two or more dimensions: packed quantized weights (ids and masks are 1-D or buffers)."""
+    return [t for t in tensors if len(t.shape) >= 2 and not is_buffer(t.name) and not (DTYPES.get(t.dtype) and DTYPES[t.dtype].floating)]
+
+
+class UnreadLayout(TensorLayout):
+    """Any other `quant_method` (hqq, quanto, eetq, ...): float tensors pass, packed integers are an error, never a wrong count."""
+
+    name = "unread"
+
+    def applies(self, config: dict[str, Any] | None) -> bool:
+        """True when the config names a quant_method no registered layout reads."""
+        method = quant_method(config)
+        return method is not None and not any(method in getattr(layout, "methods", ()) for layout in KNOWN_LAYOUTS)
+
+    def logical_tensors(self, tensors: list[TensorInfo], config: dict[str, Any]) -> list[TensorInfo]:
+        """The tensors as stored when none is packed; ValueError naming the method and a packed tensor otherwise."""
+        packed = _packed(tensors)
+        if packed:
+            raise ValueError(
+                f"quant_method {quant_method(config)!r} stores packed {packed[0].dtype} tensors ({packed[0].name}, {len(packed)} in all) "
+                "in a layout this suite does not read: counting them would not give the model's parameters"
+            )
+        return tensors
+
+
+KNOWN_LAYOUTS: list[TensorLayout] = [GptqLayout(), AwqLayout(), CompressedTensorsLayout(), BitsAndBytesLayout(), Fp8Layout()]
+# in preference order; the first whose config matches folds the tensors; any other quant_method: UnreadLayout
+QUANTIZED_LAYOUTS: list[TensorLayout] = [*KNOWN_LAYOUTS, UnreadLayout()]
 
 PLAIN_FLOATS = frozenset({"F64", "F32", "F16", "BF16"})  # stored as computed: not a quantization
 MAX_NAMED_MODULES = 20  # unquantized matrices named in the fact; the count says how many there are
@@ -117,21 +145,25 @@ def describe_quantization(
     type), `group_size`, `format` (nf4, int8, gemm, pack-quantized, block ... or None), `folded` (whether
     a registered layout folded the tensors), `quantized_tensors` (weights stored quantized), `stored_types`
     (elements per stored type that is not a plain float: Q4_1, F8_E4M3, packed I32 ...), `unquantized_matrices`
-    (count of 2-D float weights left in full precision) with up to MAX_NAMED_MODULES names, and
-    `not_converted` (the modules the config lists as left out).
+    (count of 2-D float weights left in full precision) with up to MAX_NAMED_MODULES names,
+    `not_converted` (the modules the config lists as left out) and `config_method` (the config's
+    `quant_method` as written: a config naming one over float weights only is not quantized).
     """
     settings = quantization_config(config) or {}
-    method = quant_method(config)
+    config_method = quant_method(config)
     stored_ids = {id(t) for t in stored}
     folded_names = {t.name for t in logical if id(t) not in stored_ids}  # a layout's fold made these
     stored_types = {dtype: count for dtype, count in _element_types(stored).items() if dtype not in PLAIN_FLOATS}
     low_precision = {dtype: count for dtype, count in stored_types.items() if DTYPES.get(dtype) is not None and DTYPES[dtype].floating}
     quantized_by_type = [t for t in stored if t.dtype in low_precision and not is_buffer(t.name)]
-    quantized = method is not None or bool(low_precision)
+    # A config naming a method over float weights only (dequantized, the config left behind) is not quantized.
+    quantized = bool(folded_names) or bool(low_precision) or (config_method is not None and bool(_packed(stored)))
     bits: int | None
-    if method is not None:
+    method: str | None = None
+    if config_method is not None and quantized:
+        method = config_method
         bits, group_size, fmt = _config_bits(method, settings), _config_group_size(settings), _config_format(method, settings)
-        quantized_tensors = len(folded_names) or len(quantized_by_type)
+        quantized_tensors = len(folded_names) or len(quantized_by_type) or len(_packed(stored))
     elif low_precision:
         main = max(low_precision, key=lambda dtype: low_precision[dtype])
         method = tensor_format if DTYPES[main].block > 1 else main.split("_")[0].lower()
@@ -157,4 +189,5 @@ def describe_quantization(
         "unquantized_matrices": len(unquantized),
         "unquantized_names": unquantized[:MAX_NAMED_MODULES],
         "not_converted": _not_converted(settings),
+        "config_method": config_method,
     }
