@@ -5,9 +5,9 @@ is recorded against that file, so one bad shard or archive never hides the other
 claims, how it reads a header and how it counts parameters live in `conformance/formats/`.
 
 Files that contradict each other are errors of the tensor facts, whatever the format: a tensor name held by
-more than one file read (two shards, or two files without an index) would be counted twice and loaded
-from whichever file comes last, so the size rules error instead of counting (`count_parameters` still
-counts each name once); and where the format has an index (`IndexedFormat`), a tensor the index places in
+more than one file read (two shards, or two files without an index) would be counted twice, and which
+copy a loader keeps depends on its reading order, so the size rules error instead of counting
+(`count_parameters` still counts each name once); and where the format has an index (`IndexedFormat`), a tensor the index places in
 a shard that does not hold it, or a shard holding a tensor the index does not list, is reported too.
 Each kind of contradiction is one error string naming at most `MAX_NAMED_TENSORS` tensors and the count.
 """
@@ -121,7 +121,7 @@ def index_mismatch_errors(index: str, weight_map: dict[str, str], tensors: list[
         errors.append(f"{index} places {len(absent)} tensor{'s' if len(absent) != 1 else ''} in files that do not hold them: " + _named(named, len(absent), "tensors"))
     if unlisted:
         named = [f"{_cut(name)} in {_cut(shard)}" for name, shard in unlisted[:MAX_NAMED_TENSORS]]
-        errors.append(f"{len(unlisted)} tensor{'s' if len(unlisted) != 1 else ''} held by a shard that {index} does not list: " + _named(named, len(unlisted), "tensors"))
+        errors.append(f"{len(unlisted)} tensor{'s' if len(unlisted) != 1 else ''} held by a shard but not listed in {index}: " + _named(named, len(unlisted), "tensors"))
     return errors
 
 
