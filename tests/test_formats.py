@@ -293,7 +293,8 @@ def test_a_registered_layout_counts_the_unquantized_model(tmp_path: Path, monkey
     )
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama", "quantization_config": {"quant_method": "pack8", "bits": 4}}))
     as_stored = probe_static(Candidate(tmp_path))
-    assert as_stored.parameters["parameters"] == 16 + 32  # packed integers left out, the scales counted: wrong
+    # Without a layout that reads them, packed integers are an error of the count, never a wrong count.
+    assert as_stored.parameters == {} and "quant_method 'pack8'" in (as_stored.parameters_error or "")
     monkeypatch.setattr(registry, "TENSOR_LAYOUTS", [Pack8Layout()])
     folded = probe_static(Candidate(tmp_path))
     assert folded.parameters["parameters"] == 16 * 32 + 32  # the unquantized model's count

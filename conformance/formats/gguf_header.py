@@ -6,10 +6,12 @@ n_dims, n_dims uint64 dimensions innermost first, uint32 GGML type, uint64 offse
 padding to `general.alignment` (32 by default); then the tensor data. A string is a uint64 byte length and
 that many UTF-8 bytes; an array a uint32 item type, a uint64 count and the items.
 
-Why not `gguf.GGUFReader`: it memory-maps the whole file and trusts every count. An array count of 2**60
-loops for ever, growing lists (its `for idx in range(alen[0])` keeps going past the end of the file, each
-read an empty view); a tensor count of 2**60 does the same; a string length past the end of the file is
-silently cut short. It also imports numpy. This reader takes the format's constants (value types here,
+Why not `gguf.GGUFReader` (gguf-py 0.19): it memory-maps the whole file and trusts every count. An array
+of 2**60 numbers loops for ever (its `for idx in range(alen[0])` goes on past the end of the file, each read
+an empty view of no bytes: still running after 20 s in a test here); a string length past the end of the
+file is silently cut short; a tensor count past the end fails only with an IndexError. It also builds a
+numpy view for every length and string (247,312 for SmolLM2's tokenizer: 10-19 s on the benchmark
+machine, `benchmarks/gguf_static.py`) and imports numpy. This reader takes the format's constants (value types here,
 GGML types and block sizes in `dtypes.py`; tests hold both equal to the installed gguf package) and reads
 with plain `pread`s into one growing buffer, checking every length and count before it reads or loops:
 
