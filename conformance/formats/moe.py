@@ -104,6 +104,8 @@ def _expert_groups(tensors: list[TensorInfo], experts: int | None) -> dict[str, 
     """Layer prefix -> expert index -> elements of that expert (-1: stacked tensors, all experts together)."""
     groups: dict[str, dict[int, int]] = {}
     for tensor in tensors:
+        if "_exps." not in tensor.name and "experts." not in tensor.name:
+            continue  # most names: no regular expression run
         match = PER_EXPERT.match(tensor.name)
         if match:
             layer = groups.setdefault(match.group(1), {})

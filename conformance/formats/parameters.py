@@ -16,20 +16,29 @@ from .tensors import TensorInfo
 
 # Float tensors that some exporters save although they are buffers, not parameters (DeepSeek-V3's router
 # keeps its load-balancing bias `e_score_correction_bias` as a buffer: `register_buffer` in transformers).
-BUFFER_PATTERNS = re.compile(
-    r"(\.inv_freq$|\.masked_bias$|(^|\.)attn\.bias$|\.rotary_emb\.|(^|\.)position_ids$|(^|\.)token_type_ids$|\.e_score_correction_bias$)"
-)
+# Plain string tests, not one regular expression: a search of the alternation cost ~18 µs a name, 1.7 s
+# for the 90,000 names of a many-expert checkpoint.
+BUFFER_LEAVES = ("attn.bias", "position_ids", "token_type_ids")  # the whole name, or after a dot
+BUFFER_TAILS = (".inv_freq", ".masked_bias", ".e_score_correction_bias", *(f".{leaf}" for leaf in BUFFER_LEAVES))
+BUFFER_INFIX = ".rotary_emb."
 # Embedding and unembedding matrices, excluded from the non-embedding count (as in Kaplan et al. 2020).
 EMBEDDING_PATTERNS = re.compile(
     r"(embed_tokens|word_embeddings|position_embeddings|token_type_embeddings|embed_positions|"
     r"(^|\.)wte\.|(^|\.)wpe\.|^lm_head\.|\.lm_head\.|(^|\.)shared\.|embed_out\.|output_embeddings)"
 )
+# Every EMBEDDING_PATTERNS match holds one of these: a name without them skips the (slower) regular expression.
+_EMBEDDING_HINTS = ("embed", "wte.", "wpe.", "lm_head.", "shared.")
 INPUT_EMBEDDING_PATTERNS = re.compile(r"(embed_tokens\.weight$|word_embeddings\.weight$|(^|\.)wte\.weight$|(^|\.)shared\.weight$)")
 
 
 def is_buffer(name: str) -> bool:
     """True for a tensor name that is a known buffer (rotary frequencies, position ids, attention masks)."""
-    return BUFFER_PATTERNS.search(name) is not None
+    return name.endswith(BUFFER_TAILS) or BUFFER_INFIX in name or name in BUFFER_LEAVES
+
+
+def is_embedding(name: str) -> bool:
+    """True for a token, position or output embedding matrix's name (EMBEDDING_PATTERNS)."""
+    return any(hint in name for hint in _EMBEDDING_HINTS) and EMBEDDING_PATTERNS.search(name) is not None
 
 
 def count_parameters(tensors: list[TensorInfo], config: dict[str, Any] | None, is_parameter: Callable[[TensorInfo], bool]) -> dict[str, int]:
@@ -43,7 +52,7 @@ def count_parameters(tensors: list[TensorInfo], config: dict[str, Any] | None, i
     if tied and input_embedding and lm_head and input_embedding.shape == lm_head.shape:
         counted = [t for t in counted if t is not lm_head]  # tied weights are one parameter
     total = sum(t.elements for t in counted)
-    embedding = sum(t.elements for t in counted if EMBEDDING_PATTERNS.search(t.name))
+    embedding = sum(t.elements for t in counted if is_embedding(t.name))
     return {"parameters": total, "embedding_parameters": embedding, "non_embedding_parameters": total - embedding}
 
 

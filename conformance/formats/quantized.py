@@ -153,7 +153,8 @@ def describe_quantization(
     config_method = quant_method(config)
     stored_ids = {id(t) for t in stored}
     folded_names = {t.name for t in logical if id(t) not in stored_ids}  # a layout's fold made these
-    stored_types = {dtype: count for dtype, count in _element_types(stored).items() if dtype not in PLAIN_FLOATS}
+    element_types = _element_types(stored)
+    stored_types = {dtype: count for dtype, count in element_types.items() if dtype not in PLAIN_FLOATS}
     low_precision = {dtype: count for dtype, count in stored_types.items() if DTYPES.get(dtype) is not None and DTYPES[dtype].floating}
     quantized_by_type = [t for t in stored if t.dtype in low_precision and not is_buffer(t.name)]
     # A config naming a method over float weights only (dequantized, the config left behind) is not quantized.
@@ -170,7 +171,7 @@ def describe_quantization(
         bits, group_size, fmt = nominal_bits(main), (DTYPES[main].block if DTYPES[main].block > 1 else None), main
         quantized_tensors = len(quantized_by_type)
     else:
-        plain = _element_types([t for t in stored if t.dtype in PLAIN_FLOATS])
+        plain = {dtype: count for dtype, count in element_types.items() if dtype in PLAIN_FLOATS}
         bits = nominal_bits(max(plain, key=lambda dtype: plain[dtype])) if plain else None
         group_size, fmt, quantized_tensors = None, None, 0
     unquantized = sorted(
