@@ -177,6 +177,21 @@ def test_tiny_counts_equal_transformers(tmp_path: Path, architecture: str, tied:
     assert facts.weight_bytes == sum(t.n_bytes for t in gguf.GGUFReader(tiny.path).tensors)
 
 
+@pytest.mark.parametrize("architecture", ["llama", "qwen2"])
+def test_tiny_f32_file_loads_back_to_the_source_logits(tmp_path: Path, architecture: str) -> None:
+    """The builder lays tensors out as llama.cpp does: transformers' loader gives back the very model."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from conformance.zoo.gguf_models import build_gguf
+
+    tiny = build_gguf(tmp_path, architecture=architecture, tie_word_embeddings=architecture == "qwen2", quantization=None)
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file="model.gguf").eval()
+    ids = torch.tensor([[5, 17, 200, 3, 9]])
+    with torch.no_grad():
+        assert torch.equal(tiny.model(ids).logits, loaded(ids).logits)
+
+
 def test_tiny_against_baseline_safety(tiny_llama, tmp_path: Path) -> None:
     result = run(Candidate(tiny_llama.path.parent), load_spec("baseline-safety"), RunOptions(log=lambda m: None, hash_weights="never"))
     by_id = {r.id: r for r in result.rules}

@@ -1,9 +1,9 @@
 """Tiny GGUF files written offline from random transformers models, as llama.cpp's converter names and lays them out.
 
 `build_gguf` makes a tiny Llama (or Qwen2, whose attention has biases) with transformers, writes it with
-gguf-py's `GGUFWriter` under llama.cpp's tensor names (`token_embd`, `blk.N.attn_q`, ...; Q and K rows
-permuted as `convert_hf_to_gguf.py`'s LlamaModel does, so transformers' loader, which reverses it, gets the
-same weights back), 2-D weights optionally block-quantized, and returns the file with transformers' own
+gguf-py's `GGUFWriter` under llama.cpp's tensor names (`token_embd`, `blk.N.attn_q`, ...; a Llama's Q and K
+rows permuted as `convert_hf_to_gguf.py`'s LlamaModel does, which transformers' loader reverses, so an F32
+file loads back to logits equal to the source model's), 2-D weights optionally block-quantized, and returns the file with transformers' own
 parameter count of the source model (`sum(p.numel())`), the figure every GGUF count is tested against.
 """
 
@@ -39,6 +39,7 @@ class TinyGGUF:
     path: Path
     parameters: int  # sum(p.numel()) of the source model
     config: dict[str, Any]  # the source model's config.to_dict()
+    model: Any  # the source model (transformers, eval mode), to compare a loaded file with
 
 
 def _permute(weights: Any, heads: int) -> Any:
@@ -143,9 +144,9 @@ def build_gguf(
         else:
             _, _, index, rest = name.split(".", 3)
             target = f"blk.{index}.{LAYER_NAMES[rest]}"
-            if rest == "self_attn.q_proj.weight":
+            if architecture == "llama" and rest == "self_attn.q_proj.weight":  # Qwen2 is stored unpermuted
                 data = _permute(data, num_heads)
-            elif rest == "self_attn.k_proj.weight":
+            elif architecture == "llama" and rest == "self_attn.k_proj.weight":
                 data = _permute(data, num_kv_heads)
         if quant_type is not None and data.ndim == 2 and data.shape[1] % block == 0:
             writer.add_tensor(target, gguf.quants.quantize(data, quant_type), raw_dtype=quant_type)
@@ -155,4 +156,4 @@ def build_gguf(
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    return TinyGGUF(path, parameters, config.to_dict())
+    return TinyGGUF(path, parameters, config.to_dict(), model)
