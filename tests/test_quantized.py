@@ -397,3 +397,17 @@ def test_a_quantization_config_that_is_not_an_object_is_no_quantization(checkpoi
     facts = probe_static(Candidate(folder))
     assert facts.parameters["parameters"] == COUNTED_AS_STORED["gptq"]  # nothing says how the packed integers are laid out
     assert facts.quantization["quantized"] is False and facts.quantization["stored_types"] == {"I32": 40_064}
+
+
+def test_fp8_weights_without_a_quantization_config_are_quantized_by_type(checkpoints: dict[str, tuple[Path, int]], tmp_path: Path) -> None:
+    """FP8 weights with no scales and no quantization_config: the stored type is the quantization."""
+    def weights_only(tensors: dict[str, Any]) -> None:
+        for name in [n for n in tensors if n.endswith(("weight_scale_inv", "input_scale", "weight_scale"))]:
+            del tensors[name]
+
+    folder = rebuild(checkpoints["fp8-block"][0], tmp_path / "f8", weights_only, lambda c: c.pop("quantization_config"))
+    facts = probe_static(Candidate(folder))
+    assert facts.parameters["parameters"] == TINY_LLAMA_PARAMETERS
+    quantization = facts.quantization
+    assert (quantization["quantized"], quantization["method"], quantization["bits"], quantization["format"]) == (True, "fp8", 8, "F8_E4M3")
+    assert quantization["quantized_tensors"] == 14 and quantization["config_method"] is None

@@ -167,7 +167,8 @@ def describe_quantization(
         quantized_tensors = len(folded_names) or len(quantized_by_type) or len(_packed(stored))
     elif low_precision:
         main = max(low_precision, key=lambda dtype: low_precision[dtype])
-        method = tensor_format if DTYPES[main].block > 1 else main.split("_")[0].lower()
+        # block types: the weight format's own quantization (gguf); low-bit floats: fp8, fp6, fp4
+        method = tensor_format if DTYPES[main].block > 1 else f"fp{nominal_bits(main)}"
         bits, group_size, fmt = nominal_bits(main), (DTYPES[main].block if DTYPES[main].block > 1 else None), main
         quantized_tensors = len(quantized_by_type)
     else:
