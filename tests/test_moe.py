@@ -128,6 +128,8 @@ def _edit_config(folder: Path, change: Any) -> None:
 
 @pytest.mark.parametrize(("change", "reason"), [
     (lambda c: c.update(num_local_experts=16), "holds experts 8 (indices up to 7), the config declares 16"),
+    (lambda c: c.update(num_local_experts=10**18), "the config declares 1000000000000000000"),  # never a range of 10**18
+    (lambda c: c.update(num_local_experts=-8), "num_local_experts is not a non-negative integer"),
     (lambda c: c.update(num_experts_per_tok=9), "experts per token 9 is not between 1 and the 8 experts"),
     (lambda c: c.pop("num_experts_per_tok"), "no expert count and experts per token"),
     (lambda c: c.update(num_experts_per_tok="two"), "num_experts_per_tok is not a non-negative integer"),

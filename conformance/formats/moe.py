@@ -151,7 +151,7 @@ def active_parameters(tensors: list[TensorInfo], config: dict[str, Any] | None, 
                 raise ValueError(f"{prefix}: experts stored both stacked and one by one")
             routed += sizes[-1]
             continue
-        if sorted(sizes) != list(range(experts)):
+        if len(sizes) != experts or sorted(sizes) != list(range(experts)):  # the count first: E comes from an untrusted config
             raise ValueError(f"{prefix}: holds experts {len(sizes)} (indices up to {max(sizes)}), the config declares {experts}")
         if len(set(sizes.values())) != 1:
             raise ValueError(f"{prefix}: experts of different sizes ({min(sizes.values())} to {max(sizes.values())} elements)")
