@@ -18,7 +18,8 @@ with plain `pread`s into one growing buffer, checking every length and count bef
 - at most `MAX_HEADER_BYTES` of header are read, never past the end of the file;
 - metadata count <= `MAX_KV_COUNT`, tensor count <= `MAX_TENSOR_COUNT`, and every count is first checked
   against the bytes left in the file (an item takes at least its smallest encoding);
-- a string is at most `MAX_STRING_BYTES`, an array at most `MAX_ARRAY_ITEMS`; arrays of arrays are refused
+- a string is at most `MAX_STRING_BYTES`, an array at most `MAX_STRING_ITEMS` strings or `MAX_ARRAY_ITEMS`
+  numbers (only the token list and arrays of at most `KEPT_ARRAY_ITEMS` are kept); arrays of arrays are refused
   (as llama.cpp refuses them); keys and tensor names must be UTF-8 (GGUFReader decodes them strictly),
   values are decoded with replacement characters;
 - n_dims <= 4 (ggml's GGML_MAX_DIMS), the element count fits an int64, the GGML type is known, a block
@@ -51,7 +52,8 @@ MAX_KV_COUNT = 65_536  # real files have 20-60 entries
 MAX_TENSOR_COUNT = 262_144  # a 128-expert model stored one tensor per expert has ~15,000
 MAX_DIMS = 4  # GGML_MAX_DIMS
 MAX_STRING_BYTES = 16 * 1024 * 1024
-MAX_ARRAY_ITEMS = 1 << 24  # items of one metadata array; the largest real vocabularies are ~262,144 tokens
+MAX_ARRAY_ITEMS = 1 << 24  # numbers in one metadata array (skipped unless short; bounded by the header too)
+MAX_STRING_ITEMS = 1 << 22  # strings in one metadata array: 16x the largest real vocabularies (~262,144 tokens)
 KEPT_ARRAY_ITEMS = 4096  # longer arrays are kept as their type and length (the token list excepted)
 TOKENS_KEY = "tokenizer.ggml.tokens"
 _INT64_MAX = 2**63 - 1
@@ -81,11 +83,11 @@ class GGUFArray:
 
 
 class StringTable:
-    """A metadata array of strings held as its raw bytes and item offsets: 8 bytes an item, decoded on access."""
+    """A metadata array of strings held as its raw bytes and one offset an item (8 bytes), decoded on access."""
 
-    def __init__(self, raw: bytes, offsets: array[int], lengths: array[int]) -> None:
-        """Items are `raw[offsets[i]:offsets[i] + lengths[i]]`, UTF-8 (decoded with replacement characters)."""
-        self._raw, self._offsets, self._lengths = raw, offsets, lengths
+    def __init__(self, raw: bytes, offsets: array[int], order: str) -> None:
+        """Item i is the GGUF string (uint64 length in byte order `order`, UTF-8 bytes) at `raw[offsets[i]:]`."""
+        self._raw, self._offsets, self._length = raw, offsets, struct.Struct(order + "Q")
 
     def __len__(self) -> int:
         """The number of items."""
@@ -96,7 +98,8 @@ class StringTable:
         if not 0 <= index < len(self._offsets):
             raise IndexError(index)
         start = self._offsets[index]
-        return self._raw[start : start + self._lengths[index]].decode("utf-8", errors="replace")
+        (size,) = self._length.unpack_from(self._raw, start)
+        return self._raw[start + 8 : start + 8 + size].decode("utf-8", errors="replace")
 
 
 @dataclass
@@ -193,12 +196,12 @@ def _value_type(cursor: _Cursor, what: str) -> int:
     return code
 
 
-def _string_items(cursor: _Cursor, count: int, key: str) -> tuple[int, array[int], array[int]]:
-    """Walk `count` strings from the position: (start, item offsets from start, item lengths); inlined for speed."""
+def _string_items(cursor: _Cursor, count: int, key: str, keep: bool) -> tuple[int, array[int]]:
+    """Walk `count` strings from the position: (start, each item's offset from start if `keep`); inlined for speed."""
     length_of = struct.Struct(cursor.order + "Q").unpack_from
     buffer, start = cursor.buffer, cursor.position
     position = start
-    offsets, lengths = array("Q"), array("Q")
+    offsets = array("Q")
     for _ in range(count):
         if position + 8 > len(buffer):
             cursor.position = position
@@ -206,31 +209,31 @@ def _string_items(cursor: _Cursor, count: int, key: str) -> tuple[int, array[int
         (size,) = length_of(buffer, position)
         if size > MAX_STRING_BYTES:
             raise ValueError(f"{key} item length: {size} is over the limit of {MAX_STRING_BYTES}")
+        if keep:
+            offsets.append(position - start)
         position += 8
         if position + size > len(buffer):
             cursor.position = position
             cursor.need(size, f"{key} item")
-        offsets.append(position - start)
-        lengths.append(size)
         position += size
     cursor.position = position
-    return start, offsets, lengths
+    return start, offsets
 
 
 def _array(cursor: _Cursor, key: str) -> GGUFArray | StringTable:
     item_code = _value_type(cursor, f"{key} item")
     if item_code == _ARRAY:
         raise ValueError(f"{key}: arrays of arrays are not supported (llama.cpp refuses them)")
-    item_bytes = 8 if item_code == _STRING else SCALAR_TYPES[item_code][2]
-    count = cursor.length(MAX_ARRAY_ITEMS, item_bytes, f"{key} item count")
     if item_code == _STRING:
-        start, offsets, lengths = _string_items(cursor, count, key)
+        count = cursor.length(MAX_STRING_ITEMS, 8, f"{key} item count")
         keep = key == TOKENS_KEY or count <= KEPT_ARRAY_ITEMS
-        table = StringTable(bytes(cursor.buffer[start : cursor.position]) if keep else b"", offsets, lengths)
+        start, offsets = _string_items(cursor, count, key, keep)
+        table = StringTable(bytes(cursor.buffer[start : cursor.position]) if keep else b"", offsets, cursor.order)
         if key == TOKENS_KEY:
             return table
         return GGUFArray("STRING", count, tuple(table[index] for index in range(count)) if keep else None)
     name, code, size = SCALAR_TYPES[item_code]
+    count = cursor.length(MAX_ARRAY_ITEMS, size, f"{key} item count")
     cursor.need(count * size, f"{key} items")
     values = struct.unpack_from(f"{cursor.order}{count}{code}", cursor.buffer, cursor.position) if count <= KEPT_ARRAY_ITEMS else None
     cursor.position += count * size
@@ -350,7 +353,7 @@ def parse_gguf(handle: IO[bytes], relative: str) -> GGUFHeader:
 
 # Parsed headers by file identity, so the architecture, weights and tokenizer facts parse a file once.
 _CACHE: OrderedDict[tuple[Any, ...], GGUFHeader | str] = OrderedDict()
-_CACHE_SIZE = 8
+_CACHE_SIZE = 4  # the files of the model being checked; a header holds at most MAX_HEADER_BYTES of token text
 _CACHE_LOCK = threading.Lock()
 
 
