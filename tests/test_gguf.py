@@ -364,6 +364,23 @@ def test_hostile_header_errors_only_what_needs_it(tmp_path: Path, name: str, dat
         assert any(words in error for error in facts.tokenizer.errors)
 
 
+def test_a_header_larger_than_one_read_is_read_whole(tmp_path: Path) -> None:
+    tokens = [f"t{index}" for index in range(300_000)]  # 3.6 MB of token list: the reader grows its buffer
+    array = _string("tokenizer.ggml.tokens") + struct.pack("<IIQ", 9, 8, len(tokens)) + b"".join(_string(t) for t in tokens)
+    (tmp_path / "model.gguf").write_bytes(_file([*_GOOD_KV, array, _kv_u32("tokenizer.ggml.eos_token_id", 299_999)]))
+    facts = probe_static(Candidate(tmp_path))
+    assert facts.tokenizer.errors == [] and facts.tokenizer.vocab_size == 300_000
+    assert facts.tokenizer.special_tokens == {"eos": "t299999"} and facts.tokenizer.special_token_ids == {"eos": 299_999}
+    assert facts.config is not None and facts.config["vocab_size"] == 300_000 and facts.parameters["parameters"] == 128
+
+
+def test_a_special_token_id_outside_the_vocabulary_fails_its_rule(tmp_path: Path) -> None:
+    array = _string("tokenizer.ggml.tokens") + struct.pack("<IIQ", 9, 8, 2) + _string("a") + _string("b")
+    (tmp_path / "model.gguf").write_bytes(_file([*_GOOD_KV, array, _kv_u32("tokenizer.ggml.bos_token_id", 1), _kv_u32("tokenizer.ggml.eos_token_id", 10)]))
+    results = statuses(tmp_path, [{"id": "SPECIAL", "level": "must", "check": "tokenizer.special_tokens", "required": ["bos", "eos"]}], tmp_path)
+    assert (results["SPECIAL"].status, results["SPECIAL"].message) == ("fail", "eos token '<id 10>' is not in the vocabulary")
+
+
 def test_hostile_file_fails_the_rules_that_need_it(tmp_path: Path) -> None:
     (tmp_path / "model.gguf").write_bytes(_file(tensors=[_tensor_info(n_dims=1000)]))
     results = statuses(tmp_path, [
