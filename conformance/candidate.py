@@ -117,7 +117,7 @@ class Candidate:
         """
         given = Path(path)
         if not given.exists():
-            raise RequestError(f"{path}: model folder not found (a model is a folder, a .gguf file or a repo id ORG/NAME)")
+            raise RequestError(f"{path}: model folder not found")
         if given.is_dir():
             self.location = self.path = given.resolve()
             self.link_roots: tuple[Path, ...] = hub.link_roots(self.path)

@@ -30,6 +30,9 @@ from .errors import RequestError
 
 OFFLINE_FALSE_VALUES = frozenset({"0", "false", "no", "off"})
 MAX_REF_BYTES = 256  # a ref file holds one 40-character commit hash
+# huggingface_hub (2.4+) reads a commit's file listing, trees/<commit>.json, whole; a listing of 100,000 files
+# is about 20 MiB.
+MAX_TREE_LISTING_BYTES = 64 * 2**20
 COMMIT_PATTERN = re.compile(r"[0-9a-f]{40}")  # huggingface_hub's REGEX_COMMIT_HASH
 # A branch or tag name as a ref file under refs/ (refs/pr/N included): no empty, '.' or '..' part.
 REVISION_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/+-]{0,254}")
@@ -159,6 +162,26 @@ def link_roots(folder: Path) -> tuple[Path, ...]:
     return (snapshot.blobs,) if snapshot is not None and snapshot.blobs is not None else ()
 
 
+def _check_listing(repo: Path, commit: str) -> None:
+    """RequestError unless `trees/<commit>.json`, when present, is a regular file in the repository of at most MAX_TREE_LISTING_BYTES.
+
+    huggingface_hub opens and parses it whole and unbounded (a FIFO there would block it); it is judged here
+    by stat alone first.
+    """
+    relative = f"trees/{commit}.json"
+    if not os.path.lexists(repo / relative):
+        return
+    try:
+        status = os.stat(safe_files.resolve_inside(repo, relative))
+    except (OSError, ValueError) as exc:
+        raise RequestError(f"{repo / relative}: not used ({exc}); the cache folder is not in huggingface_hub's layout") from None
+    if not stat.S_ISREG(status.st_mode) or status.st_size > MAX_TREE_LISTING_BYTES:
+        raise RequestError(
+            f"{repo / relative}: not a regular file of at most {MAX_TREE_LISTING_BYTES} bytes; "
+            "the cache folder is not in huggingface_hub's layout"
+        )
+
+
 def _not_cached(repo_id: str, revision: str, repo: Path, why: str) -> RequestError:
     return RequestError(
         f"{repo_id}: {why} in the Hugging Face cache (searched {repo}); this suite is offline unless "
@@ -181,13 +204,15 @@ def resolve(repo_id: str, revision: str | None = None) -> Snapshot:
         raise RequestError(f"{repo_id!r} is not a repo id (ORG/NAME)")
     revision = check_revision(revision or "main")
     cache = cache_folder()
-    repo = cache / repo_folder_name(repo_id)
+    repo = Path(os.path.realpath(cache / repo_folder_name(repo_id)))  # safe_files judges against resolved folders
     offline = is_offline()
     if offline:
         if not _real_folder(repo):
             raise _not_cached(repo_id, revision, repo, "not found")
-        if not COMMIT_PATTERN.fullmatch(revision) and _read_ref(repo, revision) is None:
+        commit = revision if COMMIT_PATTERN.fullmatch(revision) else _read_ref(repo, revision)
+        if commit is None:
             raise _not_cached(repo_id, revision, repo, f"revision {revision!r} not found (no readable refs/{revision})")
+        _check_listing(repo, commit)
     from huggingface_hub import snapshot_download
 
     try:
@@ -199,6 +224,6 @@ def resolve(repo_id: str, revision: str | None = None) -> Snapshot:
         raise RequestError(f"{repo_id}: could not be downloaded into {cache} (HF_HUB_OFFLINE=0): {reason}") from None
     folder = Path(os.path.realpath(answered))
     snapshot = snapshot_at(folder)
-    if snapshot is None or folder.parent.parent != Path(os.path.realpath(repo)):
+    if snapshot is None or folder.parent.parent != repo:
         raise RequestError(f"{repo_id}: the cache answered {answered}, not a snapshot folder of {repo}; not used")
     return snapshot

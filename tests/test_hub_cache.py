@@ -184,6 +184,14 @@ def test_a_snapshot_elsewhere_answered_by_the_cache_is_refused(cache: Path, llam
         open_candidate("acme/tiny-llama")
 
 
+def test_a_cache_listing_that_is_a_fifo_is_refused_before_huggingface_hub_reads_it(snapshot: Path) -> None:
+    trees = snapshot.parent.parent / "trees"
+    trees.mkdir()
+    os.mkfifo(trees / f"{COMMIT}.json")  # huggingface_hub would block opening it
+    with pytest.raises(RequestError, match="not a regular file"):
+        open_candidate("acme/tiny-llama")
+
+
 # --- hostile links ------------------------------------------------------------------------------------------
 
 
@@ -313,6 +321,13 @@ def test_hf_hub_offline_0_downloads_through_huggingface_hub(cache: Path, llama_d
     candidate = open_candidate("acme/fresh")
     assert candidate.name == "acme/fresh" and candidate.location.parent.parent.name == "models--acme--fresh"
     assert calls == [{"repo_id": "acme/fresh", "revision": "main", "cache_dir": str(cache), "local_files_only": False}]
+
+
+def test_a_cache_reached_through_a_link_resolves(snapshot: Path, cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    os.symlink(cache, tmp_path / "linked-hub")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "linked-hub"))
+    candidate = open_candidate("acme/tiny-llama")
+    assert candidate.location == snapshot.resolve() and candidate.name == "acme/tiny-llama"
 
 
 def test_cache_folder_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
