@@ -286,3 +286,30 @@ def test_tokenizer_config_file_arguments_are_dropped_from_the_staged_copy(llama_
         loaded, message, _ = load(model_dir)
     assert loaded is None and "load failed" in message  # no tokenizer.json in the folder: no tokenizer
     assert opened_under(opened, outside) == [] and "/etc/passwd" not in opened
+
+
+def test_gguf_linked_outside_the_folder_is_refused_and_never_opened(tmp_path: Path, outside: Path) -> None:
+    target = outside / "model.gguf"
+    target.write_bytes(b"GGUF" + b"\0" * 60)
+    folder = tmp_path / "gguf-model"
+    folder.mkdir()
+    os.symlink(target, folder / "model.gguf")
+    with opens() as opened:
+        loaded, error, _ = load(folder, ("gguf",))
+    assert loaded is None and "not loaded" in error and "outside the model folder" in error
+    assert opened_under(opened, outside) == []
+
+
+def test_gguf_load_stages_the_named_file_alone(tmp_path: Path, outside: Path) -> None:
+    folder = tmp_path / "gguf-model"
+    folder.mkdir()
+    (folder / "model.gguf").write_bytes(b"GGUF")
+    (folder / "notes.txt").write_text("beside the model")
+    os.symlink(outside, folder / "linked-folder")
+    plan = plan_load(folder.resolve(), "gguf", weights_file="model.gguf")
+    assert sorted(plan.files) == ["model.gguf", "notes.txt"] and "linked-folder" in plan.skipped
+    for name in ("../model.gguf", "/etc/passwd", "absent.gguf"):
+        with pytest.raises(LoadRefused):
+            plan_load(folder.resolve(), "gguf", weights_file=name)
+    with pytest.raises(LoadRefused, match="gguf weights are not loaded"):  # no file named: the format has no load names
+        plan_load(folder.resolve(), "gguf")

@@ -164,16 +164,54 @@ def test_a_pickle_checkpoint_missing_weights_is_built_then_released(llama_dir: P
 def test_load_report_bounds_lists_and_counts_mismatched_parameters() -> None:
     import torch
 
-
-    model = torch.nn.Linear(4, 3)
+    model = torch.nn.Sequential(*(torch.nn.Linear(2, 2) for _ in range(30)))  # 60 parameters of 4 or 2 elements
     info = {
-        "missing_keys": {f"extra.{i}" for i in range(50)} | {"bias"},
+        "missing_keys": {f"{i}.{kind}" for i in range(1, 30) for kind in ("weight", "bias")} | {"0.bias", "running_mean"},
         "unexpected_keys": set(),
-        "mismatched_keys": {("weight", (3, 5), (3, 4))},
+        "mismatched_keys": {("0.weight", (2, 5), (2, 2))},
     }
     request = LoadRequest(Path("."), ".", {}, "causal", "safetensors", False, "cpu", "float32", False, 0.0)
     report = load_report(model, info, request, built=True)
-    assert report.missing_count == 51 and len(report.missing_keys) == 20
-    assert report.mismatched_keys == ["weight: (3, 5) -> (3, 4)"] and report.uncovered_parameters == 12 + 3
-    assert not report.covered and "15 of its 15 parameters" in (not_runnable_reason(report, 15) or "")
+    assert report.missing_count == 59 and len(report.missing_keys) == 20 and report.missing_keys[0] == "0.bias"
+    assert (report.uncounted_keys, report.uncounted_count) == (["running_mean"], 1)  # not a parameter: not counted
+    assert report.mismatched_keys == ["0.weight: (2, 5) -> (2, 2)"] and report.uncovered_parameters == 30 * 6
+    assert not report.covered and "180 of its 180 parameters" in (not_runnable_reason(report, 180) or "")
     assert LoadReport().covered and not_runnable_reason(LoadReport(), 1) is None
+
+
+def test_an_encoder_without_its_pooler_passes_but_not_without_a_layer(bert_dir: Path, copy_model) -> None:
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(bert_dir / "model.safetensors")
+    pooler = sorted(name for name in tensors if ".pooler." in f".{name}")
+    assert pooler  # the zoo BERT ships its pooler
+    no_pooler = copy_model(bert_dir, "bert-no-pooler")
+    save_file({k: v for k, v in tensors.items() if k not in pooler}, str(no_pooler / "model.safetensors"), metadata={"format": "pt"})
+    report = _load(no_pooler).facts.loading
+    assert report is not None and report.covered and report.uncounted_count == len(pooler) and report.missing_count == 0
+    layer = [name for name in tensors if ".layer.0." in name]
+    no_layer = copy_model(bert_dir, "bert-no-layer")
+    save_file({k: v for k, v in tensors.items() if k not in layer}, str(no_layer / "model.safetensors"), metadata={"format": "pt"})
+    report = _load(no_layer).facts.loading
+    assert report is not None and not report.covered and report.missing_count == len(layer)
+    assert report.uncovered_parameters == sum(tensors[name].numel() for name in layer)
+
+
+def test_runtime_loads_judges_the_load_report() -> None:
+    from conformance.backends.base import ModelFacts
+    from conformance.checks.runtime import loads
+    from conformance.rule import Rule
+
+    def verdict(report: LoadReport | None):
+        evidence = Evidence()
+        evidence.put("load", ModelFacts("causal", "LlamaForCausalLM", "cpu", "float32", 0.5, 1000, {}, 800, 100, 4, report))
+        return loads(evidence, Rule("LOADS", "must", "runtime.loads", {}, {}))
+
+    assert verdict(None).status == "pass"  # facts of a model built in memory carry no report
+    unused = verdict(LoadReport(unexpected_keys=["rotary_emb.inv_freq"], unexpected_count=1))
+    assert unused.status == "pass" and "1 checkpoint tensors unused: rotary_emb.inv_freq" in unused.message
+    gguf = verdict(LoadReport(dequantized_from="gguf", source_file="m.gguf"))
+    assert gguf.status == "pass" and gguf.observed["dequantized_from"] == "gguf" and "dequantized from gguf (m.gguf)" in gguf.message
+    partial = verdict(LoadReport(missing_keys=["lm_head.weight"], missing_count=1, uncovered_parameters=100))
+    assert partial.status == "fail" and partial.message.startswith("100 of 1,000 parameters are not in the weights")
+    assert partial.observed["missing_keys"] == 1 and partial.observed["uncovered_parameters"] == 100

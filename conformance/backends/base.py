@@ -29,7 +29,10 @@ class LoadReport:
     tied weights and the keys a model class declares ignorable; non-persistent buffers are never keys.
     Key lists hold at most `MAX_LISTED_KEYS` names each, sorted; the counts are the full counts.
     `uncovered_parameters` is the number of parameter elements (tied tensors once) that no checkpoint
-    tensor filled: the library initialized them at random. `built` is False when the model was only laid
+    tensor filled: the library initialized them at random. `missing_keys` are the missing keys counted
+    there; `uncounted_keys` the missing keys that are not: persistent buffers (computed at construction,
+    not learnt) and an encoder's pooler (the runtime probes read the last hidden state, which the pooler
+    does not touch; an MLM checkpoint loaded as the bare encoder has none). `built` is False when the model was only laid
     out on the meta device because the weights were already known not to cover it (nothing allocated).
     A GGUF load is dequantized: `dequantized_from` is "gguf", `source_file` the file and
     `stored_dtypes` its stored tensor types (type name -> elements, as the static facts count them).
@@ -37,6 +40,8 @@ class LoadReport:
 
     missing_keys: list[str] = field(default_factory=list)
     missing_count: int = 0
+    uncounted_keys: list[str] = field(default_factory=list)
+    uncounted_count: int = 0
     unexpected_keys: list[str] = field(default_factory=list)
     unexpected_count: int = 0
     mismatched_keys: list[str] = field(default_factory=list)  # "name: checkpoint shape -> model shape"
@@ -50,7 +55,7 @@ class LoadReport:
     @property
     def covered(self) -> bool:
         """Whether every parameter of the model came from the weights (nothing randomly initialized)."""
-        return self.uncovered_parameters == 0 and self.missing_count == 0 and self.mismatched_count == 0
+        return self.uncovered_parameters == 0 and self.mismatched_count == 0
 
     def to_dict(self) -> dict[str, Any]:
         """The report as the result document's `evidence.load.loading` shows it."""

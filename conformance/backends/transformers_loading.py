@@ -4,8 +4,10 @@
 discounted tied weights and the keys a model class declares ignorable (`_keys_to_ignore_on_load_*`);
 non-persistent buffers (rotary `inv_freq`, BERT's `position_ids`) are not in the state dict, so never
 keys. A missing key is a tensor transformers initialized at random. Here those keys become plain data
-and `uncovered_parameters`, the elements of the missing or mismatched *parameters* (a missing persistent
-buffer is listed but not counted: it is computed at construction, not learnt).
+and `uncovered_parameters`, the elements of the missing or mismatched *parameters*. Not counted, and
+listed apart: a missing persistent buffer (computed at construction, not learnt) and an encoder's pooler
+(the runtime probes read the last hidden state, which the pooler does not touch: `roberta-base` and every
+MLM checkpoint loaded as the bare encoder lack it).
 
 torch and transformers are imported by the caller (`transformers.py`); this module only reads the model
 it is given, so it works on a model laid out on the meta device as well as on a loaded one.
@@ -35,6 +37,11 @@ def _shape(value: Any) -> str:
         return str(value)[:80]
 
 
+def _in_pooler(name: str) -> bool:
+    """Whether a parameter name lies in a module named `pooler` (BERT-family encoders' pooled-output head)."""
+    return "pooler" in name.split(".")[:-1]
+
+
 def load_report(model: Any, info: dict[str, Any], request: LoadRequest, *, built: bool) -> LoadReport:
     """transformers' loading info for `model` (loaded, or laid out on the meta device) as a `LoadReport`.
 
@@ -57,17 +64,19 @@ def load_report(model: Any, info: dict[str, Any], request: LoadRequest, *, built
         name = str(row[0])
         shapes = f": {_shape(row[1])} -> {_shape(row[2])}" if len(row) >= 3 else ""
         mismatched_rows[name] = f"{name}{shapes}"
-    uncovered = 0
-    for name, parameter in model.named_parameters():
-        if name in missing or name in mismatched_rows:
-            uncovered += int(parameter.numel())
-    missing_listed, missing_count = _listed(missing)
+    parameters = dict(model.named_parameters())
+    counted = {name for name in missing if name in parameters and not (request.kind == "encoder" and _in_pooler(name))}
+    uncovered = sum(int(parameters[name].numel()) for name in counted | (set(mismatched_rows) & set(parameters)))
+    missing_listed, missing_count = _listed(counted)
+    uncounted_listed, uncounted_count = _listed(missing - counted)
     unexpected_listed, unexpected_count = _listed(unexpected)
     mismatched_listed = [mismatched_rows[name] for name in sorted(mismatched_rows)[:MAX_LISTED_KEYS]]
     gguf = request.weights_format == "gguf"
     return LoadReport(
         missing_keys=missing_listed,
         missing_count=missing_count,
+        uncounted_keys=uncounted_listed,
+        uncounted_count=uncounted_count,
         unexpected_keys=unexpected_listed,
         unexpected_count=unexpected_count,
         mismatched_keys=mismatched_listed,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..backends import Backend, ModelFacts
+from ..errors import CheckError, CheckSkipped
 from ..evidence import Evidence
 from ..planning import rule_evidence
 from ..probes.load import model_facts
@@ -27,8 +28,9 @@ def loads(evidence: Evidence, rule: Rule) -> Verdict:
     the missing, unexpected and mismatched key counts, the uncovered parameters (elements) and a GGUF
     load's `dequantized_from`. A fail names how many parameters the weights do not cover and the first
     missing keys (the library initialized them at random: not the model the checkpoint stands for).
-    Unexpected keys alone (tensors the model does not use) pass with a note. Raises CheckError when the
-    load probe failed (why it did not load is the message).
+    Unexpected keys alone (tensors the model does not use) pass with a note, as do missing persistent
+    buffers and a missing pooler of an encoder (the runtime probes never read it). Raises CheckError when
+    the load probe failed (why it did not load is the message).
     """
     facts = model_facts(evidence.get("load", (Backend, ModelFacts)))  # live, or its cached facts
     summary = {key: value for key, value in facts.to_dict().items() if key in ("kind", "class", "device", "dtype", "load_seconds", "parameters")}
@@ -60,6 +62,8 @@ def loads(evidence: Evidence, rule: Rule) -> Verdict:
         notes.append(f"dequantized from {report.dequantized_from} ({report.source_file})")
     if report.unexpected_count:
         notes.append(f"{report.unexpected_count} checkpoint tensors unused: {', '.join(report.unexpected_keys[:3])}")
+    if report.uncounted_count:
+        notes.append(f"{report.uncounted_count} missing keys the runtime rules do not use (buffers, an encoder's pooler): {', '.join(report.uncounted_keys[:3])}")
     return Verdict("pass", summary, "loads", "; ".join(notes))
 
 
@@ -78,8 +82,19 @@ def logits_finite(evidence: Evidence, rule: Rule) -> Verdict:
     facts = evidence.get("forward", ForwardFacts)
     observed = {"output": facts.output, "shape": facts.shape, "nonfinite": facts.nonfinite_count, "max_abs": facts.max_abs}
     if not facts.finite:
-        return Verdict("fail", observed, "all finite", f"{facts.nonfinite_count} NaN/Inf values in {facts.output}")
-    return Verdict("pass", observed, "all finite")
+        return Verdict("fail", observed, "all finite", f"{facts.nonfinite_count} NaN/Inf values in {facts.output}{_dequantized(evidence, '; ')}")
+    return Verdict("pass", observed, "all finite", _dequantized(evidence))
+
+
+def _dequantized(evidence: Evidence, prefix: str = "") -> str:
+    """A note that the model ran dequantized (a GGUF file, loaded as floats), or "" (also when load facts are absent)."""
+    try:
+        report = model_facts(evidence.get("load", (Backend, ModelFacts))).loading
+    except (CheckError, CheckSkipped):
+        return ""
+    if report is None or not report.dequantized_from:
+        return ""
+    return f"{prefix}measured on the weights dequantized from {report.dequantized_from} ({report.source_file})"
 
 
 def _determinism_params(rule: Rule) -> dict[str, Any]:
@@ -102,7 +117,7 @@ def deterministic(evidence: Evidence, rule: Rule) -> Verdict:
     """
     facts = rule_evidence(evidence, rule, "determinism", DeterminismFacts)
     if facts.identical:
-        return Verdict("pass", facts.method, "identical")
+        return Verdict("pass", facts.method, "identical", _dequantized(evidence))
     first_difference = next((i for i, (a, b) in enumerate(zip(facts.first, facts.second, strict=False)) if a != b), None)
     return Verdict("fail", {"first": facts.first, "second": facts.second}, "identical", f"{facts.method} differ at token {first_difference}")
 

@@ -9,7 +9,6 @@ its own code (auto_map). The backend
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -18,13 +17,13 @@ from ..backends import DEFAULT_BACKEND, Backend, LoadRequest, ModelFacts, backen
 from ..candidate import Candidate
 from ..errors import CheckError, CheckSkipped
 from ..evidence import Evidence
+from ..formats.gguf import gguf_model_files
 from ..probe_registry import ProbeContext, probe
 from .load_preflight import LoadRefused, staged_folder
 from .static import StaticFacts
 
 ENCODER_MODEL_TYPES = frozenset({"bert", "roberta", "distilbert", "albert", "electra", "deberta", "deberta-v2", "xlm-roberta", "mpnet", "camembert", "modernbert"})
 TOKENIZER_FILES = frozenset({"tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "tokenizer.model"})
-SPLIT_GGUF = re.compile(r"-\d{5}-of-\d{5}\.gguf$", re.IGNORECASE)  # llama.cpp's gguf-split part names
 
 
 @dataclass
@@ -68,18 +67,19 @@ def model_kind(config: dict[str, Any]) -> str:
 
 
 def gguf_weights_file(file_kinds: dict[str, str]) -> str:
-    """The GGUF file a load uses: the first top-level `.gguf` by name; CheckSkipped for a split file.
+    """The GGUF file a load hands the library (`formats.gguf.gguf_model_files`: the folder's one model).
 
-    `file_kinds` maps weight files to their kinds (`WeightsInfo.files`). A folder with several GGUF files
-    (quantizations of one model) is loaded from the first by name; the evidence names the file.
+    `file_kinds` maps weight files to their kinds (`WeightsInfo.files`). Raises CheckError when the folder
+    holds no GGUF model or several different ones, CheckSkipped for a split file (transformers loads one
+    file).
     """
-    names = sorted(name for name, kind in file_kinds.items() if kind == "gguf")
-    if not names:
-        raise CheckError("no loadable weights (no GGUF file)")
-    name = names[0]
-    if SPLIT_GGUF.search(name):
-        raise CheckSkipped(f"{name} is one part of a split GGUF file, which transformers does not load")
-    return name
+    try:
+        names = gguf_model_files([name for name, kind in file_kinds.items() if kind == "gguf"])
+    except ValueError as exc:
+        raise CheckError(f"not loaded: {exc}") from None
+    if len(names) > 1:
+        raise CheckSkipped(f"{names[0]} is the first of {len(names)} parts of a split GGUF file, which transformers does not load")
+    return names[0]
 
 
 def _weights_choice(weights_formats: list[str], scan_flagged: list[str]) -> str:
@@ -105,7 +105,7 @@ def load_model(
     """Load once; refuse flagged or unscanned pickles, remote code, and anything but local files.
 
     `static` (the static probe's facts) supplies a GGUF folder's file, config and stored types; without
-    it a GGUF load takes the first `.gguf` file and lets the library read its config. Returns the loaded
+    it a GGUF load finds the folder's GGUF model by name and lets the library read its config. Returns the loaded
     backend (`options.backend`), its facts computed (`facts.loading`: how the weights covered the model).
     Raises CheckError with the reason: "not loaded: ..." when a file the load would open is outside the
     folder, not a regular file or named unsafely (load_preflight.plan_load), "load failed: ..." when the
@@ -115,7 +115,7 @@ def load_model(
     weights_file: str | None = None
     stored_dtypes: dict[str, int] = {}
     if weights_format == "gguf":
-        file_kinds = static.weights.files if static is not None else {name: "gguf" for name in candidate.file_names() if name.lower().endswith(".gguf") and "/" not in name}
+        file_kinds = static.weights.files if static is not None else dict.fromkeys(candidate.file_names(), "gguf")
         weights_file = gguf_weights_file(file_kinds)
         config = dict(static.config or {}) if static is not None else {}  # the file's metadata, read by the static probe
         stored_dtypes = dict(static.weight_dtypes) if static is not None else {}
