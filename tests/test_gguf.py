@@ -400,7 +400,29 @@ def test_a_gguf_name_without_the_magic_is_an_unknown_kind(tmp_path: Path) -> Non
     assert results["FORMAT"].status == "error"
 
 
+def test_tensors_finite_streams_dequantized_gguf_tensors(tmp_path: Path) -> None:
+    """F32 data read as is, a Q8_0 block whose f16 scale is NaN dequantized to 32 NaNs, a clean tiny model passing."""
+    floats = [0.5] * 128
+    floats[3] = floats[70] = float("nan")
+    floats[100] = float("inf")
+    q8_block = struct.pack("<e", float("nan")) + bytes(range(32))  # scale, then 32 int8 quants: 34 bytes
+    q8_blocks = q8_block + struct.pack("<e", 1.0) + bytes(32)
+    data = struct.pack("<128f", *floats) + q8_blocks
+    infos = [_tensor_info("token_embd.weight", (32, 4)), _tensor_info("output_norm.weight", (32, 2), ggml_type=8, offset=512)]
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "model.gguf").write_bytes(_file(tensors=infos, data=data))
+    rule = {"id": "FINITE", "level": "must", "check": "safety.tensors_finite"}
+    bad = statuses(tmp_path / "bad", [rule], tmp_path)["FINITE"]
+    assert bad.status == "fail" and bad.observed["nonfinite"] == {"token_embd.weight": 3, "output_norm.weight": 32}
+    assert bad.observed["elements"] == 128 + 64
+    from conformance.zoo.gguf_models import build_gguf
+
+    tiny = build_gguf(tmp_path / "clean", quantization="Q4_1")
+    clean = statuses(tmp_path / "clean", [rule], tmp_path)["FINITE"]
+    assert clean.status == "pass" and clean.observed["elements"] == tiny.parameters
+
+
 def test_format_and_source_are_registered() -> None:
     assert isinstance(registry.format_claiming("Model.Q4_K_M.GGUF"), GGUFFormat)
     assert [type(source) for source in registry.ARCHITECTURE_SOURCES][1] is GGUFSource
-    assert GGUFFormat.reads_tensors and not GGUFFormat.streams_tensors
+    assert GGUFFormat.reads_tensors and GGUFFormat.streams_tensors

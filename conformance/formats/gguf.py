@@ -8,7 +8,8 @@ template), its license (`general.license`) and every tensor's shape and GGML typ
   (Q4_1, Q8_0, F16, ...), stored bytes from the block sizes in `dtypes.py`; parameters are every tensor but
   llama.cpp's precomputed rope factors (`rope_freqs`, `rope_factors_long/short`, buffers in transformers),
   which is what `sum(p.numel())` gives for the model transformers builds from the file (`gguf_file=`, the
-  weights dequantized): llama.cpp stores a tied output matrix once, by leaving `output.weight` out.
+  weights dequantized): llama.cpp stores a tied output matrix once, by leaving `output.weight` out. For the
+  finiteness probe its tensors are streamed in whole rows, read with `pread` and dequantized by gguf-py.
 - `GGUFSource`: the metadata under config.json's names (`gguf_config`), so every architecture check applies
   unchanged. It is registered after config.json: a folder holding both is described by its config.json
   (a Hugging Face repository that also ships a GGUF export), a folder of GGUF alone by the GGUF file.
@@ -21,12 +22,15 @@ point the suite at the file itself.
 
 from __future__ import annotations
 
+import os
 import re
-from typing import Any
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
 
 from ..candidate import Candidate
 from .base import ArchitectureSource, WeightFormat
-from .dtypes import FLOAT_DTYPES
+from .dtypes import DTYPES, FLOAT_DTYPES, GGML_TYPES
 from .gguf_header import GGUFArray, GGUFHeader, StringTable, read_gguf_header
 from .tensors import TensorInfo
 
@@ -210,6 +214,7 @@ class GGUFFormat(WeightFormat):
     name = "gguf"
     suffixes = (SUFFIX,)
     reads_tensors = True
+    streams_tensors = True
     kind_error = "not a GGUF file"
 
     def file_kind(self, candidate: Candidate, relative: str) -> str:
@@ -252,3 +257,45 @@ class GGUFFormat(WeightFormat):
         embedding = sum(t.elements for t in counted if t.name in EMBEDDING_TENSORS)
         return {"parameters": total, "embedding_parameters": embedding, "non_embedding_parameters": total - embedding}
 
+    def tensor_slices(self, handle: IO[bytes], resolved: Path, slice_bytes: int) -> Iterator[tuple[str, Iterator[Any]]]:
+        """Every tensor of the open file in slices of whole rows, dequantized to float32 torch tensors by gguf-py.
+
+        A row is the innermost dimension (whole blocks, as the header reader checked); each slice holds
+        about `slice_bytes` of float32. Raises ValueError when the header is bad or gguf-py cannot
+        dequantize a type.
+        """
+        header = read_gguf_header(handle, resolved.name)
+        if header.tensors is None or header.data_starts is None:
+            raise ValueError(header.tensors_error or "tensor infos unreadable")
+        for tensor, start in zip(header.tensors, header.data_starts, strict=True):
+            yield tensor.name, _row_slices(handle.fileno(), tensor, start, slice_bytes)
+
+
+_NUMPY_TYPES = {"F32": "<f4", "F16": "<f2", "F64": "<f8", "I8": "i1", "I16": "<i2", "I32": "<i4", "I64": "<i8"}
+
+
+def _row_slices(descriptor: int, tensor: TensorInfo, start: int, slice_bytes: int) -> Iterator[Any]:
+    """Slices of whole rows of one tensor, read with `pread` and dequantized (numpy, then torch without a copy)."""
+    import gguf
+    import numpy as np
+    import torch
+
+    dtype = DTYPES[tensor.dtype]
+    row_elements = tensor.shape[-1] if tensor.shape else 1
+    rows = tensor.elements // row_elements if row_elements else 0
+    row_bytes = dtype.stored_bytes(row_elements)
+    step = max(1, slice_bytes // max(1, 4 * row_elements))
+    type_id = next(code for code, name in GGML_TYPES.items() if name == tensor.dtype)
+    for first in range(0, rows, step):
+        count = min(step, rows - first)
+        raw = os.pread(descriptor, count * row_bytes, start + first * row_bytes)
+        if len(raw) != count * row_bytes:
+            raise ValueError(f"{tensor.name}: the file ended inside its data")
+        if tensor.dtype in _NUMPY_TYPES:
+            values = np.frombuffer(bytearray(raw), dtype=_NUMPY_TYPES[tensor.dtype])  # writable, as torch wants
+        else:
+            try:
+                values = gguf.quants.dequantize(np.frombuffer(raw, dtype=np.uint8).reshape(count, row_bytes), gguf.GGMLQuantizationType(type_id))
+            except NotImplementedError:
+                raise ValueError(f"{tensor.name}: the installed gguf cannot dequantize {tensor.dtype}") from None
+        yield torch.from_numpy(values.reshape(-1))

@@ -118,6 +118,7 @@ class GGUFHeader:
     tensors: list[TensorInfo] | None = None
     tensors_error: str | None = None
     data_offset: int | None = None  # where the tensor data section starts (bytes)
+    data_starts: list[int] | None = None  # each tensor's first data byte in the file, in `tensors` order
 
     def string(self, key: str) -> str | None:
         """The metadata string under `key`, or None when absent or not a string."""
@@ -318,6 +319,7 @@ def _tensors(cursor: _Cursor, count: int, header: GGUFHeader) -> None:
         return
     header.tensors = [tensor for tensor, _, _ in infos]
     header.data_offset = data_offset
+    header.data_starts = [data_offset + offset for _, offset, _ in infos]
 
 
 def parse_gguf(handle: IO[bytes], relative: str) -> GGUFHeader:
