@@ -422,6 +422,19 @@ def test_tensors_finite_streams_dequantized_gguf_tensors(tmp_path: Path) -> None
     assert clean.status == "pass" and clean.observed["elements"] == tiny.parameters
 
 
+def test_static_facts_of_a_gguf_file_import_no_numpy_torch_or_gguf(tiny_llama) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from conformance.candidate import Candidate; from conformance.probes.static import probe_static; "
+        f"facts = probe_static(Candidate({str(tiny_llama.path.parent)!r})); assert facts.parameters['parameters'] == {tiny_llama.parameters}; "
+        "print(sorted(m for m in ('numpy', 'torch', 'gguf', 'transformers') if m in sys.modules))"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert completed.stdout.strip() == "[]"
+
+
 def test_format_and_source_are_registered() -> None:
     assert isinstance(registry.format_claiming("Model.Q4_K_M.GGUF"), GGUFFormat)
     assert [type(source) for source in registry.ARCHITECTURE_SOURCES][1] is GGUFSource
