@@ -196,6 +196,30 @@ def test_config_with_two_model_types_fails_naming_key_and_values(llama_dir: Path
     assert result.message == '1 duplicated key: config.json: model_type (2 times, last "gpt2" wins over "llama")'
 
 
+def test_an_architecture_key_repeated_with_different_values_errors_the_architecture_rules(llama_dir: Path, copy_model, write_spec) -> None:
+    model = copy_model(llama_dir)
+    text = (model / "config.json").read_text()
+    rules = [{"id": "TYPE", "level": "must", "check": "architecture.model_type", "in": ["llama", "gpt2"]},
+             {"id": "LAYERS", "level": "must", "check": "architecture.num_layers", "min": 1}]
+    assert {r.status for r in check(model, rules, write_spec).values()} == {"pass"}
+    (model / "config.json").write_text(text.rstrip().rstrip("}") + ',\n  "model_type": "gpt2",\n  "text_config": {"num_hidden_layers": 2, "num_hidden_layers": 9}\n}\n')
+    facts = probe_static(Candidate(model))
+    assert facts.architecture_error == (
+        'config.json is ambiguous: config.json: model_type (2 times, last "gpt2" wins over "llama"); '
+        "config.json: text_config.num_hidden_layers (2 times, last 9 wins over 2)"
+    )
+    results = check(model, rules, write_spec)
+    assert {r.status for r in results.values()} == {"error"}
+    assert "ambiguous" in results["TYPE"].message
+
+
+def test_a_repeated_key_with_the_same_value_or_outside_the_architecture_leaves_it_alone(llama_dir: Path, copy_model) -> None:
+    model = copy_model(llama_dir)
+    text = (model / "config.json").read_text()
+    (model / "config.json").write_text(text.rstrip().rstrip("}") + ',\n  "model_type": "llama",\n  "use_cache": false\n}\n')
+    assert probe_static(Candidate(model)).architecture_error is None
+
+
 def test_repeated_keys_nested_deep_are_found_with_their_path(llama_dir: Path, copy_model) -> None:
     model = copy_model(llama_dir)
     deep = '{"x": ' * 40 + '{"leaf": 1, "leaf": 1}' + "}" * 40

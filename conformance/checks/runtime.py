@@ -124,7 +124,7 @@ def deterministic(evidence: Evidence, rule: Rule) -> Verdict:
 
 @check(
     "safety.tensors_finite",
-    summary="no NaN or Inf in any weight (streamed tensor by tensor from the safetensors files)",
+    summary="no NaN or Inf in any weight (streamed tensor by tensor from the safetensors or GGUF files)",
     probes=("static", "finiteness"),
     comparisons=(),
 )

@@ -28,7 +28,8 @@ EMBEDDING_PATTERNS = re.compile(
 )
 # Every EMBEDDING_PATTERNS match holds one of these: a name without them skips the (slower) regular expression.
 _EMBEDDING_HINTS = ("embed", "wte.", "wpe.", "lm_head.", "shared.")
-INPUT_EMBEDDING_PATTERNS = re.compile(r"(embed_tokens\.weight$|word_embeddings\.weight$|(^|\.)wte\.weight$|(^|\.)shared\.weight$)")
+# GGUF (llama.cpp) names the input embedding `token_embd.weight`.
+INPUT_EMBEDDING_PATTERNS = re.compile(r"(embed_tokens\.weight$|word_embeddings\.weight$|(^|\.)wte\.weight$|(^|\.)shared\.weight$|^token_embd\.weight$)")
 
 
 def is_buffer(name: str) -> bool:

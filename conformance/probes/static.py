@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from ..candidate import Candidate, FileEntry
+from ..candidate import MAX_CONFIG_BYTES, Candidate, FileEntry
 from ..formats import registry
 from ..formats.moe import active_parameters
 from ..formats.parameters import dtype_summary, embedding_rows
@@ -23,7 +23,8 @@ from ..formats.quantized import describe_quantization
 from ..formats.registry import architecture_source
 from ..formats.tensors import TensorInfo
 from ..probe_registry import ProbeContext, probe
-from .architecture import normalize_architecture
+from .architecture import ARCHITECTURE_FIELDS, normalize_architecture
+from .json_keys import duplicate_keys
 from .tokenizer_files import TokenizerFacts, read_tokenizer
 from .weights import WeightsInfo, count_parameters, read_weights
 
@@ -241,6 +242,25 @@ def _quantization_and_experts(facts: StaticFacts, weights: WeightsInfo, config: 
         facts.experts = {key: value for key, value in routing.to_dict().items() if key != "active_parameters"}
 
 
+# The config keys the architecture fields are read from: one of them repeated with different values makes
+# the architecture ambiguous (JSON readers keep the last, other tools the first).
+_ARCHITECTURE_KEYS = frozenset({"model_type", "architectures", *(key for keys in ARCHITECTURE_FIELDS.values() for key in keys)})
+
+
+def ambiguous_architecture(candidate: Candidate) -> str | None:
+    """Why config.json's architecture is ambiguous (an architecture key repeated with different values), or None.
+
+    Raises ValueError (UnsafeFileError included) when config.json cannot be read; the caller has read it once
+    already, so this only re-reads a file known to be small and regular.
+    """
+    text = candidate.read_bytes("config.json", MAX_CONFIG_BYTES)
+    found, _ = duplicate_keys(text, "config.json")
+    conflicting = [d for d in found if d.conflicting and re.split(r"[.\[]", d.path)[-1] in _ARCHITECTURE_KEYS]
+    if not conflicting:
+        return None
+    return "config.json is ambiguous: " + "; ".join(d.describe() for d in conflicting[:5])
+
+
 def probe_static(candidate: Candidate) -> StaticFacts:
     """Every static fact of the folder; each failure is recorded as that fact's error, never raised."""
     files, files_error = _attempt("file list", lambda: candidate.files)
@@ -253,6 +273,9 @@ def probe_static(candidate: Candidate) -> StaticFacts:
     if config is not None:
         architecture, facts.architecture_error = _attempt(f"architecture fields of {source.name}", lambda: normalize_architecture(config))
         facts.architecture = architecture or {}
+        if source.name == "config.json" and facts.architecture_error is None:
+            ambiguous, read_error = _attempt("config.json keys", lambda: ambiguous_architecture(candidate))
+            facts.architecture_error = ambiguous or read_error
     if weights.tensors:
         tensors = weights.tensors
         counts, facts.parameters_error = _attempt("parameter count", lambda: count_parameters(weights, config))
