@@ -303,7 +303,9 @@ def test_mfu_and_mbu_with_a_peak_from_the_rule(loaded: TransformersBackend, spee
 
     mbu_rule = rule("performance.mbu", {"min": 0.0}, measurement=FAST, peak_bytes_per_second=1e10)
     verdict = run_check("performance.mbu", evidence, mbu_rule)
-    per_token = roofline.decode_bytes_per_token(arch, counts.total * 4, 2, 16 + 6 / 2, 4)
+    weight_bytes = roofline.decode_weight_bytes(loaded.model)  # every weight as held: norms too, not only matmuls
+    assert loaded.facts.decode_weight_bytes == weight_bytes and counts.total * 4 < weight_bytes
+    per_token = roofline.decode_bytes_per_token(arch, weight_bytes, 2, 16 + 6 / 2, 4)
     assert verdict.status == "pass"
     assert verdict.observed == pytest.approx(per_token * speed.decode_tokens_per_second / 1e10, abs=1e-4)
 

@@ -80,6 +80,9 @@ class ModelFacts:
     matmul_head: int  # the LM head's weight
     element_bytes: int
     loading: LoadReport | None = None  # None: facts of a model built in memory (or cached before reports)
+    # Bytes of every weight as the loaded model holds them (packed quantized integers and scales included;
+    # `roofline.decode_weight_bytes`): what a decode step reads. None: facts from before this figure.
+    decode_weight_bytes: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The facts as the result document's `evidence.load` shows them (load_seconds rounded to 0.1 ms)."""
@@ -95,6 +98,7 @@ class ModelFacts:
             "matmul_head": self.matmul_head,
             "element_bytes": self.element_bytes,
             "loading": self.loading.to_dict() if self.loading is not None else None,
+            "decode_weight_bytes": self.decode_weight_bytes,
         }
 
 

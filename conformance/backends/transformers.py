@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from ..errors import CheckError, CheckSkipped
 from ..probes.architecture import normalize_architecture
-from ..probes.roofline import model_matmul_parameters
+from ..probes.roofline import decode_weight_bytes, model_matmul_parameters
 from .base import Activations, Backend, LoadReport, LoadRequest, ModelFacts, TokenIds
 from .special_tokens import prefix_token_id
 from .transformers_lm_eval import scoring_settings, wrap_model
@@ -83,6 +83,7 @@ class TransformersBackend(Backend):
             matmul_head=matmul.head,
             element_bytes=int(next(self.model.parameters()).element_size()),
             loading=loading,
+            decode_weight_bytes=decode_weight_bytes(self.model),
         )
 
     # --- load ---------------------------------------------------------------------------------

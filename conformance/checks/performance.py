@@ -284,8 +284,8 @@ def memory_bandwidth_utilisation(evidence: Evidence, rule: Rule) -> Verdict:
     element_bytes = facts.element_bytes  # the KV cache is kept in the weights' dtype
     # The weights as the loaded model holds them (packed quantized integers and scales included), when the
     # backend measured them; else matmul elements × element size (facts from before that figure).
-    measured = getattr(facts, "decode_weight_bytes", None)
-    weight_bytes = measured if isinstance(measured, int) and measured > 0 else (facts.matmul_body + facts.matmul_head) * element_bytes
+    measured = facts.decode_weight_bytes
+    weight_bytes = measured if measured is not None and measured > 0 else (facts.matmul_body + facts.matmul_head) * element_bytes
     context = mean_decode_context(workload.prompt_tokens, workload.new_tokens)
     bytes_per_token = decode_bytes_per_token(facts.architecture, weight_bytes, workload.batch_size, context, element_bytes)
     achieved = bytes_per_token * speed.decode_tokens_per_second
