@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, TextIO
 
+from . import hub
 from .errors import RequestError
 from .report.scan_rules import clean_text, counts_as_finding, rule_id
 
@@ -213,7 +214,9 @@ def run_scan(
             bar.step(shown)
             report.sources[shown] = (target.root, name)
             try:
-                scanned, file_findings = scan_file(target.root, name, budget=budget)
+                # A hub cache snapshot's links lead into its own repository's blobs/, and only there.
+                roots = hub.link_roots(Path(os.path.realpath(target.root)))
+                scanned, file_findings = scan_file(target.root, name, budget=budget, link_roots=roots)
             except Exception as exc:  # a scanner bug on one hostile file fails that file closed; the scan goes on
                 scanned = _unscanned(name)
                 file_findings = [ScanFinding(name, None, "", "error", f"scan failed: {type(exc).__name__}: {clean_text(exc, 300)}")]

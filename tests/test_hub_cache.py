@@ -489,3 +489,22 @@ def test_the_real_gguf_file_from_the_cache_and_alone(cache: Path, tmp_path: Path
         facts = probe_static(candidate)
         assert facts.parameters["parameters"] == 134_515_008, facts.parameters_error
         assert facts.config["model_type"] == "llama"
+
+
+def test_the_scan_command_reads_a_snapshot_s_links_into_its_blobs_and_refuses_the_others(hostile_snapshot: Path, tmp_path: Path) -> None:
+    out = tmp_path / "scan.json"
+    assert main(["scan", str(hostile_snapshot), "-q", "--format", "json", "-o", str(out)]) == 1  # the hostile links are findings
+    report = json.loads(out.read_text())
+    errors = {finding["file"] for finding in report["findings"] if finding["severity"] == "error"}
+    scanned = {entry["file"] for entry in report["files"]}
+    assert errors == set(HOSTILE)
+    assert {"config.json", "model.safetensors"} <= scanned - errors  # read through the links into blobs/
+    bom = tmp_path / "bom.json"
+    main(["scan", str(hostile_snapshot), "-q", "--format", "cyclonedx", "-o", str(bom)])
+    hashed = {
+        component["name"]: component.get("hashes")
+        for component in json.loads(bom.read_text())["components"]
+    }
+    weights = (hostile_snapshot / "model.safetensors").resolve().read_bytes()
+    assert hashed["model.safetensors"] == [{"alg": "SHA-256", "content": hashlib.sha256(weights).hexdigest()}]
+    assert not hashed.get("etc.txt")

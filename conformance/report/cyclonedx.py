@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import hub
 from ..digests import sha256_stream
 from ..probes.hashes import HashBudgetError, refuse_sparse
 from ..safe_files import UnsafeFileError, open_regular
@@ -68,7 +69,8 @@ def sha256_bounded(root: Path, relative: str, budget: HashBudget) -> tuple[str |
     if budget.expired():
         return None, f"hashing time budget of {budget.seconds:g} s spent"
     try:
-        handle = open_regular(Path(os.path.realpath(root)), relative)
+        real_root = Path(os.path.realpath(root))
+        handle = open_regular(real_root, relative, hub.link_roots(real_root))  # a snapshot's links into its blobs/
     except (UnsafeFileError, OSError) as exc:
         return None, f"not hashed: {exc}"
     with handle:
