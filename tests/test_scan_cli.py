@@ -392,7 +392,7 @@ def test_non_utf8_terminal_gets_escapes_not_a_traceback(tmp_path: Path, canary: 
 def test_a_scanner_crash_on_one_file_fails_that_file_and_the_scan_goes_on(evil_dir: Path, monkeypatch, capsys) -> None:
     real_scan_file = scan_module.scan_file
 
-    def scan_file(folder: Path, relative: str, budget=None):
+    def scan_file(folder: Path, relative: str, budget=None, link_roots=()):
         if relative == "model.safetensors":
             raise MemoryError("hostile header")
         return real_scan_file(folder, relative)
@@ -478,8 +478,8 @@ class _FutureFinding:
 def test_finding_kinds_and_new_fields_from_the_scanner_are_picked_up(clean_dir: Path, monkeypatch, capsys) -> None:
     real_scan_file = scan_module.scan_file
 
-    def scan_file(folder: Path, relative: str, budget=None):
-        scanned, findings = real_scan_file(folder, relative, budget=budget)
+    def scan_file(folder: Path, relative: str, budget=None, link_roots=()):
+        scanned, findings = real_scan_file(folder, relative, budget=budget, link_roots=link_roots)
         if relative == "model.safetensors":
             findings = [_FutureFinding(relative, None, "", "error", "two readers disagree on the header", "parser-differential"),
                         _FutureFinding(relative, None, "", "novel", "a severity added later", "shiny-new-kind")]
