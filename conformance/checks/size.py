@@ -61,12 +61,12 @@ def non_embedding_parameters(evidence: Evidence, rule: Rule) -> Verdict:
     needs_comparison=True,
 )
 def weight_bytes(evidence: Evidence, rule: Rule) -> Verdict:
-    """Bytes of tensor data in the weight files.
+    """Bytes of tensor data in the weight files, judged even when the parameters cannot be counted.
 
     Raises CheckError when a weight header could not be read or there are no tensors.
     """
     facts = static_facts(evidence)
-    require_tensors(facts)
+    require_tensors(facts, counted=False)  # bytes on disk need no fold: a parameter-count error does not stop them
     return judge(facts.weight_bytes, rule.comparison, " bytes")
 
 
@@ -83,7 +83,7 @@ def weight_dtypes(evidence: Evidence, rule: Rule) -> Verdict:
     Raises CheckError when a weight header could not be read or there are no tensors.
     """
     facts = static_facts(evidence)
-    require_tensors(facts)
+    require_tensors(facts, counted=False)  # stored dtypes need no fold
     return judge_set(sorted(facts.weight_dtypes), rule.comparison, "dtypes")
 
 
@@ -125,7 +125,7 @@ _QUANTIZATION_PARAMS: dict[str, dict[str, Any]] = {
         "type": "object",
         "additionalProperties": False,
         "minProperties": 1,
-        "description": "the quant_method (gptq, awq, compressed-tensors, bitsandbytes, fp8, fbgemm_fp8, gguf, ...): in, not_in or equals",
+        "description": "the quant_method (gptq, awq, compressed-tensors, bitsandbytes, fp8, fbgemm_fp8, gguf, ...), any case: in, not_in or equals",
         "properties": {
             "in": {"type": "array", "items": {"type": "string"}, "minItems": 1},
             "not_in": {"type": "array", "items": {"type": "string"}, "minItems": 1},
@@ -133,7 +133,10 @@ _QUANTIZATION_PARAMS: dict[str, dict[str, Any]] = {
         },
     },
     "bits": {**_NUMBER_BAR, "description": "weight bits (quantized: the method's bits; else the predominant float's): min, max, equals"},
-    "group_size": {**_NUMBER_BAR, "description": "quantization group size (-1: one group per row): min, max, equals"},
+    "group_size": {
+        **_NUMBER_BAR,
+        "description": "quantization group size: min, max, equals (-1, one group per row, is the coarsest: above any max, meets any min; equals -1 matches it)",
+    },
     "bits_per_parameter": {**_NUMBER_BAR, "description": "stored weight bits per parameter (scales and zeros included): min, max, equals"},
 }
 QUANTIZATION_CONDITIONS = tuple(_QUANTIZATION_PARAMS)
@@ -146,6 +149,20 @@ def _quantization_conditions(rule: Rule) -> dict[str, Any]:
     return {}
 
 
+def _lower_bar(bar: dict[str, Any]) -> dict[str, Any]:
+    """A method bar with its strings in lower case: quant_method is compared case-insensitively (GPTQ is gptq)."""
+    return {key: [str(item).lower() for item in value] if isinstance(value, list) else str(value).lower() for key, value in bar.items()}
+
+
+def _meets(key: str, value: Any, bar: dict[str, Any]) -> bool:
+    """Whether `value` meets a numeric bar; a group_size of -1 (one group per row) counts as +infinity for min and max."""
+    if key == "group_size" and value == -1:
+        if "equals" in bar:
+            return bool(bar["equals"] == -1)
+        return "max" not in bar  # larger than every max, at least every min
+    return judge(value, bar).status == "pass"
+
+
 def _quantization_failures(quantization: dict[str, Any], params: dict[str, Any]) -> list[str]:
     """One reason per stated condition the quantization fact does not meet."""
     failures = []
@@ -155,21 +172,22 @@ def _quantization_failures(quantization: dict[str, Any], params: dict[str, Any])
         method, bar = quantization["method"], params["method"]
         if method is None:
             failures.append("no quantization method (the weights are not quantized)")
-        elif judge(method, bar).status != "pass":
+        elif judge(str(method).lower(), _lower_bar(bar)).status != "pass":
             failures.append(f"method {method} is not {describe_expected(bar)}")
     for key in ("bits", "group_size", "bits_per_parameter"):
         if key in params:
             value = quantization.get(key)
             if value is None:
                 failures.append(f"{key} unknown")
-            elif judge(value, params[key]).status != "pass":
-                failures.append(f"{key} {value} is not {describe_expected(params[key])}")
+            elif not _meets(key, value, params[key]):
+                shown = f"{value} (one group per row)" if key == "group_size" and value == -1 else value
+                failures.append(f"{key} {shown} is not {describe_expected(params[key])}")
     return failures
 
 
 @check(
     "size.quantization",
-    summary="how the weights are quantized (method, bits, group size, bits per parameter) from quantization_config and the tensors",
+    summary="how the weights are quantized (method, any case; bits; group size, -1 one group per row counting as the largest; bits per parameter) from quantization_config and the tensors",
     probes=("static",),
     params=_QUANTIZATION_PARAMS,
     comparisons=(),
@@ -179,7 +197,9 @@ def quantization(evidence: Evidence, rule: Rule) -> Verdict:
     """Judge the quantization fact by the rule's conditions: `quantized`, `method`, `bits`, `group_size`, `bits_per_parameter`.
 
     Every stated condition must hold; the message names each that does not. A condition on a figure the
-    fact lacks (an unquantized model's group size) fails. Raises CheckError when a weight header could
+    fact lacks (an unquantized model's group size) fails. A group_size of -1 (one group per row, the
+    coarsest) counts as larger than any size: it fails every `max`, meets every `min`, and `equals: -1`
+    matches it. `method` is compared case-insensitively. Raises CheckError when a weight header could
     not be read, the tensors could not be folded, or the quantization could not be described.
     """
     facts = static_facts(evidence)

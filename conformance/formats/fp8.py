@@ -35,6 +35,12 @@ class Fp8Layout(PiecewiseLayout):
             raise ValueError(f"quantization_config.weight_block_size {block!r} is not two positive integers")
         return {"block": tuple(block) if block else None}
 
+    def check_standalone(self, prefix: str, module: dict[str, TensorInfo]) -> None:
+        """ValueError for an F8 weight with no scale beside it: the scales are a missing piece, not an unquantized layer."""
+        weight = module.get("weight")
+        if weight is not None and weight.dtype.startswith("F8"):
+            raise ValueError(f"incomplete FP8 group {prefix}: {weight.dtype} weight without weight_scale_inv or weight_scale")
+
     def fold(self, prefix: str, pieces: dict[str, TensorInfo], settings: dict[str, Any]) -> list[TensorInfo]:
         """`<m>.weight` as stored (F8), its `packed_bytes` with the scales'; ValueError when a scale's shape disagrees."""
         weight = pieces.get("weight")

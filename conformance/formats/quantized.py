@@ -18,7 +18,7 @@ from .dtypes import DTYPES
 from .fp8 import Fp8Layout
 from .integer_packed import AwqLayout, CompressedTensorsLayout, GptqLayout
 from .parameters import is_buffer
-from .quantized_base import MAX_CONFIG_LIST, quant_method, quantization_config
+from .quantized_base import MAX_CONFIG_LIST, PiecewiseLayout, quant_method, quantization_config
 from .tensors import TensorInfo
 
 
@@ -51,6 +51,48 @@ class UnreadLayout(TensorLayout):
 KNOWN_LAYOUTS: list[TensorLayout] = [GptqLayout(), AwqLayout(), CompressedTensorsLayout(), BitsAndBytesLayout(), Fp8Layout()]
 # in preference order; the first whose config matches folds the tensors; any other quant_method: UnreadLayout
 QUANTIZED_LAYOUTS: list[TensorLayout] = [*KNOWN_LAYOUTS, UnreadLayout()]
+
+# Every piece a known layout folds, less a plain `weight` (every model's own name): one of these left after
+# the fold is a quantized layer no layout folded (no config, an unread config, or one that does not describe it).
+QUANTIZATION_PIECES: tuple[str, ...] = tuple(sorted({
+    piece for layout in KNOWN_LAYOUTS if isinstance(layout, PiecewiseLayout) for piece in layout.pieces if piece not in layout.standalone
+}))
+_PIECE_TAILS = tuple(f".{piece}" for piece in QUANTIZATION_PIECES)
+INTEGER_DTYPES = frozenset(name for name, dtype in DTYPES.items() if not dtype.floating and name.startswith(("I", "U")))
+MAX_NAMED_UNFOLDED = 3  # tensors named in the error; the count says how many there are
+
+
+def unfolded_quantized(tensors: list[TensorInfo]) -> list[TensorInfo]:
+    """Tensors that are quantization pieces (`QUANTIZATION_PIECES`) or integer matrices (2+ dims), known buffers left out.
+
+    Applied to the tensors after the layout's fold: any found is a quantized weight no layout folded, so
+    counting the tensors as stored would leave it out (integers are not parameters) or count its scales.
+    """
+    return [
+        t for t in tensors
+        if (t.name.endswith(_PIECE_TAILS) or (t.dtype in INTEGER_DTYPES and len(t.shape) >= 2)) and not is_buffer(t.name)
+    ]
+
+
+def require_folded(tensors: list[TensorInfo], config: dict[str, Any] | None, folded_by: str | None) -> None:
+    """Raise ValueError naming the first unfolded quantized tensors (`unfolded_quantized`), if any.
+
+    `folded_by` is the layout that folded `tensors` (None: no layout applied, the config names none this
+    suite reads). GGUF block types are floating in the dtype table, so GGUF tensors never match.
+    """
+    left = unfolded_quantized(tensors)
+    if not left:
+        return
+    named = ", ".join(f"{t.name[:200]} ({t.dtype} {list(t.shape)})" for t in left[:MAX_NAMED_UNFOLDED])
+    more = f" and {len(left) - MAX_NAMED_UNFOLDED} more" if len(left) > MAX_NAMED_UNFOLDED else ""
+    if folded_by is None:
+        why = "without a quantization_config this suite reads"
+    else:
+        why = f"that its quantization_config (quant_method {quant_method(config)!r}) does not describe"
+    raise ValueError(
+        f"the checkpoint stores quantized or integer weights {why}: {named}{more}; "
+        "counting them as stored would not give the model's parameters"
+    )
 
 PLAIN_FLOATS = frozenset({"F64", "F32", "F16", "BF16"})  # stored as computed: not a quantization
 MAX_NAMED_MODULES = 20  # unquantized matrices named in the fact; the count says how many there are

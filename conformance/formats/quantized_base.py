@@ -113,6 +113,9 @@ class PiecewiseLayout(TensorLayout):
         """True when `quantization_config.quant_method` is one of `methods`."""
         return quant_method(config) in self.methods
 
+    def check_standalone(self, prefix: str, module: dict[str, TensorInfo]) -> None:
+        """ValueError when a module holding only `standalone` pieces is a quantized one missing its other pieces; here never."""
+
     @abstractmethod
     def settings(self, config: dict[str, Any]) -> dict[str, Any]:
         """The config values `fold` needs, validated; ValueError naming a bad key."""
@@ -158,5 +161,6 @@ class PiecewiseLayout(TensorLayout):
             if orphans:
                 wanted = " or ".join(self.markers)
                 raise ValueError(f"incomplete {self.name} group {prefix}: {', '.join(orphans)} without {wanted}")
+            self.check_standalone(prefix, module)
             logical.extend(module.values())
         return logical

@@ -21,6 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 from ..candidate import Candidate
 from ..formats import registry
 from ..formats.base import WeightFormat
+from ..formats.quantized import require_folded
 from ..formats.tensors import TensorInfo
 
 
@@ -202,12 +203,15 @@ def count_parameters(weights: WeightsInfo, config: dict[str, Any] | None) -> dic
 
     A quantized checkpoint's tensors are first folded by its layout (`registry.tensor_layout`), so the count
     is the unquantized model's. A name held by more than one file is counted once (the first file read);
-    `weights.errors` says so and the size rules error. Raises ValueError when the layout cannot fold them.
+    `weights.errors` says so and the size rules error. Raises ValueError when the layout cannot fold them,
+    and when quantized pieces or integer matrices are left unfolded (`formats.quantized.require_folded`:
+    no config, or one that does not describe them): counted as stored they would vanish from the count.
     """
     if weights.tensor_format is None:
         return {}
     tensors = first_of_each_name(weights.tensors)
-    layout = registry.tensor_layout(config)
+    layout = registry.tensor_layout(config) if config is not None else None
     if layout is not None and config is not None:
         tensors = layout.logical_tensors(tensors, config)
+    require_folded(tensors, config, layout.name if layout is not None else None)
     return registry.format_named(weights.tensor_format).count_parameters(tensors, config)
