@@ -122,9 +122,12 @@ class Candidate:
             self.location = self.path = given.resolve()
             self.link_roots: tuple[Path, ...] = hub.link_roots(self.path)
         elif given.suffix.lower() in SINGLE_FILE_SUFFIXES and stat.S_ISREG(os.stat(given).st_mode):
-            self.location = given.resolve()
-            self.path = _single_file_folder(self, self.location, given.name)
-            self.link_roots = (self.location,)
+            # The location keeps the name the user gave (absolute, links not resolved): a link into a hub
+            # cache's blobs/ resolves to a name without a suffix, which would no longer say the format.
+            self.location = Path(os.path.abspath(given))
+            real = given.resolve()
+            self.path = _single_file_folder(self, real, given.name)
+            self.link_roots = (real,)
         else:
             raise RequestError(f"{path}: a model must be a folder in Hugging Face layout or a .gguf file, not this file")
         self.name = name or (given.stem if self.location != self.path else default_name(self.path))

@@ -205,6 +205,10 @@ def resolve(repo_id: str, revision: str | None = None) -> Snapshot:
     revision = check_revision(revision or "main")
     cache = cache_folder()
     repo = Path(os.path.realpath(cache / repo_folder_name(repo_id)))  # safe_files judges against resolved folders
+    if os.path.lexists(cache / repo_folder_name(repo_id)) and repo.name != repo_folder_name(repo_id):
+        # The cache may sit behind a link, but a repository folder that leads to another repository's would
+        # check (and name the result after) a model the user did not ask for.
+        raise RequestError(f"{repo_id}: {cache / repo_folder_name(repo_id)} leads to {repo}, another repository; not used")
     offline = is_offline()
     if offline:
         if not _real_folder(repo):

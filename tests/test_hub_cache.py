@@ -384,7 +384,7 @@ def test_a_gguf_file_is_a_model_of_that_file_alone(tmp_path: Path) -> None:
     (folder / "other.safetensors").write_bytes(b"x")
     candidate = Candidate(folder / "smol-q4.gguf")
     assert candidate.name == "smol-q4"
-    assert candidate.location == (folder / "smol-q4.gguf").resolve()
+    assert candidate.location == Path(os.path.abspath(folder / "smol-q4.gguf"))  # as named, links not resolved
     assert candidate.file_names() == ["smol-q4.gguf"]
     assert candidate.files[0].size_bytes == 64 and candidate.files[0].in_link_root
     assert candidate.read_bytes("smol-q4.gguf", 100)[:4] == b"GGUF"
@@ -508,3 +508,32 @@ def test_the_scan_command_reads_a_snapshot_s_links_into_its_blobs_and_refuses_th
     weights = (hostile_snapshot / "model.safetensors").resolve().read_bytes()
     assert hashed["model.safetensors"] == [{"alg": "SHA-256", "content": hashlib.sha256(weights).hexdigest()}]
     assert not hashed.get("etc.txt")
+
+
+def test_a_gguf_link_into_the_blobs_is_checked_by_its_own_name(cache: Path, tmp_path: Path, pytester: pytest.Pytester) -> None:
+    # A snapshot's tiny.gguf is a link to a blob named by its hash, with no suffix: the model keeps the
+    # name it was given, in the command line and in the pytest plugin alike.
+    from conformance.zoo.gguf_models import build_gguf
+
+    made = build_gguf(tmp_path / "made")
+    model = tmp_path / "gguf-model"
+    model.mkdir()
+    shutil.copy(made.path, model / "tiny.gguf")
+    link = cache_model(cache, "acme/tiny-gguf", model) / "tiny.gguf"
+    assert link.is_symlink() and link.resolve().suffix == ""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(PLUGIN_SPEC)
+    out = tmp_path / "out"
+    assert main(["check", str(link), "--spec", str(spec), "--out", str(out), "-q", "--no-cache"]) == 0
+    document = json.loads((out / "tiny.json").read_text())
+    assert document["model"]["name"] == "tiny" and document["model"]["path"] == str(link)
+    pytester.makeini("[pytest]\n")
+    result = pytester.runpytest("--conformance-spec", str(spec), "--conformance-model", str(link), "-v", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+
+
+def test_a_repository_folder_leading_to_another_repository_is_refused(cache: Path, llama_dir: Path) -> None:
+    cache_model(cache, "evil/other", llama_dir)
+    os.symlink(cache / "models--evil--other", cache / "models--acme--tiny-llama")
+    with pytest.raises(RequestError, match="models--acme--tiny-llama leads to .*models--evil--other, another repository; not used"):
+        open_candidate("acme/tiny-llama")

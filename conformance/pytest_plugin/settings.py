@@ -94,7 +94,9 @@ def model_reference(value: str, base: Path) -> str:
     """A model as the plugin keeps it: the absolute path when `value` exists relative to `base` or is no repo id, else the repo id."""
     path = base / Path(value).expanduser()
     if os.path.lexists(path) or split_reference(value) is None:
-        return str(path.resolve())
+        # A folder by its real path; a file (a .gguf link into a hub cache's blobs/) by the name given, which
+        # says its format where the blob's name does not.
+        return str(path.resolve() if path.is_dir() else Path(os.path.abspath(path)))
     return value
 
 

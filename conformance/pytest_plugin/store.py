@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,7 +130,9 @@ class Store:
 
     def candidate(self, path: Path, name: str | None = None) -> Candidate:
         """Open a model (folder or .gguf file) once; its name (default: `default_name`) is unique in the session (`tiny-llama`, `tiny-llama-2`)."""
-        path = path.resolve()
+        # A folder by its real path (one state per model however it is named); a .gguf file by the name given
+        # (a hub cache link resolves to a blob whose name no longer says the format).
+        path = path.resolve() if path.is_dir() else Path(os.path.abspath(path))
         if path not in self.candidates:
             base = re.sub(r"[\[\]:]+", "_", name or default_name(path))  # [ ] and :: would split the node id
             unique = unique_name(base, set(self.names.values()))
