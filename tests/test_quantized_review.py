@@ -138,20 +138,37 @@ def test_gguf_block_types_are_unaffected(tmp_path: Path) -> None:
     assert facts.parameters_error is None and facts.parameters["parameters"] == tiny.parameters
 
 
-def test_a_mixed_precision_checkpoint_still_judges_bytes_and_dtypes(built: dict[str, Path], tmp_path: Path, write_spec: Any) -> None:
-    """Config groups with 4 and 8 bits are not folded (a parameters error), but bytes and dtypes on disk need no fold."""
-    def mixed(config: dict[str, Any]) -> None:
-        groups = config["quantization_config"]["config_groups"]
-        scheme = groups["group_0"]
-        groups["group_1"] = {**scheme, "targets": ["re:.*mlp.*"], "weights": {**scheme["weights"], "num_bits": 8}}
+def _two_groups(config: dict[str, Any], attention: dict[str, Any], mlp: dict[str, Any]) -> None:
+    """compressed-tensors config groups: the attention projections with one weights scheme, the MLP with another."""
+    groups = config["quantization_config"]["config_groups"]
+    scheme = groups.pop("group_0")
+    groups["attention"] = {**scheme, "targets": ["re:.*self_attn.*"], "weights": {**scheme["weights"], **attention}}
+    groups["mlp"] = {**scheme, "targets": ["re:.*mlp.*"], "weights": {**scheme["weights"], **mlp}}
 
-    folder = rebuild(built["compressed-tensors"], tmp_path / "m", change_config=mixed)
+
+def test_mixed_precision_config_groups_fold_each_layer_by_its_shapes(built: dict[str, Path], tmp_path: Path) -> None:
+    """Attention in 4 bits, MLP in 8 bits (group size 32): each layer folds by the scheme its shapes fit."""
+    from safetensors.torch import load_file
+
+    eight, _ = build_quantized_llama(tmp_path / "eight", "compressed-tensors", bits=8)
+    mlp_tensors = {name: tensor for name, tensor in load_file(str(eight / "model.safetensors")).items() if ".mlp." in name}
+    folder = rebuild(built["compressed-tensors"], tmp_path / "m", lambda t: t.update(mlp_tensors), lambda c: _two_groups(c, {"num_bits": 4}, {"num_bits": 8}))
+    facts = probe_static(Candidate(folder))
+    assert facts.parameters_error is None and facts.parameters["parameters"] == TINY_LLAMA_PARAMETERS
+    assert facts.quantization["bits"] == 8  # the widest group's
+
+
+def test_a_layer_two_schemes_fit_is_an_error_but_bytes_and_dtypes_are_judged(tmp_path: Path, write_spec: Any) -> None:
+    """Per channel, 4 and 8 bits: a [out, 1] scale fits both, so the layer's width is not told; bytes on disk need no fold."""
+    channel = {"strategy": "channel", "group_size": None}
+    source, _ = build_quantized_llama(tmp_path / "c", "compressed-tensors", group_size=-1)
+    folder = rebuild(source, tmp_path / "m", change_config=lambda c: _two_groups(c, {**channel, "num_bits": 4}, {**channel, "num_bits": 8}))
     results = judged(folder, [
         {"id": "P", "check": "size.parameters", "max": 1e9},
         {"id": "B", "check": "size.weight_bytes", "max": 1e9},
         {"id": "D", "check": "size.weight_dtypes", "in": ["F16", "F32", "BF16", "I32", "I64"]},
     ], write_spec)
-    assert results["P"].status == "error" and "not folded" in (results["P"].message or "")
+    assert results["P"].status == "error" and "schemes of 4 bits, 8 bits fit" in (results["P"].message or ""), results["P"].message
     assert results["B"].status == "pass" and results["D"].status == "pass", (results["B"].message, results["D"].message)
 
 

@@ -12,7 +12,9 @@ one group when group_size is -1; shapes as AutoGPTQ / GPTQModel, AutoAWQ and com
   [out, in·bits/32], `weight_scale` [out, G] (channel strategy: [out, 1]), `weight_zero_point`, `weight_shape`
   I64 [2], `weight_g_idx` I32 [in]; `nvfp4-pack-quantized`: `weight_packed` U8 [out, in/2] with FP8 block scales
   and global scales; `float-quantized` / `int-quantized` / `naive-quantized`: `weight` in F8 or I8 at its
-  full shape with `weight_scale` (and `input_scale`, `weight_zero_point`).
+  full shape with `weight_scale` (and `input_scale`, `weight_zero_point`). Mixed precision (`config_groups`
+  with different bits or group sizes, `pack-quantized` only): each layer folds by the one group scheme its
+  weight_packed and weight_scale shapes fit; a layer two schemes fit alike, or none, is an error.
 
 Each group folds into `<m>.weight` [out, in] in the scales' dtype (F8 weights stay F8: the model holds them
 so), its `packed_bytes` the bytes of every piece.
@@ -137,8 +139,23 @@ class AwqLayout(PiecewiseLayout):
         return [folded(prefix, scales.dtype, (out, in_features), pieces, qweight)]
 
 
+def _scheme(weights: dict[str, Any]) -> dict[str, Any]:
+    """bits, group_size and strategy of one config group's weights scheme; ValueError naming a bad value."""
+    bits = config_int(weights, ("num_bits",), None, (*PACKED_BITS, 16))
+    group_size = weights.get("group_size")
+    if group_size is not None and (isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1):
+        raise ValueError(f"compressed-tensors group_size {group_size!r} is not a positive integer")
+    return {"bits": bits, "group_size": group_size, "strategy": weights.get("strategy")}
+
+
 def _compressed_settings(settings: dict[str, Any]) -> dict[str, Any]:
-    """format, bits, group_size and strategy of a compressed-tensors config (one set for every config group)."""
+    """format and the weight schemes of a compressed-tensors config (one format; schemes may differ per group).
+
+    Mixed precision (config groups with different bits or group sizes) is folded for `pack-quantized` only,
+    each layer by the one scheme its stored shapes fit (`_packed_in_features`): the groups' `targets` name
+    module classes and patterns this suite does not match. The first scheme's values stay the settings'
+    `bits`, `group_size` and `strategy`.
+    """
     groups = settings.get("config_groups")
     if not isinstance(groups, dict) or not groups:
         raise ValueError("compressed-tensors quantization_config has no config_groups")
@@ -148,18 +165,49 @@ def _compressed_settings(settings: dict[str, Any]) -> dict[str, Any]:
     if not weights:
         raise ValueError("compressed-tensors config_groups hold no weights scheme")
     formats = {settings.get("format")} if isinstance(settings.get("format"), str) else {g.get("format") for g in groups.values() if isinstance(g, dict)}
-    described = {(w.get("num_bits"), w.get("group_size"), w.get("strategy")) for w in weights}
-    if len(formats) != 1 or len(described) != 1:
-        raise ValueError("compressed-tensors config groups with different formats, bits or group sizes are not folded")
+    if len(formats) != 1:
+        raise ValueError("compressed-tensors config groups with different formats are not folded")
     fmt = formats.pop()
     if fmt not in (*PACKED_FORMATS, *FULL_SHAPE_FORMATS):
         raise ValueError(f"compressed-tensors format {fmt!r} is not folded ({', '.join((*PACKED_FORMATS, *FULL_SHAPE_FORMATS))})")
-    scheme = weights[0]
-    bits = config_int(scheme, ("num_bits",), None, (*PACKED_BITS, 16))
-    group_size = scheme.get("group_size")
-    if group_size is not None and (isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1):
-        raise ValueError(f"compressed-tensors group_size {group_size!r} is not a positive integer")
-    return {"format": fmt, "bits": bits, "group_size": group_size, "strategy": scheme.get("strategy")}
+    schemes: list[dict[str, Any]] = []
+    for scheme in map(_scheme, weights):
+        if scheme not in schemes:
+            schemes.append(scheme)
+    if len(schemes) > 1 and fmt != "pack-quantized":
+        raise ValueError(f"compressed-tensors config groups with different bits or group sizes are not folded for format {fmt}")
+    return {"format": fmt, **schemes[0], "schemes": schemes}
+
+
+def _packed_in_features(packed: TensorInfo, scale: TensorInfo, scheme: dict[str, Any]) -> int:
+    """Input features of a pack-quantized weight under `scheme`; ValueError when its scale's shape disagrees."""
+    rows, columns = packed.shape
+    in_features = unpacked(columns, scheme["bits"], packed.name)
+    if scheme["strategy"] == "group" and scheme["group_size"]:
+        groups = group_count(in_features, scheme["group_size"])
+        if len(scale.shape) == 2:
+            _check_groups(scale, groups, 1, scheme["group_size"], in_features)
+        expect_shape(scale, (rows, groups), "weight_scale")
+    elif scheme["strategy"] == "channel":
+        expect_shape(scale, (rows, 1), "weight_scale")
+    return in_features
+
+
+def _mixed_in_features(packed: TensorInfo, scale: TensorInfo, schemes: list[dict[str, Any]]) -> int:
+    """Input features of a pack-quantized weight by the one scheme (of several) its shapes fit; ValueError otherwise."""
+    fits: dict[int, int] = {}
+    for scheme in schemes:
+        try:
+            fits.setdefault(_packed_in_features(packed, scale, scheme), scheme["bits"])
+        except ValueError:
+            continue
+    if len(fits) != 1:
+        told = "no config group's scheme fits" if not fits else f"schemes of {', '.join(f'{b} bits' for b in fits.values())} fit"
+        raise ValueError(
+            f"{packed.name}: {told} its weight_packed {list(packed.shape)} and weight_scale {list(scale.shape)} "
+            "(mixed-precision config groups are told apart by shapes only)"
+        )
+    return next(iter(fits))
 
 
 def _check_full_shape_scale(scale: TensorInfo, weight: TensorInfo, settings: dict[str, Any]) -> None:
@@ -208,15 +256,10 @@ class CompressedTensorsLayout(PiecewiseLayout):
             in_features, dtype = columns * 2, "BF16"  # two 4-bit values a byte; the model computes in 16 bits
         else:
             expect_dtype(packed, {"I32"}, "weight_packed")
-            in_features, dtype = unpacked(columns, settings["bits"], packed.name), scale.dtype
             expect_dtype(scale, SCALE_DTYPES, "weight_scale")
-            if settings["strategy"] == "group" and settings["group_size"]:
-                groups = group_count(in_features, settings["group_size"])
-                if len(scale.shape) == 2:
-                    _check_groups(scale, groups, 1, settings["group_size"], in_features)
-                expect_shape(scale, (rows, groups), "weight_scale")
-            elif settings["strategy"] == "channel":
-                expect_shape(scale, (rows, 1), "weight_scale")
+            schemes = settings["schemes"]
+            in_features = _packed_in_features(packed, scale, schemes[0]) if len(schemes) == 1 else _mixed_in_features(packed, scale, schemes)
+            dtype = scale.dtype
         if "weight_shape" in pieces and pieces["weight_shape"].elements != 2:
             raise ValueError(f"{pieces['weight_shape'].name}: a linear weight's shape has 2 entries, not {pieces['weight_shape'].elements}")
         if "weight_g_idx" in pieces:
