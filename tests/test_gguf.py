@@ -18,7 +18,7 @@ from conformance.candidate import Candidate
 from conformance.formats import registry
 from conformance.formats.dtypes import DTYPES, GGML_TYPES
 from conformance.formats.gguf import GGUFFormat, GGUFSource, gguf_model_files
-from conformance.formats.gguf_header import MAX_KV_COUNT, SCALAR_TYPES, VALUE_TYPE_NAMES, parse_gguf
+from conformance.formats.gguf_header import KEPT_ARRAY_BYTES, MAX_KV_COUNT, SCALAR_TYPES, VALUE_TYPE_NAMES, GGUFArray, parse_gguf
 from conformance.probes.static import probe_static
 from conformance.runner import RunOptions, run
 from conformance.spec import load_spec
@@ -234,6 +234,19 @@ def test_model_file_selection() -> None:
         gguf_model_files({"model.Q4_K_M.gguf", "model.Q8_0.gguf"})
     with pytest.raises(ValueError, match="incomplete: 2 of 3 shards"):
         gguf_model_files({"m-00001-of-00003.gguf", "m-00003-of-00003.gguf"})
+    assert gguf_model_files({"m-00001-of-00001.gguf"}) == ["m-00001-of-00001.gguf"]
+    for alone in ("m-00001-of-00003.gguf", "m-00002-of-00003.gguf"):  # one shard is no model, whatever its index
+        with pytest.raises(ValueError, match="incomplete: 1 of 3 shards"):
+            gguf_model_files({alone, "mmproj-f16.gguf"})
+
+
+def test_a_lone_first_shard_is_an_error_of_every_fact(tmp_path: Path) -> None:
+    (tmp_path / "m-00001-of-00003.gguf").write_bytes(_file())
+    facts = probe_static(Candidate(tmp_path))
+    assert facts.config is None and "split GGUF file incomplete: 1 of 3" in (facts.config_error or "")
+    assert facts.weights.tensors == [] and "split GGUF file incomplete: 1 of 3" in "; ".join(facts.weights.errors)
+    results = statuses(tmp_path, [{"id": "PARAMS", "level": "must", "check": "size.parameters", "max": 1e9}], tmp_path)
+    assert results["PARAMS"].status == "error" and "incomplete" in results["PARAMS"].message
 
 
 def test_several_quantizations_in_one_folder_error_the_size_rules(tiny_llama, tmp_path: Path) -> None:
@@ -374,6 +387,39 @@ def test_a_header_larger_than_one_read_is_read_whole(tmp_path: Path) -> None:
     assert facts.config is not None and facts.config["vocab_size"] == 300_000 and facts.parameters["parameters"] == 128
 
 
+def _many_arrays(count: int, array: bytes) -> bytes:
+    return _file([*_GOOD_KV, *(_string(f"x.array_{index}") + array for index in range(count))])
+
+
+# Arrays of 4096 items each (the longest kept), many of them: their items as Python objects would be
+# 9x (u8) or 6x (2-byte strings) the file's size.
+MANY_ARRAYS = [
+    ("u8[4096] x 2500", _many_arrays(2500, struct.pack("<IIQ", 9, 0, 4096) + bytes(range(256)) * 16)),
+    ("string[4096] x 300", _many_arrays(300, struct.pack("<IIQ", 9, 8, 4096) + _string("ab") * 4096)),
+]
+
+
+@pytest.mark.parametrize(("name", "data"), MANY_ARRAYS, ids=[case[0] for case in MANY_ARRAYS])
+def test_kept_arrays_are_bounded_over_the_whole_file(tmp_path: Path, name: str, data: bytes) -> None:
+    (tmp_path / "model.gguf").write_bytes(data)
+    tracemalloc.start()
+    try:
+        with (tmp_path / "model.gguf").open("rb") as handle:
+            header = parse_gguf(handle, "model.gguf")
+        _, peak_bytes = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # The header's bytes are read once (a growing buffer); kept items add at most a few MiB on top.
+    assert peak_bytes < 2 * len(data) + 16 * 1024 * 1024, (peak_bytes, len(data))
+    arrays = [value for key, value in header.metadata.items() if key.startswith("x.array_")]
+    assert all(isinstance(array, GGUFArray) and array.length == 4096 for array in arrays)
+    kept = [array for array in arrays if array.values is not None]
+    stored = 4096 if arrays[0].item_type == "UINT8" else 4096 * 10
+    assert len(kept) == KEPT_ARRAY_BYTES // stored and kept == arrays[: len(kept)]  # the first ones, up to the budget
+    assert kept[0].values is not None and kept[0].values[:3] in ((0, 1, 2), ("ab", "ab", "ab"))
+    assert header.metadata["llama.block_count"] == 2 and header.tensors is not None
+
+
 def test_a_special_token_id_outside_the_vocabulary_fails_its_rule(tmp_path: Path) -> None:
     array = _string("tokenizer.ggml.tokens") + struct.pack("<IIQ", 9, 8, 2) + _string("a") + _string("b")
     (tmp_path / "model.gguf").write_bytes(_file([*_GOOD_KV, array, _kv_u32("tokenizer.ggml.bos_token_id", 1), _kv_u32("tokenizer.ggml.eos_token_id", 10)]))
@@ -390,6 +436,23 @@ def test_hostile_file_fails_the_rules_that_need_it(tmp_path: Path) -> None:
     ], tmp_path)
     assert {k: r.status for k, r in results.items()} == {"LAYERS": "pass", "PARAMS": "error", "FORMAT": "pass"}
     assert "1000 dimensions" in results["PARAMS"].message
+
+
+def test_messages_name_the_gguf_file_not_config_json(tmp_path: Path) -> None:
+    nan_heads = _string("llama.attention.head_count") + struct.pack("<If", 6, float("nan"))
+    (tmp_path / "model.gguf").write_bytes(_file([*_GOOD_KV, nan_heads], tensors=[_tensor_info(offset=2**40)]))
+    results = statuses(tmp_path, [
+        {"id": "HEADS", "level": "must", "check": "architecture.num_attention_heads", "min": 1},
+        {"id": "VOCAB", "level": "must", "check": "architecture.vocab_size", "min": 1},
+        {"id": "PATH", "level": "must", "check": "architecture.config", "path": "rope_theta", "min": 1},
+        {"id": "FINITE", "level": "must", "check": "safety.tensors_finite"},
+    ], tmp_path)
+    assert results["HEADS"].message == "model.gguf metadata num_attention_heads is not a finite number (nan)"
+    assert results["VOCAB"].message == "model.gguf metadata has no vocab_size field for model_type 'llama'"
+    assert results["PATH"].message == "model.gguf metadata has no field rope_theta"
+    # Bad tensor infos: the finiteness rule says what is wrong with them, not that there are no weights.
+    assert results["FINITE"].status == "error" and "runs past the end of the file" in results["FINITE"].message
+    assert "config.json" not in " ".join(r.message for r in results.values())
 
 
 def test_a_gguf_name_without_the_magic_is_an_unknown_kind(tmp_path: Path) -> None:

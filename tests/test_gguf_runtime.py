@@ -20,7 +20,7 @@ import pytest
 from conformance.backends import TransformersBackend
 from conformance.backends.base import LoadRequest
 from conformance.candidate import Candidate
-from conformance.errors import CheckSkipped
+from conformance.errors import CheckError, CheckSkipped
 from conformance.probes import load as load_module
 from conformance.probes.load import LoadOptions, load_model
 from conformance.results import RuleResult
@@ -151,6 +151,43 @@ def test_a_split_gguf_file_skips_the_runtime_rules(tmp_path: Path) -> None:
         (tmp_path / f"model-0000{index}-of-00002.gguf").write_bytes(b"GGUF")
     with pytest.raises(CheckSkipped, match="split GGUF"):
         load_model(Candidate(tmp_path), LoadOptions(device="cpu"), ["gguf"], [])
+
+
+def _recording_backend(monkeypatch: pytest.MonkeyPatch) -> list[LoadRequest]:
+    """Replace the backend by one that records what it is asked to load (and loads nothing)."""
+    seen: list[LoadRequest] = []
+    monkeypatch.setattr(load_module, "backend_class", lambda name: type("Recording", (), {
+        "resolve_device": classmethod(lambda cls, requested: "cpu"),
+        "load": classmethod(lambda cls, request: seen.append(request) or request),
+    }))
+    return seen
+
+
+@pytest.mark.parametrize(("cut", "reason"), [
+    (-64, "runs past the end of the file"),  # tensor data cut short: transformers would read past the end
+    (40, "metadata count 2 cannot fit"),  # metadata cut short
+])
+def test_a_gguf_file_the_header_reader_rejects_is_never_loaded(cut: int, reason: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gguf
+    import numpy as np
+
+    from conformance.probes.static import probe_static
+
+    path = tmp_path / "model.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_block_count(1)
+    writer.add_tensor("token_embd.weight", np.zeros((4, 32), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    data = path.read_bytes()
+    path.write_bytes(data[:cut])
+    seen = _recording_backend(monkeypatch)
+    for static in (probe_static(Candidate(tmp_path)), None):  # with the static facts, and finding the file by name
+        with pytest.raises(CheckError, match=f"not loaded: model.gguf: .*{reason}"):
+            load_model(Candidate(tmp_path), LoadOptions(device="cpu"), ["gguf"], [], static)
+    assert seen == []
 
 
 def test_the_load_prefers_safetensors_over_a_gguf_export(llama_dir: Path, copy_model, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -172,8 +172,8 @@ def test_size_active_parameters_rule(mixtral: tuple[Any, Path], write_spec) -> N
     assert results["ACTIVE"].message == "2 MoE layers, top-2 of 8 experts"
 
 
-def test_gguf_experts_stacked_per_layer(tmp_path: Path) -> None:
-    """GGUF stores a layer's experts stacked: blk.N.ffn_{gate,up,down}_exps.weight with E first (numpy order)."""
+def _write_gguf_moe(path: Path, *, expert_count: bool = True) -> dict[str, tuple[int, ...]]:
+    """A tiny llama GGUF with stacked experts (4 per layer, top-2), `expert_count` written or left out; its shapes."""
     import numpy as np
 
     from conformance.formats import registry
@@ -185,14 +185,15 @@ def test_gguf_experts_stacked_per_layer(tmp_path: Path) -> None:
     except KeyError:
         pytest.skip("no GGUF weight format registered")
     hidden, intermediate, experts, vocab, layers = 32, 16, 4, 64, 2
-    writer = gguf.GGUFWriter(str(tmp_path / "tiny-moe.gguf"), "llama")
+    writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_block_count(layers)
     writer.add_embedding_length(hidden)
     writer.add_feed_forward_length(intermediate)
     writer.add_head_count(4)
     writer.add_head_count_kv(2)
     writer.add_context_length(128)
-    writer.add_expert_count(experts)
+    if expert_count:
+        writer.add_expert_count(experts)
     writer.add_expert_used_count(2)
     rng = np.random.default_rng(0)
     shapes = {"token_embd.weight": (vocab, hidden), "output_norm.weight": (hidden,), "output.weight": (vocab, hidden)}
@@ -208,12 +209,28 @@ def test_gguf_experts_stacked_per_layer(tmp_path: Path) -> None:
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
+    return shapes
+
+
+def test_gguf_experts_stacked_per_layer(tmp_path: Path) -> None:
+    """GGUF stores a layer's experts stacked: blk.N.ffn_{gate,up,down}_exps.weight with E first (numpy order)."""
+    import numpy as np
+
+    shapes = _write_gguf_moe(tmp_path / "tiny-moe.gguf")
+    hidden, intermediate, experts, layers = 32, 16, 4, 2
     facts = probe_static(Candidate(tmp_path))
     total = sum(int(np.prod(shape)) for shape in shapes.values())
     routed = layers * 3 * experts * intermediate * hidden
     assert facts.parameters["parameters"] == total
     assert facts.active_parameters == total - routed * (experts - 2) // experts
     assert facts.experts["moe_layers"] == layers
+
+
+def test_a_gguf_moe_without_an_expert_count_says_the_count_is_missing(tmp_path: Path) -> None:
+    _write_gguf_moe(tmp_path / "tiny-moe.gguf", expert_count=False)
+    facts = probe_static(Candidate(tmp_path))
+    error = facts.active_parameters_error or ""
+    assert "the config has no expert count" in error and "None" not in error, error
 
 
 @pytest.mark.parametrize("method", ["gptq", "bnb-nf4", "fp8-block"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..compare import judge
 from ..errors import CheckError
 from ..evidence import Evidence
+from ..formats.gguf import config_source_name
 from ..probes.architecture import ARCHITECTURE_FIELDS, config_value
 from ..registry import check
 from ..rule import Rule
@@ -25,11 +26,13 @@ _SUMMARIES = {
 
 def _field_check(field_name: str) -> None:
     def run(evidence: Evidence, rule: Rule) -> Verdict:
-        architecture = require_architecture(static_facts(evidence))
+        facts = static_facts(evidence)
+        architecture = require_architecture(facts)
+        source = config_source_name(facts.config)  # config.json, or the GGUF file's metadata
         value = architecture.get(field_name)
         if value is None:
-            raise CheckError(f"config.json has no {field_name} field for model_type {architecture.get('model_type')!r}")
-        return judge(require_finite(value, f"config.json {field_name}"), rule.comparison)
+            raise CheckError(f"{source} has no {field_name} field for model_type {architecture.get('model_type')!r}")
+        return judge(require_finite(value, f"{source} {field_name}"), rule.comparison)
 
     check(
         f"architecture.{field_name}",
@@ -58,8 +61,9 @@ def config_field(evidence: Evidence, rule: Rule) -> Verdict:
     A missing field fails. Raises CheckError when config.json is unreadable or the value is a non-finite number.
     """
     config = require_config(static_facts(evidence))
+    source = config_source_name(config)
     try:
         value = config_value(config, rule.params["path"])
     except KeyError:
-        return Verdict("fail", None, rule.comparison, f"config.json has no field {rule.params['path']}")
-    return judge(require_finite(value, f"config.json {rule.params['path']}"), rule.comparison)
+        return Verdict("fail", None, rule.comparison, f"{source} has no field {rule.params['path']}")
+    return judge(require_finite(value, f"{source} {rule.params['path']}"), rule.comparison)

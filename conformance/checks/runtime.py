@@ -132,8 +132,8 @@ def tensors_finite(evidence: Evidence, rule: Rule) -> Verdict:
     """Pass when no weight tensor holds a NaN or Inf; a fail names up to five tensors with their counts.
 
     Observed: tensors and elements checked (counts) and tensor name -> non-finite element count. Raises
-    CheckError when the finiteness probe failed (no safetensors weights to stream, a shard unreadable, a
-    time or byte budget spent).
+    CheckError when the finiteness probe failed (no streamable weights, weight headers unreadable, a shard
+    unreadable, a time or byte budget spent).
     """
     facts = evidence.get("finiteness", FinitenessFacts)
     observed = {"tensors": facts.tensors_checked, "elements": facts.elements_checked, "nonfinite": facts.nonfinite}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..errors import CheckError
 from ..evidence import Evidence
+from ..formats.gguf import config_source_name
 from ..registry import check
 from ..rule import Rule
 from ..verdict import Verdict
@@ -40,11 +41,12 @@ def vocab_matches_embeddings(evidence: Evidence, rule: Rule) -> Verdict:
     rows = facts.embedding_rows or (facts.config or {}).get("vocab_size") or facts.architecture.get("vocab_size")
     if tokens is None:
         raise CheckError("tokenizer vocabulary size unknown: " + ("; ".join(facts.tokenizer.errors) or "no readable vocabulary"))
+    source = config_source_name(facts.config)  # config.json, or the GGUF file's metadata
     if rows is None:
-        raise CheckError("embedding rows unknown: no embedding tensor header and no vocab_size in config.json")
-    require_finite(rows, "config.json vocab_size")
+        raise CheckError(f"embedding rows unknown: no embedding tensor header and no vocab_size in {source}")
+    require_finite(rows, f"{source} vocab_size")
     if type(rows) is not int:
-        raise CheckError(f"embedding rows unknown: config.json vocab_size {str(rows)[:40]!r} is not an integer")
+        raise CheckError(f"embedding rows unknown: {source} vocab_size {str(rows)[:40]!r} is not an integer")
     exact = bool(rule.params.get("exact", False))
     observed = {"tokenizer_vocab_size": tokens, "embedding_rows": rows}
     expected = "tokens == rows" if exact else "tokens <= rows"

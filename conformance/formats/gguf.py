@@ -15,8 +15,8 @@ template), its license (`general.license`) and every tensor's shape and GGML typ
   (a Hugging Face repository that also ships a GGUF export), a folder of GGUF alone by the GGUF file.
 
 A candidate is one model: a folder may hold one GGUF file, the shards of one split file
-(`name-00001-of-00003.gguf`; the metadata is the first shard's), and multimodal projectors (`mmproj*`,
-left out). Several different GGUF files (one repository's many quantizations) are an error naming them:
+(`name-00001-of-00003.gguf`; the metadata is the first shard's; an incomplete split, one shard alone
+included, is an error of every fact), and multimodal projectors (`mmproj*`, left out). Several different GGUF files (one repository's many quantizations) are an error naming them:
 point the suite at the file itself.
 """
 
@@ -93,15 +93,16 @@ def gguf_model_files(file_names: list[str] | set[str]) -> list[str]:
     """The GGUF files of the one model a folder holds: a single file, or a complete split's shards in order.
 
     Projector files (`mmproj*`) are left out when a model file is present. Raises ValueError when there
-    are none, several different models, or an incomplete split.
+    are none, several different models, or an incomplete split (one shard alone included: the first
+    shard of three is not a model).
     """
     names = sorted(name for name in file_names if is_gguf_name(name))
     models = [name for name in names if not name.lower().startswith("mmproj")] or names
     if not models:
         raise ValueError("no GGUF file")
-    if len(models) == 1:
-        return models
     splits = [_SPLIT.match(name) for name in models]
+    if len(models) == 1 and splits[0] is None:
+        return models
     groups = {(m.group("stem"), m.group("total")) for m in splits if m is not None}
     if all(splits) and len(groups) == 1:
         total = int(next(iter(groups))[1])
@@ -176,6 +177,14 @@ def gguf_config(header: GGUFHeader, tensor_names: set[str] | None) -> dict[str, 
         "tensors_error": header.tensors_error,
     }
     return config
+
+
+def config_source_name(config: dict[str, Any] | None) -> str:
+    """Where a config dict's fields were read, for messages: "<file>.gguf metadata" for `gguf_config`'s, else "config.json"."""
+    gguf = (config or {}).get("gguf")
+    if isinstance(gguf, dict) and isinstance(gguf.get("file"), str):
+        return f"{gguf['file']} metadata"
+    return "config.json"
 
 
 def _tensor_names(candidate: Candidate, files: list[str]) -> set[str] | None:

@@ -19,7 +19,10 @@ with plain `pread`s into one growing buffer, checking every length and count bef
 - metadata count <= `MAX_KV_COUNT`, tensor count <= `MAX_TENSOR_COUNT`, and every count is first checked
   against the bytes left in the file (an item takes at least its smallest encoding);
 - a string is at most `MAX_STRING_BYTES`, an array at most `MAX_STRING_ITEMS` strings or `MAX_ARRAY_ITEMS`
-  numbers (only the token list and arrays of at most `KEPT_ARRAY_ITEMS` are kept); arrays of arrays are refused
+  numbers; only the token list (as a `StringTable`) and arrays of at most `KEPT_ARRAY_ITEMS` items are kept,
+  and those only while the file's kept arrays stay within `KEPT_ARRAY_BYTES` of stored items in all (a
+  header of 15,000 short arrays would otherwise become ~9x its size in Python tuples); every other array
+  is recorded as its type and length without its items being built; arrays of arrays are refused
   (as llama.cpp refuses them); keys and tensor names must be UTF-8 (GGUFReader decodes them strictly),
   values are decoded with replacement characters;
 - n_dims <= 4 (ggml's GGML_MAX_DIMS), the element count fits an int64, the GGML type is known, a block
@@ -55,6 +58,9 @@ MAX_STRING_BYTES = 16 * 1024 * 1024
 MAX_ARRAY_ITEMS = 1 << 24  # numbers in one metadata array (skipped unless short; bounded by the header too)
 MAX_STRING_ITEMS = 1 << 22  # strings in one metadata array: 16x the largest real vocabularies (~262,144 tokens)
 KEPT_ARRAY_ITEMS = 4096  # longer arrays are kept as their type and length (the token list excepted)
+# Stored bytes of kept array items over the whole file (a string item counts its 8-byte length too): real
+# headers keep a few per-layer arrays (head counts, sliding-window patterns) of at most a few KiB.
+KEPT_ARRAY_BYTES = 1024 * 1024
 TOKENS_KEY = "tokenizer.ggml.tokens"
 _INT64_MAX = 2**63 - 1
 _READ_CHUNK = 1024 * 1024
@@ -74,7 +80,8 @@ class GGUFArray:
     """A metadata array: its item type name, its length, and its items when kept (short arrays only).
 
     `values` is None for arrays longer than `KEPT_ARRAY_ITEMS` (merges, scores, token types), whose items
-    no fact needs; the token list is kept apart as a `StringTable`.
+    no fact needs, and for arrays past the file's `KEPT_ARRAY_BYTES` budget; the token list is kept apart
+    as a `StringTable`.
     """
 
     item_type: str
@@ -135,6 +142,14 @@ class _Cursor:
         self.buffer = bytearray()
         self.position = 0
         self.order = "<"  # "<" little-endian (every real file), ">" for a big-endian one
+        self.kept_bytes = 0  # stored bytes of the array items kept so far (bounded by KEPT_ARRAY_BYTES)
+
+    def keep(self, count: int, stored_bytes: int) -> bool:
+        """Whether to keep an array of `count` items stored in `stored_bytes`; a kept one is charged to the budget."""
+        if count > KEPT_ARRAY_ITEMS or self.kept_bytes + stored_bytes > KEPT_ARRAY_BYTES:
+            return False
+        self.kept_bytes += stored_bytes
+        return True
 
     def left(self) -> int:
         """Bytes of the file after the current position."""
@@ -227,16 +242,19 @@ def _array(cursor: _Cursor, key: str) -> GGUFArray | StringTable:
         raise ValueError(f"{key}: arrays of arrays are not supported (llama.cpp refuses them)")
     if item_code == _STRING:
         count = cursor.length(MAX_STRING_ITEMS, 8, f"{key} item count")
-        keep = key == TOKENS_KEY or count <= KEPT_ARRAY_ITEMS
-        start, offsets = _string_items(cursor, count, key, keep)
-        table = StringTable(bytes(cursor.buffer[start : cursor.position]) if keep else b"", offsets, cursor.order)
-        if key == TOKENS_KEY:
-            return table
-        return GGUFArray("STRING", count, tuple(table[index] for index in range(count)) if keep else None)
+        tokens = key == TOKENS_KEY
+        # Walked first (the stored size is known only then), so the offsets are kept for a short array only.
+        start, offsets = _string_items(cursor, count, key, tokens or count <= KEPT_ARRAY_ITEMS)
+        if tokens:
+            return StringTable(bytes(cursor.buffer[start : cursor.position]), offsets, cursor.order)
+        if not cursor.keep(count, cursor.position - start):
+            return GGUFArray("STRING", count, None)
+        table = StringTable(bytes(cursor.buffer[start : cursor.position]), offsets, cursor.order)
+        return GGUFArray("STRING", count, tuple(table[index] for index in range(count)))
     name, code, size = SCALAR_TYPES[item_code]
     count = cursor.length(MAX_ARRAY_ITEMS, size, f"{key} item count")
     cursor.need(count * size, f"{key} items")
-    values = struct.unpack_from(f"{cursor.order}{count}{code}", cursor.buffer, cursor.position) if count <= KEPT_ARRAY_ITEMS else None
+    values = struct.unpack_from(f"{cursor.order}{count}{code}", cursor.buffer, cursor.position) if cursor.keep(count, count * size) else None
     cursor.position += count * size
     return GGUFArray(name, count, values)
 

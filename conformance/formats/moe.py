@@ -113,7 +113,9 @@ def _expert_groups(tensors: list[TensorInfo], experts: int | None) -> dict[str, 
             continue
         match = FUSED_EXPERTS.match(tensor.name) or GGUF_EXPERTS.match(tensor.name)
         if match:
-            if experts is None or not tensor.shape or experts not in (tensor.shape[0], tensor.shape[-1]):
+            if experts is None:
+                raise ValueError(f"{tensor.name}: stacked expert tensor {list(tensor.shape)} but the config has no expert count ({' | '.join(EXPERT_COUNT_KEYS)})")
+            if not tensor.shape or experts not in (tensor.shape[0], tensor.shape[-1]):
                 raise ValueError(f"{tensor.name}: stacked expert tensor {list(tensor.shape)} has no dimension of the config's {experts} experts")
             layer = groups.setdefault(match.group(1), {})
             layer[-1] = layer.get(-1, 0) + tensor.elements

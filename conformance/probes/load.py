@@ -17,7 +17,7 @@ from ..backends import DEFAULT_BACKEND, Backend, LoadRequest, ModelFacts, backen
 from ..candidate import Candidate
 from ..errors import CheckError, CheckSkipped
 from ..evidence import Evidence
-from ..formats.gguf import gguf_model_files
+from ..formats.gguf import gguf_model_files, read_gguf
 from ..probe_registry import ProbeContext, probe
 from .load_preflight import LoadRefused, staged_folder
 from .static import StaticFacts
@@ -82,6 +82,21 @@ def gguf_weights_file(file_kinds: dict[str, str]) -> str:
     return names[0]
 
 
+def refuse_unreadable_gguf(candidate: Candidate, weights_file: str) -> None:
+    """CheckError when the bounded header reader (`formats.gguf_header`) rejects the GGUF file a load would use.
+
+    transformers' own reader trusts every count and offset, so a file whose header or tensor infos the
+    suite's reader refused is never handed to it: its failure would be a raw struct or numpy error (or a
+    read past the file) instead of the reason. The header is parsed once per file (cached).
+    """
+    try:
+        header = read_gguf(candidate, weights_file)
+    except (OSError, ValueError) as exc:
+        raise CheckError(f"not loaded: {weights_file}: {exc}") from None
+    if header.tensors_error is not None:
+        raise CheckError(f"not loaded: {weights_file}: {header.tensors_error}")
+
+
 def _weights_choice(weights_formats: list[str], scan_flagged: list[str]) -> str:
     """The weights format a load uses: safetensors, else a scanned-clean pickle, else GGUF (dequantized)."""
     if "safetensors" in weights_formats:
@@ -108,7 +123,8 @@ def load_model(
     it a GGUF load finds the folder's GGUF model by name and lets the library read its config. Returns the loaded
     backend (`options.backend`), its facts computed (`facts.loading`: how the weights covered the model).
     Raises CheckError with the reason: "not loaded: ..." when a file the load would open is outside the
-    folder, not a regular file or named unsafely (load_preflight.plan_load), "load failed: ..." when the
+    folder, not a regular file or named unsafely (load_preflight.plan_load) or a GGUF file whose header the
+    bounded reader rejects (`refuse_unreadable_gguf`), "load failed: ..." when the
     library fails; CheckSkipped when the library cannot load this kind of file (a GGUF architecture).
     """
     weights_format = _weights_choice(weights_formats, scan_flagged)
@@ -117,6 +133,7 @@ def load_model(
     if weights_format == "gguf":
         file_kinds = static.weights.files if static is not None else dict.fromkeys(candidate.file_names(), "gguf")
         weights_file = gguf_weights_file(file_kinds)
+        refuse_unreadable_gguf(candidate, weights_file)
         config = dict(static.config or {}) if static is not None else {}  # the file's metadata, read by the static probe
         stored_dtypes = dict(static.weight_dtypes) if static is not None else {}
     else:

@@ -116,7 +116,7 @@ def probe_finiteness(candidate: Candidate, shards: list[str], budget: Finiteness
     """
     facts = FinitenessFacts(0, 0, {})
     if not shards:
-        raise CheckError("no safetensors weights to stream")
+        raise CheckError("no weight files whose tensors can be streamed (safetensors or GGUF)")
     budget = budget or FinitenessBudget()
     for shard in shards:
         fmt = format_claiming(shard)
@@ -166,4 +166,7 @@ def determinism_probe(context: ProbeContext) -> DeterminismFacts:
 def finiteness_probe(context: ProbeContext) -> FinitenessFacts:
     """NaN and Inf counts over every tensor of the weight shards the static probe listed."""
     static = context.evidence.get("static")
-    return probe_finiteness(context.candidate, sorted({t.file for t in static.weights.tensors}))
+    shards = sorted({t.file for t in static.weights.tensors})
+    if not shards and static.weights.errors:  # weights present but their headers unreadable: say why
+        raise CheckError("not read: " + "; ".join(static.weights.errors))
+    return probe_finiteness(context.candidate, shards)
