@@ -31,6 +31,13 @@ def _output_names(names: list[str]) -> list[str]:
     return file_stems(names)
 
 
+def _shown(text: Any) -> str:
+    """A model's name as a printed line shows it: control characters escaped (`report.text.plain_text`)."""
+    from .report.text import plain_text
+
+    return plain_text(text, 500)
+
+
 def _run_options(args: argparse.Namespace) -> Any:
     from .probes.load import LoadOptions
     from .progress import progress_for
@@ -70,7 +77,7 @@ def _check_models(args: argparse.Namespace, results_dir: Path, print_tables: boo
         for index, (candidate, stem) in enumerate(zip(candidates, stems, strict=True)):
             documents[index] = _reusable(results_dir / f"{stem}.json", candidate, spec, options)
             if documents[index] is not None:
-                print(f"{candidate.name}: reusing {results_dir / (stem + '.json')} (same spec and weights)", file=sys.stderr)
+                print(f"{_shown(candidate.name)}: reusing {results_dir / (stem + '.json')} (same spec and weights)", file=sys.stderr)
     todo = [index for index, document in enumerate(documents) if document is None]
 
     def record(position: int, document: dict[str, Any]) -> None:
@@ -132,7 +139,7 @@ def _write_board(documents: list[dict[str, Any]], out: Path) -> None:
     for document in documents:
         summary = ResultDocument(document).summary
         verdict = "conformant" if summary.conformant else "NOT conformant"
-        print(f"{document['model']['name']}: {verdict} ({summary.passed} passed, {summary.failed} failed, {summary.errors} errors)")
+        print(f"{_shown(document['model']['name'])}: {verdict} ({summary.passed} passed, {summary.failed} failed, {summary.errors} errors)")
     print(f"wrote {len(written)} files; open {out / 'leaderboard.html'} in a browser")
 
 

@@ -26,7 +26,7 @@ from .progress import Progress
 from .results import ModelIdentity, RuleResult, RunResult, SpecIdentity, environment
 from .rule import Rule
 from .spec import Spec
-from .verdict import STATUSES, Level, Status, Verdict
+from .verdict import STATUSES, Level, Status, Verdict, bound_text
 
 # Weight sets up to this size are hashed for the result's identity even when no rule needs it.
 AUTO_HASH_MAX_BYTES = 2 * 1024**3
@@ -186,14 +186,16 @@ def _run_probe(
         # Never cache what failed: a probe that raised is not here, and an undecided measurement is skipped.
         if cached is not None and cache_key is not None and (decided is None or getattr(value, "decided", None) is not False):
             cached.cache.put(cache_key, definition.summary(value) if definition.summary else value)
+    # A probe's error text often quotes the model's files (a key, a name): bounded like a verdict's message.
     except CheckSkipped as exc:
-        _skip(run, evidence, options, str(exc))
+        reason = bound_text(str(exc))
+        _skip(run, evidence, options, reason)
         if cached is not None and cache_key is not None:  # "does not apply here" holds for this model and environment: remember it
-            cached.cache.put(cache_key, SkippedProbe(str(exc)))
+            cached.cache.put(cache_key, SkippedProbe(reason))
     except CheckError as exc:
-        evidence.fail(run.key, str(exc))
+        evidence.fail(run.key, bound_text(str(exc)))
     except Exception as exc:  # a broken model must not stop the run: every rule needing this probe errors
-        evidence.fail(run.key, f"{type(exc).__name__}: {exc}")
+        evidence.fail(run.key, bound_text(f"{type(exc).__name__}: {exc}"))
     progress.probe_finished(candidate.name, run.key, time.perf_counter() - started, cached=False)
 
 
@@ -202,6 +204,7 @@ def judge_rule(rule: Rule, evidence: Evidence) -> RuleResult:
 
     Never raises for a check's sake: CheckError becomes an "error" result (with the observed, expected and
     interval it carries), CheckSkipped a "skip", and a crashing check or one that returns no Verdict an "error".
+    Every result is made through a `Verdict`, which bounds its message and observed and expected strings.
     """
     started = time.perf_counter()
     try:

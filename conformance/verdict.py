@@ -10,6 +10,11 @@ The one statement of the rule "only must rules decide conformance":
 - `is_warning(level, status)`: a should or may rule that failed (shown as a warning, never breaks).
 - `falls_short(status)`: failed or errored, at any level (a family badge is `warn` when only rules that
   cannot break conformance fall short; a should rule that errored is such a rule).
+
+Every `Verdict` is bounded when it is made (`bound_text`, `bound_value`): its message and each string in its
+observed and expected values (dictionary keys included) at most `MAX_TEXT_CHARS` characters. Those strings
+often quote a model's files (a metadata key, a tensor name, a parser's error about them), and a hostile file
+must not put megabytes into the terminal, the reports and the result document.
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal
+
+MAX_TEXT_CHARS = 2000  # one string of a verdict (message, an observed or expected string), before the cut's marker
+_MAX_BOUND_DEPTH = 100  # nesting walked when bounding a value (the result writer refuses deeper documents)
 
 
 class _StrEnum(str, Enum):
@@ -77,9 +85,44 @@ def is_warning(level: str, status: str) -> bool:
     return status == Status.FAIL and level != Level.MUST
 
 
+def bound_text(text: str, limit: int = MAX_TEXT_CHARS) -> str:
+    """`text` when at most `limit` characters, else its first `limit` characters, an ellipsis and its length.
+
+    `"kkk…k… (16,777,302 characters)"`: the reader sees that, and how much, was cut.
+    """
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text):,} characters)"
+
+
+def bound_value(value: Any, limit: int = MAX_TEXT_CHARS, depth: int = 0) -> Any:
+    """`value` with every string in it (list items, tuple items, dict keys and values) cut by `bound_text`.
+
+    Other values are kept as they are; a value nested deeper than `_MAX_BOUND_DEPTH` is kept whole (the
+    result writer refuses it anyway). Returns `value` itself when nothing in it was cut.
+    """
+    if isinstance(value, str):
+        return bound_text(value, limit)
+    if depth >= _MAX_BOUND_DEPTH:
+        return value
+    if type(value) in (list, tuple):
+        items = [bound_value(item, limit, depth + 1) for item in value]
+        changed = any(new is not old for new, old in zip(items, value, strict=True))
+        return type(value)(items) if changed else value
+    if type(value) is dict:
+        pairs = [(bound_value(key, limit, depth + 1), bound_value(item, limit, depth + 1)) for key, item in value.items()]
+        changed = any(k is not old_k or v is not old_v for (k, v), (old_k, old_v) in zip(pairs, value.items(), strict=True))
+        return dict(pairs) if changed else value
+    return value
+
+
 @dataclass(frozen=True)
 class Verdict:
-    """A check's answer for one rule; `status` is a `Status` or its plain string."""
+    """A check's answer for one rule; `status` is a `Status` or its plain string.
+
+    Made bounded: the message and every string in `observed` and `expected` are cut to `MAX_TEXT_CHARS`
+    (see the module doc), whichever check or error made the verdict.
+    """
 
     status: Status | StatusText
     observed: Any = None
@@ -87,3 +130,9 @@ class Verdict:
     message: str = ""
     # The confidence interval a measured figure was decided from: {"low", "high", "level"}; None otherwise.
     interval: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        """Bound the message and the observed and expected strings (a frozen dataclass: set through object)."""
+        object.__setattr__(self, "message", bound_text(str(self.message)))
+        object.__setattr__(self, "observed", bound_value(self.observed))
+        object.__setattr__(self, "expected", bound_value(self.expected))

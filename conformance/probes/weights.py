@@ -23,6 +23,7 @@ from ..formats import registry
 from ..formats.base import WeightFormat
 from ..formats.quantized import require_folded
 from ..formats.tensors import TensorInfo
+from ..verdict import MAX_TEXT_CHARS, bound_text
 
 
 @dataclass
@@ -55,6 +56,7 @@ class WeightsInfo:
 MAX_NAMED_TENSORS = 5  # tensors named per contradiction; the count says how many there are in all
 MAX_NAMED_FILES = 4  # files named per duplicated tensor
 MAX_NAME_CHARS = 200  # a tensor or file name is text from an untrusted header: cut in messages
+MAX_ERROR_CHARS = MAX_TEXT_CHARS // 2  # one entry of `errors` / `format_errors`: a rule's message quoting it stays whole
 
 
 @runtime_checkable
@@ -149,7 +151,10 @@ def read_weights(candidate: Candidate) -> WeightsInfo:
 
     Never raises for bad model bytes: each file's problem is one entry of `errors` (tensor headers, index,
     files that contradict each other: see the module doc) or `format_errors` (files whose kind could not
-    be read).
+    be read). Each entry is cut to `MAX_ERROR_CHARS` (`verdict.bound_text`): a reader's error quotes the
+    file (a 16 MiB GGUF key or tensor name), and these errors are caught here, so the static probe's own cut
+    of the exceptions that reach it never sees them; the size rules' messages and the result document
+    carry them.
     """
     info = WeightsInfo()
     claimed = _claim_files(candidate, info)
@@ -170,6 +175,9 @@ def read_weights(candidate: Candidate) -> WeightsInfo:
                 info.errors.append(f"{relative}: unreadable {fmt.name} header: {exc}")
         _record_contradictions(candidate, fmt, index, read_files, info)
         break
+    # Cut once here, after every writer (the formats' `header_files` append to `info.errors` too).
+    info.errors = [bound_text(error, MAX_ERROR_CHARS) for error in info.errors]
+    info.format_errors = [bound_text(error, MAX_ERROR_CHARS) for error in info.format_errors]
     return info
 
 

@@ -15,7 +15,7 @@ from ..metrics import lower_is_better
 from ..result_document import SPEED_FIGURES, ResultDocument
 from ..results import RuleResult
 from ..verdict import Status, breaks_conformance, falls_short
-from .text import short
+from .text import markdown_code, markdown_text, plain_text, short
 
 # Relative changes below this are shown as unchanged figures: timing noise is not a change.
 RELATIVE_EPSILON = 1e-12
@@ -102,40 +102,42 @@ class Diff:
 
     def render_text(self) -> str:
         """The terminal form: notes, verdicts, rule changes, metric changes, newly failing must rules."""
-        lines = [f"diff {self.base_model} -> {self.new_model}"]
-        lines += [f"  note: {note}" for note in self.notes]
+        lines = [f"diff {plain_text(self.base_model, 500)} -> {plain_text(self.new_model, 500)}"]
+        lines += [f"  note: {plain_text(note, 2000)}" for note in self.notes]
         lines.append(f"conformant: {_yes_no(self.conformant_before)} -> {_yes_no(self.conformant_after)}")
         if self.rule_changes:
             lines.append("rules:")
-            width = max(len(change.id) for change in self.rule_changes)
-            for change in self.rule_changes:
-                lines.append(f"  {change.id.ljust(width)}  {change.level:<6}  {change.before or '-':>5} -> {change.after or '-':<5}  "
+            ids = [short(change.id, 64) for change in self.rule_changes]
+            width = max(len(rule_id) for rule_id in ids)
+            for rule_id, change in zip(ids, self.rule_changes, strict=True):
+                lines.append(f"  {rule_id.ljust(width)}  {change.level:<6}  {change.before or '-':>5} -> {change.after or '-':<5}  "
                              f"{change.kind}" + (f": {short(change.message, 100)}" if change.message else ""))
         else:
             lines.append("rules: no status changes")
         changed = self.changed_metrics
         if changed:
             lines.append("metrics:")
-            width = max(len(metric.name) for metric in changed)
-            for metric in changed:
-                lines.append(f"  {metric.name.ljust(width)}  {_number(metric.before)} -> {_number(metric.after)}  {_delta_text(metric)}")
+            names = [short(metric.name, 120) for metric in changed]
+            width = max(len(name) for name in names)
+            for name, metric in zip(names, changed, strict=True):
+                lines.append(f"  {name.ljust(width)}  {_number(metric.before)} -> {_number(metric.after)}  {_delta_text(metric)}")
         else:
             lines.append("metrics: no changes")
         if self.newly_failing_must:
-            lines.append(f"NEWLY FAILING MUST RULES: {', '.join(self.newly_failing_must)}")
+            lines.append(f"NEWLY FAILING MUST RULES: {', '.join(short(rule_id, 64) for rule_id in self.newly_failing_must)}")
         return "\n".join(lines) + "\n"
 
     def render_markdown(self) -> str:
         """The pull-request form of `render_text`: the same content as Markdown tables."""
-        lines = [f"## Diff: `{self.base_model}` → `{self.new_model}`", ""]
-        lines += [f"> {note}" for note in self.notes] + ([""] if self.notes else [])
+        lines = [f"## Diff: {markdown_code(self.base_model, 500)} → {markdown_code(self.new_model, 500)}", ""]
+        lines += [f"> {markdown_text(note, 2000)}" for note in self.notes] + ([""] if self.notes else [])
         lines += [f"Conformant: {_yes_no(self.conformant_before)} → {_yes_no(self.conformant_after)}", ""]
         if self.newly_failing_must:
-            lines += [f"**❌ newly failing must rules: {', '.join(self.newly_failing_must)}**", ""]
+            lines += [f"**❌ newly failing must rules: {', '.join(_cell(rule_id, 64) for rule_id in self.newly_failing_must)}**", ""]
         if self.rule_changes:
             lines += ["| rule | level | before | after | change | message |", "|---|---|---|---|---|---|"]
             lines += [
-                f"| {c.id} | {c.level} | {c.before or '–'} | {c.after or '–'} | {c.kind} | {_cell(short(c.message, 100))} |"
+                f"| {_cell(c.id, 64)} | {c.level} | {c.before or '–'} | {c.after or '–'} | {c.kind} | {_cell(c.message, 100)} |"
                 for c in self.rule_changes
             ]
         else:
@@ -144,7 +146,7 @@ class Diff:
         changed = self.changed_metrics
         if changed:
             lines += ["| metric | before | after | change |", "|---|---|---|---|"]
-            lines += [f"| {m.name} | {_number(m.before)} | {_number(m.after)} | {_delta_text(m)} |" for m in changed]
+            lines += [f"| {_cell(m.name, 120)} | {_number(m.before)} | {_number(m.after)} | {_delta_text(m)} |" for m in changed]
         else:
             lines.append("No metric changes.")
         return "\n".join(lines) + "\n"
@@ -154,8 +156,9 @@ def _yes_no(value: bool) -> str:
     return "yes" if value else "no"
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
+def _cell(text: str, width: int) -> str:
+    """A Markdown table cell of a document's text: one line of at most `width` characters, escaped (`report.text`)."""
+    return markdown_text(short(text, width))
 
 
 def _number(value: float | None) -> str:

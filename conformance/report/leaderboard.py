@@ -22,7 +22,8 @@ from ..results import write_atomic, write_result
 from .html import render_html
 from .names import file_stems
 from .plots import Plot, all_plots, write_png_atomic
-from .table import Leaderboard, build_leaderboard, render_markdown_table
+from .table import Leaderboard, build_leaderboard, csv_frame, render_markdown_table
+from .text import markdown_text
 
 
 def render_markdown(board: Leaderboard, plots: list[Plot]) -> str:
@@ -30,7 +31,7 @@ def render_markdown(board: Leaderboard, plots: list[Plot]) -> str:
     lines = [
         "# Model leaderboard",
         "",
-        f"{len(board.models)} models checked against {', '.join(board.spec_ids)}. Ranked: conformant models first, "
+        f"{len(board.models)} models checked against {markdown_text(', '.join(board.spec_ids), 2000)}. Ranked: conformant models first, "
         "then by mean normalized task score ((score − chance) / (1 − chance), clipped at 0; perplexity left out), "
         "then by name. Badges per rule family: pass, warn (only should/may rules failed), fail (a must rule failed "
         "or errored), skip, – (no rules).",
@@ -38,10 +39,11 @@ def render_markdown(board: Leaderboard, plots: list[Plot]) -> str:
         render_markdown_table(board),
     ]
     if board.speed_workload:
-        lines += [f"Speed figures: {board.speed_workload}.", ""]
+        lines += [f"Speed figures: {markdown_text(board.speed_workload, 1000)}.", ""]
     lines += ["## Plots", ""]
     for plot in plots:
-        lines.append(f"![{plot.title}](plots/{plot.name}.png)" + (f" {plot.note}" if plot.note else ""))
+        # A note names tasks from the documents: escaped like every other text.
+        lines.append(f"![{markdown_text(plot.title, 200)}](plots/{plot.name}.png)" + (f" {markdown_text(plot.note, 2000)}" if plot.note else ""))
     lines += ["", "Full table: `leaderboard.csv`; result documents: `results/`."]
     return "\n".join(lines) + "\n"
 
@@ -93,7 +95,7 @@ def write_leaderboard(documents: Sequence[ResultDocument | Mapping[str, Any]], o
     pngs = {f"plots/{plot.name}.png": _reuse_png(out_dir, plot.name, digest) or plot.png_bytes() for plot in plots}
     result_documents = {f"results/{stem}.json": board.documents[model].data for stem, model in zip(file_stems(board.models), board.models, strict=True)}
     pages = {
-        "leaderboard.csv": board.frame.to_csv(index=False),
+        "leaderboard.csv": csv_frame(board.frame).to_csv(index=False),
         "leaderboard.md": render_markdown(board, plots),
         "leaderboard.html": render_html(board, [(plot, pngs[f"plots/{plot.name}.png"]) for plot in plots]),
     }

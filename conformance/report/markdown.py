@@ -6,26 +6,26 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..result_document import ResultDocument
-from .text import interval_text, short, status_text
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+from .text import interval_text, markdown_code, markdown_text, short, status_text
 
 
 def render_markdown(document: ResultDocument | Mapping[str, Any]) -> str:
-    """A heading, the verdict with its counts, the identity hashes and one table row per rule."""
+    """A heading, the verdict with its counts, the identity hashes and one table row per rule.
+
+    Every text from the document goes through `report.text.markdown_text` (cells, heading) or
+    `markdown_code`: a model's value shows as its text, never as HTML, a link, a new line or a new column.
+    """
     document = ResultDocument.of(document)
     model, spec, summary = document.model, document.spec, document.summary
     verdict = "✅ conformant" if summary.conformant else "❌ not conformant"
     lines = [
-        f"# {model.name}: {spec.label}",
+        f"# {markdown_text(model.name, 500)}: {markdown_text(spec.label, 500)}",
         "",
         f"**{verdict}**: {summary.passed} passed, {summary.failed} failed, "
         f"{summary.skipped} skipped, {summary.errors} errors.",
         "",
-        f"- weights sha256: `{model.sha256 or 'not hashed'}`",
-        f"- spec sha256: `{spec.sha256}`",
+        f"- weights sha256: {markdown_code(model.sha256 or 'not hashed', 100)}",
+        f"- spec sha256: {markdown_code(spec.sha256, 100)}",
         "",
         "| rule | check | level | status | observed | interval | expected | message |",
         "|---|---|---|---|---|---|---|---|",
@@ -35,5 +35,5 @@ def render_markdown(document: ResultDocument | Mapping[str, Any]) -> str:
             rule.id, rule.check, rule.level.value, status_text(rule),
             short(rule.observed, 60), interval_text(rule) or "-", short(rule.expected, 40), short(rule.message, 120),
         )
-        lines.append("| " + " | ".join(_cell(str(c)) for c in cells) + " |")
+        lines.append("| " + " | ".join(markdown_text(short(c, 200)) for c in cells) + " |")
     return "\n".join(lines) + "\n"

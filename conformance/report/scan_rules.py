@@ -141,18 +141,26 @@ def counts_as_finding(severity: str, allow_unknown: bool) -> bool:
     return not (allow_unknown and severity in ALLOWABLE_SEVERITIES)
 
 
+# Cc: C0/C1 controls and DEL (terminal escapes start with ESC, a newline fakes a line); Cf: format characters
+# such as RLO (U+202E) and the isolates (U+2066-2069) that reorder what a reader sees; Zl, Zp: U+2028 and
+# U+2029, which editors and browsers break lines at; Cs: lone surrogates, which cannot be encoded; Co, Cn:
+# private and unassigned code points, whose look no reader can know.
+_UNPRINTABLE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}  # read as people write them, not as \x0a
+
+
 def _printable(char: str) -> bool:
-    # Cc: C0/C1 controls (terminal escapes start with ESC); Cf: format characters such as RLO (U+202E)
-    # that reorder what a reader sees; Cs: lone surrogates, which cannot be encoded.
-    return unicodedata.category(char) not in ("Cc", "Cf", "Cs", "Co", "Cn") or char == " "
+    return unicodedata.category(char) not in _UNPRINTABLE_CATEGORIES
 
 
 def clean_text(value: Any, limit: int = 4096, for_terminal: bool = False) -> str:
     r"""`value` as text safe to print (for_terminal) or to encode as UTF-8 JSON; at most `limit` characters plus a marker.
 
     Bytes that were not UTF-8 in a file name (surrogate escapes) become \xNN escapes; with `for_terminal`,
-    control and format characters become \xNN, \uNNNN escapes too, so a file name cannot move the cursor,
-    recolour the terminal or reverse the text around it.
+    control and format characters and line separators become visible escapes too (`\n`, `\t`, `\x1b`,
+    `\u202e`, `\u2028`), so text from a model's files cannot move the cursor, recolour the terminal, start a
+    line of its own or reverse the text around it. Every text view of the suite (terminal, Markdown,
+    CSV, diff: `report.text`) escapes through here.
     """
     text = str(value)
     if len(text) > limit:
@@ -163,6 +171,8 @@ def clean_text(value: Any, limit: int = 4096, for_terminal: bool = False) -> str
 
 
 def _escape(char: str) -> str:
+    if char in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[char]
     code = ord(char)
     if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 in a file name (os.fsdecode's surrogateescape)
         return f"\\x{code - 0xDC00:02x}"

@@ -20,6 +20,7 @@ from ..result_document import INTERVAL_COLUMNS, SPEED_DECIDED, SPEED_DEVICE, SPE
 from ..tasks import chance_score
 from .figures import FAMILIES, OTHER_FAMILY, describe_workload, family_statuses, primary_speed_key
 from .names import unique_names
+from .text import csv_text, markdown_text, short
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -279,6 +280,22 @@ def display_value(column: str, value: Any) -> str:
 UNDECIDED_TEXT = "undecided"
 
 
+def csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` as leaderboard.csv writes it: numbers exact, every text cell and header through `report.text.csv_text`.
+
+    A model's license or name with a control character, a line break or a leading `=` would otherwise
+    reach a terminal or a spreadsheet as it is.
+    """
+    from pandas.api.types import is_numeric_dtype
+
+    shown = frame.copy()
+    for column in shown.columns:
+        if not is_numeric_dtype(shown[column]):  # text columns: object, or pandas' string dtype
+            shown[column] = shown[column].map(lambda value: csv_text(value) if isinstance(value, str) else value)
+    shown.columns = [csv_text(str(column)) for column in shown.columns]
+    return shown
+
+
 def cell_text(column: str, record: dict[str, Any]) -> str:
     """`display_value`, except that an undecided timed figure reads "undecided".
 
@@ -320,11 +337,12 @@ def markdown_label(column: str) -> str:
 
 
 def _markdown_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """One cell: a model's name, license or architecture shows as its text (`report.text`), on one line."""
+    return markdown_text(short(text, 200))
 
 
 def render_markdown_table(board: Leaderboard) -> str:
-    """The leaderboard as a Markdown table of `markdown_columns`, in rank order."""
+    """The leaderboard as a Markdown table of `markdown_columns`, in rank order; every cell through `_markdown_cell`."""
     columns = markdown_columns(board)
     lines = ["| " + " | ".join(_markdown_cell(markdown_label(name)) for name in columns) + " |", "|" + "---|" * len(columns)]
     for record in board.records():
