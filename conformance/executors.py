@@ -74,8 +74,9 @@ def failed_document(model_path: str, spec: Any, reason: str, only: list[str] | N
     """
     from .candidate import default_name
     from .results import ModelIdentity, RuleResult, RunResult, SpecIdentity, environment
-    from .verdict import Level, Status
+    from .verdict import Level, Status, bound_text
 
+    reason = bound_text(reason)  # a crashed run's reason may quote anything the model made it print
     rules = [RuleResult(r.id, r.check, Level(r.level), Status.ERROR, None, None, reason, 0.0) for r in spec.select(only)]
     resolved = Path(model_path).resolve()
     return RunResult(

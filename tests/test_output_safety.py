@@ -251,3 +251,21 @@ def test_leaderboard_markdown_and_csv_escape_model_text(hostile_gguf: Path, tmp_
     assert {row["architecture"] for row in rows} == {"../../etc\\n<script>"}
     assert_no_raw_controls(render_table(document))
     assert "<script>" not in render_markdown(document)
+
+
+def test_the_pytest_plugin_reports_and_a_crashed_run_s_document_are_escaped_and_bounded(tmp_path: Path) -> None:
+    from conformance.executors import failed_document
+    from conformance.pytest_plugin.outputs import error_text, failure_text, shortfall_text
+    from conformance.results import RuleResult
+    from conformance.spec import load_spec
+    from conformance.verdict import Level, Status
+
+    hostile = "MIT\x1b[31mRED\n--- fake line\u202e"
+    result = RuleResult("R", "safety.license", Level.MUST, Status.FAIL, "x", "y", hostile, 0.0)
+    for text in (failure_text(result, "evil\nmodel"), shortfall_text(result), error_text(result, "evil\nmodel")):
+        assert "\x1b" not in text and "\u202e" not in text and "fake line" in text
+        assert "--- fake line" not in text.splitlines()  # no line of its own
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text('id: s\nversion: "1"\nrules:\n  - {id: R, level: must, check: size.parameters, max: 1}\n')
+    document = failed_document(str(tmp_path), load_spec(spec_file), "worker died: " + "x" * 10 * MAX_TEXT_CHARS)
+    assert len(document["rules"][0]["message"]) < 2 * MAX_TEXT_CHARS

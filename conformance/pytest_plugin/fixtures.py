@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ..report.text import short
+from ..report.text import plain_text, short
 from ..result_document import ResultDocument
 from .session import get_store
 
@@ -39,10 +39,10 @@ def assert_rule(document: ResultDocument | Mapping[str, Any], rule_id: str, stat
     if rule.status not in wanted:
         model = reader.data.get("model") or {}  # read as the reader's repr does: a hand-made one may lack the path
         raise AssertionError(
-            f"{rule_id} ({rule.level}, {rule.check}) on {model.get('name', '?')}: status {rule.status}, wanted {' or '.join(wanted)}\n"
+            f"{rule_id} ({rule.level}, {rule.check}) on {plain_text(model.get('name', '?'))}: status {rule.status}, wanted {' or '.join(wanted)}\n"
             f"observed: {short(rule.observed, 500)}\n"
             f"expected: {short(rule.expected, 500)}\n"
-            f"message: {rule.message or '-'}"
+            f"message: {plain_text(rule.message) or '-'}"
         )
     return dict(row)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..report.names import file_stem, unique_name
-from ..report.text import short
+from ..report.text import plain_text, short
 from ..result_document import ResultDocument
 from ..results import RuleResult, RunResult
 from ..verdict import Level, Status, breaks_conformance, falls_short, is_warning
@@ -36,22 +36,22 @@ def result_properties(result: RuleResult) -> list[tuple[str, str]]:
 def failure_text(result: RuleResult, model: str) -> str:
     """The failure report of a must rule: what was observed, what was expected, and why."""
     return "\n".join([
-        f"{result.id} ({result.level}, {result.check}) failed on {model}",
+        f"{result.id} ({result.level}, {result.check}) failed on {plain_text(model)}",
         f"observed: {short(result.observed, 500)}",
         f"expected: {short(result.expected, 500)}",
-        f"message: {result.message or '-'}",
+        f"message: {plain_text(result.message) or '-'}",
     ])
 
 
 def shortfall_text(result: RuleResult) -> str:
     """One line for the xfail reason of a should or may rule."""
     text = f"{result.level} rule falls short: observed {short(result.observed, 120)}, expected {short(result.expected, 80)}"
-    return text + (f": {result.message}" if result.message else "")
+    return text + (f": {plain_text(result.message)}" if result.message else "")
 
 
 def error_text(result: RuleResult, model: str) -> str:
     """The error report of a rule that could not be judged."""
-    return f"{result.id} ({result.level}, {result.check}) could not be judged on {model}: {result.message}"
+    return f"{result.id} ({result.level}, {result.check}) could not be judged on {plain_text(model)}: {plain_text(result.message)}"
 
 
 # --- the terminal summary line --------------------------------------------------------------------
