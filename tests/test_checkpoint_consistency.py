@@ -305,3 +305,26 @@ def test_release_standard_requires_unique_json_keys() -> None:
     assert rules["FILES-JSON-KEYS"].check == "files.json_keys_unique"
     assert rules["FILES-JSON-KEYS"].level == "must"
     assert "FILES-JSON-KEYS" in {rule.id for rule in load_spec("small-causal-lm-leaderboard").rules}
+
+
+def test_a_large_tokenizer_json_is_parsed_once_for_the_tokenizer_facts_and_the_key_check(llama_dir: Path, copy_model, monkeypatch) -> None:
+    # Both read tokenizer.json; on a 70B checkpoint's 2 MB file a second parse was the static rules' largest cost.
+    model = copy_model(llama_dir)
+    tokenizer = json.loads((model / "tokenizer.json").read_text())
+    tokenizer["padding_for_size"] = ["x" * 100] * 4_000  # over the size below which a file is parsed again
+    (model / "tokenizer.json").write_text(json.dumps(tokenizer))
+    parses: list[int] = []
+    real_loads = json.loads
+
+    def counting_loads(data, **kwargs):
+        if kwargs.get("object_pairs_hook") is not None:
+            parses.append(len(data))
+        return real_loads(data, **kwargs)
+
+    monkeypatch.setattr(json_keys.json, "loads", counting_loads)
+    json_keys._LAST_PARSE.clear()
+    candidate = Candidate(model)
+    facts = probe_static(candidate)
+    keys = read_json_keys(candidate)
+    size = (model / "tokenizer.json").stat().st_size
+    assert parses.count(size) == 1 and facts.tokenizer.vocab_size and keys.errors == [] and "tokenizer.json" in keys.files

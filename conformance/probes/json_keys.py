@@ -18,6 +18,7 @@ of this probe's facts, so the rule errors rather than passing on what it did not
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections import Counter
@@ -28,6 +29,7 @@ from typing import Any
 
 from ..candidate import Candidate
 from ..probe_registry import ProbeContext, probe
+from ..safe_files import MAX_JSON_DEPTH, json_depth
 
 MAX_JSON_FILES = 64  # a model folder holds a handful; more is not a model's layout
 MAX_FILE_BYTES = 64 * 1024 * 1024  # the largest tokenizer.json files shipped are ~35 MB
@@ -188,6 +190,46 @@ def _path_text(link: tuple[Any, ...] | None) -> str:
     return "".join(reversed(segments))
 
 
+# The last document parsed with the hook, by content: the tokenizer facts and this probe read tokenizer.json
+# (2-35 MB) in one run, and a second parse was the largest cost of the static rules on a 70B checkpoint.
+# One entry only, so at most one parsed document outlives its readers.
+_LAST_PARSE: list[tuple[tuple[int, bytes], Any, _Collector]] = []
+_REMEMBERED_BYTES = 256 * 1024
+
+
+def _parse_once(data: bytes) -> tuple[Any, _Collector]:
+    """`json.loads(data)` with the repeated-key hook, reusing the last parse of the same bytes.
+
+    Raises what `json.loads` raises (JSONDecodeError, UnicodeDecodeError, RecursionError); a failed parse is
+    not remembered.
+    """
+    key = (len(data), hashlib.blake2b(data, digest_size=16).digest())
+    if _LAST_PARSE and _LAST_PARSE[0][0] == key:
+        return _LAST_PARSE[0][1], _LAST_PARSE[0][2]
+    collector = _Collector()
+    document = json.loads(data, object_pairs_hook=collector)
+    if len(data) >= _REMEMBERED_BYTES:  # small files cost less to parse again than to evict the large one
+        _LAST_PARSE[:] = [(key, document, collector)]
+    return document, collector
+
+
+def read_model_json(candidate: Candidate, relative: str, max_bytes: int, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """`Candidate.read_json`'s contract (same bounds, same one-line ValueError reasons), sharing this probe's parse.
+
+    For a large file another probe reads too (tokenizer.json): it is parsed once per run, not twice.
+    """
+    data = candidate.read_bytes(relative, max_bytes)
+    try:
+        document, _ = _parse_once(data)
+    except RecursionError:
+        raise ValueError(f"{relative} nests deeper than the {max_depth}-level limit") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{relative} is not valid JSON: {exc}") from None
+    if json_depth(document) > max_depth:
+        raise ValueError(f"{relative} nests deeper than the {max_depth}-level limit")
+    return document
+
+
 def duplicate_keys(text: str | bytes, file: str, limit: int = MAX_REPORTED) -> tuple[list[DuplicateKey], int]:
     """The first `limit` repeated keys of the JSON document `text` in document order, and the repeats in all.
 
@@ -196,8 +238,7 @@ def duplicate_keys(text: str | bytes, file: str, limit: int = MAX_REPORTED) -> t
     `file` names the records. Raises ValueError (not JSON, not UTF-8, an integer too long for Python) or
     RecursionError (nested past the parser's limit, about 1,000 levels).
     """
-    collector = _Collector()
-    document = json.loads(text, object_pairs_hook=collector)
+    document, collector = _parse_once(text.encode("utf-8") if isinstance(text, str) else text)
     total = collector.repeats
     if not total or limit <= 0:
         return [], total
@@ -236,7 +277,8 @@ def read_json_keys(candidate: Candidate) -> JsonKeyFacts:
         limit = min(MAX_FILE_BYTES, budget)
         try:
             data = candidate.read_bytes(name, limit)
-            found, total = duplicate_keys(data.decode("utf-8"), name, MAX_REPORTED - len(facts.duplicates))
+            data.decode("utf-8")  # strict UTF-8, as RFC 8259 asks of files (json.loads would also take UTF-16 and 32)
+            found, total = duplicate_keys(data, name, MAX_REPORTED - len(facts.duplicates))
         except RecursionError:
             facts.errors.append(f"{name}: nests deeper than the JSON parser goes")
             continue

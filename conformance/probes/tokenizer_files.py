@@ -16,6 +16,7 @@ from ..candidate import Candidate
 from ..formats.gguf import MAX_CHAT_TEMPLATE_BYTES, gguf_model_files, is_gguf_name, read_gguf
 from ..formats.gguf import SPECIAL_TOKEN_KEYS as GGUF_SPECIAL_TOKEN_KEYS
 from ..formats.gguf_header import StringTable
+from .json_keys import read_model_json
 
 TOKENIZER_FILES = (
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json",
@@ -135,7 +136,7 @@ def read_tokenizer(candidate: Candidate) -> TokenizerFacts:
     vocab: dict[str, int] = {}
     try:
         if "tokenizer.json" in names:
-            vocab = _vocab_from_tokenizer_json(candidate.read_json("tokenizer.json", MAX_TOKENIZER_BYTES))
+            vocab = _vocab_from_tokenizer_json(read_model_json(candidate, "tokenizer.json", MAX_TOKENIZER_BYTES))
         elif "vocab.json" in names:
             vocab = _vocab_from_mapping(candidate.read_json("vocab.json", MAX_TOKENIZER_BYTES), "vocab.json")
         elif "vocab.txt" in names:
