@@ -23,7 +23,6 @@ figure over the suite's.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import importlib.util
 import json
 import os
@@ -37,9 +36,10 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from page_cache import resident_bytes  # benchmarks/ is first on sys.path when a script is run
+
 REPO = Path(__file__).resolve().parent.parent
 SPEC = REPO / "benchmarks" / "specs" / "static-gguf.yaml"
-PAGE = os.sysconf("SC_PAGE_SIZE")
 MIB = 1024**2
 
 # One measured subject per child process; each prints "BENCH {json}" with its own timings and counters.
@@ -97,31 +97,6 @@ NO_SCAN_RULES = (
     "SAFE-FORMAT", "SAFE-CODE", "SAFE-LICENSE", "TOKENIZER-PRESENT", "TOKENIZER-FITS", "TOKENIZER-SPECIAL",
     "ARCH-TYPE", "ARCH-CONTEXT", "ARCH-GQA", "SIZE-PARAMS", "SIZE-DTYPES",
 )
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.mmap.restype = ctypes.c_void_p
-_libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
-_libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-_libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
-_PROT_READ, _MAP_SHARED, _MAP_FAILED = 1, 1, ctypes.c_void_p(-1).value
-
-
-def resident_bytes(path: Path) -> int:
-    """Bytes of the file in the page cache (mincore on a mapping never touched, so it adds nothing)."""
-    size = path.stat().st_size
-    with open(path, "rb") as handle:
-        address = _libc.mmap(None, size, _PROT_READ, _MAP_SHARED, handle.fileno(), 0)
-    if address in (None, _MAP_FAILED):
-        raise OSError(ctypes.get_errno(), f"mmap {path}")
-    try:
-        pages = (size + PAGE - 1) // PAGE
-        vector = (ctypes.c_ubyte * pages)()
-        if _libc.mincore(address, size, vector) != 0:
-            raise OSError(ctypes.get_errno(), f"mincore {path}")
-        return (pages - bytes(vector).count(0)) * PAGE
-    finally:
-        _libc.munmap(address, size)
-
 
 def evict(path: Path) -> None:
     """Drop the file from the page cache (unprivileged)."""

@@ -14,7 +14,6 @@ unchanged), `layout.json` (the layout's fingerprint) and `out/` (result document
 from __future__ import annotations
 
 import argparse
-import ctypes
 import hashlib
 import json
 import os
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from page_cache import PAGE, resident_bytes  # benchmarks/ is first on sys.path when a script is run
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_WORK = REPO / "benchmarks" / ".work" / "llama70b"
@@ -71,7 +71,6 @@ BOS, EOS = "<|begin_of_text|>", "<|end_of_text|>"
 
 TARGET_WALL_S = 1.0
 TARGET_READ_BYTES = 5 * 1024**2
-PAGE = os.sysconf("SC_PAGE_SIZE")
 MIB = 1024**2
 
 
@@ -347,34 +346,6 @@ def folder_bytes(model: Path) -> tuple[int, int]:
 
 
 # --- page cache: what the run pulled in from the model folder -------------------------------------------
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.mmap.restype = ctypes.c_void_p
-_libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
-_libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-_libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
-_PROT_READ, _MAP_SHARED, _MAP_FAILED = 1, 1, ctypes.c_void_p(-1).value
-
-
-def resident_bytes(path: Path) -> int:
-    """Bytes of the file in the page cache (mincore on a mapping we never touch, so we add nothing)."""
-    size = path.stat().st_size
-    if size == 0:
-        return 0
-    with open(path, "rb") as handle:
-        address = _libc.mmap(None, size, _PROT_READ, _MAP_SHARED, handle.fileno(), 0)
-    if address in (None, _MAP_FAILED):
-        raise OSError(ctypes.get_errno(), f"mmap {path}")
-    try:
-        pages = (size + PAGE - 1) // PAGE
-        vector = (ctypes.c_ubyte * pages)()
-        if _libc.mincore(address, size, vector) != 0:
-            raise OSError(ctypes.get_errno(), f"mincore {path}")
-        flags = bytes(vector)
-        return (pages - flags.count(0)) * PAGE
-    finally:
-        _libc.munmap(address, size)
-
 
 def model_resident_bytes(model: Path) -> int:
     return sum(resident_bytes(p) for p in model.iterdir() if p.is_file())

@@ -22,7 +22,7 @@ from conformance.probes.static import StaticFacts, probe_static
 from conformance.results import RuleResult
 from conformance.runner import RunOptions, run
 from conformance.spec import SpecError, load_spec
-from conformance.zoo.quantized import METHODS, build_quantized_llama
+from conformance.zoo.quantized import METHODS, build_quantized_llama, rebuild_checkpoint
 
 TINY_LLAMA_PARAMETERS = 426_624
 # What the static facts counted before the layouts (issue 13): packed integers left out, scales and maps counted.
@@ -55,20 +55,6 @@ def data_bytes(path: Path) -> int:
     return path.stat().st_size - 8 - header_length
 
 
-def rebuild(folder: Path, target: Path, change_tensors: Any = None, change_config: Any = None) -> Path:
-    """A copy of a checkpoint with its tensors (name -> tensor dict) and/or config changed in place by the callables."""
-    from safetensors.torch import load_file, save_file
-
-    target.mkdir(parents=True)
-    tensors = load_file(str(folder / "model.safetensors"))
-    if change_tensors:
-        change_tensors(tensors)
-    save_file(tensors, str(target / "model.safetensors"))
-    config = json.loads((folder / "config.json").read_text())
-    if change_config:
-        change_config(config)
-    (target / "config.json").write_text(json.dumps(config))
-    return target
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -215,7 +201,7 @@ BROKEN = [
 def test_an_incomplete_or_disagreeing_group_is_a_parameters_error(
     method: str, change_tensors: Any, change_config: Any, reason: str, checkpoints: dict[str, tuple[Path, int]], tmp_path: Path, write_spec
 ) -> None:
-    folder = rebuild(checkpoints[method][0], tmp_path / "broken", change_tensors, change_config)
+    folder = rebuild_checkpoint(checkpoints[method][0], tmp_path / "broken", change_tensors, change_config)
     facts = probe_static(Candidate(folder))
     assert facts.parameters == {} and facts.parameters_error is not None
     assert reason.lower() in facts.parameters_error.lower()
@@ -232,7 +218,7 @@ def test_a_scale_beside_an_unquantized_weight_is_an_error(checkpoints: dict[str,
         name = "model.layers.0.self_attn.q_proj.weight"
         tensors[name] = tensors[name].to(torch.bfloat16)
 
-    facts = probe_static(Candidate(rebuild(checkpoints["fp8-block"][0], tmp_path / "bf16", bf16_weight)))
+    facts = probe_static(Candidate(rebuild_checkpoint(checkpoints["fp8-block"][0], tmp_path / "bf16", bf16_weight)))
     assert "stored as BF16 beside FP8 scales" in (facts.parameters_error or "")
 
 
@@ -272,7 +258,7 @@ def test_size_quantization_on_a_full_precision_model(tmp_path: Path, write_spec)
 
 
 def test_size_quantization_errors_when_the_tensors_cannot_be_folded(checkpoints: dict[str, tuple[Path, int]], tmp_path: Path, write_spec) -> None:
-    folder = rebuild(checkpoints["awq"][0], tmp_path / "broken", _drop("model.layers.0.mlp.up_proj.scales"))
+    folder = rebuild_checkpoint(checkpoints["awq"][0], tmp_path / "broken", _drop("model.layers.0.mlp.up_proj.scales"))
     result = judged(folder, [{"id": "Q", "quantized": True}], write_spec)["Q"]
     assert result.status == "error" and "scales missing" in result.message
 
@@ -352,7 +338,7 @@ def test_decode_weight_bytes_are_the_bytes_the_loaded_model_holds() -> None:
 
 
 def test_an_unread_method_with_packed_tensors_is_an_error_not_a_count(checkpoints: dict[str, tuple[Path, int]], tmp_path: Path) -> None:
-    folder = rebuild(checkpoints["gptq"][0], tmp_path / "hqq", change_config=lambda c: c["quantization_config"].update(quant_method="hqq"))
+    folder = rebuild_checkpoint(checkpoints["gptq"][0], tmp_path / "hqq", change_config=lambda c: c["quantization_config"].update(quant_method="hqq"))
     facts = probe_static(Candidate(folder))
     assert facts.parameters == {} and "quant_method 'hqq' stores packed I32 tensors" in (facts.parameters_error or "")
     assert facts.quantization["quantized"] is True and facts.quantization["method"] == "hqq" and facts.quantization["folded"] is False
@@ -389,7 +375,7 @@ def test_a_method_named_over_float_weights_is_not_quantized(tmp_path: Path) -> N
 def test_a_malformed_quantization_config_is_a_parameters_error(settings: dict, checkpoints: dict[str, tuple[Path, int]], tmp_path: Path) -> None:
     method = {"gptq": "gptq", "awq": "awq", "compressed-tensors": "compressed-tensors", "fp8": "fp8-block", "bitsandbytes": "bnb-nf4"}
     source = checkpoints[method[settings["quant_method"]]][0]
-    folder = rebuild(source, tmp_path / "bad", change_config=lambda c: c.update(quantization_config=settings))
+    folder = rebuild_checkpoint(source, tmp_path / "bad", change_config=lambda c: c.update(quantization_config=settings))
     facts = probe_static(Candidate(folder))
     assert facts.parameters == {} and facts.parameters_error, facts.parameters
     assert len(facts.parameters_error) < 600
@@ -397,7 +383,7 @@ def test_a_malformed_quantization_config_is_a_parameters_error(settings: dict, c
 
 
 def test_a_quantization_config_that_is_not_an_object_is_no_quantization(checkpoints: dict[str, tuple[Path, int]], tmp_path: Path) -> None:
-    folder = rebuild(checkpoints["gptq"][0], tmp_path / "bad", change_config=lambda c: c.update(quantization_config="gptq"))
+    folder = rebuild_checkpoint(checkpoints["gptq"][0], tmp_path / "bad", change_config=lambda c: c.update(quantization_config="gptq"))
     facts = probe_static(Candidate(folder))
     # nothing says how the packed integers are laid out: counted as stored they would give COUNTED_AS_STORED
     assert facts.parameters == {} and "quantized or integer weights" in (facts.parameters_error or "")
@@ -410,7 +396,7 @@ def test_fp8_weights_without_a_quantization_config_are_quantized_by_type(checkpo
         for name in [n for n in tensors if n.endswith(("weight_scale_inv", "input_scale", "weight_scale"))]:
             del tensors[name]
 
-    folder = rebuild(checkpoints["fp8-block"][0], tmp_path / "f8", weights_only, lambda c: c.pop("quantization_config"))
+    folder = rebuild_checkpoint(checkpoints["fp8-block"][0], tmp_path / "f8", weights_only, lambda c: c.pop("quantization_config"))
     facts = probe_static(Candidate(folder))
     assert facts.parameters["parameters"] == TINY_LLAMA_PARAMETERS
     quantization = facts.quantization

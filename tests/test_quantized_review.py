@@ -8,7 +8,6 @@ integer weights in a model with no config; FP8 scales with no config, or an FP8 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from conformance.probes.static import probe_static
 from conformance.results import RuleResult
 from conformance.runner import RunOptions, run
 from conformance.spec import load_spec
-from conformance.zoo.quantized import build_quantized_llama
+from conformance.zoo.quantized import build_quantized_llama, rebuild_checkpoint
 
 TINY_LLAMA_PARAMETERS = 426_624
 
@@ -34,20 +33,6 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {method: build_quantized_llama(root / method, method)[0] for method in ("gptq", "fp8-block", "compressed-tensors")}
 
 
-def rebuild(folder: Path, target: Path, change_tensors: Any = None, change_config: Any = None) -> Path:
-    """A copy of a one-file checkpoint with its tensors (name -> tensor dict) and/or config changed in place by the callables."""
-    from safetensors.torch import load_file, save_file
-
-    target.mkdir(parents=True)
-    tensors = load_file(str(folder / "model.safetensors"))
-    if change_tensors:
-        change_tensors(tensors)
-    save_file(tensors, str(target / "model.safetensors"))
-    config = json.loads((folder / "config.json").read_text())
-    if change_config:
-        change_config(config)
-    (target / "config.json").write_text(json.dumps(config))
-    return target
 
 
 def judged(folder: Path, rules: list[dict[str, Any]], write_spec: Any) -> dict[str, RuleResult]:
@@ -64,14 +49,14 @@ def test_packed_weights_without_a_readable_config_are_an_error_not_a_smaller_cou
         else:
             config["quantization_config"] = {"null": None, "string": "gptq", "list": ["gptq"], "integer method": {"quant_method": 4}}[change]
 
-    facts = probe_static(Candidate(rebuild(built["gptq"], tmp_path / "m", change_config=edit)))
+    facts = probe_static(Candidate(rebuild_checkpoint(built["gptq"], tmp_path / "m", change_config=edit)))
     assert facts.parameters == {}  # counted as stored, the packed I32 were left out: 140,928 of 426,624
     assert NOT_READ in (facts.parameters_error or "") and ".qweight (I32" in (facts.parameters_error or "")
     assert facts.active_parameters is None and facts.active_parameters_error
 
 
 def test_an_unreadable_config_leaves_packed_weights_an_error(built: dict[str, Path], tmp_path: Path) -> None:
-    folder = rebuild(built["gptq"], tmp_path / "m", change_config=lambda c: c.update(deep={"y": 1}))
+    folder = rebuild_checkpoint(built["gptq"], tmp_path / "m", change_config=lambda c: c.update(deep={"y": 1}))
     path = folder / "config.json"
     path.write_text(path.read_text().replace('{"y": 1}', '{"x":' * 1000 + "1" + "}" * 1000))
     facts = probe_static(Candidate(folder))
@@ -87,7 +72,7 @@ def test_a_layer_the_gptq_config_does_not_describe_is_an_error(built: dict[str, 
         for piece in ("qzeros", "scales", "g_idx"):
             tensors.pop(f"{prefix}.{piece}", None)
 
-    facts = probe_static(Candidate(rebuild(built["gptq"], tmp_path / "m", rename)))
+    facts = probe_static(Candidate(rebuild_checkpoint(built["gptq"], tmp_path / "m", rename)))
     assert facts.parameters == {}
     error = facts.parameters_error or ""
     assert NOT_DESCRIBED in error and "'gptq'" in error and "model.layers.0.self_attn.q_proj.weight (I32" in error
@@ -100,13 +85,13 @@ def test_integer_weights_in_a_model_without_a_config_are_an_error(llama_dir: Pat
         name = next(n for n in tensors if n.endswith("mlp.up_proj.weight"))
         tensors[name] = tensors[name].to(torch.int8)
 
-    facts = probe_static(Candidate(rebuild(llama_dir, tmp_path / "m", to_int8)))
+    facts = probe_static(Candidate(rebuild_checkpoint(llama_dir, tmp_path / "m", to_int8)))
     assert facts.parameters == {}
     assert NOT_READ in (facts.parameters_error or "") and "mlp.up_proj.weight (I8" in (facts.parameters_error or "")
 
 
 def test_fp8_scales_without_a_config_are_an_error_not_parameters(built: dict[str, Path], tmp_path: Path) -> None:
-    facts = probe_static(Candidate(rebuild(built["fp8-block"], tmp_path / "m", change_config=lambda c: c.pop("quantization_config"))))
+    facts = probe_static(Candidate(rebuild_checkpoint(built["fp8-block"], tmp_path / "m", change_config=lambda c: c.pop("quantization_config"))))
     assert facts.parameters == {}  # counted as stored: 426,644, the 20 block scales counted as parameters
     assert NOT_READ in (facts.parameters_error or "") and ".weight_scale_inv (F32" in (facts.parameters_error or "")
 
@@ -116,7 +101,7 @@ def test_an_fp8_config_with_no_scales_is_a_missing_piece(built: dict[str, Path],
         for name in [n for n in tensors if n.endswith(("weight_scale_inv", "input_scale", "weight_scale"))]:
             del tensors[name]
 
-    facts = probe_static(Candidate(rebuild(built["fp8-block"], tmp_path / "m", no_scales)))
+    facts = probe_static(Candidate(rebuild_checkpoint(built["fp8-block"], tmp_path / "m", no_scales)))
     assert facts.parameters == {}
     assert "incomplete FP8 group" in (facts.parameters_error or "") and "without weight_scale_inv or weight_scale" in (facts.parameters_error or "")
 
@@ -152,7 +137,7 @@ def test_mixed_precision_config_groups_fold_each_layer_by_its_shapes(built: dict
 
     eight, _ = build_quantized_llama(tmp_path / "eight", "compressed-tensors", bits=8)
     mlp_tensors = {name: tensor for name, tensor in load_file(str(eight / "model.safetensors")).items() if ".mlp." in name}
-    folder = rebuild(built["compressed-tensors"], tmp_path / "m", lambda t: t.update(mlp_tensors), lambda c: _two_groups(c, {"num_bits": 4}, {"num_bits": 8}))
+    folder = rebuild_checkpoint(built["compressed-tensors"], tmp_path / "m", lambda t: t.update(mlp_tensors), lambda c: _two_groups(c, {"num_bits": 4}, {"num_bits": 8}))
     facts = probe_static(Candidate(folder))
     assert facts.parameters_error is None and facts.parameters["parameters"] == TINY_LLAMA_PARAMETERS
     assert facts.quantization["bits"] == 8  # the widest group's
@@ -162,7 +147,7 @@ def test_a_layer_two_schemes_fit_is_an_error_but_bytes_and_dtypes_are_judged(tmp
     """Per channel, 4 and 8 bits: a [out, 1] scale fits both, so the layer's width is not told; bytes on disk need no fold."""
     channel = {"strategy": "channel", "group_size": None}
     source, _ = build_quantized_llama(tmp_path / "c", "compressed-tensors", group_size=-1)
-    folder = rebuild(source, tmp_path / "m", change_config=lambda c: _two_groups(c, {**channel, "num_bits": 4}, {**channel, "num_bits": 8}))
+    folder = rebuild_checkpoint(source, tmp_path / "m", change_config=lambda c: _two_groups(c, {**channel, "num_bits": 4}, {**channel, "num_bits": 8}))
     results = judged(folder, [
         {"id": "P", "check": "size.parameters", "max": 1e9},
         {"id": "B", "check": "size.weight_bytes", "max": 1e9},

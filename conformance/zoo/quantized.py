@@ -148,3 +148,23 @@ def build_quantized_llama(out_dir: Path, method: str, *, bits: int = 4, group_si
     with tempfile.TemporaryDirectory() as unquantized:
         model.save_pretrained(unquantized)
         return quantize_folder(Path(unquantized), Path(out_dir), method, bits=bits, group_size=group_size), expected
+
+
+def rebuild_checkpoint(folder: Path, target: Path, change_tensors: Any = None, change_config: Any = None) -> Path:
+    """A copy of a one-file safetensors checkpoint at `target`, its tensors and/or config changed by the callables.
+
+    `change_tensors(tensors)` edits the name -> tensor dict and `change_config(config)` the config dict, in
+    place, before they are written; returns `target`. Raises what safetensors and json raise on bad input.
+    """
+    from safetensors.torch import load_file, save_file
+
+    target.mkdir(parents=True)
+    tensors = load_file(str(folder / "model.safetensors"))
+    if change_tensors:
+        change_tensors(tensors)
+    save_file(tensors, str(target / "model.safetensors"))
+    config = json.loads((folder / "config.json").read_text())
+    if change_config:
+        change_config(config)
+    (target / "config.json").write_text(json.dumps(config))
+    return target
