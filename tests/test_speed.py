@@ -392,3 +392,31 @@ def test_device_table_is_sourced_and_unknowns_are_none() -> None:
         assert all(math.isfinite(value) and value > 0 for value in device.peak_flops_per_second.values())
         # Dense figures: no tensor peak above 2.5 PFLOP/s for a single GPU of these generations.
         assert max(device.peak_flops_per_second.values()) < 2.5e15
+
+
+def _facts_of(architecture: dict) -> Evidence:
+    from conformance.backends.base import ModelFacts
+
+    evidence = Evidence()
+    evidence.put("load", ModelFacts("causal", "MambaForCausalLM", "cpu", "float32", 0.1, 1000, architecture, 800, 100, 4))
+    return evidence
+
+
+def test_mfu_and_mbu_do_not_apply_to_a_model_without_attention() -> None:
+    # A state-space model (Mamba's config: no attention heads, no KV cache): the formula says nothing of it.
+    from transformers import MambaConfig
+
+    arch = {**normalize_architecture(MambaConfig(hidden_size=64, num_hidden_layers=2, vocab_size=320).to_dict()), "head_dim": None}
+    assert arch["model_type"] == "mamba" and arch["num_attention_heads"] is None
+    for check, figure in (("performance.mfu", "MFU"), ("performance.mbu", "MBU")):
+        with pytest.raises(CheckSkipped, match=f"^{figure} counts a transformer's attention FLOPs and KV-cache bytes; this model "
+                                               r"\(model_type mamba\) declares no attention heads, so the formula does not apply$"):
+            run_check(check, _facts_of(arch), rule(check, {"min": 0.1}, measurement=FAST, peak_flops_per_second=1e11, peak_bytes_per_second=1e10))
+
+
+def test_a_roofline_field_missing_is_the_rule_s_error_not_a_crash(speed: SpeedEvidence) -> None:
+    arch = {"model_type": "llama", "num_layers": 2, "hidden_size": None, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": None}
+    evidence = _facts_of(arch)
+    evidence.put(evidence_key("speed", speed_params({"workload": WORKLOAD, "measurement": FAST})), speed)
+    with pytest.raises(CheckError, match="^MFU cannot be computed: architecture field hidden_size is missing or not a positive integer: None$"):
+        run_check("performance.mfu", evidence, rule("performance.mfu", {"min": 0.0}, measurement=FAST, peak_flops_per_second=1e11))

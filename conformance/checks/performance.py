@@ -13,11 +13,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import statistics
+from collections.abc import Callable
 from typing import Any
 
 from ..backends import Backend, ModelFacts
 from ..compare import describe_expected, judge
-from ..errors import CheckError, Inconclusive
+from ..errors import CheckError, CheckSkipped, Inconclusive
 from ..evidence import Evidence
 from ..options import DEVICE_SCHEMA_PATTERN, DTYPES
 from ..planning import rule_evidence
@@ -205,6 +206,32 @@ def _facts(evidence: Evidence) -> ModelFacts:
     return model_facts(evidence.get("load", (Backend, ModelFacts)))  # live, or its cached facts
 
 
+def _transformer_facts(evidence: Evidence, figure: str) -> ModelFacts:
+    """The load facts when the roofline's transformer formula applies; CheckSkipped for a model without attention.
+
+    The FLOPs and bytes per token count attention (Kaplan et al. 2020; Chowdhery et al. 2022, appendix B) and
+    the KV cache: a state-space model such as Mamba declares no attention heads, so the formula says nothing
+    of it.
+    """
+    facts = _facts(evidence)
+    heads = facts.architecture.get("num_attention_heads")
+    if type(heads) is not int or heads <= 0:
+        model_type = facts.architecture.get("model_type") or "unknown"
+        raise CheckSkipped(
+            f"{figure} counts a transformer's attention FLOPs and KV-cache bytes; this model (model_type {model_type}) "
+            "declares no attention heads, so the formula does not apply"
+        )
+    return facts
+
+
+def _roofline(figure: str, compute: Callable[[], float]) -> float:
+    """`compute()`, its ValueError (an architecture field missing or not a positive integer) as this rule's CheckError."""
+    try:
+        return compute()
+    except ValueError as exc:
+        raise CheckError(f"{figure} cannot be computed: {exc}") from None
+
+
 def _peak(evidence: Evidence, rule: Rule, speed: SpeedEvidence, key: str) -> tuple[float, str]:
     """The rule's own peak if given, else the device table's for this device (and dtype, for FLOP/s)."""
     given = rule.params.get(key)
@@ -242,12 +269,12 @@ def model_flops_utilisation(evidence: Evidence, rule: Rule) -> Verdict:
     apply here (an encoder-only model, another device or dtype), and CheckError when a probe failed, the prefill series varies more
     than `max_cv`, or no peak is known.
     """
-    facts = _facts(evidence)
+    facts = _transformer_facts(evidence, "MFU")
     speed = _speed(evidence, rule, "prefill")
     peak, source = _peak(evidence, rule, speed, "peak_flops_per_second")
     workload = speed.workload
     matmul = MatmulParameters(body=facts.matmul_body, head=facts.matmul_head)
-    flops = prefill_flops(facts.architecture, workload.batch_size, workload.prompt_tokens, parameters=matmul)
+    flops = _roofline("MFU", lambda: prefill_flops(facts.architecture, workload.batch_size, workload.prompt_tokens, parameters=matmul))
     seconds = statistics.median(speed.prefill_ms) / 1000.0
 
     def utilisation(prefill_ms: float) -> float:
@@ -275,7 +302,7 @@ def memory_bandwidth_utilisation(evidence: Evidence, rule: Rule) -> Verdict:
     when speed does not apply here (an encoder-only model, another device or dtype), and CheckError when a probe failed, the decode
     series varies more than `max_cv`, or no peak is known.
     """
-    facts = _facts(evidence)
+    facts = _transformer_facts(evidence, "MBU")
     speed = _speed(evidence, rule, "decode")
     if speed.decode_tokens_per_second is None:
         raise Inconclusive(f"decode time not resolved after {speed.runs} runs: the median full generation took no longer than the median prefill")
@@ -287,7 +314,7 @@ def memory_bandwidth_utilisation(evidence: Evidence, rule: Rule) -> Verdict:
     measured = facts.decode_weight_bytes
     weight_bytes = measured if measured is not None and measured > 0 else (facts.matmul_body + facts.matmul_head) * element_bytes
     context = mean_decode_context(workload.prompt_tokens, workload.new_tokens)
-    bytes_per_token = decode_bytes_per_token(facts.architecture, weight_bytes, workload.batch_size, context, element_bytes)
+    bytes_per_token = _roofline("MBU", lambda: decode_bytes_per_token(facts.architecture, weight_bytes, workload.batch_size, context, element_bytes))
     achieved = bytes_per_token * speed.decode_tokens_per_second
 
     def utilisation(tokens_per_second: float) -> float:
