@@ -26,7 +26,7 @@ from ..probe_registry import ProbeContext, probe
 from .architecture import ARCHITECTURE_FIELDS, normalize_architecture
 from .json_keys import duplicate_keys
 from .tokenizer_files import TokenizerFacts, read_tokenizer
-from .weights import WeightsInfo, count_parameters, read_weights
+from .weights import WeightsInfo, count_parameters, folded_tensors, read_weights
 
 T = TypeVar("T")
 
@@ -208,21 +208,10 @@ class StaticFacts:
         }
 
 
-def logical_tensors(weights: WeightsInfo, config: dict[str, Any] | None) -> list[TensorInfo]:
-    """The model's tensors, each name once: as stored, or folded by the checkpoint's quantized layout; ValueError if it cannot fold."""
-    seen: set[str] = set()
-    tensors = []
-    for tensor in weights.tensors:  # a name in two shards is an error of the weights facts; counted once, as the count does
-        if tensor.name not in seen:
-            seen.add(tensor.name)
-            tensors.append(tensor)
-    layout = registry.tensor_layout(config)
-    return layout.logical_tensors(tensors, config) if layout is not None and config is not None else tensors
-
-
-def _quantization_and_experts(facts: StaticFacts, weights: WeightsInfo, config: dict[str, Any] | None) -> None:
-    """Fill the quantization and active-parameter facts (each with its own error) from the tensors and config."""
-    logical, fold_error = _attempt("parameter count", lambda: logical_tensors(weights, config))
+def _quantization_and_experts(
+    facts: StaticFacts, weights: WeightsInfo, config: dict[str, Any] | None, logical: list[TensorInfo] | None, fold_error: str | None
+) -> None:
+    """Fill the quantization and active-parameter facts (each with its own error) from the folded tensors and config."""
     stored = weights.tensors
     quantization, facts.quantization_error = _attempt(
         "quantization", lambda: describe_quantization(stored, logical if logical is not None else stored, config, weights.tensor_format)
@@ -278,12 +267,15 @@ def probe_static(candidate: Candidate) -> StaticFacts:
             facts.architecture_error = ambiguous or read_error
     if weights.tensors:
         tensors = weights.tensors
-        counts, facts.parameters_error = _attempt("parameter count", lambda: count_parameters(weights, config))
+        folded, fold_error = _attempt("parameter count", lambda: folded_tensors(weights, config))  # folded once
+        counts, facts.parameters_error = (
+            _attempt("parameter count", lambda: count_parameters(weights, config, folded)) if folded is not None else (None, fold_error)
+        )
         facts.parameters = counts or {}
         facts.weight_bytes = sum(t.stored_bytes for t in tensors)
         facts.weight_dtypes = dtype_summary(tensors)
         facts.embedding_rows = embedding_rows(tensors)
-        _quantization_and_experts(facts, weights, config)
+        _quantization_and_experts(facts, weights, config, folded, fold_error)
     tokenizer, tokenizer_error = _attempt("tokenizer", lambda: read_tokenizer(candidate))
     facts.tokenizer = tokenizer or TokenizerFacts(errors=[tokenizer_error or "tokenizer unreadable"])
     remote, remote_error = _attempt("remote code", lambda: read_remote_code(candidate))

@@ -206,20 +206,29 @@ def first_of_each_name(tensors: list[TensorInfo]) -> list[TensorInfo]:
     return kept
 
 
-def count_parameters(weights: WeightsInfo, config: dict[str, Any] | None) -> dict[str, int]:
+def folded_tensors(weights: WeightsInfo, config: dict[str, Any] | None) -> list[TensorInfo]:
+    """The model's tensors, each name once (the first file read), folded by the checkpoint's quantized layout.
+
+    What the parameter count, the quantization facts and the active parameters all read. Raises ValueError
+    when the layout (`registry.tensor_layout`) cannot fold them.
+    """
+    tensors = first_of_each_name(weights.tensors)
+    layout = registry.tensor_layout(config) if config is not None else None
+    return layout.logical_tensors(tensors, config) if layout is not None and config is not None else tensors
+
+
+def count_parameters(weights: WeightsInfo, config: dict[str, Any] | None, folded: list[TensorInfo] | None = None) -> dict[str, int]:
     """Parameters as `sum(p.numel() for p in model.parameters())` counts them, by the format that read the tensors.
 
-    A quantized checkpoint's tensors are first folded by its layout (`registry.tensor_layout`), so the count
-    is the unquantized model's. A name held by more than one file is counted once (the first file read);
-    `weights.errors` says so and the size rules error. Raises ValueError when the layout cannot fold them,
-    and when quantized pieces or integer matrices are left unfolded (`formats.quantized.require_folded`:
-    no config, or one that does not describe them): counted as stored they would vanish from the count.
+    Counted from `folded` (`folded_tensors`, computed here when not given), so the count is the unquantized
+    model's and a name held by more than one file is counted once (`weights.errors` says so and the size
+    rules error). Raises ValueError when the layout cannot fold them, and when quantized pieces or integer
+    matrices are left unfolded (`formats.quantized.require_folded`: no config, or one that does not describe
+    them): counted as stored they would vanish from the count.
     """
     if weights.tensor_format is None:
         return {}
-    tensors = first_of_each_name(weights.tensors)
+    tensors = folded if folded is not None else folded_tensors(weights, config)
     layout = registry.tensor_layout(config) if config is not None else None
-    if layout is not None and config is not None:
-        tensors = layout.logical_tensors(tensors, config)
     require_folded(tensors, config, layout.name if layout is not None else None)
     return registry.format_named(weights.tensor_format).count_parameters(tensors, config)
