@@ -129,28 +129,38 @@ def _config_bits(method: str, settings: dict[str, Any]) -> int | None:
         return 4 if settings.get("load_in_4bit") or method.endswith("4bit") else 8
     if method in ("fp8", "fbgemm_fp8"):
         return 8
-    for key in ("bits", "w_bit", "nbits", "weight_bits"):
-        value = settings.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
+    bits = _first_int(settings, ("bits", "w_bit", "nbits", "weight_bits"))
+    if bits is not None:
+        return bits
+    group_bits = _group_weight_ints(settings, "num_bits")
+    return max(group_bits) if group_bits else None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _first_int(settings: dict[str, Any], keys: tuple[str, ...]) -> int | None:
+    """The first of `keys` the settings give as an integer (booleans are not), or None."""
+    return next((settings[key] for key in keys if _is_int(settings.get(key))), None)
+
+
+def _group_weight_ints(settings: dict[str, Any], field: str) -> set[int]:
+    """The distinct integer `weights.<field>` of compressed-tensors' `config_groups` (the first 1,000 groups)."""
     groups = settings.get("config_groups")
-    if isinstance(groups, dict):
-        found = {g["weights"].get("num_bits") for g in list(groups.values())[:1000] if isinstance(g, dict) and isinstance(g.get("weights"), dict)}
-        bits = [b for b in found if isinstance(b, int) and not isinstance(b, bool)]
-        return max(bits) if bits else None
-    return None
+    if not isinstance(groups, dict):
+        return set()
+    values = {g["weights"].get(field) for g in list(groups.values())[:1000] if isinstance(g, dict) and isinstance(g.get("weights"), dict)}
+    return {value for value in values if _is_int(value)}
 
 
 def _config_group_size(settings: dict[str, Any]) -> int | None:
-    for key in ("group_size", "q_group_size", "bnb_4bit_blocksize"):
-        value = settings.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    groups = settings.get("config_groups")
-    if isinstance(groups, dict):
-        sizes = {g["weights"].get("group_size") for g in list(groups.values())[:1000] if isinstance(g, dict) and isinstance(g.get("weights"), dict)}
-        known = [s for s in sizes if isinstance(s, int) and not isinstance(s, bool)]
-        return known[0] if len(known) == 1 else None
+    size = _first_int(settings, ("group_size", "q_group_size", "bnb_4bit_blocksize"))
+    if size is not None:
+        return size
+    if isinstance(settings.get("config_groups"), dict):
+        sizes = _group_weight_ints(settings, "group_size")
+        return next(iter(sizes)) if len(sizes) == 1 else None
     block = settings.get("weight_block_size")
     return block[1] if isinstance(block, list) and len(block) == 2 and isinstance(block[1], int) else None
 
