@@ -182,6 +182,7 @@ def test_settings_record_everything_that_can_change_a_score(bos_loaded: Transfor
     settings = bos_scores.settings
     tokenizer = bos_loaded.tokenizer
     assert settings == {
+        "backend": "causal",
         "batch_size": DEFAULT_BATCH_SIZE,
         "dtype": "float32",
         "device": "cpu",

@@ -114,7 +114,7 @@ class LoadRequest:
     folder: Path
     model_path: str  # the model folder, which loaded objects are named after
     config: dict[str, Any]  # config.json as read (bounded) by the candidate
-    kind: str  # "causal" | "encoder"
+    kind: str  # `probes.kinds`: "causal" | "encoder" | "seq2seq" | "image-text-to-text"
     weights_format: str  # "safetensors" | "pickle" | "gguf"
     has_tokenizer: bool  # the folder ships tokenizer files
     device: str  # resolved: "cpu", "cuda:0" (`Backend.resolve_device`)
@@ -143,14 +143,15 @@ class TokenIds(Protocol):
 class Activations:
     """A forward pass's output: `values` is a float32 numpy array of shape (rows, length, width)."""
 
-    name: str  # "logits" for causal LMs, "last_hidden_state" for encoders
+    name: str  # "logits" for language models (an encoder-decoder's: the decoder's), "last_hidden_state" for encoders
     values: Any
 
 
 class Backend(ABC):
     """A model loaded by one inference library, with the operations the runtime probes need.
 
-    Attributes set at load: `kind` ("causal" | "encoder"), `device` (where inputs go: "cpu", "cuda:0"),
+    Attributes set at load: `kind` (`probes.kinds`: "causal", "encoder", "seq2seq" or
+    "image-text-to-text"; documents written before the last two read as they did), `device` (where inputs go: "cpu", "cuda:0"),
     `dtype` (the weights' dtype name, e.g. "float32"), `load_seconds`, `architecture` (normalized
     config.json fields) and `facts` (`ModelFacts`, computed once at load). `not_runnable` is why the
     runtime probes must not run this model (its weights do not cover its parameters, so it is not the

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from ..errors import CheckError, CheckSkipped
 from ..probes.architecture import normalize_architecture
+from ..probes.kinds import CAUSAL, ENCODER, IMAGE_TEXT_TO_TEXT, SEQ2SEQ
 from ..probes.roofline import decode_weight_bytes, model_matmul_parameters
 from .base import Activations, Backend, LoadReport, LoadRequest, ModelFacts, TokenIds
 from .special_tokens import prefix_token_id
@@ -45,7 +46,8 @@ class TransformersBackend(Backend):
         Args:
             model: the torch model (a transformers PreTrainedModel), already on `device`.
             tokenizer: its tokenizer, or None when the model ships none.
-            kind: "causal" (next-token logits) or "encoder" (last hidden state), as `ModelFacts.kind`.
+            kind: one of `probes.kinds` ("causal", "encoder", "seq2seq", "image-text-to-text"), as
+                `ModelFacts.kind`: it decides what `forward` returns and how `generate` reads the output.
             device: torch's device string ("cpu", "cuda:0").
             dtype: the parameters' dtype name ("float32", "bfloat16").
             load_seconds: wall time the load took, in seconds (0.0 for a model built in memory).
@@ -59,6 +61,9 @@ class TransformersBackend(Backend):
         self.dtype = dtype
         self.load_seconds = load_seconds
         self.architecture = dict(architecture or {})
+        # The encoder-decoder mechanics (decoder start token, decoder-only output) follow the model's own
+        # config: an image-text-to-text model may be encoder-decoder too (UDOP, VisionEncoderDecoder).
+        self._encoder_decoder = kind == SEQ2SEQ or getattr(getattr(model, "config", None), "is_encoder_decoder", False) is True
         self.facts = self._model_facts(loading)
         # Read once: the id cannot change under the probes (setting a missing tokenizer pad to it, as the
         # lm-eval adapter does, leaves the choice as it was).
@@ -68,8 +73,11 @@ class TransformersBackend(Backend):
     def _model_facts(self, loading: LoadReport | None) -> ModelFacts:
         config = getattr(self.model, "config", None)
         architecture = dict(self.architecture)
-        # head_dim is not in the common vocabulary but some families (Gemma, Qwen3) set it apart from h / H.
-        architecture["head_dim"] = getattr(config, "head_dim", None)
+        # head_dim is not in the common vocabulary but some families (Gemma, Qwen3) set it apart from h / H;
+        # a multimodal model's is its text decoder's (Gemma 3: 32 where hidden / heads is 16).
+        architecture["head_dim"] = getattr(_text_config(config), "head_dim", None)
+        if self._encoder_decoder:  # the roofline rules read it: their formula is a decoder-only one
+            architecture["is_encoder_decoder"] = True
         matmul = model_matmul_parameters(self.model)
         return ModelFacts(
             kind=self.kind,
@@ -107,6 +115,9 @@ class TransformersBackend(Backend):
     def load(cls, request: LoadRequest) -> TransformersBackend:
         """Auto classes with trust_remote_code=False and local files only, from the staging folder.
 
+        The Auto class follows `request.kind` (`auto_class_of`): AutoModelForCausalLM, AutoModel for an
+        encoder, AutoModelForSeq2SeqLM, AutoModelForImageTextToText.
+
         Pickle weights go through transformers' torch.load(weights_only=True) (4.50+ / torch 2.6). A GGUF
         file (`request.weights_file`) is loaded with `gguf_file=`: config, tokenizer and weights from that
         one file, the weights dequantized. Safetensors weights are first laid out on the meta device
@@ -117,7 +128,7 @@ class TransformersBackend(Backend):
         whatever transformers raises, CheckSkipped when transformers cannot load a GGUF file's
         architecture or quantization types.
         """
-        from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoConfig, AutoTokenizer
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()  # our own progress lines say what is happening
@@ -130,7 +141,7 @@ class TransformersBackend(Backend):
         try:
             with quiet_load_report():
                 hf_config = AutoConfig.from_pretrained(request.folder, **common)
-                auto_class = AutoModelForCausalLM if request.kind == "causal" else AutoModel
+                auto_class = auto_class_of(request.kind)
                 weights: dict[str, Any] = {
                     "config": hf_config,
                     "dtype": _torch_dtype(request.dtype, request.device),
@@ -234,13 +245,29 @@ class TransformersBackend(Backend):
     # --- running ------------------------------------------------------------------------------
 
     def forward(self, ids: Any) -> Activations:
-        """The model's logits (causal) or last hidden state (encoders) as float32 numpy, inference mode."""
+        """The model's logits, or an encoder's last hidden state, as float32 numpy, inference mode.
+
+        Causal and image-text-to-text models: logits over every prompt position (rows, length, vocab),
+        text only (no pixel_values). Encoder-decoder: the encoder reads `ids` and the decoder one
+        position, `decoder_start_token_id`, so the logits are the decoder's first (rows, 1, vocab).
+        """
         import torch
 
+        inputs: dict[str, Any] = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+        if self._encoder_decoder:
+            inputs["decoder_input_ids"] = torch.full((ids.shape[0], 1), self._decoder_start_id(), dtype=ids.dtype, device=ids.device)
         with torch.inference_mode():
-            outputs = self.model(input_ids=ids, attention_mask=torch.ones_like(ids))
-        name = "logits" if self.kind == "causal" else "last_hidden_state"
+            outputs = self.model(**inputs)
+        name = "last_hidden_state" if self.kind == ENCODER else "logits"
         return Activations(name=name, values=getattr(outputs, name).float().cpu().numpy())
+
+    def _decoder_start_id(self) -> int:
+        """The decoder's first input id (generation config, else model config; T5 sets it to pad); CheckError if none."""
+        for source in (getattr(self.model, "generation_config", None), getattr(self.model, "config", None)):
+            value = getattr(source, "decoder_start_token_id", None)
+            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                return value
+        raise CheckError("the encoder-decoder model names no decoder_start_token_id, so its decoder cannot start")
 
     def _generate(self, ids: Any, **settings: Any) -> Any:
         """`model.generate`, greedy, attention mask all ones, the one pad id (generate runs under no_grad).
@@ -267,13 +294,20 @@ class TransformersBackend(Backend):
         return self._mask_of[1]
 
     def prefill(self, ids: TokenIds) -> Any:
-        """`generate` of one token: the prompt's forward pass and the first new token (TTFT)."""
+        """`generate` of one token: the prompt's forward pass and the first new token (TTFT).
+
+        Encoder-decoder: the encoder's pass over the prompt plus the decoder's first step.
+        """
         return self._generate(ids, max_new_tokens=1, min_new_tokens=1)
 
     def generate(
         self, ids: TokenIds, max_new_tokens: int, *, min_new_tokens: int = 0, stop_ids: Sequence[int] | None = None
     ) -> Any:
-        """`model.generate`, greedy; the new tokens as a view of the output tensor (no copy)."""
+        """`model.generate`, greedy; the new tokens as a view of the output tensor (no copy).
+
+        A decoder-only output repeats the prompt, which is cut off; an encoder-decoder output is the
+        decoder's sequence, whose first id is `decoder_start_token_id` (not generated), which is cut off.
+        """
         settings: dict[str, Any] = {"max_new_tokens": max_new_tokens}
         if min_new_tokens:
             settings["min_new_tokens"] = min_new_tokens
@@ -282,11 +316,17 @@ class TransformersBackend(Backend):
                 raise ValueError("stop_ids must name at least one id (None: the model's own)")
             settings["eos_token_id"] = list(stop_ids)
         output = self._generate(ids, **settings)
-        return output[:, ids.shape[1]:]
+        return output[:, 1:] if self._encoder_decoder else output[:, ids.shape[1]:]
 
     def lm_eval_model(self, batch_size: int) -> Any:
-        """lm-eval's HFLM around this model (see `transformers_lm_eval.wrap_model`)."""
-        return wrap_model(self.model, self.tokenizer, self.prefix_token_id(), batch_size)
+        """lm-eval's HFLM around this model (see `transformers_lm_eval.wrap_model`).
+
+        HFLM's "seq2seq" backend for an encoder-decoder model, "causal" otherwise (an image-text-to-text
+        model is scored on text only through its language model's logits). CheckSkipped for an encoder.
+        """
+        if self.kind == ENCODER:
+            raise CheckSkipped("encoder-only model: task scoring needs a language-model head")
+        return wrap_model(self.model, self.tokenizer, self.prefix_token_id(), batch_size, backend="seq2seq" if self.kind == SEQ2SEQ else "causal")
 
     def lm_eval_settings(self, lm: Any) -> dict[str, Any]:
         """See `transformers_lm_eval.scoring_settings`."""
@@ -336,6 +376,32 @@ def _torch_dtype(name: str, device: str) -> Any:
     if name == "auto":
         return "auto" if device.startswith("cuda") else torch.float32
     return getattr(torch, name)
+
+
+def auto_class_of(kind: str) -> Any:
+    """The transformers Auto class that loads a model of `kind` (`probes.kinds`); ValueError for an unknown kind."""
+    import transformers
+
+    names = {
+        CAUSAL: "AutoModelForCausalLM",
+        ENCODER: "AutoModel",  # the bare encoder: the runtime probes read its last hidden state
+        SEQ2SEQ: "AutoModelForSeq2SeqLM",
+        IMAGE_TEXT_TO_TEXT: "AutoModelForImageTextToText",
+    }
+    if kind not in names:
+        raise ValueError(f"unknown model kind {kind!r} ({', '.join(names)})")
+    return getattr(transformers, names[kind])
+
+
+def _text_config(config: Any) -> Any:
+    """The text decoder's config of a multimodal config (`get_text_config`), else `config` itself."""
+    getter = getattr(config, "get_text_config", None)
+    if getter is None:
+        return config
+    try:
+        return getter(decoder=True)
+    except (TypeError, ValueError, AttributeError):
+        return config
 
 
 def _architecture(config: dict[str, Any], hf_config: Any) -> dict[str, Any]:

@@ -72,14 +72,17 @@ def single_prefix_hflm() -> type:
     return SinglePrefixHFLM
 
 
-def wrap_model(model: Any, tokenizer: Any, prefix_token_id: int, batch_size: int) -> Any:
+def wrap_model(model: Any, tokenizer: Any, prefix_token_id: int, batch_size: int, backend: str = "causal") -> Any:
     """lm-eval's HFLM (as `single_prefix_hflm`) around the model object already loaded: no second load.
 
     ``batch_size`` is lm-eval's batch size (requests per forward pass; scores can move with it in bf16 on
     GPU, so it is recorded). ``prefix_token_id`` is the backend's one choice (`special_tokens`); a tokenizer
     without a pad token gets that token as its pad, which lm-eval needs for batching (padded positions are
-    masked or after the scored ones, so its value moves no score). Raises CheckError when the model ships
-    no tokenizer.
+    masked or after the scored ones, so its value moves no score). ``backend`` is HFLM's: "causal" (the
+    logits of the prompt and continuation in one sequence) or "seq2seq" (the context to the encoder, the
+    continuation scored by the decoder), given explicitly because HFLM guesses it from the model_type
+    and falls back to causal with a warning for a multimodal family. Raises CheckError when the model
+    ships no tokenizer.
     """
     if tokenizer is None:
         raise CheckError("task scoring needs the model's tokenizer, and none is shipped")
@@ -90,6 +93,7 @@ def wrap_model(model: Any, tokenizer: Any, prefix_token_id: int, batch_size: int
         tokenizer=tokenizer,
         batch_size=batch_size,
         prefix_token_id=prefix_token_id,
+        backend=backend,
     )
 
 
@@ -97,7 +101,7 @@ def scoring_settings(model: Any, dtype: str) -> dict[str, Any]:
     """Every setting besides the task that can change a score, as plain JSON values.
 
     ``model`` is the wrapper `wrap_model` returned (after evaluation, so the BOS count is final). Keys:
-    batch_size (lm-eval's, requests per forward pass), dtype (the weights', as loaded), device, prefix_token_id and
+    backend (HFLM's "causal" or "seq2seq": how a request's context and continuation reach the model), batch_size (lm-eval's, requests per forward pass), dtype (the weights', as loaded), device, prefix_token_id and
     prefix_token (the one context token of rolling and empty-context requests), max_length (tokens per
     window), add_bos_token (HFLM's option; None leaves it to the tokenizer), tokenizer_adds_bos,
     rolling_bos_correction (a tokenizer-added BOS was dropped from at least one rolling document),
@@ -114,7 +118,9 @@ def scoring_settings(model: Any, dtype: str) -> dict[str, Any]:
     batch_size = model.batch_size
     dropped = int(getattr(model, "rolling_bos_dropped", 0))
     adds_bos = getattr(model, "tokenizer_adds_prefix", None)
+    backend = getattr(model, "backend", None)
     return {
+        "backend": backend if isinstance(backend, str) else None,
         "batch_size": int(batch_size) if str(batch_size).isdigit() else str(batch_size),
         "dtype": dtype,
         "device": str(model.device),

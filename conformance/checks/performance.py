@@ -23,6 +23,7 @@ from ..evidence import Evidence
 from ..options import DEVICE_SCHEMA_PATTERN, DTYPES
 from ..planning import rule_evidence
 from ..probes.intervals import Interval, decide, level_text
+from ..probes.kinds import SEQ2SEQ
 from ..probes.load import model_facts
 from ..probes.roofline import (
     DeviceTable,
@@ -211,9 +212,16 @@ def _transformer_facts(evidence: Evidence, figure: str) -> ModelFacts:
 
     The FLOPs and bytes per token count attention (Kaplan et al. 2020; Chowdhery et al. 2022, appendix B) and
     the KV cache: a state-space model such as Mamba declares no attention heads, so the formula says nothing
-    of it.
+    of it. The formula is a decoder-only one: an encoder-decoder model (T5) spends its prefill in the
+    encoder and its decode steps in cross-attention over the encoder's states, neither of which it
+    counts, so MFU and MBU skip such a model (its speed rules still run).
     """
     facts = _facts(evidence)
+    if facts.kind == SEQ2SEQ or facts.architecture.get("is_encoder_decoder") is True:
+        raise CheckSkipped(
+            f"{figure} uses the decoder-only roofline (prefill FLOPs and decode bytes of one decoder stack); this is "
+            "an encoder-decoder model, whose encoder pass and cross-attention the formula does not count"
+        )
     heads = facts.architecture.get("num_attention_heads")
     if type(heads) is not int or heads <= 0:
         model_type = facts.architecture.get("model_type") or "unknown"

@@ -8,6 +8,7 @@ from ..backends import Backend, ModelFacts
 from ..errors import CheckError, CheckSkipped
 from ..evidence import Evidence
 from ..planning import rule_evidence
+from ..probes.kinds import kind_name
 from ..probes.load import model_facts
 from ..probes.runtime import DeterminismFacts, FinitenessFacts, ForwardFacts
 from ..registry import check
@@ -17,14 +18,15 @@ from ..verdict import Verdict
 
 @check(
     "runtime.loads",
-    summary="loads with transformers' Auto classes (no remote code, safetensors preferred, pickles only if scanned clean, GGUF dequantized) and the weights cover every parameter",
+    summary="loads with transformers' Auto class for its kind (decoder-only, encoder-only, encoder-decoder, image-text-to-text; no remote code, safetensors preferred, pickles only if scanned clean, GGUF dequantized) and the weights cover every parameter",
     probes=("load",),
     comparisons=(),
 )
 def loads(evidence: Evidence, rule: Rule) -> Verdict:
     """Pass when the model loaded and its weights filled every parameter; fail when some were left random.
 
-    Observed: kind, class, device, dtype, load_seconds (s), parameters (count) and, from the load report,
+    Observed: kind (`probes.kinds`: causal, encoder, seq2seq, image-text-to-text), class, device, dtype,
+    load_seconds (s), parameters (count) and, from the load report,
     the missing, unexpected and mismatched key counts, the uncovered parameters (elements) and a GGUF
     load's `dequantized_from`. A fail names how many parameters the weights do not cover and the first
     missing keys (the library initialized them at random: not the model the checkpoint stands for).
@@ -35,8 +37,9 @@ def loads(evidence: Evidence, rule: Rule) -> Verdict:
     facts = model_facts(evidence.get("load", (Backend, ModelFacts)))  # live, or its cached facts
     summary = {key: value for key, value in facts.to_dict().items() if key in ("kind", "class", "device", "dtype", "load_seconds", "parameters")}
     report = facts.loading
+    loaded_as = f"{facts.model_class} ({kind_name(facts.kind)}) on {facts.device} in {facts.dtype}"
     if report is None:  # a model built in memory, or facts cached before load reports
-        return Verdict("pass", summary, "loads", f"{facts.model_class} on {facts.device} in {facts.dtype}")
+        return Verdict("pass", summary, "loads", loaded_as)
     summary |= {
         "missing_keys": report.missing_count,
         "unexpected_keys": report.unexpected_count,
@@ -57,7 +60,7 @@ def loads(evidence: Evidence, rule: Rule) -> Verdict:
             f"{report.uncovered_parameters:,} of {facts.parameters:,} parameters are not in the weights and would be "
             f"randomly initialized ({report.missing_count} missing, {report.mismatched_count} mismatched keys: {named}){unexpected}",
         )
-    notes = [f"{facts.model_class} on {facts.device} in {facts.dtype}"]
+    notes = [loaded_as]
     if report.dequantized_from:
         notes.append(f"dequantized from {report.dequantized_from} ({report.source_file})")
     if report.unexpected_count:
@@ -69,12 +72,15 @@ def loads(evidence: Evidence, rule: Rule) -> Verdict:
 
 @check(
     "runtime.logits_finite",
-    summary="a forward pass on a probe input gives finite logits (encoders: hidden states)",
+    summary="a forward pass on a probe input gives finite logits (encoder-decoder: the decoder's first position; image-text-to-text: text only; encoders: hidden states)",
     probes=("load", "forward"),
     comparisons=(),
 )
 def logits_finite(evidence: Evidence, rule: Rule) -> Verdict:
     """Pass when the probe forward pass's output (logits, or an encoder's hidden states) holds no NaN or Inf.
+
+    An encoder-decoder model's logits are its decoder's at the first position, after the encoder read the
+    probe input (shape (1, 1, vocab)); an image-text-to-text model reads the text alone (no image).
 
     Observed: output name, shape, count of non-finite elements and the largest finite magnitude. Raises
     CheckError when the forward probe failed.
@@ -103,7 +109,7 @@ def _determinism_params(rule: Rule) -> dict[str, Any]:
 
 @check(
     "runtime.deterministic",
-    summary="two greedy generations of the same prompt are identical (encoders: two forward passes)",
+    summary="two greedy generations of the same prompt are identical (encoder-decoder: through the decoder; encoders: two forward passes)",
     probes=("load", "determinism"),
     params={"new_tokens": {"type": "integer", "minimum": 1, "maximum": 4096, "description": "tokens per generation (default 16)"}},
     comparisons=(),

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from ..backends import Backend
 from ..errors import CheckError, CheckSkipped
 from ..probe_registry import ProbeContext, probe
+from .kinds import ENCODER
 from .load import loaded_backend
 
 
@@ -22,10 +23,12 @@ class Generations:
 def generate_greedy(backend: Backend, prompts: list[str], max_new_tokens: int) -> Generations:
     """Each prompt completed greedily (up to `max_new_tokens`, stopping at the model's end of sequence).
 
-    Prompts run one at a time: no padding, so each completion is what a user would see. Raises
-    CheckSkipped for an encoder-only model and CheckError when the model ships no tokenizer.
+    Prompts run one at a time: no padding, so each completion is what a user would see. An
+    encoder-decoder model reads the prompt with its encoder and writes the completion with its decoder;
+    an image-text-to-text model gets the text prompt alone. Raises CheckSkipped for an encoder-only model
+    and CheckError when the model ships no tokenizer.
     """
-    if backend.kind != "causal":
+    if backend.kind == ENCODER:
         raise CheckSkipped("encoder-only model: generation does not apply")
     if not backend.has_tokenizer:
         raise CheckError("generation needs the model's tokenizer, and none is shipped")

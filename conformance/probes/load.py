@@ -19,10 +19,10 @@ from ..errors import CheckError, CheckSkipped
 from ..evidence import Evidence
 from ..formats.gguf import gguf_model_files, read_gguf
 from ..probe_registry import ProbeContext, probe
+from .kinds import model_kind  # the four kinds; tests and callers import it from here too
 from .load_preflight import LoadRefused, staged_folder
 from .static import StaticFacts
 
-ENCODER_MODEL_TYPES = frozenset({"bert", "roberta", "distilbert", "albert", "electra", "deberta", "deberta-v2", "xlm-roberta", "mpnet", "camembert", "modernbert"})
 TOKENIZER_FILES = frozenset({"tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "tokenizer.model"})
 
 
@@ -51,19 +51,6 @@ def loaded_backend(evidence: Evidence) -> Backend:
     if backend.not_runnable:
         raise CheckError(backend.not_runnable)
     return backend
-
-
-def model_kind(config: dict[str, Any]) -> str:
-    """The model's kind from config.json: causal for *CausalLM / *LMHeadModel, encoder for encoder families.
-
-    Anything else is treated as causal.
-    """
-    architectures = " ".join(config.get("architectures") or [])
-    if "CausalLM" in architectures or "LMHeadModel" in architectures:
-        return "causal"
-    if config.get("model_type") in ENCODER_MODEL_TYPES or config.get("is_encoder_decoder"):
-        return "encoder"
-    return "causal"
 
 
 def gguf_weights_file(file_kinds: dict[str, str]) -> str:

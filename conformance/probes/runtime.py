@@ -13,6 +13,7 @@ from ..formats.registry import format_claiming
 from ..probe_registry import ProbeContext, probe
 from ..safe_files import UnsafeFileError
 from .hashes import HashBudget, refuse_sparse
+from .kinds import ENCODER, SEQ2SEQ
 from .load import loaded_backend
 
 PROBE_TEXT = "The conformance suite checks that a model produces finite outputs for ordinary text."
@@ -33,7 +34,7 @@ def probe_input_ids(backend: Backend) -> TokenIds:
 class ForwardFacts:
     """One forward pass's output: its name, shape (batch, tokens[, vocab or hidden]), NaN/Inf count and largest finite |value|."""
 
-    output: str  # "logits" for causal LMs, "last_hidden_state" for encoders
+    output: str  # "logits" for language models (encoder-decoder: the decoder's first position), "last_hidden_state" for encoders
     shape: list[int]
     finite: bool
     nonfinite_count: int
@@ -41,7 +42,11 @@ class ForwardFacts:
 
 
 def probe_forward(backend: Backend) -> ForwardFacts:
-    """One forward pass on the probe input: the output's shape, NaN/Inf count and largest finite magnitude."""
+    """One forward pass on the probe input: the output's shape, NaN/Inf count and largest finite magnitude.
+
+    An encoder-decoder model's pass runs the encoder over the input and the decoder over its start token
+    (`Backend.forward`), so its logits are (1, 1, vocab); an image-text-to-text model reads text only.
+    """
     import numpy
 
     activations = backend.forward(probe_input_ids(backend))
@@ -68,16 +73,20 @@ class DeterminismFacts:
 
 
 def probe_determinism(backend: Backend, new_tokens: int) -> DeterminismFacts:
-    """Two greedy generations of the same prompt (causal), or two forward passes (encoders)."""
+    """Two greedy generations of the same prompt (every kind with an LM head), or two forward passes (encoders).
+
+    An encoder-decoder model generates through its decoder (`Backend.generate`), as a decoder-only one does.
+    """
     import numpy
 
     ids = probe_input_ids(backend)
-    if backend.kind != "causal":
+    if backend.kind == ENCODER:
         first, second = backend.forward(ids).values, backend.forward(ids).values
         same = bool(numpy.array_equal(first, second))
         return DeterminismFacts("two forward passes, bitwise", same, [], [])
     runs = [backend.generate(ids, new_tokens, min_new_tokens=new_tokens).tolist()[0] for _ in range(2)]
-    return DeterminismFacts(f"two greedy generations of {new_tokens} tokens", runs[0] == runs[1], runs[0], runs[1])
+    through = " through the decoder" if backend.kind == SEQ2SEQ else ""
+    return DeterminismFacts(f"two greedy generations of {new_tokens} tokens{through}", runs[0] == runs[1], runs[0], runs[1])
 
 
 @dataclass

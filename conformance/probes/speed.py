@@ -23,6 +23,13 @@ duration" rule):
 - verdicts are decided from confidence intervals (`intervals.py`), the error spent over the looks taken
   (looks come as the rounds grow by half): a figure far from its bar is decided however noisy the machine; a series whose coefficient of variation exceeds `max_cv` is *unstable* only
   when a rule asks for `max_cv` explicitly (off by default);
+- an encoder-decoder model (`seq2seq`) is measured the same way through its decoder: the prompt is
+  the encoder's input, a prefill run is the encoder's pass over it plus the decoder's first step
+  (from `decoder_start_token_id`), so TTFT = encoder pass + first decoder token; decode time is the
+  rest of the decoder's steps (each attending over the cached encoder states and its own KV cache),
+  and TPOT = decode time / (new_tokens - 1) as for a decoder-only model. An image-text-to-text
+  model is measured on text prompts only (input ids, no pixel_values). An encoder-only model has
+  no generation to time: the rules skip with "encoder-only model";
 - peak memory attributable to the model: CUDA max allocated; on CPU its weights' and buffers' bytes plus
   the rise of the process's resident set during the warm-up and measured runs (`memory.py`). The whole
   process's peak is kept apart as `process_peak_memory_bytes`.
@@ -42,6 +49,7 @@ from ..errors import CheckError, CheckSkipped
 from ..probe_registry import ProbeContext, probe
 from .intervals import METHOD as INTERVAL_METHOD
 from .intervals import Interval, look_level, quantile_interval
+from .kinds import ENCODER, SEQ2SEQ, kind_name
 from .load import loaded_backend
 from .memory import PeakMemory, PeakMemoryTracker
 from .stats import SampleStats
@@ -49,6 +57,19 @@ from .stopping import Rounds, run_until_decided
 from .timing import Timed, cuda_available, device_environment, same_device, timer
 
 SERIES = ("prefill", "decode")  # the two timed series a rule can be judged on
+
+# What one prefill run (TTFT) covers, per model kind (`probes.kinds`).
+PREFILL_METHODS: dict[str, str] = {
+    "causal": "prefill_i = generate(max_new_tokens=1): the prompt's forward pass and the first new token",
+    SEQ2SEQ: "prefill_i = generate(max_new_tokens=1): the encoder's pass over the prompt and the decoder's "
+    "first token (from decoder_start_token_id)",
+}
+
+
+def prefill_method(kind: str) -> str:
+    """What a prefill run covers for a model of `kind`: the decoder-only text unless it is encoder-decoder."""
+    text = PREFILL_METHODS.get(kind, PREFILL_METHODS["causal"])
+    return text if kind in PREFILL_METHODS else f"{text} ({kind_name(kind)} model, text only)"
 
 
 WORKLOAD_LIMITS = {"batch_size": 4096, "prompt_tokens": 1048576, "new_tokens": 65536}  # bounds, as the schema's
@@ -212,6 +233,7 @@ class SpeedEvidence:
     environment: dict[str, Any]
     timing_method: str
     decode_method: str = "decode_i = full_i - median(prefill); prefill and full runs alternate"
+    prefill_method: str = PREFILL_METHODS["causal"]  # what a prefill run (TTFT) covers (kinds differ)
     process_peak_memory_bytes: int | None = None  # the whole process (CPU: peak resident set; CUDA: max reserved)
     stopping_reason: str = "no bar to decide"  # one of stopping.STOPPING_REASONS
     decided: bool | None = None  # every rule judged on it decided (None: no rule was asked)
@@ -290,6 +312,7 @@ class SpeedEvidence:
             "timed_seconds": round(self.timed_seconds, 6),
             "timing_method": self.timing_method,
             "decode_method": self.decode_method,
+            "prefill_method": self.prefill_method,
             "samples": {
                 "prefill_ms": [round(value, 4) for value in self.prefill_ms],
                 "full_ms": [round(value, 4) for value in self.full_ms],
@@ -303,7 +326,7 @@ class SpeedEvidence:
 
 def check_applicable(backend: Backend, params: dict[str, Any]) -> None:
     """Raise CheckSkipped when the rule cannot be measured on this model, device or dtype."""
-    if backend.kind == "encoder":
+    if backend.kind == ENCODER:
         raise CheckSkipped("encoder-only model: generation speed does not apply")
     wanted = params.get("device")
     if wanted:
@@ -402,8 +425,12 @@ def build_evidence(
     environment: dict[str, Any],
     timing_method: str,
     peak: PeakMemory | None = None,
+    kind: str = "causal",
 ) -> SpeedEvidence:
-    """SpeedEvidence of timed rounds; `peak` is None while measuring (memory is read at the end)."""
+    """SpeedEvidence of timed rounds; `peak` is None while measuring (memory is read at the end).
+
+    `kind` (`probes.kinds`) names what a prefill run covered (`PREFILL_METHODS`).
+    """
     return SpeedEvidence(
         workload=workload,
         policy=policy,
@@ -412,6 +439,7 @@ def build_evidence(
         peak_memory_method=peak.method if peak else "not read yet",
         environment=environment,
         timing_method=timing_method,
+        prefill_method=prefill_method(kind),
         **summarize_rounds(workload, policy, rounds),
     )
 
@@ -432,7 +460,7 @@ def measure_speed(backend: Backend, params: dict[str, Any], decided: Decided | N
     memory = PeakMemoryTracker(backend.device, backend.weights_bytes())
 
     def evidence_of(rounds: Rounds, peak: PeakMemory | None = None) -> SpeedEvidence:
-        return build_evidence(workload, policy, rounds, environment, timing_method, peak)
+        return build_evidence(workload, policy, rounds, environment, timing_method, peak, backend.kind)
 
     try:
         # The backend's own generate call, as users make it (transformers: under no_grad, not

@@ -23,7 +23,9 @@ from ..backends import Backend
 from ..card import score_claims
 from ..errors import CheckError, CheckSkipped
 from ..probe_registry import ProbeContext, probe
+from .kinds import ENCODER
 from .load import loaded_backend
+from .special_token_ids import require_special_ids_in_range
 
 SEEDS = {"random_seed": 0, "numpy_random_seed": 1234, "torch_random_seed": 1234, "fewshot_random_seed": 1234}
 DEFAULT_BATCH_SIZE = 8
@@ -172,11 +174,13 @@ def score_tasks(backend: Backend, requests: list[TaskRequest], tasks_dirs: list[
 
     Returns TaskScores: metric values as lm-eval reports them (perplexities per word or byte, accuracies
     as fractions), a task that could not be scored in ``errors`` with why, and ``settings`` (see
-    `Backend.lm_eval_settings`). Raises CheckSkipped for an encoder-only model and CheckError (from
-    `Backend.lm_eval_model`) when the model ships no tokenizer.
+    `Backend.lm_eval_settings`). Decoder-only and image-text-to-text models (text only) are scored by
+    HFLM's causal backend, encoder-decoder ones by its seq2seq backend (`Backend.lm_eval_model`). Raises
+    CheckSkipped for an encoder-only model and CheckError (from `Backend.lm_eval_model`) when the model
+    ships no tokenizer.
     """
-    if backend.kind != "causal":
-        raise CheckSkipped("encoder-only model: task scoring applies to causal language models")
+    if backend.kind == ENCODER:
+        raise CheckSkipped("encoder-only model: task scoring applies to language models (decoder-only, encoder-decoder, image-text-to-text)")
     _offline()
     import lm_eval
 
@@ -238,4 +242,5 @@ def tasks_probe(context: ProbeContext) -> TaskScores:
         claimed = score_claims(card.metadata) if card.present else []
         requests += [TaskRequest(claim.task, claim.num_fewshot) for claim in claimed]
     unique = list(dict.fromkeys(requests))
+    require_special_ids_in_range(context.evidence)  # an out-of-range id would end in lm-eval as a bare IndexError
     return score_tasks(loaded_backend(context.evidence), unique, list(context.params.get("tasks_dirs", [])))
