@@ -8,6 +8,7 @@ and run on text alone. Every model is built here with random weights (no downloa
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from conformance.backends import ModelFacts
 from conformance.candidate import Candidate
 from conformance.evidence import Evidence
 from conformance.families import family
+from conformance.probes.architecture import normalize_architecture
 from conformance.probes.kinds import CAUSAL, ENCODER, IMAGE_TEXT_TO_TEXT, SEQ2SEQ, kind_name, model_kind
 from conformance.probes.load import LoadOptions, load_model
 from conformance.probes.runtime import probe_determinism, probe_forward, probe_input_ids
@@ -213,6 +215,9 @@ def test_multimodal_logits_and_tokens_match_transformers_on_text(llava_dir: Path
         backend = _load(model_dir)
         assert (backend.kind, backend.facts.model_class) == (IMAGE_TEXT_TO_TEXT, model_class)
         assert backend.facts.architecture["head_dim"] == head_dim  # the text decoder's (Gemma 3: not 64 / 4)
+        # The load facts carry the static normalization's architecture (top-level model_type included).
+        normalized = normalize_architecture(json.loads((model_dir / "config.json").read_text()))
+        assert {key: backend.facts.architecture[key] for key in normalized if key != "head_dim"} == {k: v for k, v in normalized.items() if k != "head_dim"}
         reference = AutoModelForImageTextToText.from_pretrained(model_dir).eval()
         ids = probe_input_ids(backend)
         with torch.inference_mode():

@@ -74,8 +74,13 @@ class TransformersBackend(Backend):
         config = getattr(self.model, "config", None)
         architecture = dict(self.architecture)
         # head_dim is not in the common vocabulary but some families (Gemma, Qwen3) set it apart from h / H;
-        # a multimodal model's is its text decoder's (Gemma 3: 32 where hidden / heads is 16).
-        architecture["head_dim"] = getattr(_text_config(config), "head_dim", None)
+        # a multimodal model's is its text decoder's (Gemma 3: 32 where hidden / heads is 16). The loaded
+        # config's value wins; a config class without the attribute keeps the normalized one.
+        loaded_head_dim = getattr(_text_config(config), "head_dim", None)
+        if isinstance(loaded_head_dim, int) and not isinstance(loaded_head_dim, bool) and loaded_head_dim > 0:
+            architecture["head_dim"] = loaded_head_dim
+        else:
+            architecture["head_dim"] = architecture.get("head_dim")
         if self._encoder_decoder:  # the roofline rules read it: their formula is a decoder-only one
             architecture["is_encoder_decoder"] = True
         matmul = model_matmul_parameters(self.model)

@@ -7,6 +7,7 @@ from .hostile import (
     malicious_pickle,
     write_bad_safetensors,
 )
+from .kinds import build_gemma3_multimodal, build_llava, build_t5
 from .models import (
     CARD_SECTIONS,
     build_bert,
@@ -24,11 +25,14 @@ __all__ = [
     "CARD_SECTIONS",
     "build_bert",
     "build_corrupt_config",
+    "build_gemma3_multimodal",
     "build_gpt2",
     "build_llama",
+    "build_llava",
     "build_pickle_bomb",
     "build_remote_code_model",
     "build_sharded_llama",
+    "build_t5",
     "malicious_pickle",
     "parameter_count",
     "sha256_file",
