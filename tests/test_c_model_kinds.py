@@ -240,3 +240,36 @@ def test_encoder_still_skips_generation_rules_as_encoder_only(minilm_dir: Path, 
     assert results["DETERMINISTIC"].observed == "two forward passes, bitwise"
     for key in ("TTFT", "GENERATIONS", "SENTIMENT"):
         assert results[key].status == "skip" and results[key].message.startswith("encoder-only model"), results[key].message
+
+
+def test_architectures_list_is_read_bounded() -> None:
+    """Only the first MAX_ARCHITECTURES names are read: a hostile list costs nothing and decides nothing."""
+    from conformance.probes.kinds import MAX_ARCHITECTURES
+
+    names = ["Padding"] * MAX_ARCHITECTURES + ["BertForMaskedLM"]
+    assert model_kind({"architectures": names}) == CAUSAL
+    assert model_kind({"architectures": names[1:]}) == ENCODER
+
+
+def test_encoder_decoder_without_a_start_token_errors_with_the_reason() -> None:
+    from types import SimpleNamespace
+
+    from conformance.backends import TransformersBackend
+    from conformance.errors import CheckError
+
+    backend = object.__new__(TransformersBackend)
+    backend.model = SimpleNamespace(config=SimpleNamespace(decoder_start_token_id=None), generation_config=SimpleNamespace(decoder_start_token_id=-1))
+    with pytest.raises(CheckError, match="names no decoder_start_token_id"):
+        backend._decoder_start_id()
+    backend.model.generation_config.decoder_start_token_id = 3
+    assert backend._decoder_start_id() == 3
+
+
+def test_unknown_kind_has_no_auto_class() -> None:
+    from conformance.backends.transformers import auto_class_of
+
+    assert [auto_class_of(kind).__name__ for kind in (CAUSAL, ENCODER, SEQ2SEQ, IMAGE_TEXT_TO_TEXT)] == [
+        "AutoModelForCausalLM", "AutoModel", "AutoModelForSeq2SeqLM", "AutoModelForImageTextToText",
+    ]
+    with pytest.raises(ValueError, match="unknown model kind"):
+        auto_class_of("speech")
