@@ -480,7 +480,9 @@ def test_vocab_matches_embeddings(llama_dir: Path, bert_dir: Path, minilm_dir: P
             write_spec,
         )
         assert statuses(results) == {"FITS": "pass", "EXACT": "pass"}, model
-        assert results["EXACT"].observed == {"tokenizer_vocab_size": size, "embedding_rows": size}
+        observed = results["EXACT"].observed
+        assert (observed["tokenizer_vocab_size"], observed["embedding_rows"]) == (size, size)
+        assert max(observed["vocab_sources"].values()) == size  # each file's own size is evidence too
 
 
 def test_tokenizer_with_more_ids_than_embedding_rows(llama_dir: Path, copy_model, write_spec) -> None:
@@ -501,7 +503,8 @@ def test_added_token_beyond_the_embedding(llama_dir: Path, copy_model, write_spe
         {"id": 512, "content": "<|tool|>", "single_word": False, "lstrip": False, "rstrip": False, "normalized": False, "special": True}
     ))
     result = check(model, [rule("FITS", "tokenizer.vocab_matches_embeddings")], write_spec)["FITS"]
-    assert result.status == "fail" and result.observed == {"tokenizer_vocab_size": 513, "embedding_rows": 512}
+    assert result.status == "fail" and (result.observed["tokenizer_vocab_size"], result.observed["embedding_rows"]) == (513, 512)
+    assert result.observed["vocab_sources"] == {"tokenizer.json model.vocab": 512, "tokenizer.json added_tokens": 513}
 
 
 def test_tokenizer_smaller_than_the_embedding(llama_dir: Path, copy_model, write_spec) -> None:

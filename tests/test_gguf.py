@@ -424,7 +424,9 @@ def test_a_special_token_id_outside_the_vocabulary_fails_its_rule(tmp_path: Path
     array = _string("tokenizer.ggml.tokens") + struct.pack("<IIQ", 9, 8, 2) + _string("a") + _string("b")
     (tmp_path / "model.gguf").write_bytes(_file([*_GOOD_KV, array, _kv_u32("tokenizer.ggml.bos_token_id", 1), _kv_u32("tokenizer.ggml.eos_token_id", 10)]))
     results = statuses(tmp_path, [{"id": "SPECIAL", "level": "must", "check": "tokenizer.special_tokens", "required": ["bos", "eos"]}], tmp_path)
-    assert (results["SPECIAL"].status, results["SPECIAL"].message) == ("fail", "eos token '<id 10>' is not in the vocabulary")
+    assert (results["SPECIAL"].status, results["SPECIAL"].message) == (
+        "fail", "special token ids out of range: eos 10 (model.gguf metadata) is outside the tokenizer's 2 tokens and the embedding's 4 rows"
+    )
 
 
 def test_hostile_file_fails_the_rules_that_need_it(tmp_path: Path) -> None:

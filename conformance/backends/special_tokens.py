@@ -27,7 +27,7 @@ def token_id(value: Any) -> int | None:
     return None
 
 
-def prefix_token_id(tokenizer: Any = None, config: Any = None, generation_config: Any = None) -> int:
+def prefix_token_id(tokenizer: Any = None, config: Any = None, generation_config: Any = None, rows: int | None = None) -> int:
     """The token id placed before text, or beside it as padding: the first id set in this order.
 
     1. tokenizer BOS, 2. tokenizer EOS, 3. config BOS, 4. config EOS, 5. tokenizer PAD,
@@ -46,10 +46,17 @@ def prefix_token_id(tokenizer: Any = None, config: Any = None, generation_config
     booleans and negative ids (`pad_token_id: -1` in some converted configs) are not ids.
 
     Any object may be None; attributes are read with getattr, so plain namespaces work.
+
+    `rows` (the embedding's rows), when given, bounds the choice: an id at or above it is never chosen,
+    silently or otherwise: ValueError names it, its source and the rows (a GPT-2 config's default BOS/EOS
+    50256 over a 370-row embedding would make lm-eval's first forward pass raise IndexError). Passing over
+    it to the next id would change what every rolling loglikelihood conditions on without a trace.
     """
     sources = {"tokenizer": tokenizer, "config": config, "generation_config": generation_config}
     for source, attribute in PRECEDENCE:
         chosen = token_id(getattr(sources[source], attribute, None))
         if chosen is not None:
+            if rows is not None and chosen >= rows:
+                raise ValueError(f"prefix token id {chosen} ({source} {attribute}) is outside the embedding's {rows} rows")
             return chosen
     return 0

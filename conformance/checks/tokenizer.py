@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..errors import CheckError
 from ..evidence import Evidence
 from ..formats.gguf import config_source_name
+from ..probes.special_token_ids import embedding_rows_of, special_id_range
 from ..registry import check
 from ..rule import Rule
 from ..verdict import Verdict
@@ -26,7 +29,7 @@ def present(evidence: Evidence, rule: Rule) -> Verdict:
 
 @check(
     "tokenizer.vocab_matches_embeddings",
-    summary="every token id has an embedding row (exact: the counts are equal)",
+    summary="every token id (model vocabulary and added tokens, from every tokenizer file) has an embedding row (exact: the counts are equal)",
     probes=("static",),
     params={"exact": {"type": "boolean", "description": "require equal sizes, not only ids < rows"}},
     comparisons=(),
@@ -34,13 +37,19 @@ def present(evidence: Evidence, rule: Rule) -> Verdict:
 def vocab_matches_embeddings(evidence: Evidence, rule: Rule) -> Verdict:
     """Pass when every token id has an embedding row (with `exact`, when the counts are equal).
 
-    Raises CheckError when the vocabulary size or the embedding rows are unknown.
+    The tokenizer's size is its largest id + 1 over every source (tokenizer.json, vocab files, a
+    sentencepiece model, added_tokens.json, tokenizer_config.json's added_tokens_decoder), as
+    `len(tokenizer)` in transformers; each source's own size is in the observed `vocab_sources`.
+
+    Raises CheckError when the vocabulary size (a source unreadable) or the embedding rows are unknown.
     """
     facts = static_facts(evidence)
-    tokens = facts.tokenizer.vocab_size
-    rows = facts.embedding_rows or (facts.config or {}).get("vocab_size") or facts.architecture.get("vocab_size")
+    tokenizer = facts.tokenizer
+    tokens = tokenizer.vocab_size
+    rows, _ = embedding_rows_of(facts)
     if tokens is None:
-        raise CheckError("tokenizer vocabulary size unknown: " + ("; ".join(facts.tokenizer.errors) or "no readable vocabulary"))
+        reason = tokenizer.vocab_error or "; ".join(tokenizer.errors) or "no readable vocabulary"
+        raise CheckError(f"tokenizer vocabulary size unknown: {reason}")
     source = config_source_name(facts.config)  # config.json, or the GGUF file's metadata
     if rows is None:
         raise CheckError(f"embedding rows unknown: no embedding tensor header and no vocab_size in {source}")
@@ -48,18 +57,30 @@ def vocab_matches_embeddings(evidence: Evidence, rule: Rule) -> Verdict:
     if type(rows) is not int:
         raise CheckError(f"embedding rows unknown: {source} vocab_size {str(rows)[:40]!r} is not an integer")
     exact = bool(rule.params.get("exact", False))
-    observed = {"tokenizer_vocab_size": tokens, "embedding_rows": rows}
+    observed = {"tokenizer_vocab_size": tokens, "embedding_rows": rows, "vocab_sources": dict(tokenizer.vocab_sources)}
     expected = "tokens == rows" if exact else "tokens <= rows"
+    where = _sizes(tokenizer.vocab_sources)
     if tokens > rows:
-        return Verdict("fail", observed, expected, f"tokenizer has {tokens} ids but the embedding only {rows} rows")
+        return Verdict("fail", observed, expected, f"tokenizer has {tokens} ids{where} but the embedding only {rows} rows")
     if exact and tokens != rows:
-        return Verdict("fail", observed, expected, f"tokenizer has {tokens} ids, embedding {rows} rows")
+        return Verdict("fail", observed, expected, f"tokenizer has {tokens} ids{where}, embedding {rows} rows")
     return Verdict("pass", observed, expected)
+
+
+def _sizes(sources: dict[str, int]) -> str:
+    """" (vocab.txt 30522, added_tokens.json 30524)" when several sources give ids, else ""."""
+    if len(sources) < 2:
+        return ""
+    return " (" + ", ".join(f"{label} {size}" for label, size in sources.items()) + ")"
 
 
 @check(
     "tokenizer.special_tokens",
-    summary="named special tokens (bos, eos, unk, pad, sep, cls, mask) are defined and in the vocabulary",
+    summary=(
+        "named special tokens (bos, eos, unk, pad, sep, cls, mask) are defined and in the vocabulary, and every special "
+        "token id (tokenizer files, config.json and its family defaults, generation_config.json) is inside the "
+        "vocabulary and the embedding rows"
+    ),
     probes=("static",),
     params={
         "required": {
@@ -73,17 +94,32 @@ def vocab_matches_embeddings(evidence: Evidence, rule: Rule) -> Verdict:
     comparisons=(),
 )
 def special_tokens(evidence: Evidence, rule: Rule) -> Verdict:
-    """Pass when every `required` special-token role (bos, eos, pad, ...) is defined and in the vocabulary."""
-    tokenizer = static_facts(evidence).tokenizer
+    """Pass when every `required` role is defined and in the vocabulary and every special token id fits.
+
+    The ids checked are all of the model's (`probes.special_token_ids`): the tokenizer's, config.json's
+    (the family's config-class defaults for keys it leaves out) and generation_config.json's; an id at or
+    above the tokenizer's size or the embedding's rows fails, named with its role and sources.
+
+    Raises CheckError when the vocabulary cannot be read (whether a token is in it is then unknown).
+    """
+    facts = static_facts(evidence)
+    tokenizer = facts.tokenizer
     if not tokenizer.present:
         return Verdict("fail", {}, rule.params["required"], "no tokenizer files")
+    if tokenizer.vocab_error is not None:
+        raise CheckError(f"tokenizer vocabulary unknown: {tokenizer.vocab_error}")
     problems = []
     for role in rule.params["required"]:
         if role not in tokenizer.special_tokens:
             problems.append(f"{role} token not defined")
-        elif tokenizer.vocab_size is not None and tokenizer.special_token_ids.get(role) is None:
+        elif tokenizer.vocab_size is not None and tokenizer.special_token_ids.get(role) is None and role not in tokenizer.declared_ids:
             problems.append(f"{role} token {tokenizer.special_tokens[role]!r} is not in the vocabulary")
-    observed = dict(tokenizer.special_tokens)
+    ids = special_id_range(facts)
+    outside = ids.problem()
+    if outside:
+        problems.append(outside)
+    observed: dict[str, Any] = dict(tokenizer.special_tokens)
+    observed.update(token_ids=ids.to_observed(), tokenizer_vocab_size=ids.tokens, embedding_rows=ids.rows)
     if problems:
         return Verdict("fail", observed, rule.params["required"], "; ".join(problems))
     return Verdict("pass", observed, rule.params["required"])

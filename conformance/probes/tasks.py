@@ -25,6 +25,7 @@ from ..errors import CheckError, CheckSkipped
 from ..probe_registry import ProbeContext, probe
 from .kinds import ENCODER
 from .load import loaded_backend
+from .special_token_ids import require_special_ids_in_range
 
 SEEDS = {"random_seed": 0, "numpy_random_seed": 1234, "torch_random_seed": 1234, "fewshot_random_seed": 1234}
 DEFAULT_BATCH_SIZE = 8
@@ -241,4 +242,5 @@ def tasks_probe(context: ProbeContext) -> TaskScores:
         claimed = score_claims(card.metadata) if card.present else []
         requests += [TaskRequest(claim.task, claim.num_fewshot) for claim in claimed]
     unique = list(dict.fromkeys(requests))
+    require_special_ids_in_range(context.evidence)  # an out-of-range id would end in lm-eval as a bare IndexError
     return score_tasks(loaded_backend(context.evidence), unique, list(context.params.get("tasks_dirs", [])))

@@ -1,10 +1,23 @@
-"""Tokenizer facts from the tokenizer's own files (tokenizer.json, vocab files, configs) or a GGUF file: no transformers.
+"""Tokenizer facts from the tokenizer's own files (every vocabulary and added-token file) or a GGUF file: no transformers.
 
-A folder without a vocabulary file (tokenizer.json, vocab.json, vocab.txt) but with a GGUF model reads its
-tokenizer from the GGUF metadata: the vocabulary is `tokenizer.ggml.tokens`, the special tokens the
-`tokenizer.ggml.*_token_id` entries (their text the token at that id), the chat template
-`tokenizer.chat_template`. The chat template (GGUF's, or tokenizer_config.json's `chat_template` string) is
-kept as text, at most `MAX_CHAT_TEMPLATE_BYTES`, and never rendered.
+Every source of token ids is read (`tokenizer_sources`): tokenizer.json (`model.vocab` and `added_tokens`),
+vocab.json, vocab.txt, a sentencepiece model (tokenizer.model, spiece.model, sentencepiece.bpe.model,
+spm.model, through a bounded protobuf reader), added_tokens.json and tokenizer_config.json's
+`added_tokens_decoder`. `vocab_size` is the largest token id + 1 over all of them, as `len(tokenizer)` in
+transformers; each source's own size is kept in `vocab_sources`. A token given two ids by two files (or an
+id given two texts by two added-token files) is an error naming both files. A source that cannot be read
+leaves `vocab_size` unknown with `vocab_error` naming it, since any id may be in it.
+
+Special tokens (bos, eos, unk, pad, sep, cls, mask) are named in special_tokens_map.json, then
+tokenizer_config.json; their ids are those texts' ids in the merged vocabulary. generation_config.json's
+special token ids are read here too (as written, for `special_token_ids`), since the static probe reads
+no other file for them.
+
+A folder without a vocabulary file but with a GGUF model reads its tokenizer from the GGUF metadata: the
+vocabulary is `tokenizer.ggml.tokens`, the special tokens the `tokenizer.ggml.*_token_id` entries (their
+text the token at that id), the chat template `tokenizer.chat_template`. The chat template (GGUF's, or
+tokenizer_config.json's `chat_template` string) is kept as text, at most `MAX_CHAT_TEMPLATE_BYTES`, and
+never rendered.
 """
 
 from __future__ import annotations
@@ -17,27 +30,67 @@ from ..formats.gguf import MAX_CHAT_TEMPLATE_BYTES, gguf_model_files, is_gguf_na
 from ..formats.gguf import SPECIAL_TOKEN_KEYS as GGUF_SPECIAL_TOKEN_KEYS
 from ..formats.gguf_header import StringTable
 from .json_keys import read_model_json
+from .tokenizer_sources import (
+    MAX_TOKEN_ID,
+    SENTENCEPIECE_FILES,
+    VocabSource,
+    added_tokens_decoder_source,
+    mapping_source,
+    merge_sources,
+    sentencepiece_source,
+    text_source,
+    tokenizer_json_sources,
+)
 
+SLOW_VOCABULARY_FILES = ("vocab.json", "vocab.txt", *SENTENCEPIECE_FILES)  # the model vocabulary when there is no tokenizer.json
+VOCABULARY_FILES = ("tokenizer.json", *SLOW_VOCABULARY_FILES)
 TOKENIZER_FILES = (
-    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json",
-    "merges.txt", "tokenizer.model", "spiece.model",
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.txt",
+    "vocab.json", "merges.txt", *SENTENCEPIECE_FILES,
 )
 SPECIAL_TOKEN_KEYS = ("bos_token", "eos_token", "unk_token", "pad_token", "sep_token", "cls_token", "mask_token")
+# generation_config.json keys that hold token ids, and the role each names.
+GENERATION_ID_KEYS = {"bos_token_id": "bos", "eos_token_id": "eos", "pad_token_id": "pad", "decoder_start_token_id": "decoder_start"}
 MAX_TOKENIZER_BYTES = 256 * 1024 * 1024
-MAX_TOKEN_ID = 2**32 - 1  # the tokenizers library stores ids as u32
+MAX_GENERATION_CONFIG_BYTES = 1024 * 1024
+__all__ = ["MAX_TOKEN_ID", "TokenizerFacts", "read_tokenizer"]
 
 
 @dataclass
 class TokenizerFacts:
-    """What the tokenizer's files say: which are present, the vocabulary size, the special tokens and their ids."""
+    """What the tokenizer's files say: which are present, the vocabulary size, the special tokens and their ids.
+
+    Attributes:
+        files: the tokenizer files present (`TOKENIZER_FILES`, or the GGUF file read).
+        vocab_size: the largest token id + 1 over every source (added tokens included); None when unknown.
+        vocab_sources: each source's own size (its largest id + 1), by label ("vocab.txt",
+            "added_tokens.json", "tokenizer.json added_tokens", ...).
+        vocab_error: why `vocab_size` is unknown (a source unreadable), else None.
+        special_tokens: role (bos, eos, ...) -> token text.
+        special_token_ids: role -> the text's id in the vocabulary, None when it is not in it.
+        special_token_files: role -> the file that names it (special_tokens_map.json, tokenizer_config.json,
+            "<file>.gguf metadata").
+        declared_ids: role -> the id the tokenizer's files give it, even out of range (GGUF ids as written).
+        generation_ids: generation_config.json's token-id keys as written (`GENERATION_ID_KEYS`).
+        generation_config_error: why generation_config.json could not be read, else None.
+        errors: every problem found (unreadable files, contradictions between files).
+        chat_template: the template text, never rendered (GGUF or tokenizer_config.json).
+        chat_template_error: why a template present could not be kept (over the size bound).
+    """
 
     files: list[str] = field(default_factory=list)
-    vocab_size: int | None = None  # highest token id + 1, added tokens included
-    special_tokens: dict[str, str] = field(default_factory=dict)  # role (bos, eos, ...) -> token text
+    vocab_size: int | None = None
+    vocab_sources: dict[str, int] = field(default_factory=dict)
+    vocab_error: str | None = None
+    special_tokens: dict[str, str] = field(default_factory=dict)
     special_token_ids: dict[str, int | None] = field(default_factory=dict)
+    special_token_files: dict[str, str] = field(default_factory=dict)
+    declared_ids: dict[str, int] = field(default_factory=dict)
+    generation_ids: dict[str, Any] = field(default_factory=dict)
+    generation_config_error: str | None = None
     errors: list[str] = field(default_factory=list)
-    chat_template: str | None = None  # the template text, never rendered (GGUF or tokenizer_config.json)
-    chat_template_error: str | None = None  # why a template present could not be kept (over the size bound)
+    chat_template: str | None = None
+    chat_template_error: str | None = None
 
     @property
     def present(self) -> bool:
@@ -51,44 +104,6 @@ def _token_text(value: Any) -> str | None:
     if isinstance(value, dict) and isinstance(value.get("content"), str):
         return value["content"]
     return None
-
-
-def _token_id(value: Any, where: str) -> int:
-    """A token id as the tokenizers library reads one (a u32); ValueError for floats, NaN, Infinity, negatives, bools."""
-    if type(value) is not int or not 0 <= value <= MAX_TOKEN_ID:
-        raise ValueError(f"{where}: token id {str(value)[:40]} is not an integer in 0..{MAX_TOKEN_ID}")
-    return value
-
-
-def _vocab_from_mapping(raw: Any, where: str) -> dict[str, int]:
-    if not isinstance(raw, dict):
-        raise ValueError(f"{where} is not a JSON object")
-    return {str(k): _token_id(v, where) for k, v in raw.items()}
-
-
-def _vocab_from_tokenizer_json(data: Any) -> dict[str, int]:
-    if not isinstance(data, dict):
-        raise ValueError("tokenizer.json is not a JSON object")
-    vocab: dict[str, int] = {}
-    model = data.get("model") or {}
-    raw = model.get("vocab") if isinstance(model, dict) else None
-    if isinstance(raw, dict):
-        vocab.update(_vocab_from_mapping(raw, "tokenizer.json model.vocab"))
-    elif isinstance(raw, list):  # Unigram: [[piece, score], ...]
-        vocab.update({str(item[0]): index for index, item in enumerate(raw) if isinstance(item, list) and item})
-    added = data.get("added_tokens") or []
-    for token in added if isinstance(added, list) else []:
-        if isinstance(token, dict) and "content" in token and "id" in token:
-            vocab[str(token["content"])] = _token_id(token["id"], "tokenizer.json added_tokens")
-    return vocab
-
-
-def _vocab_from_text(data: bytes) -> dict[str, int]:
-    text = data.decode("utf-8")
-    lines = text.split("\n")
-    if text.endswith("\n"):
-        lines.pop()
-    return {line: index for index, line in enumerate(lines)}
 
 
 def _keep_template(facts: TokenizerFacts, template: Any, where: str) -> None:
@@ -109,13 +124,16 @@ def _read_gguf_tokenizer(candidate: Candidate, names: set[str], facts: Tokenizer
         header = read_gguf(candidate, relative)
     except Exception as exc:  # noqa: BLE001 - any failure of these bytes is the tokenizer's error
         facts.errors.append(f"GGUF tokenizer unreadable: {str(exc)[:500] or type(exc).__name__}")
+        facts.vocab_error = facts.errors[-1]
         return
     facts.files.append(relative)
     tokens = header.metadata.get("tokenizer.ggml.tokens")
     if not isinstance(tokens, StringTable):
         facts.errors.append(f"{relative}: no tokenizer.ggml.tokens list")
+        facts.vocab_error = facts.errors[-1]
         return
     facts.vocab_size = len(tokens)
+    facts.vocab_sources[f"{relative} tokenizer.ggml.tokens"] = len(tokens)
     for role, key in GGUF_SPECIAL_TOKEN_KEYS.items():
         token_id = header.metadata.get(key)
         if token_id is None:
@@ -123,45 +141,116 @@ def _read_gguf_tokenizer(candidate: Candidate, names: set[str], facts: Tokenizer
         known = type(token_id) is int and 0 <= token_id < len(tokens)
         facts.special_tokens[role] = tokens[token_id] if known else f"<id {str(token_id)[:40]}>"
         facts.special_token_ids[role] = token_id if known else None
+        facts.special_token_files[role] = f"{relative} metadata"
+        if type(token_id) is int and token_id >= 0:
+            facts.declared_ids[role] = token_id
     _keep_template(facts, header.metadata.get("tokenizer.chat_template"), relative)
+
+
+def _vocabulary_sources(
+    candidate: Candidate, names: set[str], tokenizer_config: dict[str, Any] | None
+) -> tuple[list[VocabSource], list[str], list[str]]:
+    """Every readable id source of the folder, and the errors of those that could not be read (each naming its file).
+
+    Returns (sources, errors that leave the vocabulary unknown, errors of files no loader needs). With a
+    readable tokenizer.json, a loader takes the model vocabulary from it: vocab.json, vocab.txt and a
+    sentencepiece model are then read as evidence (their sizes count, their contradictions are reported),
+    but one that cannot be read does not make the vocabulary unknown. Added-token files are always needed.
+    """
+    sources: list[VocabSource] = []
+    failed: dict[str, str] = {}
+
+    def attempt(name: str, read: Any) -> None:
+        try:
+            found = read()
+        except Exception as exc:  # noqa: BLE001 - any failure of these bytes is that source's error
+            failed[name] = f"{name} unreadable: {str(exc)[:500] or type(exc).__name__}"
+            return
+        sources.extend(found if isinstance(found, list) else [found] if found is not None else [])
+
+    if "tokenizer.json" in names:
+        attempt("tokenizer.json", lambda: tokenizer_json_sources(read_model_json(candidate, "tokenizer.json", MAX_TOKENIZER_BYTES)))
+    if "vocab.json" in names:
+        attempt("vocab.json", lambda: mapping_source(candidate.read_json("vocab.json", MAX_TOKENIZER_BYTES), "vocab.json"))
+    if "vocab.txt" in names:
+        attempt("vocab.txt", lambda: text_source(candidate.read_bytes("vocab.txt", MAX_TOKENIZER_BYTES)))
+    for name in SENTENCEPIECE_FILES:
+        if name in names:
+            attempt(name, lambda name=name: sentencepiece_source(candidate.read_bytes(name, MAX_TOKENIZER_BYTES), name))
+    if "added_tokens.json" in names:
+        attempt(
+            "added_tokens.json",
+            lambda: mapping_source(candidate.read_json("added_tokens.json", MAX_TOKENIZER_BYTES), "added_tokens.json", added=True),
+        )
+    if tokenizer_config is not None:
+        attempt("tokenizer_config.json added_tokens_decoder", lambda: added_tokens_decoder_source(tokenizer_config))
+    fast = "tokenizer.json" in names and "tokenizer.json" not in failed
+    unneeded = [error for name, error in failed.items() if fast and name in SLOW_VOCABULARY_FILES]
+    needed = [error for error in failed.values() if error not in unneeded]
+    return sources, needed, unneeded
+
+
+def _read_special_configs(candidate: Candidate, names: set[str], facts: TokenizerFacts) -> tuple[dict[str, Any] | None, str | None]:
+    """Special-token names from special_tokens_map.json, then tokenizer_config.json; returns (tokenizer config, its error)."""
+    tokenizer_config: dict[str, Any] | None = None
+    config_error: str | None = None
+    for config_name in ("special_tokens_map.json", "tokenizer_config.json"):
+        if config_name not in names:
+            continue
+        try:
+            data = candidate.read_json(config_name, MAX_TOKENIZER_BYTES if config_name == "tokenizer_config.json" else 4 * 1024 * 1024)
+            if not isinstance(data, dict):
+                raise ValueError(f"{config_name} is not a JSON object")
+        except Exception as exc:  # noqa: BLE001
+            facts.errors.append(str(exc)[:500] or type(exc).__name__)
+            if config_name == "tokenizer_config.json":
+                config_error = f"tokenizer_config.json unreadable: {facts.errors[-1]}"
+            continue
+        if config_name == "tokenizer_config.json":
+            tokenizer_config = data
+            _keep_template(facts, data.get("chat_template"), config_name)
+        for key in SPECIAL_TOKEN_KEYS:
+            text = _token_text(data.get(key))
+            role = key[: -len("_token")]
+            if text is not None and role not in facts.special_tokens:
+                facts.special_tokens[role] = text
+                facts.special_token_files[role] = config_name
+    return tokenizer_config, config_error
+
+
+def _read_generation_ids(candidate: Candidate, names: set[str], facts: TokenizerFacts) -> None:
+    """generation_config.json's token-id keys, as written; an unreadable file is `generation_config_error`."""
+    if "generation_config.json" not in names:
+        return
+    try:
+        data = candidate.read_json("generation_config.json", MAX_GENERATION_CONFIG_BYTES)
+        if not isinstance(data, dict):
+            raise ValueError("generation_config.json is not a JSON object")
+    except Exception as exc:  # noqa: BLE001
+        facts.generation_config_error = str(exc)[:500] or type(exc).__name__
+        return
+    facts.generation_ids = {key: data[key] for key in GENERATION_ID_KEYS if key in data}
 
 
 def read_tokenizer(candidate: Candidate) -> TokenizerFacts:
     """Tokenizer facts from its files (each read bounded, through safe_files); problems go to `errors`, never raised."""
     names = set(candidate.file_names())
     facts = TokenizerFacts(files=[name for name in TOKENIZER_FILES if name in names])
-    if not names & {"tokenizer.json", "vocab.json", "vocab.txt"} and any(is_gguf_name(name) for name in names):
+    _read_generation_ids(candidate, names, facts)
+    if not names & set(VOCABULARY_FILES) and any(is_gguf_name(name) for name in names):
         _read_gguf_tokenizer(candidate, names, facts)
         return facts
-    vocab: dict[str, int] = {}
-    try:
-        if "tokenizer.json" in names:
-            vocab = _vocab_from_tokenizer_json(read_model_json(candidate, "tokenizer.json", MAX_TOKENIZER_BYTES))
-        elif "vocab.json" in names:
-            vocab = _vocab_from_mapping(candidate.read_json("vocab.json", MAX_TOKENIZER_BYTES), "vocab.json")
-        elif "vocab.txt" in names:
-            vocab = _vocab_from_text(candidate.read_bytes("vocab.txt", MAX_TOKENIZER_BYTES))
-    except Exception as exc:  # noqa: BLE001 - any failure of these bytes is the vocabulary's error
-        facts.errors.append(f"vocabulary unreadable: {str(exc)[:500] or type(exc).__name__}")
-        vocab = {}
-    if vocab:
-        facts.vocab_size = max(vocab.values()) + 1
-    for config_name in ("special_tokens_map.json", "tokenizer_config.json"):
-        if config_name not in names:
-            continue
-        try:
-            data = candidate.read_json(config_name)
-        except Exception as exc:  # noqa: BLE001
-            facts.errors.append(str(exc)[:500] or type(exc).__name__)
-            continue
-        if not isinstance(data, dict):
-            facts.errors.append(f"{config_name} is not a JSON object")
-            continue
-        if config_name == "tokenizer_config.json":
-            _keep_template(facts, data.get("chat_template"), config_name)
-        for key in SPECIAL_TOKEN_KEYS:
-            text = _token_text(data.get(key))
-            if text is not None and key[: -len("_token")] not in facts.special_tokens:
-                facts.special_tokens[key[: -len("_token")]] = text
+    tokenizer_config, config_error = _read_special_configs(candidate, names, facts)
+    sources, needed_errors, unneeded_errors = _vocabulary_sources(candidate, names, tokenizer_config)
+    vocab, conflicts = merge_sources(sources)
+    facts.vocab_sources = {source.label: source.size for source in sources}
+    facts.errors += needed_errors + unneeded_errors + conflicts
+    if config_error is not None:  # its added_tokens_decoder may hold ids: already in `errors`, it leaves the size unknown
+        needed_errors.append(config_error)
+    if needed_errors:
+        facts.vocab_error = "; ".join(needed_errors)
+    elif sources:
+        facts.vocab_size = max(source.size for source in sources) or None
     facts.special_token_ids = {role: vocab.get(text) for role, text in facts.special_tokens.items()}
+    facts.declared_ids = {role: index for role, index in facts.special_token_ids.items() if index is not None}
     return facts

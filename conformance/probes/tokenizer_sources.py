@@ -1,0 +1,204 @@
+"""Token ids from each of a tokenizer's files, every one read bounded; no transformers, no sentencepiece.
+
+A tokenizer's ids can come from several files at once, and transformers reads all of them: the model
+vocabulary (tokenizer.json's `model.vocab`, vocab.json, vocab.txt, a sentencepiece model) and the added
+tokens (tokenizer.json's `added_tokens`, added_tokens.json, tokenizer_config.json's `added_tokens_decoder`).
+Each reader here returns one `VocabSource` (token text -> id, and the source's size: its largest id + 1).
+`merge_sources` combines them the way a loader does (added tokens over the model vocabulary) and reports
+every contradiction: a token text given two ids, or an id given two texts by two added-token sources.
+
+Sentencepiece models (tokenizer.model, spiece.model, ...) are protobuf `ModelProto` messages; the
+`sentencepiece` library is not installed with the suite, so `sentencepiece_pieces` is a small bounded
+protobuf reader: field 1 of the message is the repeated `SentencePiece`, whose field 1 is the piece text
+(sentencepiece_model.proto). The piece at index i has id i. Nothing else of the model is interpreted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_TOKEN_ID = 2**32 - 1  # the tokenizers library stores ids as u32
+MAX_SENTENCEPIECE_PIECES = 4_194_304  # 2**22: sixteen times the largest vocabulary shipped today (Gemma's 262,144)
+MAX_VARINT_BYTES = 10  # a protobuf varint encodes at most 64 bits in 10 bytes
+MAX_REPORTED_CONFLICTS = 5  # contradictions named in full; the rest are counted
+
+SENTENCEPIECE_FILES = ("tokenizer.model", "spiece.model", "sentencepiece.bpe.model", "spm.model")
+
+
+@dataclass
+class VocabSource:
+    """The ids one file gives: `tokens` (text -> id) and `size` (its largest id + 1; 0 when it gives none).
+
+    `added` marks an added-token source (tokenizer.json added_tokens, added_tokens.json,
+    tokenizer_config.json added_tokens_decoder), which a loader lays over the model vocabulary.
+    """
+
+    label: str
+    tokens: dict[str, int] = field(default_factory=dict)
+    size: int = 0
+    added: bool = False
+
+
+def token_id(value: Any, where: str) -> int:
+    """A token id as the tokenizers library reads one (a u32); ValueError for floats, NaN, Infinity, negatives, bools."""
+    if type(value) is not int or not 0 <= value <= MAX_TOKEN_ID:
+        raise ValueError(f"{where}: token id {str(value)[:40]} is not an integer in 0..{MAX_TOKEN_ID}")
+    return value
+
+
+def _source(label: str, tokens: dict[str, int], *, added: bool = False, size: int | None = None) -> VocabSource:
+    largest = size if size is not None else (max(tokens.values()) + 1 if tokens else 0)
+    return VocabSource(label, tokens, largest, added)
+
+
+def mapping_source(raw: Any, label: str, *, added: bool = False) -> VocabSource:
+    """A {text: id} JSON object (vocab.json, added_tokens.json); ValueError when it is not one or an id is bad."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"{label} is not a JSON object")
+    return _source(label, {str(k): token_id(v, label) for k, v in raw.items()}, added=added)
+
+
+def text_source(data: bytes, label: str = "vocab.txt") -> VocabSource:
+    """vocab.txt: one token per line, the line's index its id (a repeated line keeps its last index, as transformers)."""
+    lines = data.decode("utf-8").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return _source(label, {line: index for index, line in enumerate(lines)}, size=len(lines))
+
+
+def tokenizer_json_sources(data: Any) -> list[VocabSource]:
+    """tokenizer.json's `model.vocab` (a mapping, or Unigram's [[piece, score], ...] list) and its `added_tokens`."""
+    if not isinstance(data, dict):
+        raise ValueError("tokenizer.json is not a JSON object")
+    model = data.get("model") or {}
+    raw = model.get("vocab") if isinstance(model, dict) else None
+    sources = []
+    if isinstance(raw, dict):
+        sources.append(mapping_source(raw, "tokenizer.json model.vocab"))
+    elif isinstance(raw, list):  # Unigram: the piece at index i has id i
+        pieces = {str(item[0]): index for index, item in enumerate(raw) if isinstance(item, list) and item}
+        sources.append(_source("tokenizer.json model.vocab", pieces, size=len(raw)))
+    added = data.get("added_tokens") or []
+    tokens: dict[str, int] = {}
+    for token in added if isinstance(added, list) else []:
+        if isinstance(token, dict) and "content" in token and "id" in token:
+            tokens[str(token["content"])] = token_id(token["id"], "tokenizer.json added_tokens")
+    if tokens:
+        sources.append(_source("tokenizer.json added_tokens", tokens, added=True))
+    return sources
+
+
+def added_tokens_decoder_source(config: dict[str, Any]) -> VocabSource | None:
+    """tokenizer_config.json's `added_tokens_decoder` ({"id": {"content": text, ...}}), or None when absent."""
+    decoder = config.get("added_tokens_decoder")
+    if decoder is None:
+        return None
+    label = "tokenizer_config.json added_tokens_decoder"
+    if not isinstance(decoder, dict):
+        raise ValueError(f"{label} is not a JSON object")
+    tokens: dict[str, int] = {}
+    for key, entry in decoder.items():
+        if not (isinstance(key, str) and key.isdigit() and len(key) <= 10):
+            raise ValueError(f"{label}: key {key[:40]!r} is not a token id")
+        content = entry.get("content") if isinstance(entry, dict) else entry
+        if not isinstance(content, str):
+            raise ValueError(f"{label}: id {key} has no content string")
+        tokens[content] = token_id(int(key), label)
+    return _source(label, tokens, added=True)
+
+
+def _varint(data: bytes, position: int) -> tuple[int, int]:
+    """(value, next position) of the protobuf varint at `position`; ValueError when truncated or over 10 bytes."""
+    value = 0
+    for index in range(MAX_VARINT_BYTES):
+        if position + index >= len(data):
+            raise ValueError("truncated varint")
+        byte = data[position + index]
+        value |= (byte & 0x7F) << (7 * index)
+        if not byte & 0x80:
+            return value, position + index + 1
+    raise ValueError("varint longer than 10 bytes")
+
+
+def _fields(data: bytes) -> list[tuple[int, int, int, int]]:
+    """Every top-level field of a protobuf message as (number, wire type, start, end) of its value bytes."""
+    fields = []
+    position = 0
+    while position < len(data):
+        key, position = _varint(data, position)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            _, end = _varint(data, position)
+        elif wire == 1:
+            end = position + 8
+        elif wire == 2:
+            length, position = _varint(data, position)
+            end = position + length
+        elif wire == 5:
+            end = position + 4
+        else:  # groups (3, 4) are not used by sentencepiece; 6 and 7 do not exist
+            raise ValueError(f"unsupported protobuf wire type {wire} at byte {position}")
+        if end > len(data):
+            raise ValueError(f"field {number} runs past the end of the data")
+        fields.append((number, wire, position, end))
+        position = end
+        if len(fields) > MAX_SENTENCEPIECE_PIECES + 16:
+            raise ValueError(f"more than {MAX_SENTENCEPIECE_PIECES} pieces")
+    return fields
+
+
+def sentencepiece_pieces(data: bytes) -> list[str]:
+    """The piece texts of a serialized sentencepiece `ModelProto`, in id order; ValueError when malformed."""
+    pieces = []
+    for number, wire, start, end in _fields(data):
+        if number != 1:
+            continue
+        if wire != 2:
+            raise ValueError("sentencepiece pieces field is not a message")
+        text = ""
+        for inner, inner_wire, inner_start, inner_end in _fields(data[start:end]):
+            if inner == 1 and inner_wire == 2:
+                text = data[start + inner_start : start + inner_end].decode("utf-8", errors="replace")
+        pieces.append(text)
+    if not pieces:
+        raise ValueError("no sentencepiece pieces")
+    return pieces
+
+
+def sentencepiece_source(data: bytes, label: str) -> VocabSource:
+    """A sentencepiece model file as a source: piece i has id i (a repeated piece keeps its first id, as sentencepiece)."""
+    pieces = sentencepiece_pieces(data)
+    tokens: dict[str, int] = {}
+    for index, piece in enumerate(pieces):
+        tokens.setdefault(piece, index)
+    return _source(label, tokens, size=len(pieces))
+
+
+def merge_sources(sources: list[VocabSource]) -> tuple[dict[str, int], list[str]]:
+    """All sources as one text -> id map (added-token sources last, so they win) and the contradictions found.
+
+    A contradiction is a token text with two ids in two sources, or an id with two texts in two added-token
+    sources (an added token may take an id of the model vocabulary under another name: loaders allow it).
+    At most `MAX_REPORTED_CONFLICTS` are described; the rest are counted.
+    """
+    ordered = [s for s in sources if not s.added] + [s for s in sources if s.added]
+    merged: dict[str, int] = {}
+    where: dict[str, str] = {}
+    added_text: dict[int, tuple[str, str]] = {}
+    conflicts: list[str] = []
+    for source in ordered:
+        for text, index in source.tokens.items():
+            if text in merged and merged[text] != index:
+                conflicts.append(f"token {text[:40]!r} is id {merged[text]} in {where[text]} but {index} in {source.label}")
+            if source.added:
+                seen = added_text.get(index)
+                if seen is not None and seen[0] != text:
+                    conflicts.append(f"id {index} is {seen[0][:40]!r} in {seen[1]} but {text[:40]!r} in {source.label}")
+                added_text.setdefault(index, (text, source.label))
+            merged[text] = index
+            where[text] = source.label
+    shown = conflicts[:MAX_REPORTED_CONFLICTS]
+    if len(conflicts) > len(shown):
+        shown.append(f"and {len(conflicts) - len(shown)} more contradictions")
+    return merged, shown
