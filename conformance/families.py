@@ -1,9 +1,10 @@
 """Model families as the installed transformers defines them: config defaults, key aliases, heads.
 
 The table (`_specs/families.json`) is generated from transformers' config classes with
-`python -m conformance.families --write` and committed, as the spec schema is; a test fails when it drifts
-from the installed transformers. Reading it imports neither torch nor transformers, so the static path
-stays light.
+`python -m conformance.families --write` and committed, as the spec schema is; `--check` (and a test)
+fails when it drifts from the installed transformers. Reading it imports neither torch nor transformers,
+so the static path stays light; it is read once, on first use. `conformance/families_build.py` says which
+families the table covers and how each entry is derived.
 
 Public contract (used by the architecture normalization, the parameter count, the model-kind choice and
 the tokenizer's special-token ids):
@@ -15,8 +16,17 @@ the tokenizer's special-token ids):
 
 from __future__ import annotations
 
+import copy
+import functools
+import json
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+TABLE_PATH = Path(__file__).resolve().parent / "_specs" / "families.json"
+# Nested configs are filled this deep at most (a hostile config.json may nest without end).
+MAX_NESTING = 4
 
 
 @dataclass(frozen=True)
@@ -26,11 +36,20 @@ class Family:
     Attributes:
         model_type: the config's `model_type`.
         config_class: the transformers config class name (e.g. "LlamaConfig").
-        defaults: the config class's default value of each key (`to_dict()` of a default instance).
-        attribute_map: the class's alias -> canonical key map (GPT-2: n_embd -> hidden_size).
+        defaults: the config class's default value of each key (`to_dict()` of a default instance; nested
+            sub-configs and values too large for the table left out, see `dropped`).
+        attribute_map: transformers' `attribute_map` of the class, as transformers writes it: the name a
+            reader may ask for -> the key the config stores (GPT-2: hidden_size -> n_embd). A config.json
+            may hold either name.
         heads: the Auto heads the family has, from transformers' auto mappings: any of "causal-lm",
-            "seq2seq-lm", "masked-lm", "image-text-to-text".
+            "seq2seq-lm", "masked-lm", "image-text-to-text" (empty for a family met only as a sub-config).
         sub_configs: nested config key -> its model_type default (Llava: text_config -> "llama").
+        head_classes: head -> the model class transformers' auto mapping names (causal-lm -> "LlamaForCausalLM").
+        dropped: default keys left out of `defaults`, each with the reason.
+        head_ties: head class -> whether its `_tied_weights_keys` ties a weight (None: the class has no
+            mapping, a model it wraps may tie by its own config).
+        tie_rule: for a composite config, how its top-level `tie_word_embeddings` follows the text
+            sub-config's (`families_build._tie_rule`); None for a plain config.
     """
 
     model_type: str
@@ -39,13 +58,165 @@ class Family:
     attribute_map: dict[str, str] = field(default_factory=dict)
     heads: tuple[str, ...] = ()
     sub_configs: dict[str, str] = field(default_factory=dict)
+    head_classes: dict[str, str] = field(default_factory=dict)
+    dropped: dict[str, str] = field(default_factory=dict)
+    tie_rule: dict[str, Any] | None = None
+    head_ties: dict[str, bool | None] = field(default_factory=dict)
+
+    def stored_key(self, name: str) -> str:
+        """The key this family's config stores `name` under (`attribute_map`; the name itself when not aliased)."""
+        return self.attribute_map.get(name, name)
+
+
+@functools.lru_cache(maxsize=1)
+def table() -> dict[str, Any]:
+    """The committed table as read from `_specs/families.json` (read once; FileNotFoundError when absent)."""
+    data: dict[str, Any] = json.loads(TABLE_PATH.read_text(encoding="utf-8"))
+    return data
+
+
+@functools.cache
+def _family(model_type: str) -> Family | None:
+    entry = table()["families"].get(model_type)
+    if not isinstance(entry, dict):
+        return None
+    heads: dict[str, str] = entry.get("heads", {})
+    return Family(
+        model_type=model_type,
+        config_class=entry["config_class"],
+        defaults=entry.get("defaults", {}),
+        attribute_map=entry.get("attribute_map", {}),
+        heads=tuple(heads),
+        sub_configs=entry.get("sub_configs", {}),
+        head_classes=dict(heads),
+        dropped=entry.get("dropped", {}),
+        tie_rule=entry.get("tie_rule"),
+        head_ties=entry.get("head_ties", {}),
+    )
 
 
 def family(model_type: str) -> Family | None:
     """The family of `model_type` from the generated table, or None when it is not covered."""
-    return None
+    if not isinstance(model_type, str) or not model_type:
+        return None
+    return _family(model_type)
+
+
+def covered_model_types() -> tuple[str, ...]:
+    """Every model_type the table has an entry for (families with heads and the sub-configs they nest), sorted."""
+    return tuple(sorted(table()["families"]))
+
+
+def excluded_families() -> dict[str, str]:
+    """model_type -> why transformers could not instantiate its default config (these have no defaults)."""
+    return dict(table().get("excluded", {}))
+
+
+def _fill(config: dict[str, Any], found: Family | None, depth: int) -> dict[str, Any]:
+    filled = dict(config)
+    if found is not None:
+        present = set(config)
+        # A key counts as present when the file holds it under any of its aliases (GPT-2: hidden_size for n_embd).
+        present.update(found.attribute_map[alias] for alias in config if alias in found.attribute_map)
+        for key, value in found.defaults.items():
+            if key not in present:
+                filled[key] = copy.deepcopy(value)
+    sub_configs = found.sub_configs if found is not None else {}
+    for key in {*sub_configs, *(k for k, v in config.items() if isinstance(v, dict) and isinstance(v.get("model_type"), str))}:
+        nested = filled.get(key)
+        if depth >= MAX_NESTING:
+            break
+        if nested is None and key in sub_configs and sub_configs[key]:
+            nested = {"model_type": sub_configs[key]}  # transformers builds the default sub-config
+        if not isinstance(nested, dict):
+            continue
+        if "model_type" not in nested and sub_configs.get(key):
+            nested = {**nested, "model_type": sub_configs[key]}
+        filled[key] = _fill(nested, family(nested.get("model_type", "")), depth + 1)
+    return filled
 
 
 def with_family_defaults(config: dict[str, Any]) -> dict[str, Any]:
-    """`config` with the family's config-class defaults for every absent key (a new dict; `config` is not changed)."""
-    return dict(config)
+    """`config` with the family's config-class defaults for every absent key (a new dict; `config` is not changed).
+
+    The family is `config["model_type"]`'s; a nested sub-config (text_config, vision_config, ...) is filled
+    with its own family's defaults (its `model_type`, else the parent's default for that key), and a
+    sub-config the file leaves out is built from its default family, as transformers builds it. A
+    config of an uncovered family is returned as written (its nested configs of covered families filled).
+    """
+    return _fill(config, family(config.get("model_type", "")), 0)
+
+
+_TIE = "tie_word_embeddings"
+
+
+def _declared_tie(config: dict[str, Any], found: Family | None) -> Any:
+    """The config's own `tie_word_embeddings`, else its family's default (None when neither says)."""
+    if _TIE in config:
+        return config[_TIE]
+    return found.defaults.get(_TIE) if found is not None else None
+
+
+def _head_ties(config: dict[str, Any], found: Family) -> bool:
+    """Whether the head class that loads this config ties its output to the input embedding at all.
+
+    The class is config.json's first `architectures` entry when the family has it as a head, else the
+    family's first head (causal-lm before the others, as the table lists them).
+    """
+    architectures = config.get("architectures")
+    named = architectures[0] if isinstance(architectures, list) and architectures and isinstance(architectures[0], str) else None
+    if named not in found.head_ties:
+        named = next((found.head_classes[h] for h in ("causal-lm", "image-text-to-text", "seq2seq-lm", "masked-lm") if h in found.head_classes), None)
+    return found.head_ties.get(named) is not False if named is not None else True
+
+
+def tied_word_embeddings(config: dict[str, Any]) -> bool:
+    """Whether transformers ties the LM head to the input embedding for this config.json (True/False).
+
+    transformers ties by the top-level config's `tie_word_embeddings` (False when the config class has
+    none); an absent key takes the family's default (LlamaConfig: False). A composite config resolves its
+    top-level value from its text sub-config's as its class does (`Family.tie_rule`, observed from
+    transformers: Llava forwards the text config's True); when the top-level class has no such attribute
+    the text model ties itself by its own value. A head class whose `_tied_weights_keys` ties nothing to
+    the input embedding (`Family.head_ties`) never ties. A config of an uncovered family ties unless it says not
+    to (the historical default of transformers' base config).
+    """
+    found = family(config.get("model_type", ""))
+    if found is None:
+        return bool(config.get(_TIE, True))
+    if not _head_ties(config, found):
+        return False
+    rule = found.tie_rule
+    if rule is not None:
+        sub_key = str(rule.get("sub_config", ""))
+        nested = config.get(sub_key)
+        nested = nested if isinstance(nested, dict) else {}
+        sub_family = family(nested.get("model_type") or found.sub_configs.get(sub_key, ""))
+        text_value = bool(_declared_tie(nested, sub_family))
+        top = "absent" if _TIE not in config else ("true" if config[_TIE] else "false")
+        outcome = rule.get("outcomes", {}).get(f"text_{str(text_value).lower()}", {}).get(top)
+        return text_value if outcome is None else bool(outcome)
+    return bool(_declared_tie(config, found))
+
+
+def _main(argv: list[str]) -> int:
+    """`--write` regenerates the table; `--check` exits 1 when the committed table differs from a fresh one."""
+    from .families_build import generate, render
+
+    if argv not in (["--write"], ["--check"]):
+        print("usage: python -m conformance.families --write | --check", file=sys.stderr)
+        return 2
+    fresh = render(generate())
+    if argv == ["--write"]:
+        TABLE_PATH.write_text(fresh, encoding="utf-8")
+        print(f"wrote {TABLE_PATH}")
+        return 0
+    committed = TABLE_PATH.read_text(encoding="utf-8") if TABLE_PATH.is_file() else ""
+    if committed != fresh:
+        print(f"{TABLE_PATH} differs from the installed transformers; run python -m conformance.families --write", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main(sys.argv[1:]))

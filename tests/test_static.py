@@ -51,7 +51,7 @@ def test_normalized_fields_agree_with_transformers_config_classes(fixture: str, 
         ({"model_type": "falcon", "num_hidden_layers": 32, "hidden_size": 4544, "num_attention_heads": 71, "multi_query": True},
          {"num_key_value_heads": 1}),
         ({"model_type": "gemma3", "text_config": {"model_type": "gemma3_text", "num_hidden_layers": 26, "hidden_size": 1152, "num_attention_heads": 4, "num_key_value_heads": 1}},
-         {"model_type": "gemma3_text", "num_layers": 26, "num_key_value_heads": 1}),
+         {"model_type": "gemma3", "text_model_type": "gemma3_text", "num_layers": 26, "num_key_value_heads": 1}),
     ],
 )
 def test_family_configs_normalize(config: dict, expected: dict) -> None:

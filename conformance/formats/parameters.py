@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from ..families import tied_word_embeddings
 from .tensors import TensorInfo
 
 # Float tensors that some exporters save although they are buffers, not parameters (DeepSeek-V3's router
@@ -46,8 +47,10 @@ def count_parameters(tensors: list[TensorInfo], config: dict[str, Any] | None, i
     """`parameters`, `embedding_parameters` and `non_embedding_parameters` (element counts) of the tensors kept by `is_parameter`."""
     counted = [t for t in tensors if is_parameter(t)]
     # Without a readable config nothing says the two are tied; a stored lm_head (safetensors cannot hold
-    # shared tensors, so save_pretrained drops a tied one) is then a parameter of its own.
-    tied = config.get("tie_word_embeddings", True) if config is not None else False
+    # shared tensors, so save_pretrained drops a tied one) is then a parameter of its own. An absent
+    # tie_word_embeddings takes the family's default (LlamaConfig: False), and a composite config's
+    # top level follows its text config as transformers resolves it (`families.tied_word_embeddings`).
+    tied = tied_word_embeddings(config) if config is not None else False
     input_embedding = next((t for t in counted if INPUT_EMBEDDING_PATTERNS.search(t.name)), None)
     lm_head = next((t for t in counted if t.name.endswith("lm_head.weight")), None)
     if tied and input_embedding and lm_head and input_embedding.shape == lm_head.shape:

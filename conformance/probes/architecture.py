@@ -1,29 +1,63 @@
 """One vocabulary for architecture fields across model families.
 
-Each canonical field lists the config keys that hold it, in order of preference. The lists follow the
-`attribute_map`s of transformers' config classes (GPT-2: n_layer/n_embd/n_head/n_positions; T5: d_model/
-num_heads/d_ff; Falcon: n_head_kv; ...); reading the raw fields directly keeps this path free of torch and
-transformers. The fields come from the folder's architecture source (`formats/registry.architecture_source`:
-config.json now); every source gives them under config.json's names, so this one normalization serves all.
-A test compares the result with transformers' own config classes.
+Each canonical field is read, in order: the key the family's config class stores it under (transformers'
+`attribute_map`, from the generated family table `conformance.families`: GPT-2 stores hidden_size as
+n_embd, T5 as d_model), then the legacy and cross-family names of `ARCHITECTURE_FIELDS` (BLOOM's n_embed,
+OPT's ffn_dim, T5's d_ff, ...), first as config.json writes them and then, for keys it leaves out, the
+family config class's defaults (`families.with_family_defaults`: an absent key means what transformers
+makes of it). Families the table does not cover fall back on the name lists alone. Reading the table keeps
+this path free of torch and transformers. The fields come from the folder's architecture source
+(`formats/registry.architecture_source`: config.json now); every source gives them under config.json's
+names, so this one normalization serves all.
+
+Rules beyond a key look-up, each as transformers' modeling code has it:
+- multi-query attention: `multi_query: true` means one key/value head (GPT-BigCode; Falcon unless
+  `new_decoder_architecture`, `FalconAttention`: num_kv_heads if new_decoder_architecture or not
+  multi_query, else 1, whatever `num_kv_heads` says); ChatGLM's `multi_query_group_num` counts only with
+  `multi_query_attention: true`. Otherwise key/value heads default to the attention heads.
+- a null feed-forward width in a family whose config class declares it null by default (GPT-2's n_inner,
+  GPT-J, GPT-BigCode, CodeGen, GPT-Neo, Falcon's ffn_hidden_size, RWKV, Zamba2) is 4 x hidden size.
+- head_dim: the family's explicit head width (T5 stores it as d_kv), else hidden_size // num_attention_heads.
+- a composite (multimodal) config keeps the language model in a nested config (text_config,
+  language_config, llm_config): the canonical fields are the text config's; `model_type` is the top-level
+  type (llava, gemma3) and `text_model_type` the text config's (llama, gemma3_text).
+- `tie_word_embeddings`: whether transformers ties the LM head (`families.tied_word_embeddings`).
+A test builds a tiny model of every covered family with transformers and compares.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ..families import Family, family, tied_word_embeddings, with_family_defaults
+
 ARCHITECTURE_FIELDS: dict[str, tuple[str, ...]] = {
     "num_layers": ("num_hidden_layers", "n_layer", "num_layers", "n_layers", "num_decoder_layers"),
-    "hidden_size": ("hidden_size", "n_embd", "d_model", "dim", "model_dim"),
+    "hidden_size": ("hidden_size", "n_embd", "n_embed", "d_model", "dim", "model_dim"),
     "num_attention_heads": ("num_attention_heads", "n_head", "num_heads", "n_heads"),
-    "num_key_value_heads": ("num_key_value_heads", "n_head_kv", "num_kv_heads", "n_kv_heads", "multi_query_group_num"),
+    "num_key_value_heads": ("num_key_value_heads", "n_head_kv", "num_kv_heads", "n_kv_heads"),
     "vocab_size": ("vocab_size", "padded_vocab_size", "n_vocab"),
     "context_length": ("max_position_embeddings", "n_positions", "n_ctx", "max_seq_len", "seq_length", "max_sequence_length"),
-    "intermediate_size": ("intermediate_size", "n_inner", "d_ff", "ffn_dim", "ffn_hidden_size"),
+    "intermediate_size": ("intermediate_size", "n_inner", "d_ff", "ffn_dim", "ffn_hidden_size", "decoder_ffn_dim", "hidden_dim"),
 }
+# The attribute transformers' config classes expose each canonical field as (reached through attribute_map).
+TRANSFORMERS_NAMES: dict[str, str] = {
+    "num_layers": "num_hidden_layers",
+    "hidden_size": "hidden_size",
+    "num_attention_heads": "num_attention_heads",
+    "num_key_value_heads": "num_key_value_heads",
+    "vocab_size": "vocab_size",
+    "context_length": "max_position_embeddings",
+    "intermediate_size": "intermediate_size",
+    "head_dim": "head_dim",
+}
+_HEAD_DIM_KEYS = ("head_dim", "d_kv", "attention_head_dim", "kv_channels")
+# Feed-forward keys whose null default means 4 x hidden size in the families that declare them so.
+_INTERMEDIATE_KEYS = ARCHITECTURE_FIELDS["intermediate_size"]
 
 # Multimodal and composite configs keep the language model's fields in a nested config.
-_NESTED_TEXT_CONFIGS = ("text_config", "llm_config", "language_config")
+# An encoder-decoder composite (EncoderDecoderModel, T5Gemma) generates with its `decoder` config.
+_NESTED_TEXT_CONFIGS = ("text_config", "llm_config", "language_config", "decoder")
 
 
 def text_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -35,6 +69,13 @@ def text_config(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+def _keys(found: Family | None, canonical: str, names: tuple[str, ...]) -> tuple[str, ...]:
+    """The family's stored key for a canonical field (its attribute_map) first, then the cross-family names (no repeats)."""
+    if found is None or canonical not in TRANSFORMERS_NAMES:
+        return names
+    return tuple(dict.fromkeys((found.stored_key(TRANSFORMERS_NAMES[canonical]), *names)))
+
+
 def _first(config: dict[str, Any], keys: tuple[str, ...]) -> Any:
     for key in keys:
         value = config.get(key)
@@ -43,24 +84,60 @@ def _first(config: dict[str, Any], keys: tuple[str, ...]) -> Any:
     return None
 
 
+def _read(written: dict[str, Any], filled: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    """The first value config.json writes under `keys`, else the first the family's defaults give."""
+    value = _first(written, keys)
+    return value if value is not None else _first(filled, keys)
+
+
+def _positive_int(value: Any) -> bool:
+    return type(value) is int and value > 0
+
+
+def _key_value_heads(written: dict[str, Any], filled: dict[str, Any], found: Family | None, heads: Any) -> Any:
+    """Key/value heads as the family's attention module builds them (see the module docstring)."""
+    if filled.get("multi_query") is True and not filled.get("new_decoder_architecture"):
+        return 1  # GPT-BigCode and Falcon's original architecture: one shared key/value head
+    if filled.get("multi_query_attention") is True and filled.get("multi_query_group_num") is not None:
+        return filled["multi_query_group_num"]  # ChatGLM: key/value groups
+    value = _read(written, filled, _keys(found, "num_key_value_heads", ARCHITECTURE_FIELDS["num_key_value_heads"]))
+    return heads if value is None else value
+
+
+def _intermediate_size(written: dict[str, Any], filled: dict[str, Any], found: Family | None, hidden: Any) -> Any:
+    value = _read(written, filled, _keys(found, "intermediate_size", _INTERMEDIATE_KEYS))
+    if value is not None or found is None or not _positive_int(hidden):
+        return value
+    declares_null = any(key in found.defaults and found.defaults[key] is None for key in _INTERMEDIATE_KEYS)
+    return 4 * hidden if declares_null else None
+
+
+def _head_dim(written: dict[str, Any], filled: dict[str, Any], found: Family | None, hidden: Any, heads: Any) -> Any:
+    explicit = _read(written, filled, _keys(found, "head_dim", _HEAD_DIM_KEYS))
+    if explicit is not None:
+        return explicit
+    return hidden // heads if _positive_int(hidden) and _positive_int(heads) else None
+
+
 def normalize_architecture(config: dict[str, Any]) -> dict[str, Any]:
-    """Canonical architecture fields (None where the family has no such field).
+    """Canonical architecture fields (None where the family has no such field), plus head_dim, the tie and the text model's type.
 
     Values are recorded as the config gives them, NaN and Infinity included; the checks judge them.
     """
-    source = text_config(config)
-    fields: dict[str, Any] = {"model_type": source.get("model_type")}
+    written = text_config(config)
+    filled = text_config(with_family_defaults(config))
+    text_type = filled.get("model_type")
+    found = family(text_type) if isinstance(text_type, str) else None
+    top_type = config.get("model_type", text_type)
+    fields: dict[str, Any] = {"model_type": top_type}
     for name, keys in ARCHITECTURE_FIELDS.items():
-        fields[name] = _first(source, keys)
-    if fields["num_key_value_heads"] is None:
-        # Falcon-style multi-query attention has one KV head; otherwise KV heads equal attention heads.
-        if source.get("multi_query") is True:
-            fields["num_key_value_heads"] = 1
-        else:
-            fields["num_key_value_heads"] = fields["num_attention_heads"]
-    hidden = fields["hidden_size"]
-    if fields["intermediate_size"] is None and source.get("model_type") == "gpt2" and type(hidden) is int and hidden:
-        fields["intermediate_size"] = 4 * hidden  # GPT-2's n_inner defaults to 4 * n_embd
+        if name not in ("num_key_value_heads", "intermediate_size"):
+            fields[name] = _read(written, filled, _keys(found, name, keys))
+    fields["num_key_value_heads"] = _key_value_heads(written, filled, found, fields["num_attention_heads"])
+    fields["intermediate_size"] = _intermediate_size(written, filled, found, fields["hidden_size"])
+    fields["head_dim"] = _head_dim(written, filled, found, fields["hidden_size"], fields["num_attention_heads"])
+    fields["text_model_type"] = text_type
+    fields["tie_word_embeddings"] = tied_word_embeddings(config)
     return fields
 
 

@@ -1,0 +1,192 @@
+"""Tiny models of every covered family, built by transformers on the meta device, and their saved folders.
+
+Shared by the family property test (`tests/test_families_property.py`). For each family of the generated
+table (`conformance.families`) that has a head, the family's default config is shrunk (every layer count
+to 2; a family whose config rejects that is built at its default depth) and the head's model class is
+built on the meta device (shapes only, no memory). The folder holds config.json as `save_pretrained`
+writes it (`to_json_string(use_diff=True)`: keys equal to the defaults left out, which is what exercises
+the defaults) and a sparse safetensors file whose header lists the tensors `save_pretrained` would write
+(tied weights removed, transformers' weight conversions reverted) and whose size covers their bytes: the
+static path reads nothing else. The truth is the built model's: its parameters, its tie, its config's
+attributes through the attribute_map, and key/value heads from its attention modules.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from conformance.probes.architecture import ARCHITECTURE_FIELDS, TRANSFORMERS_NAMES
+
+HEAD_ORDER = ("causal-lm", "image-text-to-text", "seq2seq-lm", "masked-lm")  # as families._head_ties
+LAYER_COUNT_KEYS = (
+    "num_hidden_layers", "n_layer", "num_layers", "n_layers", "num_decoder_layers", "encoder_layers", "decoder_layers",
+    "num_encoder_layers",
+)
+SHRUNK_LAYERS = 2
+
+
+@dataclass
+class Built:
+    """One family's built model's facts (`truth`, `parameters`) and the folder it was saved to, or why not."""
+
+    model_type: str
+    head: str | None = None
+    folder: Path | None = None
+    truth: dict[str, Any] = field(default_factory=dict)
+    parameters: int | None = None
+    excluded: str | None = None
+
+
+def _shrunk(config_class: Any, defaults: dict[str, Any], sub_configs: dict[str, str], table: dict[str, Any]) -> Any:
+    kwargs: dict[str, Any] = {k: SHRUNK_LAYERS for k in LAYER_COUNT_KEYS if type(defaults.get(k)) is int and defaults[k] > SHRUNK_LAYERS}
+    for key, sub_type in sub_configs.items():
+        sub_defaults = table.get(sub_type, {}).get("defaults", {})
+        shrunk = {k: SHRUNK_LAYERS for k in LAYER_COUNT_KEYS if type(sub_defaults.get(k)) is int and sub_defaults[k] > SHRUNK_LAYERS}
+        if shrunk:
+            kwargs[key] = {"model_type": sub_type, **shrunk}
+    return config_class(**kwargs)
+
+
+def language_model(model: Any) -> Any:
+    """The text decoder of a composite model (`get_decoder()`), else the model itself."""
+    try:
+        decoder = model.get_decoder() if hasattr(model, "get_decoder") else None
+    except Exception:  # noqa: BLE001 - a model without one
+        decoder = None
+    return decoder if decoder is not None else model
+
+
+def _kv_heads(model: Any, config: Any) -> Any:
+    """Key/value heads as the text model's first attention module holds them; else the config's, else the attention heads."""
+    for module in language_model(model).modules():
+        if "Attention" not in type(module).__name__:
+            continue
+        for name in ("num_key_value_heads", "num_kv_heads", "kv_heads"):
+            value = getattr(module, name, None)
+            if type(value) is int:
+                return value
+        groups, heads = getattr(module, "num_key_value_groups", None), getattr(module, "num_heads", None)
+        if type(groups) is int and type(heads) is int and groups > 0:
+            return heads // groups
+    value = getattr(config, "num_key_value_heads", None)
+    return value if value is not None else getattr(config, "num_attention_heads", None)
+
+
+def _attribute(config: Any, name: str) -> Any:
+    try:
+        return getattr(config, name, None)
+    except Exception:  # noqa: BLE001 - a per-layer attribute read globally (Gemma 4) is not one fact
+        return None
+
+
+_MLP_IN = re.compile(r"(\.|^)(c_fc|fc1|fc_in|dense_h_to_4h|up_proj|wi|wi_0|w1|lin1|intermediate\.dense|mlp\.fc1|ffn\.fc1)\.weight$")
+
+
+def _mlp_width(model: Any, hidden: Any) -> Any:
+    """The first feed-forward input projection's width (the dimension that is not the hidden size), or None."""
+    for name, parameter in model.named_parameters():
+        if parameter.dim() == 2 and _MLP_IN.search(name) and hidden in tuple(parameter.shape):
+            rows, columns = tuple(parameter.shape)
+            return columns if rows == hidden else rows
+    return None
+
+
+def truth_of(model: Any) -> dict[str, Any]:
+    """The normalized facts as the loaded model has them (see the module docstring)."""
+    config = model.config
+    text = config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
+    facts: dict[str, Any] = {"model_type": config.model_type, "text_model_type": getattr(text, "model_type", None)}
+    for ours, theirs in TRANSFORMERS_NAMES.items():
+        # The attribute transformers' class exposes (attribute_map applied), else the family's own name for it.
+        value = _attribute(text, theirs)
+        for alias in ARCHITECTURE_FIELDS.get(ours, ()):
+            value = _attribute(text, alias) if value is None else value
+        facts[ours] = None if type(value) is int and value < 0 else value  # XLNet: -1 for "no limit"
+    if facts["intermediate_size"] is None:
+        facts["intermediate_size"] = _mlp_width(language_model(model), facts["hidden_size"])
+    hidden, heads = facts["hidden_size"], facts["num_attention_heads"]
+    if facts["head_dim"] is None and type(hidden) is int and type(heads) is int and heads > 0:
+        facts["head_dim"] = hidden // heads
+    facts["num_key_value_heads"] = _kv_heads(model, text)
+    output, embedding = model.get_output_embeddings(), model.get_input_embeddings()
+    facts["tie_word_embeddings"] = bool(
+        output is not None and embedding is not None and getattr(output, "weight", None) is getattr(embedding, "weight", 0)
+    )
+    return facts
+
+
+_DTYPES = {"float32": "F32", "float16": "F16", "bfloat16": "BF16", "int64": "I64", "int32": "I32", "bool": "BOOL", "uint8": "U8", "int8": "I8"}
+
+
+def write_sparse_safetensors(path: Path, shapes: dict[str, tuple[tuple[int, ...], str, int]]) -> None:
+    """A safetensors file with this header (name -> (shape, dtype, element bytes)) and a hole for the data."""
+    header: dict[str, Any] = {}
+    offset = 0
+    for name, (shape, dtype, size) in sorted(shapes.items()):
+        count = 1
+        for dim in shape:
+            count *= dim
+        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + count * size]}
+        offset += count * size
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    with path.open("wb") as handle:
+        handle.write(struct.pack("<Q", len(raw)) + raw)
+        handle.truncate(8 + len(raw) + offset)
+
+
+def saved_tensors(model: Any) -> dict[str, tuple[tuple[int, ...], str, int]]:
+    """name -> (shape, safetensors dtype, element bytes) of what `save_pretrained` would write for `model`."""
+    from transformers.core_model_loading import revert_weight_conversion
+    from transformers.modeling_utils import remove_tied_weights_from_state_dict
+
+    state = remove_tied_weights_from_state_dict(model.state_dict(), model)
+    state = revert_weight_conversion(model, state)
+    return {
+        name: (tuple(tensor.shape), _DTYPES[str(tensor.dtype).removeprefix("torch.")], tensor.element_size())
+        for name, tensor in state.items()
+    }
+
+
+def build(model_type: str, entry: dict[str, Any], table: dict[str, Any], out_dir: Path) -> Built:
+    """Build `model_type`'s tiny model on the meta device and save its folder under `out_dir` (see the module docstring)."""
+    import torch
+    import transformers
+    from transformers.initialization import no_init_weights
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    built = Built(model_type)
+    heads = [h for h in HEAD_ORDER if h in entry["heads"]]
+    if entry["sub_configs"] and "image-text-to-text" in heads:
+        heads.remove("image-text-to-text")
+        heads.insert(0, "image-text-to-text")
+    reasons = []
+    for head in heads:
+        for shrink in (True, False):
+            try:
+                config_class = CONFIG_MAPPING[model_type]
+                config = _shrunk(config_class, entry["defaults"], entry["sub_configs"], table) if shrink else config_class()
+                with warnings.catch_warnings(), torch.device("meta"), no_init_weights():
+                    warnings.simplefilter("ignore")
+                    model = getattr(transformers, entry["heads"][head])(config)
+                model.tie_weights()  # no_init_weights skips initialisation and the tie that comes with it
+                built.truth = truth_of(model)
+                built.parameters = sum(p.numel() for p in model.parameters())
+                shapes = saved_tensors(model)
+            except Exception as exc:  # noqa: BLE001 - transformers' own failure is the family's exclusion reason
+                reasons.append(f"{entry['heads'][head]}{' (2 layers)' if shrink else ''}: {type(exc).__name__}: {' '.join(str(exc).split())[:160]}")
+                continue
+            folder = out_dir / model_type
+            folder.mkdir(parents=True)
+            (folder / "config.json").write_text(config.to_json_string(use_diff=True), encoding="utf-8")
+            write_sparse_safetensors(folder / "model.safetensors", shapes)
+            built.head, built.folder = head, folder
+            return built
+    built.excluded = "; ".join(reasons[-1:]) or "no head"
+    return built
