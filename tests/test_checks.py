@@ -716,7 +716,11 @@ def test_minilm_against_baseline_safety(minilm_dir: Path) -> None:
     }, {r.id: r.message for r in result.rules if r.status != "pass"}
     assert by_id["SAFE-FORMAT"].observed == ["safetensors"]
     assert by_id["SAFE-LICENSE"].observed == "apache-2.0"
-    assert by_id["TOKENIZER-FITS"].observed == {"tokenizer_vocab_size": 30522, "embedding_rows": 30522}
+    assert by_id["TOKENIZER-FITS"].observed == {
+        "tokenizer_vocab_size": 30522,
+        "embedding_rows": 30522,
+        "vocab_sources": {"tokenizer.json model.vocab": 30522, "tokenizer.json added_tokens": 104, "vocab.txt": 30522},
+    }
     document = result.to_document()
     assert validate_document(document) == []
     assert document["summary"]["conformant"] is True and document["summary"]["passed"] == 8

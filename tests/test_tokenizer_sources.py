@@ -68,6 +68,29 @@ def test_the_real_folder_keeps_passing(minilm_dir: Path, write_spec) -> None:
     assert read_tokenizer(Candidate(minilm_dir)).errors == []
 
 
+def test_special_tokens_in_no_vocabulary_file_are_appended_as_transformers_does(minilm_dir: Path, tmp_path: Path, write_spec) -> None:
+    from transformers import AutoTokenizer
+
+    folder = tmp_path / "minilm-new-specials"
+    shutil.copytree(minilm_dir, folder)
+    special = json.loads((folder / "special_tokens_map.json").read_text())
+    special.update(bos_token="<s>", eos_token="<e>", sep_token="<q>", pad_token="<p>", additional_special_tokens=["<extra>"])
+    (folder / "special_tokens_map.json").write_text(json.dumps(special))
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    del config["pad_token"], config["sep_token"]  # tokenizer_config.json would name the old ones
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    ids = {role: getattr(tokenizer, f"{role}_token_id") for role in ("bos", "eos", "sep", "pad")}
+    assert len(tokenizer) == 30_527 and ids == {"bos": 30_522, "eos": 30_523, "sep": 30_524, "pad": 30_525}  # the right answer
+
+    facts = read_tokenizer(Candidate(folder))
+    assert facts.vocab_size == 30_527 and facts.appended_ids == ids
+    found = results(folder, [FITS, SPECIAL], write_spec)
+    assert found["FITS"].status == "fail" and "30527 ids" in found["FITS"].message and "30522 rows" in found["FITS"].message
+    assert found["SPECIAL"].status == "fail"
+    assert "pad 30525 (special_tokens_map.json; '<p>' is not in the vocabulary, appended at load)" in found["SPECIAL"].message
+
+
 def _small_bert(folder: Path, vocab: list[str]) -> Path:
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps({"model_type": "bert", "vocab_size": len(vocab), "num_hidden_layers": 2}))

@@ -16,14 +16,14 @@ from .common import require_finite, static_facts
 SPECIAL_ROLES = ["bos", "eos", "unk", "pad", "sep", "cls", "mask"]
 
 
-@check("tokenizer.present", summary="tokenizer files are shipped and readable", probes=("static",), comparisons=())
+@check("tokenizer.present", summary="tokenizer files are shipped, readable and agree with each other", probes=("static",), comparisons=())
 def present(evidence: Evidence, rule: Rule) -> Verdict:
-    """Pass when tokenizer files are present and readable; fail when there are none or one cannot be read."""
+    """Pass when tokenizer files are present, readable and consistent; fail when there are none, one cannot be read, or two contradict each other."""
     tokenizer = static_facts(evidence).tokenizer
     if not tokenizer.present:
         return Verdict("fail", [], "tokenizer files", "no tokenizer files (tokenizer.json, vocab.txt, ...)")
     if tokenizer.errors:
-        return Verdict("fail", tokenizer.files, "readable tokenizer", "; ".join(tokenizer.errors))
+        return Verdict("fail", tokenizer.files, "readable tokenizer files that agree", "; ".join(tokenizer.errors))
     return Verdict("pass", tokenizer.files, "tokenizer files")
 
 
@@ -108,13 +108,14 @@ def special_tokens(evidence: Evidence, rule: Rule) -> Verdict:
         return Verdict("fail", {}, rule.params["required"], "no tokenizer files")
     if tokenizer.vocab_error is not None:
         raise CheckError(f"tokenizer vocabulary unknown: {tokenizer.vocab_error}")
+    ids = special_id_range(facts)
+    named_outside = {role for role, _ in ids.outside()}  # their ids are named below, with the limits they pass
     problems = []
     for role in rule.params["required"]:
         if role not in tokenizer.special_tokens:
             problems.append(f"{role} token not defined")
-        elif tokenizer.vocab_size is not None and tokenizer.special_token_ids.get(role) is None and role not in tokenizer.declared_ids:
+        elif tokenizer.vocab_size is not None and tokenizer.special_token_ids.get(role) is None and role not in named_outside:
             problems.append(f"{role} token {tokenizer.special_tokens[role]!r} is not in the vocabulary")
-    ids = special_id_range(facts)
     outside = ids.problem()
     if outside:
         problems.append(outside)

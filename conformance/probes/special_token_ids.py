@@ -2,7 +2,8 @@
 
 The ids are gathered from four places, as transformers assembles them when it loads the model:
 1. the tokenizer's files: each special token's text (special_tokens_map.json, tokenizer_config.json) looked
-   up in the merged vocabulary, or a GGUF file's `tokenizer.ggml.*_token_id` as written;
+   up in the merged vocabulary (a text in no vocabulary file gets the id a loader appends it at), or a GGUF
+   file's `tokenizer.ggml.*_token_id` as written;
 2. config.json (or a GGUF file's metadata): `bos_token_id`, `eos_token_id`, `pad_token_id`,
    `sep_token_id`, `decoder_start_token_id`, at the top level and in a nested text config;
 3. for those keys config.json leaves out, the family's config-class default
@@ -75,7 +76,12 @@ def _config_ids(config: dict[str, Any]) -> list[SpecialTokenId]:
 
 def special_token_ids(tokenizer: TokenizerFacts, config: dict[str, Any] | None) -> list[SpecialTokenId]:
     """Every special token id of the model: tokenizer files, config.json (with family defaults), generation config."""
-    found = [SpecialTokenId(role, index, tokenizer.special_token_files.get(role, "tokenizer files")) for role, index in tokenizer.declared_ids.items()]
+    files = tokenizer.special_token_files
+    found = [SpecialTokenId(role, index, files.get(role, "tokenizer files")) for role, index in tokenizer.declared_ids.items()]
+    found += [
+        SpecialTokenId(role, index, f"{files.get(role, 'tokenizer files')}; {tokenizer.special_tokens[role][:40]!r} is not in the vocabulary, appended at load")
+        for role, index in tokenizer.appended_ids.items()
+    ]
     if config is not None:
         found += _config_ids(config)
     for key, value in tokenizer.generation_ids.items():

@@ -51,6 +51,10 @@ TOKENIZER_FILES = (
 SPECIAL_TOKEN_KEYS = ("bos_token", "eos_token", "unk_token", "pad_token", "sep_token", "cls_token", "mask_token")
 # generation_config.json keys that hold token ids, and the role each names.
 GENERATION_ID_KEYS = {"bos_token_id": "bos", "eos_token_id": "eos", "pad_token_id": "pad", "decoder_start_token_id": "decoder_start"}
+# The order transformers appends special tokens that are in no vocabulary (SPECIAL_TOKENS_ATTRIBUTES).
+ADDED_ORDER = ("bos", "eos", "unk", "sep", "pad", "cls", "mask")
+ADDITIONAL_SPECIAL_KEYS = ("additional_special_tokens", "extra_special_tokens")  # transformers 4 and 5 names
+MAX_ADDITIONAL_SPECIAL_TOKENS = 1_048_576  # texts kept from those lists (real ones hold at most a few thousand)
 MAX_TOKENIZER_BYTES = 256 * 1024 * 1024
 MAX_GENERATION_CONFIG_BYTES = 1024 * 1024
 __all__ = ["MAX_TOKEN_ID", "TokenizerFacts", "read_tokenizer"]
@@ -70,7 +74,10 @@ class TokenizerFacts:
         special_token_ids: role -> the text's id in the vocabulary, None when it is not in it.
         special_token_files: role -> the file that names it (special_tokens_map.json, tokenizer_config.json,
             "<file>.gguf metadata").
+        additional_special_tokens: the texts of `additional_special_tokens` / `extra_special_tokens`
+            (special_tokens_map.json, tokenizer_config.json), first `MAX_ADDITIONAL_SPECIAL_TOKENS`.
         declared_ids: role -> the id the tokenizer's files give it, even out of range (GGUF ids as written).
+        appended_ids: role -> the id a loader appends its text at, when the text is in no vocabulary file.
         generation_ids: generation_config.json's token-id keys as written (`GENERATION_ID_KEYS`).
         generation_config_error: why generation_config.json could not be read, else None.
         errors: every problem found (unreadable files, contradictions between files).
@@ -85,7 +92,9 @@ class TokenizerFacts:
     special_tokens: dict[str, str] = field(default_factory=dict)
     special_token_ids: dict[str, int | None] = field(default_factory=dict)
     special_token_files: dict[str, str] = field(default_factory=dict)
+    additional_special_tokens: list[str] = field(default_factory=list)
     declared_ids: dict[str, int] = field(default_factory=dict)
+    appended_ids: dict[str, int] = field(default_factory=dict)
     generation_ids: dict[str, Any] = field(default_factory=dict)
     generation_config_error: str | None = None
     errors: list[str] = field(default_factory=list)
@@ -215,6 +224,11 @@ def _read_special_configs(candidate: Candidate, names: set[str], facts: Tokenize
             if text is not None and role not in facts.special_tokens:
                 facts.special_tokens[role] = text
                 facts.special_token_files[role] = config_name
+        for key in ADDITIONAL_SPECIAL_KEYS:
+            listed = data.get(key)
+            values = listed.values() if isinstance(listed, dict) else listed if isinstance(listed, list) else []
+            room = MAX_ADDITIONAL_SPECIAL_TOKENS - len(facts.additional_special_tokens)
+            facts.additional_special_tokens += [text for text in map(_token_text, list(values)[:room]) if text is not None]
     return tokenizer_config, config_error
 
 
@@ -230,6 +244,27 @@ def _read_generation_ids(candidate: Candidate, names: set[str], facts: Tokenizer
         facts.generation_config_error = str(exc)[:500] or type(exc).__name__
         return
     facts.generation_ids = {key: data[key] for key in GENERATION_ID_KEYS if key in data}
+
+
+def _count_unlisted_special_tokens(facts: TokenizerFacts, vocab: dict[str, int]) -> None:
+    """Special tokens named but in no vocabulary file: a loader appends each at the next id, as transformers does.
+
+    `AutoTokenizer` adds a special token whose text is in no vocabulary (a bos_token "<s>" over BERT's
+    vocab.txt, an additional special token) after the largest id, in `ADDED_ORDER` then the additional
+    ones, so `len(tokenizer)` grows by one for each distinct such text; the size counts them,
+    `vocab_sources` says so ("special tokens in no vocabulary file") and `appended_ids` holds the id each
+    role gets. Their `special_token_ids` stay None: `tokenizer.special_tokens` reports them.
+    """
+    if facts.vocab_size is None:
+        return
+    ordered = [facts.special_tokens[role] for role in ADDED_ORDER if role in facts.special_tokens]
+    unlisted = [text for text in dict.fromkeys([*ordered, *facts.additional_special_tokens]) if text not in vocab]
+    if not unlisted:
+        return
+    appended = {text: facts.vocab_size + index for index, text in enumerate(unlisted)}
+    facts.appended_ids = {role: appended[text] for role, text in facts.special_tokens.items() if text in appended}
+    facts.vocab_size += len(unlisted)
+    facts.vocab_sources["special tokens in no vocabulary file"] = facts.vocab_size
 
 
 def read_tokenizer(candidate: Candidate) -> TokenizerFacts:
@@ -249,8 +284,9 @@ def read_tokenizer(candidate: Candidate) -> TokenizerFacts:
         needed_errors.append(config_error)
     if needed_errors:
         facts.vocab_error = "; ".join(needed_errors)
-    elif sources:
-        facts.vocab_size = max(source.size for source in sources) or None
     facts.special_token_ids = {role: vocab.get(text) for role, text in facts.special_tokens.items()}
     facts.declared_ids = {role: index for role, index in facts.special_token_ids.items() if index is not None}
+    if not needed_errors and sources:
+        facts.vocab_size = max(source.size for source in sources) or None
+        _count_unlisted_special_tokens(facts, vocab)
     return facts
