@@ -221,3 +221,18 @@ def test_a_gguf_tokenizer_keeps_working(write_spec) -> None:
     found = results(files[0], [{**SPECIAL, "required": ["bos", "eos"]}], write_spec)["SPECIAL"]
     assert found.status == "pass", found.message
     assert {"role": "eos", "id": 2, "source": f"{files[0].name} metadata"} in found.observed["token_ids"]
+
+
+def test_the_piece_count_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from conformance.probes import tokenizer_sources
+
+    data = _model_proto(["<unk>", "a", "b", "c"])
+    monkeypatch.setattr(tokenizer_sources, "MAX_SENTENCEPIECE_PIECES", 3)
+    with pytest.raises(ValueError, match="more than 3 sentencepiece pieces"):
+        sentencepiece_pieces(data)
+
+
+def test_a_piece_whose_text_is_not_its_first_field() -> None:
+    # SentencePiece {score: 0.0 (field 2, fixed32), piece: "ab" (field 1)} inside ModelProto.pieces (field 1)
+    piece = b"\x15\x00\x00\x00\x00" + b"\x0a\x02ab"
+    assert sentencepiece_pieces(b"\x0a" + bytes([len(piece)]) + piece) == ["ab"]

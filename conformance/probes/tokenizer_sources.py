@@ -15,11 +15,12 @@ protobuf reader: field 1 of the message is the repeated `SentencePiece`, whose f
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 MAX_TOKEN_ID = 2**32 - 1  # the tokenizers library stores ids as u32
-MAX_SENTENCEPIECE_PIECES = 4_194_304  # 2**22: sixteen times the largest vocabulary shipped today (Gemma's 262,144)
+MAX_SENTENCEPIECE_PIECES = 2_097_152  # 2**21: twice XLM-V's 901,629 pieces, eight times Gemma's 262,144
 MAX_VARINT_BYTES = 10  # a protobuf varint encodes at most 64 bits in 10 bytes
 MAX_REPORTED_CONFLICTS = 5  # contradictions named in full; the rest are counted
 
@@ -110,6 +111,8 @@ def added_tokens_decoder_source(config: dict[str, Any]) -> VocabSource | None:
 
 def _varint(data: bytes, position: int) -> tuple[int, int]:
     """(value, next position) of the protobuf varint at `position`; ValueError when truncated or over 10 bytes."""
+    if position < len(data) and data[position] < 0x80:  # one byte: most keys and lengths
+        return data[position], position + 1
     value = 0
     for index in range(MAX_VARINT_BYTES):
         if position + index >= len(data):
@@ -121,9 +124,8 @@ def _varint(data: bytes, position: int) -> tuple[int, int]:
     raise ValueError("varint longer than 10 bytes")
 
 
-def _fields(data: bytes) -> list[tuple[int, int, int, int]]:
-    """Every top-level field of a protobuf message as (number, wire type, start, end) of its value bytes."""
-    fields = []
+def _fields(data: bytes) -> Iterator[tuple[int, int, int, int]]:
+    """Each top-level field of a protobuf message as (number, wire type, start, end) of its value bytes, lazily."""
     position = 0
     while position < len(data):
         key, position = _varint(data, position)
@@ -141,11 +143,24 @@ def _fields(data: bytes) -> list[tuple[int, int, int, int]]:
             raise ValueError(f"unsupported protobuf wire type {wire} at byte {position}")
         if end > len(data):
             raise ValueError(f"field {number} runs past the end of the data")
-        fields.append((number, wire, position, end))
+        yield number, wire, position, end
         position = end
-        if len(fields) > MAX_SENTENCEPIECE_PIECES + 16:
-            raise ValueError(f"more than {MAX_SENTENCEPIECE_PIECES} pieces")
-    return fields
+
+
+def _piece_text(message: bytes) -> str:
+    """The text (field 1) of one serialized `SentencePiece`; "" when it has none, ValueError when malformed.
+
+    sentencepiece writes the text first: that field is read directly, the rest only when it is not first.
+    """
+    if message[:1] == b"\x0a":
+        length, start = _varint(message, 1)
+        if start + length <= len(message):
+            return message[start : start + length].decode("utf-8", errors="replace")
+    text = ""
+    for number, wire, start, end in _fields(message):
+        if number == 1 and wire == 2:
+            text = message[start:end].decode("utf-8", errors="replace")
+    return text
 
 
 def sentencepiece_pieces(data: bytes) -> list[str]:
@@ -156,11 +171,9 @@ def sentencepiece_pieces(data: bytes) -> list[str]:
             continue
         if wire != 2:
             raise ValueError("sentencepiece pieces field is not a message")
-        text = ""
-        for inner, inner_wire, inner_start, inner_end in _fields(data[start:end]):
-            if inner == 1 and inner_wire == 2:
-                text = data[start + inner_start : start + inner_end].decode("utf-8", errors="replace")
-        pieces.append(text)
+        pieces.append(_piece_text(data[start:end]))
+        if len(pieces) > MAX_SENTENCEPIECE_PIECES:
+            raise ValueError(f"more than {MAX_SENTENCEPIECE_PIECES} sentencepiece pieces")
     if not pieces:
         raise ValueError("no sentencepiece pieces")
     return pieces
