@@ -88,6 +88,7 @@ def test_smollm2_static_facts() -> None:
     assert facts.architecture == {
         "model_type": "llama", "num_layers": 30, "hidden_size": 576, "num_attention_heads": 9,
         "num_key_value_heads": 3, "vocab_size": 49152, "context_length": 8192, "intermediate_size": 1536,
+        "head_dim": 64, "text_model_type": "llama", "tie_word_embeddings": True, "is_encoder_decoder": False,
     }
     assert facts.config is not None and facts.config["tie_word_embeddings"] is True
     assert facts.config["rope_theta"] == 100000.0 and facts.config["gguf"]["license"] == "apache-2.0"
@@ -165,6 +166,7 @@ def test_tiny_counts_equal_transformers(tmp_path: Path, architecture: str, tied:
     assert facts.architecture == {
         "model_type": architecture, "num_layers": 2, "hidden_size": hidden, "num_attention_heads": 4, "num_key_value_heads": 2,
         "vocab_size": 320, "context_length": 256, "intermediate_size": 2 * hidden,
+        "head_dim": hidden // 4, "text_model_type": architecture, "tie_word_embeddings": tied, "is_encoder_decoder": False,
     }
     for key in ("num_hidden_layers", "hidden_size", "num_attention_heads", "num_key_value_heads", "vocab_size", "max_position_embeddings", "intermediate_size"):
         assert facts.config[key] == getattr(loaded.config, key), key

@@ -21,7 +21,8 @@ Rules beyond a key look-up, each as transformers' modeling code has it:
 - a composite (multimodal) config keeps the language model in a nested config (text_config,
   language_config, llm_config): the canonical fields are the text config's; `model_type` is the top-level
   type (llava, gemma3) and `text_model_type` the text config's (llama, gemma3_text).
-- `tie_word_embeddings`: whether transformers ties the LM head (`families.tied_word_embeddings`).
+- `tie_word_embeddings`: whether transformers ties the LM head (`families.tied_word_embeddings`);
+  `is_encoder_decoder`: the config's, else its family's default (T5: true).
 A test builds a tiny model of every covered family with transformers and compares.
 """
 
@@ -119,13 +120,15 @@ def _head_dim(written: dict[str, Any], filled: dict[str, Any], found: Family | N
     return hidden // heads if _positive_int(hidden) and _positive_int(heads) else None
 
 
-def normalize_architecture(config: dict[str, Any]) -> dict[str, Any]:
+def normalize_architecture(config: dict[str, Any], *, family_defaults: bool = True) -> dict[str, Any]:
     """Canonical architecture fields (None where the family has no such field), plus head_dim, the tie and the text model's type.
 
     Values are recorded as the config gives them, NaN and Infinity included; the checks judge them.
+    `family_defaults=False` reads only what `config` holds: for a source that is not a transformers
+    config.json (a GGUF file's metadata), whose absent keys transformers does not fill from the config class.
     """
     written = text_config(config)
-    filled = text_config(with_family_defaults(config))
+    filled = text_config(with_family_defaults(config)) if family_defaults else written
     text_type = filled.get("model_type")
     found = family(text_type) if isinstance(text_type, str) else None
     top_type = config.get("model_type", text_type)
@@ -138,6 +141,9 @@ def normalize_architecture(config: dict[str, Any]) -> dict[str, Any]:
     fields["head_dim"] = _head_dim(written, filled, found, fields["hidden_size"], fields["num_attention_heads"])
     fields["text_model_type"] = text_type
     fields["tie_word_embeddings"] = tied_word_embeddings(config)
+    # T5, BART and their kin generate through a decoder fed by an encoder (the family's default says so when absent).
+    top = with_family_defaults({k: v for k, v in config.items() if k in ("model_type", "is_encoder_decoder")}) if family_defaults else config
+    fields["is_encoder_decoder"] = top.get("is_encoder_decoder") is True
     return fields
 
 

@@ -10,7 +10,11 @@ Matmul parameters (the weights that take part in a matrix multiply; an embedding
                 or 2·h·I (GPT-2 style)
     N_body = L · (attention + MLP)      N_head = h · V (the LM head, counted even when tied)
     When the loaded model is at hand its counts replace these: the numel of every ≥2-D parameter
-    except embeddings, plus the LM head's weight.
+    of its language model (`language_model`: `get_decoder()`, so a multimodal model's vision tower and
+    projector, which a text-only token never runs, are left out) except embeddings, plus the LM head's
+    weight.
+    For a multimodal config the architecture fields are the text config's (`probes.architecture`), its
+    own head_dim included (Gemma 3: 32 where hidden / heads is 16).
 
 FLOPs per token, at context c:           2·(N_body + N_head) + 4·L·c·H·d
     (a multiply-add is 2 FLOPs; attention scores QKᵀ and the weighted sum over V are 2·c·H·d each
@@ -28,6 +32,10 @@ Decode bytes per generated token:        W / B + 2·L·c·K·d·b
     Averaged over the decode steps of one generation, c = P + n/2 (step s attends over P + s
     positions, s = 1 .. n-1), exact because the bytes are linear in c.
 MFU = achieved FLOP/s ÷ peak FLOP/s;  MBU = achieved bytes/s ÷ peak memory bytes/s. Both are fractions.
+
+Applies to decoder-only transformers (`not_applicable` says why not otherwise): an encoder-decoder model
+(T5) runs an encoder over the prompt and a decoder with cross-attention, which these formulas do not count;
+a model without attention heads (Mamba) has no attention FLOPs or KV cache.
 
 Not modelled: mixture-of-experts routing (every expert is counted; `size.active_parameters` gives the
 per-token share), sliding-window attention
@@ -91,44 +99,86 @@ def shape_matmul_parameters(arch: dict[str, Any]) -> MatmulParameters:
     return MatmulParameters(body=layers * (attention + mlp), head=hidden * _required(arch, "vocab_size"))
 
 
-def model_matmul_parameters(model: Any) -> MatmulParameters:
-    """Matmul parameter counts of a loaded torch model: ≥2-D weights except embeddings, plus the LM head."""
+def not_applicable(arch: dict[str, Any]) -> str | None:
+    """Why the decoder-only roofline formulas do not describe this architecture, or None when they do.
+
+    `arch` is the normalized architecture (`probes.architecture.normalize_architecture`).
+    """
+    model_type = arch.get("model_type") or "unknown"
+    if arch.get("is_encoder_decoder") is True:
+        return (
+            f"the roofline formulas model a decoder-only transformer; this model (model_type {model_type}) is an "
+            "encoder-decoder, whose encoder pass and cross-attention they do not count"
+        )
+    heads = arch.get("num_attention_heads")
+    if type(heads) is not int or heads <= 0:
+        return (
+            f"the roofline counts a transformer's attention FLOPs and KV-cache bytes; this model (model_type {model_type}) "
+            "declares no attention heads, so the formula does not apply"
+        )
+    return None
+
+
+def language_model(model: Any) -> Any:
+    """The module a text-only token runs through: `model.get_decoder()` when it gives one, else `model`.
+
+    transformers 5 gives every causal LM's body (LlamaForCausalLM: `model.model`) and a multimodal model's
+    text decoder (Gemma3ForConditionalGeneration, LlavaForConditionalGeneration: `model.model.language_model`)
+    through `get_decoder()`; the vision tower and projector are left out. A model that has none (or raises)
+    is taken whole.
+    """
     import torch
 
+    try:
+        decoder = model.get_decoder() if hasattr(model, "get_decoder") else None
+    except Exception:  # noqa: BLE001 - a model without a decoder: the whole model is the body
+        decoder = None
+    return decoder if isinstance(decoder, torch.nn.Module) else model
+
+
+def model_matmul_parameters(model: Any) -> MatmulParameters:
+    """Matmul parameter counts of a loaded torch model: its language model's ≥2-D weights except embeddings, plus the LM head."""
+    import torch
+
+    body_module = language_model(model)
     embedding_ids = {id(module.weight) for module in model.modules() if isinstance(module, torch.nn.Embedding)}
     output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     head_weight = getattr(output, "weight", None)
     head = int(head_weight.numel()) if head_weight is not None else 0
     skip = embedding_ids | ({id(head_weight)} if head_weight is not None else set())
-    # model.parameters() yields a tied weight once; the head is added back separately either way.
-    body = sum(int(p.numel()) for p in model.parameters() if p.dim() >= 2 and id(p) not in skip)
+    # parameters() yields a tied weight once; the head is added back separately either way.
+    body = sum(int(p.numel()) for p in body_module.parameters() if p.dim() >= 2 and id(p) not in skip)
     return MatmulParameters(body=body, head=head)
 
 
 def decode_weight_bytes(model: Any) -> int:
     """W: bytes of the weights one decode step reads, as the loaded torch model holds them (see the module docstring).
 
-    Every parameter and buffer once (tied weights, shared buffers), at its in-memory element size — packed
+    Every parameter and buffer of the language model (`language_model`: a multimodal model's vision tower
+    is not read to decode text) once (tied weights, shared buffers), at its in-memory element size — packed
     quantized weights (GPTQ's int32 `qweight` buffers, bitsandbytes' uint8 `Params4bit`, FP8 weights) with
     their scales and zeros — less the input embedding tables, plus the LM head's weight.
     """
     import torch
 
+    body_module = language_model(model)
     seen: set[int] = set()
     total = 0
-    for tensor in [*model.parameters(), *model.buffers()]:
+    for tensor in [*body_module.parameters(), *body_module.buffers()]:
         if id(tensor) not in seen:
             seen.add(id(tensor))
             total += int(tensor.numel()) * int(tensor.element_size())
-    for module in model.modules():
-        if isinstance(module, torch.nn.Embedding) and id(module.weight) in seen:
+    subtracted: set[int] = set()
+    for module in body_module.modules():
+        if isinstance(module, torch.nn.Embedding) and id(module.weight) in seen and id(module.weight) not in subtracted:
+            subtracted.add(id(module.weight))
             total -= int(module.weight.numel()) * int(module.weight.element_size())
     output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     head = getattr(output, "weight", None)
-    if head is not None:
-        tied_to_embedding = any(isinstance(m, torch.nn.Embedding) and m.weight is head for m in model.modules())
-        if tied_to_embedding:  # subtracted with the embeddings above, but the head reads all of it every step
-            total += int(head.numel()) * int(head.element_size())
+    # The head is read in full every step: add it back when it was subtracted as a tied embedding, and add
+    # it when it lives outside the language model (an untied lm_head sits on the top-level model).
+    if head is not None and (id(head) in subtracted or id(head) not in seen):
+        total += int(head.numel()) * int(head.element_size())
     return total
 
 

@@ -260,7 +260,11 @@ def probe_static(candidate: Candidate) -> StaticFacts:
         weights = WeightsInfo(errors=[weights_error or "weights unreadable"], format_errors=[weights_error or "weights unreadable"])
     facts = StaticFacts(files=files or [], config=config, config_error=config_error, files_error=files_error, weights=weights)
     if config is not None:
-        architecture, facts.architecture_error = _attempt(f"architecture fields of {source.name}", lambda: normalize_architecture(config))
+        # Absent keys take the family config class's defaults only in a config.json, as transformers reads it.
+        defaults = source.name == "config.json"
+        architecture, facts.architecture_error = _attempt(
+            f"architecture fields of {source.name}", lambda: normalize_architecture(config, family_defaults=defaults)
+        )
         facts.architecture = architecture or {}
         if source.name == "config.json" and facts.architecture_error is None:
             ambiguous, read_error = _attempt("config.json keys", lambda: ambiguous_architecture(candidate))

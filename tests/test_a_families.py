@@ -1,0 +1,249 @@
+"""The family table and the issue's examples: each right answer is transformers' loaded model's figure.
+
+Tiny models are built with transformers (random init, no download) and saved as `save_pretrained` writes
+them; the static probe (no torch) and the roofline are compared with the loaded model.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conformance.candidate import Candidate
+from conformance.families import (
+    MAX_NESTING,
+    covered_model_types,
+    excluded_families,
+    family,
+    table,
+    tied_word_embeddings,
+    with_family_defaults,
+)
+from conformance.probes import roofline
+from conformance.probes.architecture import normalize_architecture
+from conformance.probes.static import probe_static
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+TINY_LLAMA = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+              "vocab_size": 49152}
+TINY_CLIP = {"model_type": "clip_vision_model", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+             "num_attention_heads": 4, "image_size": 32, "patch_size": 8, "projection_dim": 32}
+
+
+def _save(model: Any, folder: Path, drop: tuple[str, ...] = (), drop_nested: tuple[str, ...] = ()) -> Path:
+    """save_pretrained, then take keys out of config.json (top level, and `text_config`'s for `drop_nested`)."""
+    model.save_pretrained(folder, safe_serialization=True)
+    config = json.loads((folder / "config.json").read_text())
+    for key in drop:
+        config.pop(key, None)
+    for key in drop_nested:
+        config.get("text_config", {}).pop(key, None)
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def _loaded_parameters(model: Any) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+# --- the table -------------------------------------------------------------------------------------
+
+
+def test_table_covers_the_lm_families_and_lists_what_it_cannot_instantiate() -> None:
+    covered = covered_model_types()
+    with_heads = [name for name in covered if family(name).heads]  # type: ignore[union-attr]
+    assert len(with_heads) >= 300
+    for name, head in (("llama", "causal-lm"), ("t5", "seq2seq-lm"), ("bert", "masked-lm"), ("llava", "image-text-to-text")):
+        assert head in family(name).heads  # type: ignore[union-attr]
+    assert family("llama").head_classes["causal-lm"] == "LlamaForCausalLM"  # type: ignore[union-attr]
+    assert family("clip_vision_model") is not None and family("clip_vision_model").heads == ()  # type: ignore[union-attr]
+    assert "gemma4_assistant" in excluded_families() and "hidden_size_per_layer_input" in excluded_families()["gemma4_assistant"]
+    assert table()["transformers_version"] == transformers.__version__
+
+
+def test_family_facts_come_from_the_config_classes() -> None:
+    llama = family("llama")
+    assert llama is not None and llama.config_class == "LlamaConfig"
+    assert llama.defaults["tie_word_embeddings"] is False and llama.defaults["head_dim"] is None  # declared, not derived
+    assert family("gpt2").attribute_map["hidden_size"] == "n_embd"  # type: ignore[union-attr]
+    assert family("llava").sub_configs == {"text_config": "llama", "vision_config": "clip_vision_model"}  # type: ignore[union-attr]
+    assert family("no_such_family") is None and family("") is None and family(None) is None  # type: ignore[arg-type]
+
+
+def test_with_family_defaults_fills_absent_keys_only() -> None:
+    config = {"model_type": "gpt2", "hidden_size": 64, "vocab_size": 100}
+    filled = with_family_defaults(config)
+    assert "n_embd" not in filled  # present under its alias
+    assert filled["vocab_size"] == 100 and filled["n_layer"] == 12 and filled["n_inner"] is None
+    assert config == {"model_type": "gpt2", "hidden_size": 64, "vocab_size": 100}  # not changed
+    nested = with_family_defaults({"model_type": "llava", "text_config": {"hidden_size": 64}})
+    assert nested["text_config"]["model_type"] == "llama" and nested["text_config"]["hidden_size"] == 64
+    assert nested["text_config"]["num_hidden_layers"] == 32 and nested["vision_config"]["model_type"] == "clip_vision_model"
+    assert with_family_defaults({"model_type": "unknown", "x": 1}) == {"model_type": "unknown", "x": 1}
+
+
+def test_with_family_defaults_bounds_hostile_nesting() -> None:
+    config: dict[str, Any] = {"model_type": "llama"}
+    current = config
+    for _ in range(50):
+        current["text_config"] = {"model_type": "llava"}
+        current = current["text_config"]
+    filled = with_family_defaults(config)
+    depth, node = 0, filled
+    while isinstance(node.get("text_config"), dict):
+        node, depth = node["text_config"], depth + 1
+    assert depth == 50  # kept as written, filled only MAX_NESTING deep
+    assert "num_hidden_layers" not in _at_depth(filled, MAX_NESTING + 2)
+
+
+def _at_depth(config: dict[str, Any], depth: int) -> dict[str, Any]:
+    for _ in range(depth):
+        config = config["text_config"]
+    return config
+
+
+def test_committed_table_matches_the_installed_transformers() -> None:
+    from conformance.families import TABLE_PATH
+    from conformance.families_build import generate, render
+
+    assert TABLE_PATH.read_text(encoding="utf-8") == render(generate()), (
+        "conformance/_specs/families.json differs from the installed transformers: run python -m conformance.families --write"
+    )
+
+
+# --- absent keys take the family's default --------------------------------------------------------
+
+
+def test_untied_llama_without_the_tie_key_counts_its_lm_head(tmp_path: Path) -> None:
+    model = transformers.LlamaForCausalLM(transformers.LlamaConfig(**TINY_LLAMA, tie_word_embeddings=False))
+    folder = _save(model, tmp_path / "llama", drop=("tie_word_embeddings",))
+    facts = probe_static(Candidate(folder))
+    assert facts.parameters["parameters"] == _loaded_parameters(model) == 6_365_504
+    assert facts.architecture["tie_word_embeddings"] is False
+
+
+def test_llava_takes_the_tie_from_its_text_config(tmp_path: Path) -> None:
+    config = transformers.LlavaConfig(text_config={"model_type": "llama", **TINY_LLAMA, "tie_word_embeddings": False}, vision_config=TINY_CLIP)
+    model = transformers.LlavaForConditionalGeneration(config)
+    folder = _save(model, tmp_path / "llava", drop=("tie_word_embeddings",))
+    assert "tie_word_embeddings" not in json.loads((folder / "config.json").read_text())
+    facts = probe_static(Candidate(folder))
+    assert facts.parameters["parameters"] == _loaded_parameters(model) == 6_395_712
+    assert facts.architecture["model_type"] == "llava" and facts.architecture["text_model_type"] == "llama"
+    assert facts.architecture["hidden_size"] == 64 and facts.architecture["num_key_value_heads"] == 2
+
+
+def test_llava_text_config_true_ties_the_top_level_as_transformers_does() -> None:
+    text = {"model_type": "llama", "tie_word_embeddings": True}
+    assert tied_word_embeddings({"model_type": "llava", "text_config": text}) is True
+    assert transformers.LlavaConfig(text_config=text).tie_word_embeddings is True
+    assert tied_word_embeddings({"model_type": "llama"}) is False
+    assert tied_word_embeddings({"model_type": "gpt2"}) is True
+    assert tied_word_embeddings({"model_type": "not_covered"}) is True  # transformers' historical default
+
+
+# --- multi-query and legacy keys -------------------------------------------------------------------
+
+
+def test_falcon_multi_query_has_one_key_value_head(tmp_path: Path) -> None:
+    config = transformers.FalconConfig(multi_query=True, new_decoder_architecture=False, hidden_size=64, num_attention_heads=4,
+                                       num_hidden_layers=2, vocab_size=256)
+    model = transformers.FalconForCausalLM(config)
+    folder = _save(model, tmp_path / "falcon")
+    assert json.loads((folder / "config.json").read_text())["num_kv_heads"] == 4  # what transformers writes
+    qkv = model.transformer.h[0].self_attention.query_key_value.weight
+    head_dim = 64 // 4
+    loaded_kv_heads = (qkv.shape[0] - 64) // (2 * head_dim)
+    architecture = probe_static(Candidate(folder)).architecture
+    assert architecture["num_key_value_heads"] == loaded_kv_heads == model.transformer.h[0].self_attention.num_kv_heads == 1
+    new = normalize_architecture({**json.loads((folder / "config.json").read_text()), "new_decoder_architecture": True})
+    assert new["num_key_value_heads"] == 4
+
+
+def test_gpt_bigcode_multi_query_and_null_n_inner(tmp_path: Path) -> None:
+    config = transformers.GPTBigCodeConfig(n_embd=64, n_head=4, n_layer=2, vocab_size=256, n_inner=None, multi_query=True)
+    model = transformers.GPTBigCodeForCausalLM(config)
+    architecture = probe_static(Candidate(_save(model, tmp_path / "bigcode"))).architecture
+    assert architecture["num_key_value_heads"] == model.transformer.h[0].attn.kv_heads == 1
+    assert architecture["intermediate_size"] == model.transformer.h[0].mlp.c_fc.weight.shape[0] == 256
+
+
+def test_chatglm_groups_count_only_with_multi_query_attention() -> None:
+    config = {"model_type": "chatglm", "num_layers": 2, "hidden_size": 64, "num_attention_heads": 8, "multi_query_group_num": 2,
+              "ffn_hidden_size": 128, "padded_vocab_size": 256, "seq_length": 512}
+    assert normalize_architecture({**config, "multi_query_attention": True})["num_key_value_heads"] == 2
+    assert normalize_architecture({**config, "multi_query_attention": False})["num_key_value_heads"] == 8
+
+
+def test_bloom_n_embed_and_gptj_null_n_inner(tmp_path: Path) -> None:
+    bloom_config = {"model_type": "bloom", "n_embed": 64, "n_layer": 2, "n_head": 4, "vocab_size": 256}
+    bloom = transformers.BloomConfig(**{k: v for k, v in bloom_config.items() if k != "model_type"})
+    assert normalize_architecture(bloom_config)["hidden_size"] == bloom.hidden_size == 64
+    gptj = transformers.GPTJForCausalLM(transformers.GPTJConfig(n_embd=64, n_head=4, n_layer=2, rotary_dim=8, vocab_size=256, n_inner=None))
+    architecture = probe_static(Candidate(_save(gptj, tmp_path / "gptj"))).architecture
+    assert architecture["intermediate_size"] == gptj.transformer.h[0].mlp.fc_in.weight.shape[0] == 256
+    assert normalize_architecture({"model_type": "opt", "ffn_dim": 96, "hidden_size": 32})["intermediate_size"] == 96
+    assert normalize_architecture({"model_type": "t5", "d_ff": 80, "d_model": 32})["intermediate_size"] == 80
+
+
+def test_bloom_roofline_does_not_crash() -> None:
+    bloom = transformers.BloomForCausalLM(transformers.BloomConfig(n_embed=64, n_layer=2, n_head=4, vocab_size=256))
+    architecture = normalize_architecture({"model_type": "bloom", "n_embed": 64, "n_layer": 2, "n_head": 4, "vocab_size": 256})
+    counts = roofline.model_matmul_parameters(bloom)
+    assert roofline.prefill_flops(architecture, 1, 8, parameters=counts) > 0
+    assert roofline.decode_bytes_per_token(architecture, roofline.decode_weight_bytes(bloom), 1, 8.0, 4) > 0
+    assert roofline.not_applicable(architecture) is None
+
+
+# --- nested configs and the roofline ----------------------------------------------------------------
+
+
+def _tiny_gemma3() -> Any:
+    text = {"model_type": "gemma3_text", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+            "num_key_value_heads": 2, "head_dim": 32, "vocab_size": 512, "max_position_embeddings": 256, "sliding_window": 32}
+    vision = {"model_type": "siglip_vision_model", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+              "num_attention_heads": 4, "image_size": 32, "patch_size": 8}
+    config = transformers.Gemma3Config(text_config=text, vision_config=vision, mm_tokens_per_image=4, image_token_index=511,
+                                       boi_token_index=510, eoi_token_index=509)
+    torch.manual_seed(0)
+    return transformers.Gemma3ForConditionalGeneration(config)
+
+
+def test_gemma3_multimodal_roofline_uses_the_text_head_dim_and_decoder(tmp_path: Path) -> None:
+    model = _tiny_gemma3()
+    architecture = probe_static(Candidate(_save(model, tmp_path / "gemma3"))).architecture
+    assert (architecture["model_type"], architecture["text_model_type"]) == ("gemma3", "gemma3_text")
+    assert architecture["head_dim"] == 32 and architecture["hidden_size"] // architecture["num_attention_heads"] == 16
+    attention_only = roofline.MatmulParameters(body=0, head=0)
+    assert roofline.prefill_flops(architecture, 1, 64, parameters=attention_only) == 2_129_920
+    assert roofline.prefill_flops({**architecture, "head_dim": 16}, 1, 64, parameters=attention_only) == 1_064_960
+    assert roofline.kv_cache_bytes_per_position(architecture, 2) == 2 * roofline.kv_cache_bytes_per_position({**architecture, "head_dim": 16}, 2)
+    counts = roofline.model_matmul_parameters(model)
+    assert counts.body == roofline.shape_matmul_parameters(architecture).body == 98_304
+    whole = sum(p.numel() for p in model.parameters() if p.dim() >= 2) - model.get_input_embeddings().weight.numel()
+    assert whole > counts.body  # the vision tower and projector are left out
+    assert roofline.language_model(model) is model.model.language_model
+
+
+def test_decode_weight_bytes_count_the_text_decoder_and_an_untied_head() -> None:
+    model = _tiny_gemma3()
+    decoder = model.model.language_model
+    body = sum(p.numel() * p.element_size() for p in decoder.parameters()) + sum(b.numel() * b.element_size() for b in decoder.buffers())
+    embedding = decoder.embed_tokens.weight
+    expected = body - embedding.numel() * embedding.element_size() + model.lm_head.weight.numel() * model.lm_head.weight.element_size()
+    assert roofline.decode_weight_bytes(model) == expected
+
+
+def test_roofline_says_why_it_does_not_apply() -> None:
+    t5 = normalize_architecture({"model_type": "t5", "d_model": 64, "num_heads": 4, "num_layers": 2, "d_ff": 128, "vocab_size": 256})
+    assert t5["is_encoder_decoder"] is True
+    assert "encoder-decoder" in (roofline.not_applicable(t5) or "")
+    mamba = normalize_architecture({"model_type": "mamba", "hidden_size": 64, "num_hidden_layers": 2, "vocab_size": 256})
+    assert "no attention heads" in (roofline.not_applicable(mamba) or "")
+    llama = normalize_architecture({"model_type": "llama", **TINY_LLAMA})
+    assert llama["is_encoder_decoder"] is False and roofline.not_applicable(llama) is None
