@@ -143,3 +143,20 @@ def test_prefix_token_id_never_chooses_an_id_outside_the_embedding() -> None:
         prefix_token_id(None, config, rows=370)
     tokenizer = SimpleNamespace(bos_token_id=1)
     assert prefix_token_id(tokenizer, config, rows=370) == 1
+
+
+def test_the_guard_judges_only_static_facts_it_has(gpt2_370: Path) -> None:
+    from conformance.errors import CheckError
+    from conformance.evidence import Evidence
+    from conformance.probes.special_token_ids import require_special_ids_in_range
+    from conformance.probes.static import probe_static
+
+    evidence = Evidence()
+    require_special_ids_in_range(evidence)  # no static facts: nothing to judge
+    evidence.fail("static", "unreadable")
+    require_special_ids_in_range(evidence)  # a failed static probe is its own rules' error
+    evidence = Evidence()
+    evidence.put("static", probe_static(Candidate(gpt2_370)))
+    with pytest.raises(CheckError) as raised:
+        require_special_ids_in_range(evidence)
+    assert str(raised.value) == GPT2_MESSAGE
