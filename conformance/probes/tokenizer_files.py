@@ -108,6 +108,20 @@ class TokenizerFacts:
         """True if the folder holds any tokenizer file."""
         return bool(self.files)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The facts as a result document's evidence holds them (plain JSON; the chat template is left out)."""
+        return {
+            "files": self.files,
+            "vocab_size": self.vocab_size,
+            "vocab_sources": self.vocab_sources,
+            "vocab_error": self.vocab_error,
+            "special_tokens": self.special_tokens,
+            "special_token_ids": self.special_token_ids,
+            "appended_ids": self.appended_ids,
+            "generation_ids": self.generation_ids,
+            "errors": self.errors,
+        }
+
 
 def _token_text(value: Any) -> str | None:
     if isinstance(value, str):
