@@ -259,7 +259,16 @@ def _read_generation_ids(candidate: Candidate, names: set[str], facts: Tokenizer
     except Exception as exc:  # noqa: BLE001
         facts.generation_config_error = str(exc)[:500] or type(exc).__name__
         return
-    facts.generation_ids = {key: data[key] for key in GENERATION_ID_KEYS if key in data}
+    facts.generation_ids = {key: _bounded_id_value(data[key]) for key in GENERATION_ID_KEYS if key in data}
+
+
+def _bounded_id_value(value: Any) -> Any:
+    """A token-id value kept for evidence: numbers and None as written, a list cut to 64 items, anything else as short text."""
+    if value is None or isinstance(value, (int, float)):
+        return value
+    if isinstance(value, list):
+        return [_bounded_id_value(item) if not isinstance(item, (list, dict)) else str(item)[:40] for item in value[:64]]
+    return str(value)[:40]
 
 
 def _count_unlisted_special_tokens(facts: TokenizerFacts, vocab: dict[str, int]) -> None:
