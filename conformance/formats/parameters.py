@@ -19,8 +19,13 @@ from .tensors import TensorInfo
 # keeps its load-balancing bias `e_score_correction_bias` as a buffer: `register_buffer` in transformers).
 # Plain string tests, not one regular expression: a search of the alternation cost ~18 µs a name, 1.7 s
 # for the 90,000 names of a many-expert checkpoint.
-BUFFER_LEAVES = ("attn.bias", "position_ids", "token_type_ids")  # the whole name, or after a dot
-BUFFER_TAILS = (".inv_freq", ".masked_bias", ".e_score_correction_bias", *(f".{leaf}" for leaf in BUFFER_LEAVES))
+# BART's family (LED, Marian, Pegasus, ...) keeps `final_logits_bias`, Gemma 4 a `layer_scalar` per layer, Zaya
+# its router's `balancing_biases` and the xIELU activation (Apertus) its `beta` and `eps` as `nn.Buffer`s.
+BUFFER_LEAVES = ("attn.bias", "position_ids", "token_type_ids", "final_logits_bias")  # the whole name, or after a dot
+BUFFER_TAILS = (
+    ".inv_freq", ".masked_bias", ".e_score_correction_bias", ".layer_scalar", ".balancing_biases", ".act_fn.beta", ".act_fn.eps",
+    *(f".{leaf}" for leaf in BUFFER_LEAVES),
+)
 BUFFER_INFIX = ".rotary_emb."
 # Embedding and unembedding matrices, excluded from the non-embedding count (as in Kaplan et al. 2020).
 EMBEDDING_PATTERNS = re.compile(
