@@ -32,7 +32,7 @@ FACTS = ("model_type", "text_model_type", "num_layers", "hidden_size", "num_atte
 
 _BUFFERS = ("the checkpoint holds tensors that are not parameters (persistent buffers: audio codebooks, quantization scales, "
             "expert biases) or names a parameter as another family's buffer (e_score_correction_bias); the header count differs")
-_MLP_IN_CODE = "the feed-forward width is fixed in the modeling code (4 x hidden, or a ratio key), not a config field"
+_MLP_IN_CODE = "the feed-forward width is fixed in the modeling code (4 x hidden), not a config field"
 _MOE = "mixture of experts without a dense intermediate_size: the model's first MLP is an expert or shared expert"
 _DERIVED_LAYERS = "the layer count is derived in the modeling code (block sizes, layer patterns), not a config field"
 _NO_ATTENTION = "an attention-free or hybrid model: its num_heads are not attention heads"
@@ -41,7 +41,7 @@ KNOWN_WRONG: dict[str, str] = {
     **dict.fromkeys(("apertus1p5", "deepseek_v4", "ernie4_5_moe", "ernie4_5_vl_moe", "florence2",
                      "granite_speech", "granite_speech_plus", "hy_v3", "ibert", "inkling2", "inkling2_loop", "inkling2_loop_text",
                      "inkling2_text", "laguna", "minimax", "phi4_multimodal", "sarvam_moe"), _BUFFERS),
-    **dict.fromkeys(("bloom", "flaubert", "xlm", "openai-gpt", "mpt", "gpt_neox_japanese"), _MLP_IN_CODE),
+    **dict.fromkeys(("bloom", "flaubert", "xlm", "openai-gpt"), _MLP_IN_CODE),
     **dict.fromkeys(("qwen3_5_moe", "qwen3_5_moe_text", "qwen4_exp", "qwen4_exp_text", "lara_mini", "solar_open", "kolibri1"), _MOE),
     **dict.fromkeys(("dory", "funnel", "longcat_flash", "nemo_speechlm", "nemotron_h", "nemotron_h_omni"), _DERIVED_LAYERS),
     **dict.fromkeys(("mamba2", "xlstm", "blt"), _NO_ATTENTION),

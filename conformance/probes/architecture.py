@@ -16,7 +16,9 @@ Rules beyond a key look-up, each as transformers' modeling code has it:
   multi_query, else 1, whatever `num_kv_heads` says); ChatGLM's `multi_query_group_num` counts only with
   `multi_query_attention: true`. Otherwise key/value heads default to the attention heads.
 - a null feed-forward width in a family whose config class declares it null by default (GPT-2's n_inner,
-  GPT-J, GPT-BigCode, CodeGen, GPT-Neo, Falcon's ffn_hidden_size, RWKV, Zamba2) is 4 x hidden size.
+  GPT-J, GPT-BigCode, CodeGen, GPT-Neo, Falcon's ffn_hidden_size, RWKV, Zamba2) is 4 x hidden size; a
+  family that gives the width as a multiple (MPT's expansion_ratio, GPT-NeoX-Japanese's
+  intermediate_multiple_size) has that multiple of the hidden size.
 - head_dim: the family's explicit head width (T5 stores it as d_kv), else hidden_size // num_attention_heads.
 - a composite (multimodal) config keeps the language model in a nested config (text_config,
   language_config, llm_config): the canonical fields are the text config's; `model_type` is the top-level
@@ -55,6 +57,8 @@ TRANSFORMERS_NAMES: dict[str, str] = {
 _HEAD_DIM_KEYS = ("head_dim", "d_kv", "attention_head_dim", "kv_channels")
 # Feed-forward keys whose null default means 4 x hidden size in the families that declare them so.
 _INTERMEDIATE_KEYS = ARCHITECTURE_FIELDS["intermediate_size"]
+# Feed-forward width as a multiple of the hidden size, in families that give no width.
+_RATIO_KEYS = ("expansion_ratio", "intermediate_multiple_size")
 
 # Multimodal and composite configs keep the language model's fields in a nested config.
 # An encoder-decoder composite (EncoderDecoderModel, T5Gemma) generates with its `decoder` config.
@@ -109,6 +113,9 @@ def _intermediate_size(written: dict[str, Any], filled: dict[str, Any], found: F
     value = _read(written, filled, _keys(found, "intermediate_size", _INTERMEDIATE_KEYS))
     if value is not None or found is None or not _positive_int(hidden):
         return value
+    ratio = _read(written, filled, _RATIO_KEYS)
+    if _positive_int(ratio):
+        return ratio * hidden  # MPT's expansion_ratio, GPT-NeoX-Japanese's intermediate_multiple_size
     declares_null = any(key in found.defaults and found.defaults[key] is None for key in _INTERMEDIATE_KEYS)
     return 4 * hidden if declares_null else None
 
