@@ -105,6 +105,8 @@ def _entry(config: Any, heads: dict[str, str], table: dict[str, Any], depth: int
             defaults[key] = value
         else:
             dropped[key] = why
+    if _TIE not in defaults and _TIE not in dropped and isinstance(getattr(type(config), _TIE, None), bool):
+        defaults[_TIE] = getattr(type(config), _TIE)  # a class attribute, not a field: to_dict() leaves it out
     return {
         "config_class": type(config).__name__,
         "defaults": defaults,

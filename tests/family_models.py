@@ -110,14 +110,24 @@ def truth_of(model: Any) -> dict[str, Any]:
         facts[ours] = None if type(value) is int and value < 0 else value  # XLNet: -1 for "no limit"
     if facts["intermediate_size"] is None:
         facts["intermediate_size"] = _mlp_width(language_model(model), facts["hidden_size"])
+    attention_free = not any("Attention" in type(module).__name__ for module in language_model(model).modules())
+    if attention_free and _attribute(text, "num_attention_heads") is None:
+        facts["num_attention_heads"] = None  # Mamba-2, xLSTM: their num_heads are not attention heads
     hidden, heads = facts["hidden_size"], facts["num_attention_heads"]
     if facts["head_dim"] is None and type(hidden) is int and type(heads) is int and heads > 0:
         facts["head_dim"] = hidden // heads
-    facts["num_key_value_heads"] = _kv_heads(model, text)
-    output, embedding = model.get_output_embeddings(), model.get_input_embeddings()
-    facts["tie_word_embeddings"] = bool(
-        output is not None and embedding is not None and getattr(output, "weight", None) is getattr(embedding, "weight", 0)
-    )
+    facts["num_key_value_heads"] = _kv_heads(model, text) if facts["num_attention_heads"] is not None else None
+    output = model.get_output_embeddings()
+    # The head is tied when its weight is the model's input embedding, or (an encoder-decoder composite) the decoder's.
+    embeddings = [model.get_input_embeddings()]
+    decoder = language_model(model)
+    if decoder is not model and hasattr(decoder, "get_input_embeddings"):
+        try:
+            embeddings.append(decoder.get_input_embeddings())
+        except Exception:  # noqa: BLE001 - a decoder without one
+            pass
+    weight = getattr(output, "weight", None)
+    facts["tie_word_embeddings"] = weight is not None and any(getattr(e, "weight", 0) is weight for e in embeddings if e is not None)
     return facts
 
 

@@ -245,5 +245,8 @@ def test_roofline_says_why_it_does_not_apply() -> None:
     assert "encoder-decoder" in (roofline.not_applicable(t5) or "")
     mamba = normalize_architecture({"model_type": "mamba", "hidden_size": 64, "num_hidden_layers": 2, "vocab_size": 256})
     assert "no attention heads" in (roofline.not_applicable(mamba) or "")
+    mamba2 = normalize_architecture(transformers.Mamba2Config(hidden_size=64, num_hidden_layers=2, num_heads=8, head_dim=16).to_diff_dict())
+    assert mamba2["num_attention_heads"] is None  # Mamba-2's num_heads are state-space heads
+    assert "no attention heads" in (roofline.not_applicable(mamba2) or "")
     llama = normalize_architecture({"model_type": "llama", **TINY_LLAMA})
     assert llama["is_encoder_decoder"] is False and roofline.not_applicable(llama) is None

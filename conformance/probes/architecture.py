@@ -75,10 +75,18 @@ def text_config(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _keys(found: Family | None, canonical: str, names: tuple[str, ...]) -> tuple[str, ...]:
-    """The family's stored key for a canonical field (its attribute_map) first, then the cross-family names (no repeats)."""
+    """The family's stored key for a canonical field (its attribute_map) first, then the cross-family names (no repeats).
+
+    Attention heads are the exception: a covered family whose class maps nothing to num_attention_heads but
+    defines a `num_heads` of its own (Mamba-2, xLSTM) counts state-space or recurrent heads there, not
+    attention heads, so for it the cross-family names are not read.
+    """
     if found is None or canonical not in TRANSFORMERS_NAMES:
         return names
-    return tuple(dict.fromkeys((found.stored_key(TRANSFORMERS_NAMES[canonical]), *names)))
+    stored = found.stored_key(TRANSFORMERS_NAMES[canonical])
+    if canonical == "num_attention_heads" and stored not in found.defaults:
+        names = tuple(name for name in names if name not in found.defaults)
+    return tuple(dict.fromkeys((stored, *names)))
 
 
 def _first(config: dict[str, Any], keys: tuple[str, ...]) -> Any:
