@@ -191,6 +191,13 @@ def test_bloom_n_embed_and_gptj_null_n_inner(tmp_path: Path) -> None:
     assert normalize_architecture({"model_type": "t5", "d_ff": 80, "d_model": 32})["intermediate_size"] == 80
 
 
+def test_layer_count_from_a_per_layer_pattern() -> None:
+    config = transformers.NemotronHConfig(hidden_size=64, num_attention_heads=4, layers_block_type=["mamba", "attention", "moe"])
+    saved = config.to_diff_dict()
+    assert normalize_architecture(saved)["num_layers"] == config.num_hidden_layers == 3
+    assert normalize_architecture({"model_type": "nemotron_h", "layers_block_type": "x" * 200_000})["num_layers"] is None  # bounded
+
+
 def test_bloom_roofline_does_not_crash() -> None:
     bloom = transformers.BloomForCausalLM(transformers.BloomConfig(n_embed=64, n_layer=2, n_head=4, vocab_size=256))
     architecture = normalize_architecture({"model_type": "bloom", "n_embed": 64, "n_layer": 2, "n_head": 4, "vocab_size": 256})

@@ -34,7 +34,7 @@ _BUFFERS = ("the checkpoint holds tensors that are not parameters (persistent bu
             "expert biases) or names a parameter as another family's buffer (e_score_correction_bias); the header count differs")
 _MLP_IN_CODE = "the feed-forward width is fixed in the modeling code (4 x hidden), not a config field"
 _MOE = "mixture of experts without a dense intermediate_size: the model's first MLP is an expert or shared expert"
-_DERIVED_LAYERS = "the layer count is derived in the modeling code (block sizes, layer patterns), not a config field"
+_DERIVED_LAYERS = "the layer count is derived in the modeling code (block sizes, sub-layers per layer), not a config field"
 _TIE = "the head's tie is decided by a wrapped model or an embedding the static names do not recognise"
 KNOWN_WRONG: dict[str, str] = {
     **dict.fromkeys(("apertus1p5", "deepseek_v4", "ernie4_5_moe", "ernie4_5_vl_moe", "florence2",
@@ -42,7 +42,7 @@ KNOWN_WRONG: dict[str, str] = {
                      "inkling2_text", "laguna", "minimax", "phi4_multimodal", "sarvam_moe"), _BUFFERS),
     **dict.fromkeys(("bloom", "flaubert", "xlm", "openai-gpt"), _MLP_IN_CODE),
     **dict.fromkeys(("qwen3_5_moe", "qwen3_5_moe_text", "qwen4_exp", "qwen4_exp_text", "lara_mini", "solar_open", "kolibri1"), _MOE),
-    **dict.fromkeys(("dory", "funnel", "longcat_flash", "nemo_speechlm", "nemotron_h", "nemotron_h_omni"), _DERIVED_LAYERS),
+    **dict.fromkeys(("dory", "funnel", "longcat_flash"), _DERIVED_LAYERS),
     **dict.fromkeys(("bigbird_pegasus", "blip", "luke", "pi0", "vision-encoder-decoder"), _TIE),
     **dict.fromkeys(("gemma4", "gemma4_text", "gemma4_unified", "gemma4_unified_assistant", "gemma4_unified_text", "dots3_note"),
                     "per-layer attention shapes (per_layer_config): one global head_dim or head count does not describe the model"),

@@ -19,6 +19,8 @@ Rules beyond a key look-up, each as transformers' modeling code has it:
   GPT-J, GPT-BigCode, CodeGen, GPT-Neo, Falcon's ffn_hidden_size, RWKV, Zamba2) is 4 x hidden size; a
   family that gives the width as a multiple (MPT's expansion_ratio, GPT-NeoX-Japanese's
   intermediate_multiple_size) has that multiple of the hidden size.
+- a layer count left out where a per-layer pattern is written (Nemotron-H's `layers_block_type`,
+  `layer_types`, `hybrid_override_pattern`) is the pattern's length.
 - head_dim: the family's explicit head width (T5 stores it as d_kv), else hidden_size // num_attention_heads.
 - a composite (multimodal) config keeps the language model in a nested config (text_config,
   language_config, llm_config): the canonical fields are the text config's; `model_type` is the top-level
@@ -128,6 +130,19 @@ def _intermediate_size(written: dict[str, Any], filled: dict[str, Any], found: F
     return 4 * hidden if declares_null else None
 
 
+# Per-layer lists that give the layer count where no count is written (Nemotron-H: layers_block_type).
+_LAYER_PATTERN_KEYS = ("layers_block_type", "layer_types", "hybrid_override_pattern")
+MAX_PATTERN_LAYERS = 100_000
+
+
+def _layers_from_pattern(written: dict[str, Any], filled: dict[str, Any]) -> Any:
+    """The length of the first per-layer pattern (a list, or Nemotron-H's pattern string), or None."""
+    pattern = _read(written, filled, _LAYER_PATTERN_KEYS)
+    if isinstance(pattern, (list, str)) and 0 < len(pattern) <= MAX_PATTERN_LAYERS:
+        return len(pattern)
+    return None
+
+
 def _head_dim(written: dict[str, Any], filled: dict[str, Any], found: Family | None, hidden: Any, heads: Any) -> Any:
     explicit = _read(written, filled, _keys(found, "head_dim", _HEAD_DIM_KEYS))
     if explicit is not None:
@@ -151,6 +166,8 @@ def normalize_architecture(config: dict[str, Any], *, family_defaults: bool = Tr
     for name, keys in ARCHITECTURE_FIELDS.items():
         if name not in ("num_key_value_heads", "intermediate_size"):
             fields[name] = _read(written, filled, _keys(found, name, keys))
+    if fields["num_layers"] is None:
+        fields["num_layers"] = _layers_from_pattern(written, filled)
     fields["num_key_value_heads"] = _key_value_heads(written, filled, found, fields["num_attention_heads"])
     fields["intermediate_size"] = _intermediate_size(written, filled, found, fields["hidden_size"])
     fields["head_dim"] = _head_dim(written, filled, found, fields["hidden_size"], fields["num_attention_heads"])
