@@ -22,6 +22,15 @@ from typing import Any
 MAX_TOKEN_ID = 2**32 - 1  # the tokenizers library stores ids as u32
 MAX_SENTENCEPIECE_PIECES = 2_097_152  # 2**21: twice XLM-V's 901,629 pieces, eight times Gemma's 262,144
 MAX_VARINT_BYTES = 10  # a protobuf varint encodes at most 64 bits in 10 bytes
+# ModelProto has four fields besides its pieces (trainer_spec, normalizer_spec, self_test_data,
+# denormalizer_spec) and a SentencePiece three (piece, score, type); these bound the fields read beside
+# them, so a file of millions of tiny fields costs milliseconds, not minutes, before it is refused.
+MAX_OTHER_MODEL_FIELDS = 4096
+MAX_PIECE_FIELDS = 16
+# What tokenizers' WordPiece vocabulary reader strips from the end of each vocab.txt line (Rust's
+# `str::trim_end`: Unicode White_Space, "\r" of a CRLF line included); Python's str.rstrip() would also
+# strip U+001C-U+001F, which it keeps.
+LINE_END_WHITESPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 MAX_REPORTED_CONFLICTS = 5  # contradictions named in full; the rest are counted
 
 SENTENCEPIECE_FILES = ("tokenizer.model", "spiece.model", "sentencepiece.bpe.model", "spm.model")
@@ -61,11 +70,16 @@ def mapping_source(raw: Any, label: str, *, added: bool = False) -> VocabSource:
 
 
 def text_source(data: bytes, label: str = "vocab.txt") -> VocabSource:
-    """vocab.txt: one token per line, the line's index its id (a repeated line keeps its last index, as transformers)."""
+    r"""vocab.txt: one token per line, the line's index its id (a repeated line keeps its last index, as transformers).
+
+    Lines end at "\n" and lose their trailing whitespace (`LINE_END_WHITESPACE`), as tokenizers' WordPiece
+    reader takes them: a CRLF file's "[UNK]\r" is "[UNK]", and "[UNK]  " is "[UNK]" too.
+    """
     lines = data.decode("utf-8").split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    return _source(label, {line: index for index, line in enumerate(lines)}, size=len(lines))
+    tokens = {line.rstrip(LINE_END_WHITESPACE): index for index, line in enumerate(lines)}
+    return _source(label, tokens, size=len(lines))
 
 
 def tokenizer_json_sources(data: Any) -> list[VocabSource]:
@@ -124,10 +138,17 @@ def _varint(data: bytes, position: int) -> tuple[int, int]:
     raise ValueError("varint longer than 10 bytes")
 
 
-def _fields(data: bytes) -> Iterator[tuple[int, int, int, int]]:
-    """Each top-level field of a protobuf message as (number, wire type, start, end) of its value bytes, lazily."""
+def _fields(data: bytes, most: int | None = None) -> Iterator[tuple[int, int, int, int]]:
+    """Each top-level field of a protobuf message as (number, wire type, start, end) of its value bytes, lazily.
+
+    `most` bounds the fields read: ValueError on the next one.
+    """
     position = 0
+    count = 0
     while position < len(data):
+        count += 1
+        if most is not None and count > most:
+            raise ValueError(f"more than {most} fields in a protobuf message")
         key, position = _varint(data, position)
         number, wire = key >> 3, key & 7
         if wire == 0:
@@ -157,7 +178,7 @@ def _piece_text(message: bytes) -> str:
         if start + length <= len(message):
             return message[start : start + length].decode("utf-8", errors="replace")
     text = ""
-    for number, wire, start, end in _fields(message):
+    for number, wire, start, end in _fields(message, MAX_PIECE_FIELDS):
         if number == 1 and wire == 2:
             text = message[start:end].decode("utf-8", errors="replace")
     return text
@@ -166,8 +187,12 @@ def _piece_text(message: bytes) -> str:
 def sentencepiece_pieces(data: bytes) -> list[str]:
     """The piece texts of a serialized sentencepiece `ModelProto`, in id order; ValueError when malformed."""
     pieces = []
+    others = 0
     for number, wire, start, end in _fields(data):
         if number != 1:
+            others += 1
+            if others > MAX_OTHER_MODEL_FIELDS:
+                raise ValueError(f"more than {MAX_OTHER_MODEL_FIELDS} sentencepiece model fields besides its pieces")
             continue
         if wire != 2:
             raise ValueError("sentencepiece pieces field is not a message")

@@ -1,0 +1,79 @@
+"""Tokenizer sources against hostile and unusual files: transformers' own reading is the right answer.
+
+A vocab.txt with CRLF line ends or trailing blanks is read as tokenizers' WordPiece reader reads it; a
+sentencepiece model of millions of tiny fields is refused after a bounded number of them (no speed is
+measured: the bound is a count).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conformance.candidate import Candidate
+from conformance.probes.tokenizer_files import read_tokenizer
+from conformance.probes.tokenizer_sources import MAX_OTHER_MODEL_FIELDS, MAX_PIECE_FIELDS, sentencepiece_pieces
+
+
+def _minilm_vocab_folder(minilm_dir: Path, folder: Path, lines: list[str], newline: str) -> Path:
+    folder.mkdir()
+    for name in ("config.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(minilm_dir / name, folder / name)
+    (folder / "vocab.txt").write_bytes((newline.join(lines) + newline).encode("utf-8"))
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("name", "newline", "edit"),
+    [
+        ("crlf", "\r\n", {}),
+        ("trailing blanks", "\n", {100: "[UNK]  \t", 0: "[PAD]\u3000"}),
+        ("a trailing control character is kept", "\n", {100: "[UNK]\x1c"}),
+    ],
+)
+def test_vocab_txt_lines_read_as_transformers_reads_them(
+    minilm_dir: Path, tmp_path: Path, name: str, newline: str, edit: dict
+) -> None:
+    from transformers import AutoTokenizer
+
+    lines = (minilm_dir / "vocab.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    for index, text in edit.items():
+        lines[index] = text
+    folder = _minilm_vocab_folder(minilm_dir, tmp_path / "minilm", lines, newline)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    facts = read_tokenizer(Candidate(folder))
+    assert facts.vocab_size == len(tokenizer), name
+    for role in ("unk", "pad", "sep", "cls", "mask"):
+        expected = getattr(tokenizer, f"{role}_token_id")
+        found = facts.special_token_ids[role]
+        assert (found if found is not None else facts.appended_ids.get(role)) == expected, (name, role)
+
+
+def _varint(value: int) -> bytes:
+    out = b""
+    while True:
+        low, value = value & 0x7F, value >> 7
+        if not value:
+            return out + bytes([low])
+        out += bytes([low | 0x80])
+
+
+def _message(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def test_a_sentencepiece_model_of_many_other_fields_is_refused_after_the_bound() -> None:
+    one_piece = _message(1, _message(1, b"a"))
+    assert sentencepiece_pieces(b"\x10\x01" * MAX_OTHER_MODEL_FIELDS + one_piece) == ["a"]
+    # 1,048,576 varint fields (2 MiB): a 256 MiB file of them would take minutes field by field.
+    with pytest.raises(ValueError, match=f"more than {MAX_OTHER_MODEL_FIELDS} sentencepiece model fields"):
+        sentencepiece_pieces(b"\x10\x01" * 1_048_576 + one_piece)
+
+
+def test_a_piece_whose_text_follows_many_fields_is_refused_after_the_bound() -> None:
+    text_last = _message(1, b"\x18\x01" * (MAX_PIECE_FIELDS - 1) + _message(1, b"b"))
+    assert sentencepiece_pieces(text_last) == ["b"]
+    with pytest.raises(ValueError, match=f"more than {MAX_PIECE_FIELDS} fields"):
+        sentencepiece_pieces(_message(1, b"\x18\x01" * 100_000 + _message(1, b"b")))
