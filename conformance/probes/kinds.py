@@ -104,8 +104,9 @@ def model_kind(config: dict[str, Any]) -> str:
     """
     raw = config.get("architectures")
     names = [name for name in raw[:MAX_ARCHITECTURES] if isinstance(name, str)] if isinstance(raw, list) else []
-    model_type = config.get("model_type")
-    entry = family(model_type) if isinstance(model_type, str) else None
+    written_type = config.get("model_type")
+    model_type = written_type if isinstance(written_type, str) else None  # a list or dict names no family
+    entry = family(model_type) if model_type is not None else None
     try:  # absent keys take the family's defaults (T5Config's is_encoder_decoder is True; nested configs too)
         filled = with_family_defaults(config)
     except (TypeError, ValueError):

@@ -130,6 +130,8 @@ def load_model(
             raise CheckError(f"not loaded: {exc}") from None
     if config.get("auto_map"):
         raise CheckError("not loaded: the model needs its own code (auto_map); remote code is never trusted")
+    if "model_type" in config and not isinstance(config["model_type"], str):  # the library fails on it with "unhashable type"
+        raise CheckError(f"not loaded: config.json model_type {str(config['model_type'])[:80]!r} is not a string")
     backend = backend_class(options.backend)
     device = backend.resolve_device(options.device)
     started = time.perf_counter()
