@@ -190,7 +190,7 @@ def test_t5_runtime_speed_generation_and_task_rules_run(t5_dir: Path, write_spec
     assert results["LOADS"].observed["kind"] == SEQ2SEQ and results["LOADS"].observed["class"] == "T5ForConditionalGeneration"
     assert results["LOADS"].message.startswith("T5ForConditionalGeneration (encoder-decoder) on cpu")
     assert results["LOGITS"].observed["shape"] == [1, 1, 512]
-    assert "encoder-decoder model" in results["MFU"].message and "encoder-decoder model" in results["MBU"].message
+    assert "is an encoder-decoder" in results["MFU"].message and "is an encoder-decoder" in results["MBU"].message
     assert not [rule.message for rule in results.values() if any(text in (rule.message or "") for text in TODAY_FAILURES)]
 
 

@@ -409,7 +409,7 @@ def test_mfu_and_mbu_do_not_apply_to_a_model_without_attention() -> None:
     arch = {**normalize_architecture(MambaConfig(hidden_size=64, num_hidden_layers=2, vocab_size=320).to_dict()), "head_dim": None}
     assert arch["model_type"] == "mamba" and arch["num_attention_heads"] is None
     for check, figure in (("performance.mfu", "MFU"), ("performance.mbu", "MBU")):
-        with pytest.raises(CheckSkipped, match=f"^{figure} counts a transformer's attention FLOPs and KV-cache bytes; this model "
+        with pytest.raises(CheckSkipped, match=f"^{figure}: the roofline counts a transformer's attention FLOPs and KV-cache bytes; this model "
                                                r"\(model_type mamba\) declares no attention heads, so the formula does not apply$"):
             run_check(check, _facts_of(arch), rule(check, {"min": 0.1}, measurement=FAST, peak_flops_per_second=1e11, peak_bytes_per_second=1e10))
 

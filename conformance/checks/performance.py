@@ -33,6 +33,7 @@ from ..probes.roofline import (
     mbu,
     mean_decode_context,
     mfu,
+    not_applicable,
     prefill_flops,
 )
 from ..probes.speed import PERCENTILES, WORKLOAD_LIMITS, SpeedEvidence, speed_params
@@ -217,18 +218,10 @@ def _transformer_facts(evidence: Evidence, figure: str) -> ModelFacts:
     counts, so MFU and MBU skip such a model (its speed rules still run).
     """
     facts = _facts(evidence)
-    if facts.kind == SEQ2SEQ or facts.architecture.get("is_encoder_decoder") is True:
-        raise CheckSkipped(
-            f"{figure} uses the decoder-only roofline (prefill FLOPs and decode bytes of one decoder stack); this is "
-            "an encoder-decoder model, whose encoder pass and cross-attention the formula does not count"
-        )
-    heads = facts.architecture.get("num_attention_heads")
-    if type(heads) is not int or heads <= 0:
-        model_type = facts.architecture.get("model_type") or "unknown"
-        raise CheckSkipped(
-            f"{figure} counts a transformer's attention FLOPs and KV-cache bytes; this model (model_type {model_type}) "
-            "declares no attention heads, so the formula does not apply"
-        )
+    architecture = facts.architecture if facts.kind != SEQ2SEQ else {**facts.architecture, "is_encoder_decoder": True}
+    reason = not_applicable(architecture)
+    if reason:
+        raise CheckSkipped(f"{figure}: {reason}")
     return facts
 
 
