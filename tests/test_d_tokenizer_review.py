@@ -7,6 +7,7 @@ measured: the bound is a count).
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -77,3 +78,30 @@ def test_a_piece_whose_text_follows_many_fields_is_refused_after_the_bound() -> 
     assert sentencepiece_pieces(text_last) == ["b"]
     with pytest.raises(ValueError, match=f"more than {MAX_PIECE_FIELDS} fields"):
         sentencepiece_pieces(_message(1, b"\x18\x01" * 100_000 + _message(1, b"b")))
+
+
+def _special_result(folder: Path, write_spec) -> object:
+    from conformance.runner import RunOptions, run
+    from conformance.spec import load_spec
+
+    rule = {"id": "SPECIAL", "level": "must", "check": "tokenizer.special_tokens", "required": ["eos"]}
+    spec = load_spec(write_spec([rule]))
+    return run(Candidate(folder), spec, RunOptions(log=lambda m: None, hash_weights="never")).rules[0]
+
+
+@pytest.mark.parametrize("file_name", ["config.json", "generation_config.json"])
+def test_an_eos_id_out_of_range_deep_in_a_long_list_is_found(gpt2_dir: Path, copy_model, write_spec, file_name: str) -> None:
+    from transformers import AutoConfig, AutoTokenizer
+
+    folder = copy_model(gpt2_dir)
+    rows = AutoConfig.from_pretrained(folder).vocab_size
+    tokens = len(AutoTokenizer.from_pretrained(folder))
+    path = folder / file_name
+    data = json.loads(path.read_text()) if path.exists() else {}
+    eos = json.loads((folder / "config.json").read_text())["eos_token_id"]
+    data["eos_token_id"] = [eos] * 99_999 + [max(rows, tokens) + 7]  # the last id is past the embedding
+    path.write_text(json.dumps(data))
+    result = _special_result(folder, write_spec)
+    assert result.status == "fail", result.message
+    assert f"eos {max(rows, tokens) + 7} ({file_name})" in result.message
+    assert len(result.observed["token_ids"]) < 200  # the evidence stays bounded

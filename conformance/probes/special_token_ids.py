@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 # config.json keys that hold token ids, and the role each names (PretrainedConfig's token-id attributes).
 CONFIG_ID_KEYS = {**{key: role for key, role in GENERATION_ID_KEYS.items()}, "sep_token_id": "sep"}
 NESTED_TEXT_CONFIGS = ("text_config", "language_config", "decoder")  # where multimodal / composite configs keep theirs
-MAX_IDS_PER_KEY = 64  # an eos_token_id list longer than this is cut (real ones hold 1-4 ids)
+MAX_IDS_PER_KEY = 64  # ids of an eos_token_id list named one by one (real ones hold 1-4); the rest by their largest
 
 
 @dataclass(frozen=True)
@@ -50,9 +50,12 @@ def _ids(value: Any) -> list[int]:
     """The ids in a config value: an int >= 0 (not a bool), or such ints in a list; anything else holds none.
 
     Negative ids (`pad_token_id: -1` in some converted configs) mean "none", as `special_tokens.token_id` reads them.
+    A list longer than `MAX_IDS_PER_KEY` gives its first ones and the largest of the rest: the one a range
+    check needs, so an id out of range past the first ones is still found.
     """
-    values = value[:MAX_IDS_PER_KEY] if isinstance(value, list) else [value]
-    return [item for item in values if type(item) is int and item >= 0]
+    values = value if isinstance(value, list) else [value]
+    ids = [item for item in values if type(item) is int and item >= 0]
+    return ids[:MAX_IDS_PER_KEY] + ([max(ids[MAX_IDS_PER_KEY:])] if len(ids) > MAX_IDS_PER_KEY else [])
 
 
 def _config_ids(config: dict[str, Any]) -> list[SpecialTokenId]:

@@ -263,11 +263,17 @@ def _read_generation_ids(candidate: Candidate, names: set[str], facts: Tokenizer
 
 
 def _bounded_id_value(value: Any) -> Any:
-    """A token-id value kept for evidence: numbers and None as written, a list cut to 64 items, anything else as short text."""
+    """A token-id value kept for evidence: numbers and None as written, a list bounded, anything else as short text.
+
+    A list keeps its first 64 items and, when longer, the largest id (an int >= 0) of the rest, so a range
+    check still sees an id out of range however far down the list it is.
+    """
     if value is None or isinstance(value, (int, float)):
         return value
     if isinstance(value, list):
-        return [_bounded_id_value(item) if not isinstance(item, (list, dict)) else str(item)[:40] for item in value[:64]]
+        kept = [_bounded_id_value(item) if not isinstance(item, (list, dict)) else str(item)[:40] for item in value[:64]]
+        rest = [item for item in value[64:] if type(item) is int and item >= 0]
+        return kept + [max(rest)] if rest else kept
     return str(value)[:40]
 
 
