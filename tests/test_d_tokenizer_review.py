@@ -105,3 +105,19 @@ def test_an_eos_id_out_of_range_deep_in_a_long_list_is_found(gpt2_dir: Path, cop
     assert result.status == "fail", result.message
     assert f"eos {max(rows, tokens) + 7} ({file_name})" in result.message
     assert len(result.observed["token_ids"]) < 200  # the evidence stays bounded
+
+
+def test_an_unreadable_generation_config_leaves_its_ids_unknown(gpt2_dir: Path, copy_model, write_spec) -> None:
+    folder = copy_model(gpt2_dir)
+    (folder / "generation_config.json").unlink(missing_ok=True)
+    (folder / "generation_config.json").symlink_to("/etc/hostname")  # outside the folder: never read
+    result = _special_result(folder, write_spec)
+    assert result.status == "error"
+    assert "generation_config.json" in result.message and "outside the model folder" in result.message
+
+    config = json.loads((folder / "config.json").read_text())
+    config["eos_token_id"] = 10**6
+    (folder / "config.json").write_text(json.dumps(config))
+    result = _special_result(folder, write_spec)
+    assert result.status == "fail"
+    assert "eos 1000000 (config.json)" in result.message and "generation_config.json's ids are unknown" in result.message

@@ -100,7 +100,8 @@ def special_tokens(evidence: Evidence, rule: Rule) -> Verdict:
     (the family's config-class defaults for keys it leaves out) and generation_config.json's; an id at or
     above the tokenizer's size or the embedding's rows fails, named with its role and sources.
 
-    Raises CheckError when the vocabulary cannot be read (whether a token is in it is then unknown).
+    Raises CheckError when the vocabulary cannot be read (whether a token is in it is then unknown), or when
+    generation_config.json cannot be read and nothing else fails (its ids are then unknown).
     """
     facts = static_facts(evidence)
     tokenizer = facts.tokenizer
@@ -121,6 +122,10 @@ def special_tokens(evidence: Evidence, rule: Rule) -> Verdict:
         problems.append(outside)
     observed: dict[str, Any] = dict(tokenizer.special_tokens)
     observed.update(token_ids=ids.to_observed(), tokenizer_vocab_size=ids.tokens, embedding_rows=ids.rows)
+    unread = tokenizer.generation_config_error
     if problems:
-        return Verdict("fail", observed, rule.params["required"], "; ".join(problems))
+        unread_note = [f"and generation_config.json's ids are unknown: {unread}"] if unread else []
+        return Verdict("fail", observed, rule.params["required"], "; ".join(problems + unread_note))
+    if unread:  # an id it gives may be out of range: passing would vouch for ids never read
+        raise CheckError(f"special token ids of generation_config.json unknown: {unread}")
     return Verdict("pass", observed, rule.params["required"])
