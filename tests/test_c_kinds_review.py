@@ -44,3 +44,35 @@ def test_a_model_type_that_is_not_a_string_is_a_precise_load_error(tmp_path: Pat
     (tmp_path / "model.safetensors").write_bytes(b"")
     with pytest.raises(CheckError, match=r"not loaded: config.json model_type \"\['gpt2'\]\" is not a string"):
         load_model(Candidate(tmp_path), LoadOptions(device="cpu"), ["safetensors"], [])
+
+
+@pytest.mark.parametrize("says_encoder_decoder", [False, True])
+def test_a_t5_encoder_checkpoint_loads_as_itself(tmp_path: Path, says_encoder_decoder: bool) -> None:
+    """T5EncoderModel (a T5 text encoder alone) loads with its own class, as transformers loads it, and reads
+    its input without a decoder; AutoModel built the whole T5Model and found the decoder's weights missing."""
+    import torch
+    from transformers import T5Config, T5EncoderModel
+
+    from conformance.backends.transformers import auto_class_of
+    from conformance.probes.runtime import probe_input_ids
+
+    torch.manual_seed(0)
+    config = T5Config(vocab_size=64, d_model=16, d_ff=32, num_layers=1, num_heads=2, d_kv=8)
+    T5EncoderModel(config).save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    saved["is_encoder_decoder"] = says_encoder_decoder
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    assert model_kind(saved) == ENCODER
+    assert auto_class_of(ENCODER, "t5").__name__ == "AutoModelForTextEncoding"
+    assert auto_class_of(ENCODER, "bert").__name__ == "AutoModel"
+
+    backend = load_model(Candidate(tmp_path), LoadOptions(device="cpu", dtype="float32"), ["safetensors"], [])
+    assert backend.not_runnable is None and backend.facts.model_class == "T5EncoderModel"
+    ids = probe_input_ids(backend)
+    truth = T5EncoderModel.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        expected = truth(input_ids=ids).last_hidden_state.numpy()
+    activations = backend.forward(ids)
+    assert activations.name == "last_hidden_state"
+    assert activations.values.shape == expected.shape
+    assert abs(activations.values - expected).max() < 1e-5

@@ -63,7 +63,9 @@ class TransformersBackend(Backend):
         self.architecture = dict(architecture or {})
         # The encoder-decoder mechanics (decoder start token, decoder-only output) follow the model's own
         # config: an image-text-to-text model may be encoder-decoder too (UDOP, VisionEncoderDecoder).
-        self._encoder_decoder = kind == SEQ2SEQ or getattr(getattr(model, "config", None), "is_encoder_decoder", False) is True
+        # An encoder has no decoder, whatever its config says (a T5EncoderModel's may say is_encoder_decoder).
+        loaded_encoder_decoder = getattr(getattr(model, "config", None), "is_encoder_decoder", False) is True
+        self._encoder_decoder = kind == SEQ2SEQ or (kind != ENCODER and loaded_encoder_decoder)
         self.facts = self._model_facts(loading)
         # Read once: the id cannot change under the probes (setting a missing tokenizer pad to it, as the
         # lm-eval adapter does, leaves the choice as it was).
@@ -146,7 +148,7 @@ class TransformersBackend(Backend):
         try:
             with quiet_load_report():
                 hf_config = AutoConfig.from_pretrained(request.folder, **common)
-                auto_class = auto_class_of(request.kind)
+                auto_class = auto_class_of(request.kind, getattr(hf_config, "model_type", None))
                 weights: dict[str, Any] = {
                     "config": hf_config,
                     "dtype": _torch_dtype(request.dtype, request.device),
@@ -383,10 +385,19 @@ def _torch_dtype(name: str, device: str) -> Any:
     return getattr(torch, name)
 
 
-def auto_class_of(kind: str) -> Any:
-    """The transformers Auto class that loads a model of `kind` (`probes.kinds`); ValueError for an unknown kind."""
-    import transformers
+def auto_class_of(kind: str, model_type: str | None = None) -> Any:
+    """The transformers Auto class that loads a model of `kind` (`probes.kinds`); ValueError for an unknown kind.
 
+    An encoder of an encoder-decoder family (T5EncoderModel, MT5EncoderModel, UMT5EncoderModel,
+    T5GemmaEncoderModel: `model_type` in transformers' text-encoding mapping under an `...EncoderModel`
+    class) loads with AutoModelForTextEncoding: AutoModel would build the whole encoder-decoder and find
+    the decoder's weights missing.
+    """
+    import transformers
+    from transformers.models.auto.modeling_auto import MODEL_FOR_TEXT_ENCODING_MAPPING_NAMES
+
+    if kind == ENCODER and str(MODEL_FOR_TEXT_ENCODING_MAPPING_NAMES.get(model_type or "", "")).endswith("EncoderModel"):
+        return transformers.AutoModelForTextEncoding
     names = {
         CAUSAL: "AutoModelForCausalLM",
         ENCODER: "AutoModel",  # the bare encoder: the runtime probes read its last hidden state
