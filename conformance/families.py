@@ -50,6 +50,12 @@ class Family:
             mapping, a model it wraps may tie by its own config).
         tie_rule: for a composite config, how its top-level `tie_word_embeddings` follows the text
             sub-config's (`families_build._tie_rule`); None for a plain config.
+        saved_buffers: `formats.tensor_names.tensor_key`s of the persistent buffers `save_pretrained` writes for the family's
+            model (built by transformers, `families_models`): saved tensors that are not parameters.
+        buffer_named_parameters: `formats.tensor_names.tensor_key`s of parameters the cross-family buffer names would take for
+            buffers (a router bias this family keeps as a parameter).
+        mlp_width_multiple: the feed-forward width over the hidden size as the built model has it, for a
+            family whose config gives no width (BLOOM: 4); None otherwise or when it was not built.
     """
 
     model_type: str
@@ -62,6 +68,9 @@ class Family:
     dropped: dict[str, str] = field(default_factory=dict)
     tie_rule: dict[str, Any] | None = None
     head_ties: dict[str, bool | None] = field(default_factory=dict)
+    saved_buffers: frozenset[str] = frozenset()
+    buffer_named_parameters: frozenset[str] = frozenset()
+    mlp_width_multiple: int | None = None
 
     def stored_key(self, name: str) -> str:
         """The key this family's config stores `name` under (`attribute_map`; the name itself when not aliased)."""
@@ -81,6 +90,7 @@ def _family(model_type: str) -> Family | None:
     if not isinstance(entry, dict):
         return None
     heads: dict[str, str] = entry.get("heads", {})
+    built: dict[str, Any] = entry.get("built") or {}
     return Family(
         model_type=model_type,
         config_class=entry["config_class"],
@@ -92,6 +102,9 @@ def _family(model_type: str) -> Family | None:
         dropped=entry.get("dropped", {}),
         tie_rule=entry.get("tie_rule"),
         head_ties=entry.get("head_ties", {}),
+        saved_buffers=frozenset(built.get("saved_buffers", ())),
+        buffer_named_parameters=frozenset(built.get("buffer_named_parameters", ())),
+        mlp_width_multiple=built.get("mlp_width_multiple"),
     )
 
 

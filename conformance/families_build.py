@@ -11,7 +11,9 @@ model_types of their nested sub-configs (text_config, vision_config, ...), which
 For each: the config class name, the JSON-able defaults of a default instance (`to_dict()`; a value whose
 JSON is over `MAX_DEFAULT_JSON_CHARS` characters is left out and listed under `dropped` with the reason),
 the class's `attribute_map`, the heads with their model class names, and the nested sub-configs with their
-default model_type. A family whose default config cannot be instantiated is listed under `excluded` with
+default model_type; and what the family's model built by transformers holds that the config does not say
+(`families_models`: persistent buffers saved with the weights, the feed-forward width the modeling code
+fixes). A family whose default config cannot be instantiated is listed under `excluded` with
 transformers' error, not dropped silently.
 """
 
@@ -166,8 +168,13 @@ def _tie_rule(config_class: Any, entry: dict[str, Any], families: dict[str, Any]
     return None
 
 
-def generate() -> dict[str, Any]:
-    """The family table of the installed transformers (JSON-able; see the module docstring)."""
+def generate(build_models: bool = True) -> dict[str, Any]:
+    """The family table of the installed transformers (JSON-able; see the module docstring).
+
+    `build_models` adds each family's `built` entry (`families_models`: every family's model built on the
+    meta device, tens of seconds); without it the table holds the config-derived part only
+    (`config_part` of the full table).
+    """
     import transformers
     from transformers.models.auto import modeling_auto
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING, CONFIG_MAPPING_NAMES
@@ -191,6 +198,11 @@ def generate() -> dict[str, Any]:
         if entry["sub_configs"]:
             entry["tie_rule"] = _tie_rule(type(config), entry, families)
         families[model_type] = entry  # replaces an entry made when it was first met as a sub-config
+    if build_models:
+        from .families_models import built_facts
+
+        for model_type, facts in built_facts(families).items():
+            families[model_type]["built"] = facts
     return {
         "generated_by": "python -m conformance.families --write",
         "transformers_version": transformers.__version__,
@@ -198,6 +210,12 @@ def generate() -> dict[str, Any]:
         "families": dict(sorted(families.items())),
         "excluded": dict(sorted(excluded.items())),
     }
+
+
+def config_part(table: dict[str, Any]) -> dict[str, Any]:
+    """The table without the model-derived `built` entries: what `generate(build_models=False)` gives."""
+    families = {name: {k: v for k, v in entry.items() if k != "built"} for name, entry in table["families"].items()}
+    return {**table, "families": families}
 
 
 def render(table: dict[str, Any]) -> str:

@@ -14,21 +14,13 @@ attributes through the attribute_map, and key/value heads from its attention mod
 from __future__ import annotations
 
 import json
-import re
 import struct
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from conformance.families_models import build_meta_model, language_model, mlp_width, model_facts, saved_state
 from conformance.probes.architecture import ARCHITECTURE_FIELDS, TRANSFORMERS_NAMES
-
-HEAD_ORDER = ("causal-lm", "image-text-to-text", "seq2seq-lm", "masked-lm")  # as families._head_ties
-LAYER_COUNT_KEYS = (
-    "num_hidden_layers", "n_layer", "num_layers", "n_layers", "num_decoder_layers", "encoder_layers", "decoder_layers",
-    "num_encoder_layers",
-)
-SHRUNK_LAYERS = 2
 
 
 @dataclass
@@ -41,25 +33,7 @@ class Built:
     truth: dict[str, Any] = field(default_factory=dict)
     parameters: int | None = None
     excluded: str | None = None
-
-
-def _shrunk(config_class: Any, defaults: dict[str, Any], sub_configs: dict[str, str], table: dict[str, Any]) -> Any:
-    kwargs: dict[str, Any] = {k: SHRUNK_LAYERS for k in LAYER_COUNT_KEYS if type(defaults.get(k)) is int and defaults[k] > SHRUNK_LAYERS}
-    for key, sub_type in sub_configs.items():
-        sub_defaults = table.get(sub_type, {}).get("defaults", {})
-        shrunk = {k: SHRUNK_LAYERS for k in LAYER_COUNT_KEYS if type(sub_defaults.get(k)) is int and sub_defaults[k] > SHRUNK_LAYERS}
-        if shrunk:
-            kwargs[key] = {"model_type": sub_type, **shrunk}
-    return config_class(**kwargs)
-
-
-def language_model(model: Any) -> Any:
-    """The text decoder of a composite model (`get_decoder()`), else the model itself."""
-    try:
-        decoder = model.get_decoder() if hasattr(model, "get_decoder") else None
-    except Exception:  # noqa: BLE001 - a model without one
-        decoder = None
-    return decoder if decoder is not None else model
+    model_facts: dict[str, Any] | None = None
 
 
 def _kv_heads(model: Any, config: Any) -> Any:
@@ -85,18 +59,6 @@ def _attribute(config: Any, name: str) -> Any:
         return None
 
 
-_MLP_IN = re.compile(r"(\.|^)(c_fc|fc1|fc_in|dense_h_to_4h|up_proj|wi|wi_0|w1|lin1|intermediate\.dense|mlp\.fc1|ffn\.fc1)\.weight$")
-
-
-def _mlp_width(model: Any, hidden: Any) -> Any:
-    """The first feed-forward input projection's width (the dimension that is not the hidden size), or None."""
-    for name, parameter in model.named_parameters():
-        if parameter.dim() == 2 and _MLP_IN.search(name) and hidden in tuple(parameter.shape):
-            rows, columns = tuple(parameter.shape)
-            return columns if rows == hidden else rows
-    return None
-
-
 def truth_of(model: Any) -> dict[str, Any]:
     """The normalized facts as the loaded model has them (see the module docstring)."""
     config = model.config
@@ -109,7 +71,7 @@ def truth_of(model: Any) -> dict[str, Any]:
             value = _attribute(text, alias) if value is None else value
         facts[ours] = None if type(value) is int and value < 0 else value  # XLNet: -1 for "no limit"
     if facts["intermediate_size"] is None:
-        facts["intermediate_size"] = _mlp_width(language_model(model), facts["hidden_size"])
+        facts["intermediate_size"] = mlp_width(language_model(model), facts["hidden_size"])
     attention_free = not any("Attention" in type(module).__name__ for module in language_model(model).modules())
     if attention_free and _attribute(text, "num_attention_heads") is None:
         facts["num_attention_heads"] = None  # Mamba-2, xLSTM: their num_heads are not attention heads
@@ -153,50 +115,28 @@ def write_sparse_safetensors(path: Path, shapes: dict[str, tuple[tuple[int, ...]
 
 def saved_tensors(model: Any) -> dict[str, tuple[tuple[int, ...], str, int]]:
     """name -> (shape, safetensors dtype, element bytes) of what `save_pretrained` would write for `model`."""
-    from transformers.core_model_loading import revert_weight_conversion
-    from transformers.modeling_utils import remove_tied_weights_from_state_dict
-
-    state = remove_tied_weights_from_state_dict(model.state_dict(), model)
-    state = revert_weight_conversion(model, state)
+    saved, _ = saved_state(model)
     return {
         name: (tuple(tensor.shape), _DTYPES[str(tensor.dtype).removeprefix("torch.")], tensor.element_size())
-        for name, tensor in state.items()
+        for name, tensor in saved.items()
     }
 
 
 def build(model_type: str, entry: dict[str, Any], table: dict[str, Any], out_dir: Path) -> Built:
     """Build `model_type`'s tiny model on the meta device and save its folder under `out_dir` (see the module docstring)."""
-    import torch
-    import transformers
-    from transformers.initialization import no_init_weights
-    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
-
     built = Built(model_type)
-    heads = [h for h in HEAD_ORDER if h in entry["heads"]]
-    if entry["sub_configs"] and "image-text-to-text" in heads:
-        heads.remove("image-text-to-text")
-        heads.insert(0, "image-text-to-text")
-    reasons = []
-    for head in heads:
-        for shrink in (True, False):
-            try:
-                config_class = CONFIG_MAPPING[model_type]
-                config = _shrunk(config_class, entry["defaults"], entry["sub_configs"], table) if shrink else config_class()
-                with warnings.catch_warnings(), torch.device("meta"), no_init_weights():
-                    warnings.simplefilter("ignore")
-                    model = getattr(transformers, entry["heads"][head])(config)
-                model.tie_weights()  # no_init_weights skips initialisation and the tie that comes with it
-                built.truth = truth_of(model)
-                built.parameters = sum(p.numel() for p in model.parameters())
-                shapes = saved_tensors(model)
-            except Exception as exc:  # noqa: BLE001 - transformers' own failure is the family's exclusion reason
-                reasons.append(f"{entry['heads'][head]}{' (2 layers)' if shrink else ''}: {type(exc).__name__}: {' '.join(str(exc).split())[:160]}")
-                continue
-            folder = out_dir / model_type
-            folder.mkdir(parents=True)
-            (folder / "config.json").write_text(config.to_json_string(use_diff=True), encoding="utf-8")
-            write_sparse_safetensors(folder / "model.safetensors", shapes)
-            built.head, built.folder = head, folder
-            return built
-    built.excluded = "; ".join(reasons[-1:]) or "no head"
+    try:
+        model, config, head = build_meta_model(model_type, entry, table)
+        built.truth = truth_of(model)
+        built.parameters = sum(p.numel() for p in model.parameters())
+        built.model_facts = model_facts(model, head)
+        shapes = saved_tensors(model)
+    except Exception as exc:  # noqa: BLE001 - transformers' own failure is the family's exclusion reason
+        built.excluded = str(exc)
+        return built
+    folder = out_dir / model_type
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(config.to_json_string(use_diff=True), encoding="utf-8")
+    write_sparse_safetensors(folder / "model.safetensors", shapes)
+    built.head, built.folder = head, folder
     return built

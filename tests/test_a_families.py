@@ -108,10 +108,14 @@ def _at_depth(config: dict[str, Any], depth: int) -> dict[str, Any]:
 
 
 def test_committed_table_matches_the_installed_transformers() -> None:
-    from conformance.families import TABLE_PATH
-    from conformance.families_build import generate, render
+    import json
 
-    assert TABLE_PATH.read_text(encoding="utf-8") == render(generate()), (
+    from conformance.families import TABLE_PATH
+    from conformance.families_build import config_part, generate, render
+
+    # The config-derived part; the model-derived `built` entries are checked by the family property test, which builds every model.
+    committed = config_part(json.loads(TABLE_PATH.read_text(encoding="utf-8")))
+    assert render(committed) == render(generate(build_models=False)), (
         "conformance/_specs/families.json differs from the installed transformers: run python -m conformance.families --write"
     )
 

@@ -18,7 +18,9 @@ Rules beyond a key look-up, each as transformers' modeling code has it:
 - a null feed-forward width in a family whose config class declares it null by default (GPT-2's n_inner,
   GPT-J, GPT-BigCode, CodeGen, GPT-Neo, Falcon's ffn_hidden_size, RWKV, Zamba2) is 4 x hidden size; a
   family that gives the width as a multiple (MPT's expansion_ratio, GPT-NeoX-Japanese's
-  intermediate_multiple_size) has that multiple of the hidden size.
+  intermediate_multiple_size) has that multiple of the hidden size; a family whose config gives no
+  width at all (BLOOM, Flaubert, XLM, OpenAI GPT: the modeling code fixes it) has the multiple the family
+  table recorded from the model transformers builds (`Family.mlp_width_multiple`: 4 for these).
 - a layer count left out where a per-layer pattern is written (Nemotron-H's `layers_block_type`,
   `layer_types`, `hybrid_override_pattern`) is the pattern's length.
 - head_dim: the family's explicit head width (T5 stores it as d_kv), else hidden_size // num_attention_heads.
@@ -126,6 +128,8 @@ def _intermediate_size(written: dict[str, Any], filled: dict[str, Any], found: F
     ratio = _read(written, filled, _RATIO_KEYS)
     if _positive_int(ratio):
         return ratio * hidden  # MPT's expansion_ratio, GPT-NeoX-Japanese's intermediate_multiple_size
+    if found.mlp_width_multiple is not None:
+        return found.mlp_width_multiple * hidden  # BLOOM, XLM, OpenAI GPT: the modeling code's multiple, as built
     declares_null = any(key in found.defaults and found.defaults[key] is None for key in _INTERMEDIATE_KEYS)
     return 4 * hidden if declares_null else None
 

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from ..candidate import MAX_CONFIG_BYTES, Candidate, FileEntry
 from ..formats import registry
 from ..formats.moe import active_parameters
-from ..formats.parameters import dtype_summary, embedding_rows
+from ..formats.parameters import dtype_summary, embedding_rows, without_saved_buffers
 from ..formats.quantized import describe_quantization
 from ..formats.registry import architecture_source
 from ..formats.tensors import TensorInfo
@@ -272,6 +272,9 @@ def probe_static(candidate: Candidate) -> StaticFacts:
     if weights.tensors:
         tensors = weights.tensors
         folded, fold_error = _attempt("parameter count", lambda: folded_tensors(weights, config))  # folded once
+        if folded is not None and source.name == "config.json":
+            # The family's persistent buffers (integer ones too), named as transformers names them: not a GGUF file's.
+            folded = without_saved_buffers(folded, config)
         counts, facts.parameters_error = (
             _attempt("parameter count", lambda: count_parameters(weights, config, folded)) if folded is not None else (None, fold_error)
         )
