@@ -261,3 +261,40 @@ def test_roofline_says_why_it_does_not_apply() -> None:
     assert "no attention heads" in (roofline.not_applicable(mamba2) or "")
     llama = normalize_architecture({"model_type": "llama", **TINY_LLAMA})
     assert llama["is_encoder_decoder"] is False and roofline.not_applicable(llama) is None
+
+
+# --- what the family's model holds that its config does not say (the table's `built` entries) ------
+
+
+def test_ibert_quantization_ranges_saved_as_buffers_are_not_parameters(tmp_path: Path) -> None:
+    config = transformers.IBertConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, vocab_size=128)
+    model = transformers.IBertForMaskedLM(config)
+    folder = _save(model, tmp_path / "ibert")
+    stored = {t.name for t in probe_static(Candidate(folder)).weights.tensors}
+    assert any(name.endswith("act_scaling_factor") for name in stored)  # the checkpoint holds them ...
+    assert probe_static(Candidate(folder)).parameters["parameters"] == _loaded_parameters(model)  # ... the count does not
+
+
+def test_bloom_feed_forward_width_is_the_built_models_multiple(tmp_path: Path) -> None:
+    model = transformers.BloomForCausalLM(transformers.BloomConfig(hidden_size=32, n_layer=2, n_head=4, vocab_size=128))
+    facts = probe_static(Candidate(_save(model, tmp_path / "bloom")))
+    assert facts.architecture["intermediate_size"] == model.transformer.h[0].mlp.dense_h_to_4h.out_features == 128
+
+
+def test_a_family_buffer_name_in_an_uncovered_family_is_a_parameter(tmp_path: Path) -> None:
+    from conformance.families import family
+    from conformance.formats.parameters import count_parameters
+    from conformance.formats.tensors import TensorInfo
+
+    assert "activation.act_scaling_factor" in family("ibert").saved_buffers
+    tensors = [TensorInfo(name="layers.0.activation.act_scaling_factor", dtype="F32", shape=(4,), file="model.safetensors")]
+    assert count_parameters(tensors, {"model_type": "ibert"}, lambda t: True)["parameters"] == 0
+    assert count_parameters(tensors, {"model_type": "not-a-family"}, lambda t: True)["parameters"] == 4
+
+
+def test_result_document_tokenizer_evidence_is_the_tokenizer_facts(tmp_path: Path) -> None:
+    model = transformers.LlamaForCausalLM(transformers.LlamaConfig(**TINY_LLAMA))
+    facts = probe_static(Candidate(_save(model, tmp_path / "llama")))
+    evidence = facts.to_dict()["tokenizer"]
+    assert evidence == facts.tokenizer.to_dict()
+    assert {"vocab_sources", "vocab_error", "special_token_ids"} <= set(evidence)

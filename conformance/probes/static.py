@@ -198,12 +198,7 @@ class StaticFacts:
             "experts": self.experts,
             "active_parameters_error": self.active_parameters_error,
             "embedding_rows": self.embedding_rows,
-            "tokenizer": {
-                "files": self.tokenizer.files,
-                "vocab_size": self.tokenizer.vocab_size,
-                "special_tokens": self.tokenizer.special_tokens,
-                "errors": self.tokenizer.errors,
-            },
+            "tokenizer": self.tokenizer.to_dict(),  # the vocabulary's sources and size error and the special-token ids too
             "remote_code": self.remote_code.to_dict(),
         }
 
