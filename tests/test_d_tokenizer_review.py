@@ -121,3 +121,41 @@ def test_an_unreadable_generation_config_leaves_its_ids_unknown(gpt2_dir: Path, 
     result = _special_result(folder, write_spec)
     assert result.status == "fail"
     assert "eos 1000000 (config.json)" in result.message and "generation_config.json's ids are unknown" in result.message
+
+
+@pytest.mark.parametrize("where", ["added_tokens.json", "tokenizer_config.json", "tokenizer.json"])
+def test_an_added_token_written_at_a_used_id_is_appended_as_transformers_does(
+    minilm_dir: Path, tmp_path: Path, write_spec, where: str
+) -> None:
+    """'[Z]' written at id 5 (BERT's '[unused4]'): transformers appends it at 30522, one past the 30,522-row embedding."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    folder = tmp_path / "minilm"
+    folder.mkdir()
+    for name in ("vocab.txt", "tokenizer_config.json", "special_tokens_map.json", "config.json", "model.safetensors"):
+        shutil.copy(minilm_dir / name, folder / name)
+    entry = {"content": "[Z]", "single_word": False, "lstrip": False, "rstrip": False, "normalized": False, "special": False}
+    if where == "added_tokens.json":
+        (folder / where).write_text(json.dumps({"[Z]": 5}))
+    elif where == "tokenizer_config.json":
+        config = json.loads((folder / where).read_text())
+        config["added_tokens_decoder"] = {"5": entry}
+        (folder / where).write_text(json.dumps(config))
+    else:
+        data = json.loads((minilm_dir / where).read_text())
+        data["added_tokens"].append({"id": 5, **entry})
+        (folder / where).write_text(json.dumps(data))
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    assert (len(tokenizer), tokenizer.convert_tokens_to_ids("[Z]")) == (30_523, 30_522)  # the right answer
+    with pytest.raises(IndexError):
+        AutoModel.from_pretrained(folder)(torch.tensor([tokenizer("[Z]")["input_ids"]]))
+
+    from conformance.runner import RunOptions, run
+    from conformance.spec import load_spec
+
+    rule = {"id": "FITS", "level": "must", "check": "tokenizer.vocab_matches_embeddings"}
+    found = run(Candidate(folder), load_spec(write_spec([rule])), RunOptions(log=lambda m: None, hash_weights="never")).rules[0]
+    assert found.status == "fail", found.message
+    assert found.observed["tokenizer_vocab_size"] == 30_523 and found.observed["embedding_rows"] == 30_522
+    assert found.observed["vocab_sources"]["added tokens as a loader numbers them"] == 30_523

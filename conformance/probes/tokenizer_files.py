@@ -315,9 +315,43 @@ def read_tokenizer(candidate: Candidate) -> TokenizerFacts:
         needed_errors.append(config_error)
     if needed_errors:
         facts.vocab_error = "; ".join(needed_errors)
+    loaded_size = _number_added_tokens(sources, vocab)
     facts.special_token_ids = {role: vocab.get(text) for role, text in facts.special_tokens.items()}
     facts.declared_ids = {role: index for role, index in facts.special_token_ids.items() if index is not None}
     if not needed_errors and sources:
         facts.vocab_size = max(source.size for source in sources) or None
+        if loaded_size is not None and loaded_size > (facts.vocab_size or 0):  # written ids with a gap keep their larger size
+            facts.vocab_size = loaded_size
+            facts.vocab_sources["added tokens as a loader numbers them"] = loaded_size
         _count_unlisted_special_tokens(facts, vocab)
     return facts
+
+
+def _number_added_tokens(sources: list[VocabSource], vocab: dict[str, int]) -> int | None:
+    """Give `vocab`'s added tokens the ids a loader gives them; the size that makes, or None without a model vocabulary.
+
+    The tokenizers library (which transformers 5 loads every tokenizer with) does not keep an added token's
+    written id: a text in the model vocabulary keeps its id there, and every other one is appended after
+    the model vocabulary, in order (tokenizer.json's added_tokens, then added_tokens.json and
+    tokenizer_config.json's added_tokens_decoder, each by written id). An added token written at an id the
+    model vocabulary already uses for another text (added_tokens.json `{"[Z]": 5}` over BERT's vocab.txt) is
+    thus one token more than the written ids say, and an embedding of exactly the written size has no row
+    for it. Written ids that follow the model vocabulary without a gap (every file a tokenizer saves) are
+    the ids it gets, so the size is then the largest written id + 1 as before; the caller keeps that larger
+    written size when the ids leave a gap (the loader's is smaller, and no id is missed).
+    """
+    model = [source for source in sources if not source.added]
+    if not model:
+        return None
+    model_texts: set[str] = set()
+    for source in model:
+        model_texts.update(source.tokens)
+    next_id = max(source.size for source in model)
+    for source in (source for source in sources if source.added):
+        for text, _ in sorted(source.tokens.items(), key=lambda item: item[1]):
+            if text in model_texts:
+                continue
+            model_texts.add(text)
+            vocab[text] = next_id
+            next_id += 1
+    return next_id
