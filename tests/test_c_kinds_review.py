@@ -76,3 +76,38 @@ def test_a_t5_encoder_checkpoint_loads_as_itself(tmp_path: Path, says_encoder_de
     assert activations.name == "last_hidden_state"
     assert activations.values.shape == expected.shape
     assert abs(activations.values - expected).max() < 1e-5
+
+
+def test_a_probe_longer_than_the_context_is_a_precise_error(tmp_path: Path, write_spec: Any) -> None:
+    """A GPT-2 of a few positions: the probe prompt plus 16 new tokens run past its position embeddings."""
+    import torch
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    from conformance.probes.runtime import PROBE_TEXT
+    from conformance.runner import RunOptions, run
+    from conformance.spec import load_spec
+    from conformance.zoo import train_tokenizer
+
+    train_tokenizer(tmp_path, "bpe", 370, model_max_length=64)
+    prompt_tokens = len(AutoTokenizer.from_pretrained(tmp_path)(PROBE_TEXT)["input_ids"])
+    torch.manual_seed(0)
+    config = GPT2Config(
+        vocab_size=370, n_embd=16, n_layer=1, n_head=2, n_positions=prompt_tokens + 4, bos_token_id=0, eos_token_id=0
+    )
+    GPT2LMHeadModel(config).save_pretrained(tmp_path)
+    rules = [
+        {"id": "LOGITS", "level": "must", "check": "runtime.logits_finite"},
+        {"id": "DET", "level": "must", "check": "runtime.deterministic", "new_tokens": 16},
+    ]
+    found = {
+        r.id: r
+        for r in run(
+            Candidate(tmp_path), load_spec(write_spec(rules)), RunOptions(log=lambda m: None, hash_weights="never")
+        ).rules
+    }
+    assert found["LOGITS"].status == "pass"
+    assert found["DET"].status == "error"
+    assert found["DET"].message.endswith(
+        f"generation needs {prompt_tokens + 16} positions (the probe prompt's {prompt_tokens} tokens + 16 new tokens); "
+        f"the model's context length is {prompt_tokens + 4}"
+    )

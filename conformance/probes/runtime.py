@@ -49,7 +49,9 @@ def probe_forward(backend: Backend) -> ForwardFacts:
     """
     import numpy
 
-    activations = backend.forward(probe_input_ids(backend))
+    ids = probe_input_ids(backend)
+    _require_context(backend, int(ids.shape[1]), 0)
+    activations = backend.forward(ids)
     values = activations.values
     finite_mask = numpy.isfinite(values)
     finite_values = values[finite_mask]
@@ -84,9 +86,30 @@ def probe_determinism(backend: Backend, new_tokens: int) -> DeterminismFacts:
         first, second = backend.forward(ids).values, backend.forward(ids).values
         same = bool(numpy.array_equal(first, second))
         return DeterminismFacts("two forward passes, bitwise", same, [], [])
+    _require_context(backend, int(ids.shape[1]), new_tokens)
     runs = [backend.generate(ids, new_tokens, min_new_tokens=new_tokens).tolist()[0] for _ in range(2)]
     through = " through the decoder" if backend.kind == SEQ2SEQ else ""
     return DeterminismFacts(f"two greedy generations of {new_tokens} tokens{through}", runs[0] == runs[1], runs[0], runs[1])
+
+
+def _require_context(backend: Backend, prompt_tokens: int, new_tokens: int) -> None:
+    """CheckError when the probe's prompt and new tokens do not fit the model's context (unknown: no check).
+
+    Past it, position embeddings index out of range deep in torch ("IndexError: index out of range in
+    self", naming nothing). An encoder-decoder's encoder reads the prompt and its decoder the start token
+    and the new tokens, each within the context on its own.
+    """
+    context = backend.context_length()
+    if context is None:
+        return
+    if backend.kind == SEQ2SEQ:
+        needed = max(prompt_tokens, new_tokens + 1)
+        wanted = f"the prompt's {prompt_tokens} tokens to the encoder and {new_tokens + 1} decoder positions"
+    else:
+        needed = prompt_tokens + new_tokens
+        wanted = f"{needed} positions (the probe prompt's {prompt_tokens} tokens + {new_tokens} new tokens)"
+    if needed > context:
+        raise CheckError(f"generation needs {wanted}; the model's context length is {context}")
 
 
 @dataclass
