@@ -56,6 +56,9 @@ class Family:
             buffers (a router bias this family keeps as a parameter).
         mlp_width_multiple: the feed-forward width over the hidden size as the built model has it, for a
             family whose config gives no width (BLOOM: 4); None otherwise or when it was not built.
+        built_head: the head class the table's model-derived facts were built with (None: not built).
+        built_tie: whether that model, built from the family's default config, has its LM head tied to
+            its input embedding (None: not built).
     """
 
     model_type: str
@@ -71,6 +74,8 @@ class Family:
     saved_buffers: frozenset[str] = frozenset()
     buffer_named_parameters: frozenset[str] = frozenset()
     mlp_width_multiple: int | None = None
+    built_head: str | None = None
+    built_tie: bool | None = None
 
     def stored_key(self, name: str) -> str:
         """The key this family's config stores `name` under (`attribute_map`; the name itself when not aliased)."""
@@ -105,6 +110,8 @@ def _family(model_type: str) -> Family | None:
         saved_buffers=frozenset(built.get("saved_buffers", ())),
         buffer_named_parameters=frozenset(built.get("buffer_named_parameters", ())),
         mlp_width_multiple=built.get("mlp_width_multiple"),
+        built_head=built.get("head"),
+        built_tie=built.get("lm_head_tied"),
     )
 
 
@@ -170,17 +177,46 @@ def _declared_tie(config: dict[str, Any], found: Family | None) -> Any:
     return found.defaults.get(_TIE) if found is not None else None
 
 
-def _head_ties(config: dict[str, Any], found: Family) -> bool:
-    """Whether the head class that loads this config ties its output to the input embedding at all.
+def _head_class(config: dict[str, Any], found: Family) -> str | None:
+    """The head class that loads this config (None when the family has no head).
 
-    The class is config.json's first `architectures` entry when the family has it as a head, else the
-    family's first head (causal-lm before the others, as the table lists them).
+    config.json's first `architectures` entry when the family has it as a head, else the family's first
+    head (causal-lm before the others, as the table lists them).
     """
     architectures = config.get("architectures")
     named = architectures[0] if isinstance(architectures, list) and architectures and isinstance(architectures[0], str) else None
     if named not in found.head_ties:
         named = next((found.head_classes[h] for h in ("causal-lm", "image-text-to-text", "seq2seq-lm", "masked-lm") if h in found.head_classes), None)
-    return found.head_ties.get(named) is not False if named is not None else True
+    return named
+
+
+def _config_tie(config: dict[str, Any], found: Family) -> bool:
+    """The tie as the config says it: the head class's mapping, then the top-level value or a composite's rule."""
+    named = _head_class(config, found)
+    if named is not None and found.head_ties.get(named) is False:
+        return False  # the head class's `_tied_weights_keys` ties nothing to the input embedding (CpmAnt)
+    rule = found.tie_rule
+    if rule is not None:
+        text_value = _sub_config_tie(config, found)
+        top = "absent" if _TIE not in config else ("true" if config[_TIE] else "false")
+        outcome = rule.get("outcomes", {}).get(f"text_{str(text_value).lower()}", {}).get(top)
+        return text_value if outcome is None else bool(outcome)
+    return bool(_declared_tie(config, found))
+
+
+def _sub_config_tie(config: dict[str, Any], found: Family) -> bool:
+    """The tie the composite's text (or wrapped decoder) sub-config declares, else its family's default."""
+    sub_key = str((found.tie_rule or {}).get("sub_config", ""))
+    nested = config.get(sub_key)
+    nested = nested if isinstance(nested, dict) else {}
+    sub_family = family(nested.get("model_type") or found.sub_configs.get(sub_key, ""))
+    return bool(_declared_tie(nested, sub_family))
+
+
+@functools.cache
+def _default_config_tie(model_type: str) -> bool:
+    found = family(model_type)
+    return found is not None and _config_tie({"model_type": model_type}, found)
 
 
 def tied_word_embeddings(config: dict[str, Any]) -> bool:
@@ -191,25 +227,24 @@ def tied_word_embeddings(config: dict[str, Any]) -> bool:
     top-level value from its text sub-config's as its class does (`Family.tie_rule`, observed from
     transformers: Llava forwards the text config's True); when the top-level class has no such attribute
     the text model ties itself by its own value. A head class whose `_tied_weights_keys` ties nothing to
-    the input embedding (`Family.head_ties`) never ties. A config of an uncovered family ties unless it says not
-    to (the historical default of transformers' base config).
+    the input embedding (`Family.head_ties`) never ties.
+
+    Where the family's model built from its default config (`Family.built_tie`, same head class) has a tie
+    other than these rules give for that config, the head class decides, as observed: built untied though
+    the config ties (LUKE ties only its entity head, PI0 has no LM head, BigBird-Pegasus's causal LM keeps
+    its own head), it never ties; built tied though the config's top level does not (Vision-Encoder-Decoder),
+    the wrapped decoder ties by its own sub-config. A config of an uncovered family ties unless it says
+    not to (the historical default of transformers' base config).
     """
     found = family(config.get("model_type", ""))
     if found is None:
         return bool(config.get(_TIE, True))
-    if not _head_ties(config, found):
-        return False
-    rule = found.tie_rule
-    if rule is not None:
-        sub_key = str(rule.get("sub_config", ""))
-        nested = config.get(sub_key)
-        nested = nested if isinstance(nested, dict) else {}
-        sub_family = family(nested.get("model_type") or found.sub_configs.get(sub_key, ""))
-        text_value = bool(_declared_tie(nested, sub_family))
-        top = "absent" if _TIE not in config else ("true" if config[_TIE] else "false")
-        outcome = rule.get("outcomes", {}).get(f"text_{str(text_value).lower()}", {}).get(top)
-        return text_value if outcome is None else bool(outcome)
-    return bool(_declared_tie(config, found))
+    value = _config_tie(config, found)
+    if found.built_tie is None or found.built_head != _head_class(config, found):
+        return value
+    if found.built_tie == _default_config_tie(found.model_type):
+        return value  # the rules describe this family's model
+    return _sub_config_tie(config, found) if found.built_tie else False
 
 
 def _main(argv: list[str]) -> int:

@@ -14,7 +14,10 @@ initialisation). From the model the table records, under the entry's `built`:
   keeps as an `nn.Parameter`).
 - `mlp_width_multiple`: for a family whose config gives no feed-forward width (BLOOM, XLM, OpenAI GPT:
   the modeling code fixes it), the first feed-forward projection's width over the hidden size.
-- `head`: the head class built.
+- `lm_head_tied`: whether the built model's LM head is its input embedding (`lm_head_tied`), with the
+  family's default config: where the config-derived tie rule says otherwise, the head class decides (LUKE
+  ties only its entity head, PI0 has no LM head, a Vision-Encoder-Decoder's BERT decoder ties by its own config).
+- `head`, `head_kind`: the head class built and its kind.
 
 A key that names both a buffer and a parameter of the same model is recorded in neither list: the name
 alone could not tell them apart. The family property test (`tests/test_families_property.py`) builds the
@@ -120,6 +123,26 @@ def mlp_width(model: Any, hidden: Any) -> Any:
     return None
 
 
+def lm_head_tied(model: Any) -> bool:
+    """Whether the model's LM head weight is its input embedding's (or, a composite's, its text decoder's).
+
+    The head is the model's output embedding, else its text decoder's (Blip keeps it in the text decoder);
+    a model without one (PI0's action head) has no tied LM head.
+    """
+    decoder = language_model(model)
+    output = model.get_output_embeddings()
+    if output is None and decoder is not model and hasattr(decoder, "get_output_embeddings"):
+        output = decoder.get_output_embeddings()
+    embeddings = [model.get_input_embeddings()]
+    if decoder is not model and hasattr(decoder, "get_input_embeddings"):
+        try:
+            embeddings.append(decoder.get_input_embeddings())
+        except Exception:  # noqa: BLE001 - a decoder without one
+            pass
+    weight = getattr(output, "weight", None)
+    return weight is not None and any(getattr(e, "weight", 0) is weight for e in embeddings if e is not None)
+
+
 def _config_attribute(config: Any, name: str) -> Any:
     try:
         return getattr(config, name, None)
@@ -150,6 +173,7 @@ def model_facts(model: Any, head: str) -> dict[str, Any]:
         "saved_buffers": sorted(buffers - parameters),
         "buffer_named_parameters": sorted(buffer_named),
         "mlp_width_multiple": _mlp_width_multiple(model),
+        "lm_head_tied": lm_head_tied(model),
     }
 
 

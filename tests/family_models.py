@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conformance.families_models import build_meta_model, language_model, mlp_width, model_facts, saved_state
+from conformance.families_models import build_meta_model, language_model, lm_head_tied, mlp_width, model_facts, saved_state
 from conformance.probes.architecture import ARCHITECTURE_FIELDS, TRANSFORMERS_NAMES
 
 
@@ -79,17 +79,7 @@ def truth_of(model: Any) -> dict[str, Any]:
     if facts["head_dim"] is None and type(hidden) is int and type(heads) is int and heads > 0:
         facts["head_dim"] = hidden // heads
     facts["num_key_value_heads"] = _kv_heads(model, text) if facts["num_attention_heads"] is not None else None
-    output = model.get_output_embeddings()
-    # The head is tied when its weight is the model's input embedding, or (an encoder-decoder composite) the decoder's.
-    embeddings = [model.get_input_embeddings()]
-    decoder = language_model(model)
-    if decoder is not model and hasattr(decoder, "get_input_embeddings"):
-        try:
-            embeddings.append(decoder.get_input_embeddings())
-        except Exception:  # noqa: BLE001 - a decoder without one
-            pass
-    weight = getattr(output, "weight", None)
-    facts["tie_word_embeddings"] = weight is not None and any(getattr(e, "weight", 0) is weight for e in embeddings if e is not None)
+    facts["tie_word_embeddings"] = lm_head_tied(model)
     return facts
 
 

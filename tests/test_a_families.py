@@ -298,3 +298,13 @@ def test_result_document_tokenizer_evidence_is_the_tokenizer_facts(tmp_path: Pat
     evidence = facts.to_dict()["tokenizer"]
     assert evidence == facts.tokenizer.to_dict()
     assert {"vocab_sources", "vocab_error", "special_token_ids"} <= set(evidence)
+
+
+def test_bigbird_pegasus_causal_lm_keeps_its_own_head_as_the_built_model_shows(tmp_path: Path) -> None:
+    config = transformers.BigBirdPegasusConfig(d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=4,
+                                               decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=64, vocab_size=128)
+    model = transformers.BigBirdPegasusForCausalLM(config)
+    facts = probe_static(Candidate(_save(model, tmp_path / "bigbird")))
+    assert model.get_output_embeddings().weight is not model.get_input_embeddings().weight
+    assert facts.architecture["tie_word_embeddings"] is False
+    assert facts.parameters["parameters"] == _loaded_parameters(model)
