@@ -91,6 +91,25 @@ def _limits(memory: bool) -> Callable[[], None]:
     return apply
 
 
+# The command runs as the grandchild of a small launcher that reports the command's own peak memory. Measured on
+# a direct child, ru_maxrss would start at the test process's resident size: exec records the forked copy's
+# high-water mark (Linux exec_mmap), so a test session that has grown past the budget fails every check.
+_LAUNCHER = """
+import os, signal, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.executable, [sys.executable, "-m", "conformance", *sys.argv[2:]])
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as report:
+    report.write(str(usage.ru_maxrss))
+code = os.waitstatus_to_exitcode(status)
+if code < 0:
+    signal.signal(-code, signal.SIG_DFL)
+    os.kill(os.getpid(), -code)
+sys.exit(code)
+"""
+
+
 def conformance(args: list[str], workdir: Path, *, memory_limit: bool = True, timeout: float = RUN_TIMEOUT_S) -> Outcome:
     """Run ``python -m conformance ARGS`` in its own process group; kill the group and fail the test on timeout."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -107,7 +126,7 @@ def conformance(args: list[str], workdir: Path, *, memory_limit: bool = True, ti
     started = time.monotonic()
     with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-m", "conformance", *args],
+            [sys.executable, "-c", _LAUNCHER, str(workdir / "max_rss_kib.txt"), *args],
             stdout=stdout,
             stderr=stderr,
             env=env,
@@ -133,7 +152,7 @@ def conformance(args: list[str], workdir: Path, *, memory_limit: bool = True, ti
         stdout=stdout_path.read_text(errors="replace"),
         stderr=stderr_path.read_text(errors="replace"),
         out=workdir / "out",
-        max_rss_bytes=usage.ru_maxrss * 1024,  # Linux reports KiB
+        max_rss_bytes=int((workdir / "max_rss_kib.txt").read_text() or 0) * 1024,  # Linux reports KiB
         seconds=seconds,
     )
     assert "Traceback" not in outcome.stderr and "Traceback" not in outcome.stdout, outcome.stderr[-3000:]
