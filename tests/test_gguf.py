@@ -397,7 +397,7 @@ def _many_arrays(count: int, array: bytes) -> bytes:
 # 9x (u8) or 6x (2-byte strings) the file's size.
 MANY_ARRAYS = [
     ("u8[4096] x 2500", _many_arrays(2500, struct.pack("<IIQ", 9, 0, 4096) + bytes(range(256)) * 16)),
-    ("string[4096] x 300", _many_arrays(300, struct.pack("<IIQ", 9, 8, 4096) + _string("ab") * 4096)),
+    ("string[4096] x 120", _many_arrays(120, struct.pack("<IIQ", 9, 8, 4096) + _string("ab") * 4096)),
 ]
 
 
