@@ -159,3 +159,30 @@ def test_an_added_token_written_at_a_used_id_is_appended_as_transformers_does(
     assert found.status == "fail", found.message
     assert found.observed["tokenizer_vocab_size"] == 30_523 and found.observed["embedding_rows"] == 30_522
     assert found.observed["vocab_sources"]["added tokens as a loader numbers them"] == 30_523
+
+
+@pytest.mark.parametrize("with_tokenizer_json", [False, True])
+@pytest.mark.parametrize("with_added_tokens_decoder", [False, True])
+def test_legacy_files_count_only_where_transformers_reads_them(
+    minilm_dir: Path, tmp_path: Path, with_tokenizer_json: bool, with_added_tokens_decoder: bool
+) -> None:
+    """special_tokens_map.json and added_tokens.json are read by transformers 5 only when tokenizer_config.json
+    has no added_tokens_decoder: the names, ids and size are transformers' in all four layouts."""
+    from transformers import AutoTokenizer
+
+    folder = tmp_path / "minilm"
+    folder.mkdir()
+    for name in ("vocab.txt", "config.json", *(["tokenizer.json"] if with_tokenizer_json else [])):
+        shutil.copy(minilm_dir / name, folder / name)
+    config = json.loads((minilm_dir / "tokenizer_config.json").read_text())
+    if with_added_tokens_decoder:
+        config["added_tokens_decoder"] = {}
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    (folder / "special_tokens_map.json").write_text(json.dumps({"bos_token": "<NB>", "pad_token": "[MASK]"}))
+    (folder / "added_tokens.json").write_text(json.dumps({"[Q]": 30522}))
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    facts = read_tokenizer(Candidate(folder))
+    assert facts.vocab_size == len(tokenizer)
+    assert facts.special_tokens.get("bos") == tokenizer.bos_token
+    assert facts.special_token_ids["pad"] == tokenizer.pad_token_id
+    assert ("added_tokens.json" in facts.vocab_sources) is not with_added_tokens_decoder

@@ -58,6 +58,10 @@ ADDED_ORDER = ("bos", "eos", "unk", "sep", "pad", "cls", "mask")
 ADDITIONAL_SPECIAL_KEYS = ("additional_special_tokens", "extra_special_tokens")  # transformers 4 and 5 names
 MAX_ADDITIONAL_SPECIAL_TOKENS = 1_048_576  # texts kept from those lists (real ones hold at most a few thousand)
 MAX_TOKENIZER_BYTES = 256 * 1024 * 1024
+# transformers 5 reads special_tokens_map.json and added_tokens.json (its legacy files) only when
+# tokenizer_config.json has no key of this name (PreTrainedTokenizerBase._from_pretrained).
+READS_LEGACY_FILES_WITHOUT = "added_tokens_decoder"
+LEGACY_UNREAD = " (not read: tokenizer_config.json has added_tokens_decoder)"
 MAX_GENERATION_CONFIG_BYTES = 1024 * 1024
 __all__ = ["MAX_TOKEN_ID", "TokenizerFacts", "read_tokenizer"]
 
@@ -216,9 +220,15 @@ def _vocabulary_sources(
 
 
 def _read_special_configs(candidate: Candidate, names: set[str], facts: TokenizerFacts) -> tuple[dict[str, Any] | None, str | None]:
-    """Special-token names from special_tokens_map.json, then tokenizer_config.json; returns (tokenizer config, its error)."""
+    """Special-token names as transformers takes them; returns (tokenizer config, its error).
+
+    transformers 5 reads special_tokens_map.json (whose names win) beside tokenizer_config.json only when
+    tokenizer_config.json has no `added_tokens_decoder` (`READS_LEGACY_FILES_WITHOUT`); with one, the
+    names are tokenizer_config.json's alone and special_tokens_map.json is read for its errors only.
+    """
     tokenizer_config: dict[str, Any] | None = None
     config_error: str | None = None
+    read: dict[str, dict[str, Any]] = {}
     for config_name in ("special_tokens_map.json", "tokenizer_config.json"):
         if config_name not in names:
             continue
@@ -231,9 +241,13 @@ def _read_special_configs(candidate: Candidate, names: set[str], facts: Tokenize
             if config_name == "tokenizer_config.json":
                 config_error = f"tokenizer_config.json unreadable: {facts.errors[-1]}"
             continue
-        if config_name == "tokenizer_config.json":
-            tokenizer_config = data
-            _keep_template(facts, data.get("chat_template"), config_name)
+        read[config_name] = data
+    tokenizer_config = read.get("tokenizer_config.json")
+    if tokenizer_config is not None:
+        _keep_template(facts, tokenizer_config.get("chat_template"), "tokenizer_config.json")
+        if READS_LEGACY_FILES_WITHOUT in tokenizer_config:
+            read.pop("special_tokens_map.json", None)
+    for config_name, data in read.items():
         for key in SPECIAL_TOKEN_KEYS:
             text = _token_text(data.get(key))
             role = key[: -len("_token")]
@@ -307,9 +321,12 @@ def read_tokenizer(candidate: Candidate) -> TokenizerFacts:
         _read_gguf_tokenizer(candidate, names, facts)
         return facts
     tokenizer_config, config_error = _read_special_configs(candidate, names, facts)
-    sources, needed_errors, unneeded_errors = _vocabulary_sources(candidate, names, tokenizer_config)
-    vocab, conflicts = merge_sources(sources)
-    facts.vocab_sources = {source.label: source.size for source in sources}
+    every_source, needed_errors, unneeded_errors = _vocabulary_sources(candidate, names, tokenizer_config)
+    _, conflicts = merge_sources(every_source)  # contradictions between any two files, read by a loader or not
+    legacy_unread = tokenizer_config is not None and READS_LEGACY_FILES_WITHOUT in tokenizer_config
+    sources = [source for source in every_source if not (legacy_unread and source.label == "added_tokens.json")]
+    vocab, _ = merge_sources(sources)
+    facts.vocab_sources = {source.label + ("" if source in sources else LEGACY_UNREAD): source.size for source in every_source}
     facts.errors += needed_errors + unneeded_errors + conflicts
     if config_error is not None:  # its added_tokens_decoder may hold ids: already in `errors`, it leaves the size unknown
         needed_errors.append(config_error)
