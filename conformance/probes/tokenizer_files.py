@@ -9,7 +9,9 @@ id given two texts by two added-token files) is an error naming both files. A so
 leaves `vocab_size` unknown with `vocab_error` naming it, since any id may be in it.
 
 Special tokens (bos, eos, unk, pad, sep, cls, mask) are named in special_tokens_map.json, then
-tokenizer_config.json; their ids are those texts' ids in the merged vocabulary. A special token (or an
+tokenizer_config.json, or in tokenizer_config.json alone when it has an `added_tokens_decoder` (transformers
+5 then reads neither special_tokens_map.json nor added_tokens.json); their ids are those texts' ids in the
+merged vocabulary, an added token's the id a loader numbers it with (after the model vocabulary). A special token (or an
 additional one) whose text is in no vocabulary file is appended after the largest id, as transformers
 does, and counts in `vocab_size` (`appended_ids`). generation_config.json's
 special token ids are read here too (as written, for `special_token_ids`), since the static probe reads
