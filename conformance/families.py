@@ -56,6 +56,8 @@ class Family:
             buffers (a router bias this family keeps as a parameter).
         mlp_width_multiple: the feed-forward width over the hidden size as the built model has it, for a
             family whose config gives no width (BLOOM: 4); None otherwise or when it was not built.
+        per_layer_attributes: attributes the family's default config sets per layer (transformers'
+            `per_layer_config`; Gemma 4: head_dim), which have no global value.
         built_head: the head class the table's model-derived facts were built with (None: not built).
         built_tie: whether that model, built from the family's default config, has its LM head tied to
             its input embedding (None: not built).
@@ -76,6 +78,7 @@ class Family:
     mlp_width_multiple: int | None = None
     built_head: str | None = None
     built_tie: bool | None = None
+    per_layer_attributes: frozenset[str] = frozenset()
 
     def stored_key(self, name: str) -> str:
         """The key this family's config stores `name` under (`attribute_map`; the name itself when not aliased)."""
@@ -110,6 +113,7 @@ def _family(model_type: str) -> Family | None:
         saved_buffers=frozenset(built.get("saved_buffers", ())),
         buffer_named_parameters=frozenset(built.get("buffer_named_parameters", ())),
         mlp_width_multiple=built.get("mlp_width_multiple"),
+        per_layer_attributes=frozenset(entry.get("per_layer_attributes", ())),
         built_head=built.get("head"),
         built_tie=built.get("lm_head_tied"),
     )

@@ -109,7 +109,7 @@ def _entry(config: Any, heads: dict[str, str], table: dict[str, Any], depth: int
             dropped[key] = why
     if _TIE not in defaults and _TIE not in dropped and isinstance(getattr(type(config), _TIE, None), bool):
         defaults[_TIE] = getattr(type(config), _TIE)  # a class attribute, not a field: to_dict() leaves it out
-    return {
+    entry: dict[str, Any] = {
         "config_class": type(config).__name__,
         "defaults": defaults,
         "derived": derived,
@@ -118,6 +118,12 @@ def _entry(config: Any, heads: dict[str, str], table: dict[str, Any], depth: int
         "heads": heads,
         "sub_configs": sub_configs,
     }
+    # Attributes the default config sets per layer (transformers' per_layer_config: Gemma 4's head_dim), whose
+    # global read transformers refuses; recorded because a large default per_layer_config is dropped above.
+    per_layer = sorted(str(name) for name in (getattr(config, "per_layer_attributes", None) or ()))
+    if per_layer:
+        entry["per_layer_attributes"] = per_layer
+    return entry
 
 
 _TIE = "tie_word_embeddings"

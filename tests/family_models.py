@@ -70,15 +70,22 @@ def truth_of(model: Any) -> dict[str, Any]:
         for alias in ARCHITECTURE_FIELDS.get(ours, ()):
             value = _attribute(text, alias) if value is None else value
         facts[ours] = None if type(value) is int and value < 0 else value  # XLNet: -1 for "no limit"
-    if facts["intermediate_size"] is None:
+    # An attribute set per layer (transformers' per_layer_config: Gemma 4's head_dim) has no global value:
+    # transformers refuses the global read, so the fact is unknown (None), not derived from other fields.
+    per_layer = set(_attribute(text, "per_layer_attributes") or ())
+    for ours, theirs in TRANSFORMERS_NAMES.items():
+        if theirs in per_layer:
+            facts[ours] = None
+    if facts["intermediate_size"] is None and "intermediate_size" not in per_layer:
         facts["intermediate_size"] = mlp_width(language_model(model), facts["hidden_size"])
     attention_free = not any("Attention" in type(module).__name__ for module in language_model(model).modules())
     if attention_free and _attribute(text, "num_attention_heads") is None:
         facts["num_attention_heads"] = None  # Mamba-2, xLSTM: their num_heads are not attention heads
     hidden, heads = facts["hidden_size"], facts["num_attention_heads"]
-    if facts["head_dim"] is None and type(hidden) is int and type(heads) is int and heads > 0:
+    if facts["head_dim"] is None and "head_dim" not in per_layer and type(hidden) is int and type(heads) is int and heads > 0:
         facts["head_dim"] = hidden // heads
-    facts["num_key_value_heads"] = _kv_heads(model, text) if facts["num_attention_heads"] is not None else None
+    known_kv = facts["num_attention_heads"] is not None and "num_key_value_heads" not in per_layer
+    facts["num_key_value_heads"] = _kv_heads(model, text) if known_kv else None
     facts["tie_word_embeddings"] = lm_head_tied(model)
     return facts
 

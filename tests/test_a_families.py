@@ -308,3 +308,17 @@ def test_bigbird_pegasus_causal_lm_keeps_its_own_head_as_the_built_model_shows(t
     assert model.get_output_embeddings().weight is not model.get_input_embeddings().weight
     assert facts.architecture["tie_word_embeddings"] is False
     assert facts.parameters["parameters"] == _loaded_parameters(model)
+
+
+def test_gemma4_head_dim_set_per_layer_is_unknown_and_the_roofline_does_not_apply() -> None:
+    from conformance.probes.architecture import normalize_architecture
+    from conformance.probes.roofline import not_applicable
+
+    arch = normalize_architecture({"model_type": "gemma4_text", "hidden_size": 64, "num_attention_heads": 4})
+    assert arch["head_dim"] is None and arch["per_layer_fields"] == ["head_dim"]  # the default per_layer_config sets it
+    assert "head_dim per layer" in (not_applicable(arch) or "")
+    flat = normalize_architecture({"model_type": "gemma4_text", "hidden_size": 64, "num_attention_heads": 4, "per_layer_config": None})
+    assert flat["head_dim"] == 256 and "per_layer_fields" not in flat
+    # dots3's default per_layer_config is too large for the table's defaults: its per-layer attributes are recorded.
+    dots = normalize_architecture({"model_type": "dots3_note_text"})
+    assert dots["num_attention_heads"] is None and dots["num_key_value_heads"] is None

@@ -41,8 +41,6 @@ KNOWN_WRONG: dict[str, str] = {
     **dict.fromkeys(("qwen3_5_moe", "qwen3_5_moe_text", "qwen4_exp", "qwen4_exp_text", "lara_mini", "solar_open", "kolibri1"), _MOE),
     **dict.fromkeys(("dory", "funnel", "longcat_flash"), _DERIVED_LAYERS),
     "vision-encoder-decoder": _TIE,
-    **dict.fromkeys(("gemma4", "gemma4_text", "gemma4_unified", "gemma4_unified_assistant", "gemma4_unified_text", "dots3_note"),
-                    "per-layer attention shapes (per_layer_config): one global head_dim or head count does not describe the model"),
     **dict.fromkeys(("inkling_text", "inkling_mm_model"), "key/value heads differ per layer type"),
 }
 

@@ -23,6 +23,9 @@ Rules beyond a key look-up, each as transformers' modeling code has it:
   table recorded from the model transformers builds (`Family.mlp_width_multiple`: 4 for these).
 - a layer count left out where a per-layer pattern is written (Nemotron-H's `layers_block_type`,
   `layer_types`, `hybrid_override_pattern`) is the pattern's length.
+- a field set per layer (transformers' `per_layer_config`: Gemma 4's head_dim, dots3's attention and
+  key/value heads) has no one value: it is None (unknown), as transformers refuses its global read, and
+  `per_layer_fields` names it (the roofline does not apply then).
 - head_dim: the family's explicit head width (T5 stores it as d_kv), else hidden_size // num_attention_heads.
 - a composite (multimodal) config keeps the language model in a nested config (text_config,
   language_config, llm_config): the canonical fields are the text config's; `model_type` is the top-level
@@ -154,6 +157,22 @@ def _head_dim(written: dict[str, Any], filled: dict[str, Any], found: Family | N
     return hidden // heads if _positive_int(hidden) and _positive_int(heads) else None
 
 
+def _per_layer_attributes(filled: dict[str, Any], found: Family | None) -> set[str]:
+    """The attributes the text config sets per layer (transformers' `per_layer_config`), which have no global value.
+
+    transformers takes every key a layer's entry of `per_layer_config` overrides (but `skip`) as per-layer
+    and refuses its global read (`AmbiguousGlobalPerLayerAttributeError`). A config that leaves the key out
+    has the family's default, whose per-layer attributes the family table records (`Family.per_layer_attributes`;
+    a large default such as dots3's is not in the table's defaults).
+    """
+    if "per_layer_config" not in filled:
+        return set(found.per_layer_attributes) if found is not None else set()
+    layers = filled["per_layer_config"]
+    if not isinstance(layers, dict):
+        return set()
+    return {str(key) for layer in layers.values() if isinstance(layer, dict) for key in layer} - {"skip"}
+
+
 def normalize_architecture(config: dict[str, Any], *, family_defaults: bool = True) -> dict[str, Any]:
     """Canonical architecture fields (None where the family has no such field), plus head_dim, the tie and the text model's type.
 
@@ -172,10 +191,17 @@ def normalize_architecture(config: dict[str, Any], *, family_defaults: bool = Tr
             fields[name] = _read(written, filled, _keys(found, name, keys))
     if fields["num_layers"] is None:
         fields["num_layers"] = _layers_from_pattern(written, filled)
-    fields["num_key_value_heads"] = _key_value_heads(written, filled, found, fields["num_attention_heads"])
-    fields["intermediate_size"] = _intermediate_size(written, filled, found, fields["hidden_size"])
-    fields["head_dim"] = _head_dim(written, filled, found, fields["hidden_size"], fields["num_attention_heads"])
+    per_layer = _per_layer_attributes(filled, found)
+    # A field set per layer has no one value: unknown (None), as transformers refuses its global read.
+    unknown = {name for name, theirs in TRANSFORMERS_NAMES.items() if theirs in per_layer or (found and found.stored_key(theirs) in per_layer)}
+    fields.update(dict.fromkeys(unknown & set(fields), None))
+    unknown_kv = "num_key_value_heads" in unknown
+    fields["num_key_value_heads"] = None if unknown_kv else _key_value_heads(written, filled, found, fields["num_attention_heads"])
+    fields["intermediate_size"] = None if "intermediate_size" in unknown else _intermediate_size(written, filled, found, fields["hidden_size"])
+    fields["head_dim"] = None if "head_dim" in unknown else _head_dim(written, filled, found, fields["hidden_size"], fields["num_attention_heads"])
     fields["text_model_type"] = text_type
+    if unknown:
+        fields["per_layer_fields"] = sorted(unknown)  # the canonical fields left unknown because they are set per layer
     fields["tie_word_embeddings"] = tied_word_embeddings(config)
     # T5, BART and their kin generate through a decoder fed by an encoder (the family's default says so when absent).
     top = with_family_defaults({k: v for k, v in config.items() if k in ("model_type", "is_encoder_decoder")}) if family_defaults else config

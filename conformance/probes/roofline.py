@@ -99,6 +99,10 @@ def shape_matmul_parameters(arch: dict[str, Any]) -> MatmulParameters:
     return MatmulParameters(body=layers * (attention + mlp), head=hidden * _required(arch, "vocab_size"))
 
 
+# The shapes the formulas read: one of them set per layer (Gemma 4's head_dim) leaves them without a value.
+_ROOFLINE_FIELDS = ("num_layers", "hidden_size", "num_attention_heads", "num_key_value_heads", "head_dim", "intermediate_size", "vocab_size")
+
+
 def not_applicable(arch: dict[str, Any]) -> str | None:
     """Why the decoder-only roofline formulas do not describe this architecture, or None when they do.
 
@@ -109,6 +113,12 @@ def not_applicable(arch: dict[str, Any]) -> str | None:
         return (
             f"the roofline formulas model a decoder-only transformer; this model (model_type {model_type}) is an "
             "encoder-decoder, whose encoder pass and cross-attention they do not count"
+        )
+    per_layer = [name for name in arch.get("per_layer_fields") or () if name in _ROOFLINE_FIELDS]
+    if per_layer:
+        return (
+            f"the roofline formulas take one value of each shape for every layer; this model (model_type {model_type}) "
+            f"sets {', '.join(per_layer)} per layer (per_layer_config), so the formula does not apply"
         )
     heads = arch.get("num_attention_heads")
     if type(heads) is not int or heads <= 0:
