@@ -58,6 +58,8 @@ class Family:
             family whose config gives no width (BLOOM: 4); None otherwise or when it was not built.
         per_layer_attributes: attributes the family's default config sets per layer (transformers'
             `per_layer_config`; Gemma 4: head_dim), which have no global value.
+        mlp_width_key: the config key holding the first feed-forward width as the built model has it, for a
+            family whose config gives no dense width (a mixture of experts: `moe_intermediate_size`).
         built_head: the head class the table's model-derived facts were built with (None: not built).
         built_tie: whether that model, built from the family's default config, has its LM head tied to
             its input embedding (None: not built).
@@ -76,6 +78,7 @@ class Family:
     saved_buffers: frozenset[str] = frozenset()
     buffer_named_parameters: frozenset[str] = frozenset()
     mlp_width_multiple: int | None = None
+    mlp_width_key: str | None = None
     built_head: str | None = None
     built_tie: bool | None = None
     per_layer_attributes: frozenset[str] = frozenset()
@@ -113,6 +116,7 @@ def _family(model_type: str) -> Family | None:
         saved_buffers=frozenset(built.get("saved_buffers", ())),
         buffer_named_parameters=frozenset(built.get("buffer_named_parameters", ())),
         mlp_width_multiple=built.get("mlp_width_multiple"),
+        mlp_width_key=built.get("mlp_width_key"),
         per_layer_attributes=frozenset(entry.get("per_layer_attributes", ())),
         built_head=built.get("head"),
         built_tie=built.get("lm_head_tied"),

@@ -12,8 +12,10 @@ initialisation). From the model the table records, under the entry's `built`:
 - `buffer_named_parameters`: keys of parameters whose names the cross-family buffer list
   (`formats.tensor_names.is_buffer`) takes for buffers (a router's `e_score_correction_bias` that this family
   keeps as an `nn.Parameter`).
-- `mlp_width_multiple`: for a family whose config gives no feed-forward width (BLOOM, XLM, OpenAI GPT:
-  the modeling code fixes it), the first feed-forward projection's width over the hidden size.
+- `mlp_width_key` / `mlp_width_multiple`: for a family whose config gives no dense feed-forward width,
+  the config key that holds the first feed-forward projection's width (a mixture of experts'
+  `moe_intermediate_size` or `shared_expert_intermediate_size`), else that width over the hidden size
+  (BLOOM, XLM, OpenAI GPT: the modeling code fixes it at 4).
 - `lm_head_tied`: whether the built model's LM head is its input embedding (`lm_head_tied`), with the
   family's default config: where the config-derived tie rule says otherwise, the head class decides (LUKE
   ties only its entity head, PI0 has no LM head, a Vision-Encoder-Decoder's BERT decoder ties by its own config).
@@ -150,14 +152,36 @@ def _config_attribute(config: Any, name: str) -> Any:
         return None
 
 
-def _mlp_width_multiple(model: Any) -> int | None:
+def _first_mlp_name(model: Any, hidden: int) -> str:
+    for name, parameter in model.named_parameters():
+        if parameter.dim() == 2 and MLP_IN.search(name) and hidden in tuple(parameter.shape):
+            return str(name)
+    return ""
+
+
+def _mlp_width_source(model: Any) -> dict[str, Any]:
+    """Where the first feed-forward width comes from when the config gives no dense width (see the module docstring).
+
+    `mlp_width_key`: the one config key whose value is the width and whose name says feed-forward
+    (`intermediate` or `ffn`: Qwen3.5-MoE's `moe_intermediate_size`); where two keys hold the same value,
+    the one whose other words name the projection's module (`shared_expert`). Else `mlp_width_multiple`:
+    the width over the hidden size (BLOOM: 4).
+    """
     config = model.config
     text = config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
     if any(_config_attribute(text, name) is not None for name in _WIDTH_ATTRIBUTES):
-        return None  # the config gives the width (or its multiple): nothing to record
+        return {}  # the config gives the width (or its multiple): nothing to record
     hidden = _config_attribute(text, "hidden_size")
     width = mlp_width(language_model(model), hidden) if type(hidden) is int and hidden > 0 else None
-    return width // hidden if type(width) is int and width % hidden == 0 else None
+    if type(width) is not int or type(hidden) is not int:
+        return {}
+    keys = sorted(k for k, v in text.to_dict().items() if type(v) is int and v == width and ("intermediate" in k or "ffn" in k))
+    if len(keys) > 1:
+        module = _first_mlp_name(language_model(model), hidden)
+        keys = [k for k in keys if "_".join(w for w in k.split("_") if w not in ("intermediate", "size", "ffn", "dim")) in module] or keys
+    if len(keys) == 1:
+        return {"mlp_width_key": keys[0]}
+    return {"mlp_width_multiple": width // hidden} if width % hidden == 0 else {}
 
 
 def model_facts(model: Any, head: str) -> dict[str, Any]:
@@ -172,7 +196,9 @@ def model_facts(model: Any, head: str) -> dict[str, Any]:
         "head_kind": head,
         "saved_buffers": sorted(buffers - parameters),
         "buffer_named_parameters": sorted(buffer_named),
-        "mlp_width_multiple": _mlp_width_multiple(model),
+        "mlp_width_multiple": None,
+        "mlp_width_key": None,
+        **_mlp_width_source(model),
         "lm_head_tied": lm_head_tied(model),
     }
 

@@ -32,13 +32,11 @@ FACTS = ("model_type", "text_model_type", "num_layers", "hidden_size", "num_atte
 
 _PADDED = ("transformers' weight conversion saves the unembedding padded (201,024 rows for the LM head's 200,058) and slices it on "
            "loading: the stored shape over-counts the parameters")
-_MOE = "mixture of experts without a dense intermediate_size: the model's first MLP is an expert or shared expert"
 _DERIVED_LAYERS = "the layer count is derived in the modeling code (block sizes, sub-layers per layer), not a config field"
 _TIE = ("the wrapped BERT decoder ties by its own config while the saved top-level config says tie_word_embeddings: false; "
         "the default config the table's tie observation is compared with has no top-level key")
 KNOWN_WRONG: dict[str, str] = {
     **dict.fromkeys(("inkling2", "inkling2_loop", "inkling2_loop_text", "inkling2_text"), _PADDED),
-    **dict.fromkeys(("qwen3_5_moe", "qwen3_5_moe_text", "qwen4_exp", "qwen4_exp_text", "lara_mini", "solar_open", "kolibri1"), _MOE),
     **dict.fromkeys(("dory", "funnel", "longcat_flash"), _DERIVED_LAYERS),
     "vision-encoder-decoder": _TIE,
     **dict.fromkeys(("inkling_text", "inkling_mm_model"), "key/value heads differ per layer type"),

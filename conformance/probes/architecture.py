@@ -131,6 +131,8 @@ def _intermediate_size(written: dict[str, Any], filled: dict[str, Any], found: F
     ratio = _read(written, filled, _RATIO_KEYS)
     if _positive_int(ratio):
         return ratio * hidden  # MPT's expansion_ratio, GPT-NeoX-Japanese's intermediate_multiple_size
+    if found.mlp_width_key is not None:
+        return _read(written, filled, (found.mlp_width_key,))  # a mixture of experts: the key its first MLP's width is (as built)
     if found.mlp_width_multiple is not None:
         return found.mlp_width_multiple * hidden  # BLOOM, XLM, OpenAI GPT: the modeling code's multiple, as built
     declares_null = any(key in found.defaults and found.defaults[key] is None for key in _INTERMEDIATE_KEYS)
