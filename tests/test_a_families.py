@@ -322,3 +322,22 @@ def test_gemma4_head_dim_set_per_layer_is_unknown_and_the_roofline_does_not_appl
     # dots3's default per_layer_config is too large for the table's defaults: its per-layer attributes are recorded.
     dots = normalize_architecture({"model_type": "dots3_note_text"})
     assert dots["num_attention_heads"] is None and dots["num_key_value_heads"] is None
+
+
+def test_a_field_set_per_layer_errors_its_rule_by_that_reason(tmp_path: Path) -> None:
+    """dots3 sets attention heads per layer: the rule says so, not that the field is missing."""
+    import yaml
+
+    from conformance.runner import RunOptions, run
+    from conformance.spec import load_spec
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "dots3_note_text"}), encoding="utf-8")
+    rules = [{"id": "HEADS", "level": "must", "check": "architecture.num_attention_heads", "min": 1},
+             {"id": "HIDDEN", "level": "must", "check": "architecture.hidden_size", "min": 1}]
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({"id": "per-layer", "version": "1", "rules": rules}), encoding="utf-8")
+    results = {r.id: r for r in run(Candidate(tmp_path), load_spec(spec), RunOptions(log=lambda m: None, hash_weights="never")).rules}
+    assert results["HEADS"].status == "error"
+    assert results["HEADS"].message == ("config.json sets num_attention_heads per layer for model_type 'dots3_note_text': "
+                                        "one value does not describe the model")
+    assert results["HIDDEN"].status == "pass"

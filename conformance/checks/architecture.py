@@ -30,6 +30,10 @@ def _field_check(field_name: str) -> None:
         architecture = require_architecture(facts)
         source = config_source_name(facts.config)  # config.json, or the GGUF file's metadata
         value = architecture.get(field_name)
+        if value is None and field_name in (architecture.get("per_layer_fields") or ()):
+            # Gemma 4's per_layer_config: transformers itself refuses to read one global value.
+            raise CheckError(f"{source} sets {field_name} per layer for model_type {architecture.get('model_type')!r}: "
+                             "one value does not describe the model")
         if value is None:
             raise CheckError(f"{source} has no {field_name} field for model_type {architecture.get('model_type')!r}")
         return judge(require_finite(value, f"{source} {field_name}"), rule.comparison)
