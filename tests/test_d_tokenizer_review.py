@@ -186,3 +186,131 @@ def test_legacy_files_count_only_where_transformers_reads_them(
     assert facts.special_tokens.get("bos") == tokenizer.bos_token
     assert facts.special_token_ids["pad"] == tokenizer.pad_token_id
     assert ("added_tokens.json" in facts.vocab_sources) is not with_added_tokens_decoder
+
+
+def _minilm_folder(minilm_dir: Path, folder: Path, names: tuple[str, ...], config: dict | None = None) -> Path:
+    folder.mkdir()
+    for name in names:
+        shutil.copy(minilm_dir / name, folder / name)
+    if config is not None:
+        (folder / "config.json").write_text(json.dumps({**json.loads((minilm_dir / "config.json").read_text()), **config}))
+    return folder
+
+
+def _rules(folder: Path, write_spec, rules: list[dict]) -> dict:
+    from conformance.runner import RunOptions, run
+    from conformance.spec import load_spec
+
+    found = run(Candidate(folder), load_spec(write_spec(rules)), RunOptions(log=lambda m: None, hash_weights="never"))
+    return {result.id: result for result in found.rules}
+
+
+FITS = {"id": "FITS", "level": "must", "check": "tokenizer.vocab_matches_embeddings"}
+LAYERS = {"id": "LAYERS", "level": "must", "check": "architecture.num_layers", "min": 1}
+
+
+@pytest.mark.parametrize(
+    ("name", "edit", "tail", "added", "right"),
+    [
+        ("two repeated lines", {1000: 2000, 1001: 2001}, "\n", {}, 30_520),
+        ("two repeated lines and an added token", {1000: 2000, 1001: 2001}, "\n", {"[NEW]": 30522}, 30_521),
+        ("three blank lines at the end", {}, "\n\n\n\n", {}, 30_523),
+        ("a blank line in the middle and at the end", {50: ""}, "\n\n", {}, 30_522),
+    ],
+)
+def test_vocab_txt_counts_distinct_lines_as_transformers_does(
+    minilm_dir: Path, tmp_path: Path, name: str, edit: dict, tail: str, added: dict, right: int
+) -> None:
+    """tokenizers' WordPiece reader keeps a repeated line (and every blank one) once, at its last index."""
+    from transformers import AutoTokenizer
+
+    lines = (minilm_dir / "vocab.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    for index, source in edit.items():
+        lines[index] = lines[source] if isinstance(source, int) else source
+    folder = _minilm_folder(minilm_dir, tmp_path / "minilm", ("config.json", "tokenizer_config.json", "special_tokens_map.json"))
+    (folder / "vocab.txt").write_bytes(("\n".join(lines) + tail).encode("utf-8"))
+    if added:
+        (folder / "added_tokens.json").write_text(json.dumps(added))
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    assert len(tokenizer) == right, name  # the right answer
+    facts = read_tokenizer(Candidate(folder))
+    assert (facts.vocab_size, facts.vocab_error) == (len(tokenizer), None), name
+    for role in ("unk", "pad", "sep", "cls", "mask"):
+        assert facts.special_token_ids[role] == getattr(tokenizer, f"{role}_token_id"), (name, role)
+
+
+@pytest.mark.parametrize("where", ["added_tokens.json", "tokenizer_config.json", "tokenizer.json"])
+def test_an_added_token_written_after_a_gap_is_numbered_as_transformers_does(
+    minilm_dir: Path, tmp_path: Path, write_spec, where: str
+) -> None:
+    """'[NEW]' written at 40000 over BERT's 30,522 tokens is id 30522: a 30,523-row embedding fits it (not 40,001)."""
+    from transformers import AutoTokenizer
+
+    names = ("vocab.txt", *(["tokenizer.json"] if where == "tokenizer.json" else []))
+    folder = _minilm_folder(minilm_dir, tmp_path / "minilm", names, config={"vocab_size": 30_523})
+    config = json.loads((minilm_dir / "tokenizer_config.json").read_text())
+    config["pad_token"] = "[NEW]"  # so the suite's id for it is compared too
+    entry = {"content": "[NEW]", "single_word": False, "lstrip": False, "rstrip": False, "normalized": False, "special": True}
+    if where == "added_tokens.json":
+        (folder / where).write_text(json.dumps({"[NEW]": 40_000}))
+    elif where == "tokenizer_config.json":
+        config["added_tokens_decoder"] = {"40000": entry}
+    else:
+        data = json.loads((minilm_dir / where).read_text())
+        data["added_tokens"].append({"id": 40_000, **entry})
+        (folder / where).write_text(json.dumps(data))
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    assert (len(tokenizer), tokenizer.pad_token_id) == (30_523, 30_522)  # the right answer
+    facts = read_tokenizer(Candidate(folder))
+    assert (facts.vocab_size, facts.special_token_ids["pad"]) == (30_523, 30_522)
+    found = _rules(folder, write_spec, [FITS])["FITS"]
+    assert found.status == "pass", found.message
+    assert found.observed["vocab_sources"]["added tokens as a loader numbers them"] == 30_523
+
+
+def test_an_unreadable_added_tokens_json_transformers_does_not_read_leaves_the_size_known(
+    minilm_dir: Path, tmp_path: Path, write_spec
+) -> None:
+    """With added_tokens_decoder in tokenizer_config.json, transformers 5 never opens added_tokens.json."""
+    from transformers import AutoTokenizer
+
+    folder = _minilm_folder(minilm_dir, tmp_path / "minilm", ("vocab.txt", "config.json", "model.safetensors"))
+    config = json.loads((minilm_dir / "tokenizer_config.json").read_text())
+    config["added_tokens_decoder"] = {}
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    (folder / "added_tokens.json").write_text("{not json")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    facts = read_tokenizer(Candidate(folder))
+    assert (facts.vocab_size, facts.vocab_error) == (len(tokenizer), None)
+    assert any(error.startswith("added_tokens.json unreadable") for error in facts.errors)  # still reported
+    found = _rules(folder, write_spec, [FITS])["FITS"]
+    assert (found.status, found.observed["tokenizer_vocab_size"]) == ("pass", 30_522)
+
+
+def test_the_tokenizer_files_read_share_one_byte_budget(minilm_dir: Path, tmp_path: Path, write_spec, monkeypatch) -> None:
+    """A file over what is left of the budget is that file's error: only the rules that need it error."""
+    from conformance.probes import tokenizer_sources
+
+    folder = _minilm_folder(
+        minilm_dir, tmp_path / "minilm", ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "config.json")
+    )
+    configs = sum((folder / name).stat().st_size for name in ("tokenizer_config.json", "special_tokens_map.json"))
+    with_tokenizer_json = configs + (folder / "tokenizer.json").stat().st_size
+
+    monkeypatch.setattr(tokenizer_sources, "MAX_TOKENIZER_TOTAL_BYTES", with_tokenizer_json + 100)
+    facts = read_tokenizer(Candidate(folder))  # vocab.txt is over what is left; tokenizer.json is what a loader reads
+    assert (facts.vocab_size, facts.vocab_error) == (30_522, None)
+    assert [error for error in facts.errors if error.startswith("vocab.txt")] == [
+        f"vocab.txt unreadable: vocab.txt is {(folder / 'vocab.txt').stat().st_size} bytes, over the 100 bytes left of the "
+        f"{with_tokenizer_json + 100}-byte budget for a folder's tokenizer files"
+    ]
+
+    monkeypatch.setattr(tokenizer_sources, "MAX_TOKENIZER_TOTAL_BYTES", configs + 100)
+    facts = read_tokenizer(Candidate(folder))  # tokenizer.json is over: the size is unknown, naming it
+    assert facts.vocab_size is None and facts.vocab_error is not None and facts.vocab_error.startswith("tokenizer.json unreadable")
+    assert facts.special_tokens["unk"] == "[UNK]"  # the configs within the budget were read
+    found = _rules(folder, write_spec, [FITS, LAYERS])
+    assert (found["FITS"].status, found["LAYERS"].status) == ("error", "pass")
+    assert "tokenizer.json" in found["FITS"].message and "budget" in found["FITS"].message
+

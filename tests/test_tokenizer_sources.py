@@ -99,16 +99,23 @@ def _small_bert(folder: Path, vocab: list[str]) -> Path:
     return folder
 
 
+BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # BertTokenizer's defaults, so none is appended
+
+
 def test_an_added_token_with_two_ids_is_an_error_naming_both_files(tmp_path: Path, write_spec) -> None:
-    folder = _small_bert(tmp_path / "m", ["[PAD]", "[UNK]", "a", "b"])
-    (folder / "added_tokens.json").write_text(json.dumps({"<tool>": 4}))
-    (folder / "tokenizer_config.json").write_text(json.dumps({"added_tokens_decoder": {"5": {"content": "<tool>", "special": True}}}))
+    folder = _small_bert(tmp_path / "m", [*BERT_SPECIALS, "a", "b"])
+    (folder / "added_tokens.json").write_text(json.dumps({"<tool>": 7}))
+    (folder / "tokenizer_config.json").write_text(json.dumps({"added_tokens_decoder": {"8": {"content": "<tool>", "special": True}}}))
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    assert (len(tokenizer), tokenizer.convert_tokens_to_ids("<tool>")) == (8, 7)  # the right answer: appended after "b"
     facts = read_tokenizer(Candidate(folder))
-    assert facts.errors == ["token '<tool>' is id 4 in added_tokens.json but 5 in tokenizer_config.json added_tokens_decoder"]
-    assert facts.vocab_size == 6  # the largest id over all sources, + 1
+    assert facts.errors == ["token '<tool>' is id 7 in added_tokens.json but 8 in tokenizer_config.json added_tokens_decoder"]
+    assert facts.vocab_size == len(tokenizer)
     found = results(folder, [FITS, PRESENT], write_spec)
     assert found["PRESENT"].status == "fail" and "added_tokens.json" in found["PRESENT"].message
-    assert found["FITS"].status == "fail" and found["FITS"].message.startswith("tokenizer has 6 ids")
+    assert found["FITS"].status == "fail" and found["FITS"].message.startswith("tokenizer has 8 ids")
 
 
 def test_one_id_with_two_added_texts_is_an_error(tmp_path: Path) -> None:
@@ -119,10 +126,14 @@ def test_one_id_with_two_added_texts_is_an_error(tmp_path: Path) -> None:
 
 
 def test_added_tokens_decoder_alone_extends_the_vocabulary(tmp_path: Path, write_spec) -> None:
-    folder = _small_bert(tmp_path / "m", ["[PAD]", "[UNK]", "a", "b"])
-    (folder / "tokenizer_config.json").write_text(json.dumps({"added_tokens_decoder": {"7": {"content": "<far>"}}}))
+    folder = _small_bert(tmp_path / "m", [*BERT_SPECIALS, "a", "b"])
+    (folder / "tokenizer_config.json").write_text(json.dumps({"added_tokens_decoder": {"40": {"content": "<far>"}}}))
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    assert (len(tokenizer), tokenizer.convert_tokens_to_ids("<far>")) == (8, 7)  # the right answer: written 40, loaded 7
     found = results(folder, [FITS], write_spec)["FITS"]
-    assert found.status == "fail" and found.observed["tokenizer_vocab_size"] == 8 and found.observed["embedding_rows"] == 4
+    assert found.status == "fail" and found.observed["tokenizer_vocab_size"] == 8 and found.observed["embedding_rows"] == 7
 
 
 BAD_ADDED_TOKENS = [

@@ -3,10 +3,14 @@
 Every source of token ids is read (`tokenizer_sources`): tokenizer.json (`model.vocab` and `added_tokens`),
 vocab.json, vocab.txt, a sentencepiece model (tokenizer.model, spiece.model, sentencepiece.bpe.model,
 spm.model, through a bounded protobuf reader), added_tokens.json and tokenizer_config.json's
-`added_tokens_decoder`. `vocab_size` is the largest token id + 1 over all of them, as `len(tokenizer)` in
-transformers; each source's own size is kept in `vocab_sources`. A token given two ids by two files (or an
-id given two texts by two added-token files) is an error naming both files. A source that cannot be read
-leaves `vocab_size` unknown with `vocab_error` naming it, since any id may be in it.
+`added_tokens_decoder`. `vocab_size` is `len(tokenizer)` in transformers: the model vocabulary's size (a
+vocab.txt's distinct lines) plus each added token whose text is not in it, numbered after it whatever id
+its file writes; each source's own size is kept in `vocab_sources`. A token given two ids by two files (or
+an id given two texts by two added-token files) is an error naming both files. A source that cannot be
+read leaves `vocab_size` unknown with `vocab_error` naming it, since any id may be in it, but only when
+transformers reads that source (an unreadable vocab.txt beside a readable tokenizer.json, or
+added_tokens.json beside an `added_tokens_decoder`, is reported and leaves the size known). All tokenizer
+files read together stay within `MAX_TOKENIZER_TOTAL_BYTES`; a file over what is left is that file's error.
 
 Special tokens (bos, eos, unk, pad, sep, cls, mask) are named in special_tokens_map.json, then
 tokenizer_config.json, or in tokenizer_config.json alone when it has an `added_tokens_decoder` (transformers
@@ -36,7 +40,9 @@ from ..formats.gguf_header import StringTable
 from .json_keys import read_model_json
 from .tokenizer_sources import (
     MAX_TOKEN_ID,
+    MAX_TOKENIZER_TOTAL_BYTES,
     SENTENCEPIECE_FILES,
+    ByteBudget,
     VocabSource,
     added_tokens_decoder_source,
     mapping_source,
@@ -52,6 +58,8 @@ TOKENIZER_FILES = (
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.txt",
     "vocab.json", "merges.txt", *SENTENCEPIECE_FILES,
 )
+# The order sources are listed in the evidence (by file name), whatever order they are read in.
+SOURCE_ORDER = ("tokenizer.json", "vocab.json", "vocab.txt", *SENTENCEPIECE_FILES, "added_tokens.json", "tokenizer_config.json")
 SPECIAL_TOKEN_KEYS = ("bos_token", "eos_token", "unk_token", "pad_token", "sep_token", "cls_token", "mask_token")
 # generation_config.json keys that hold token ids, and the role each names.
 GENERATION_ID_KEYS = {"bos_token_id": "bos", "eos_token_id": "eos", "pad_token_id": "pad", "decoder_start_token_id": "decoder_start"}
@@ -59,13 +67,14 @@ GENERATION_ID_KEYS = {"bos_token_id": "bos", "eos_token_id": "eos", "pad_token_i
 ADDED_ORDER = ("bos", "eos", "unk", "sep", "pad", "cls", "mask")
 ADDITIONAL_SPECIAL_KEYS = ("additional_special_tokens", "extra_special_tokens")  # transformers 4 and 5 names
 MAX_ADDITIONAL_SPECIAL_TOKENS = 1_048_576  # texts kept from those lists (real ones hold at most a few thousand)
-MAX_TOKENIZER_BYTES = 256 * 1024 * 1024
+MAX_TOKENIZER_BYTES = 256 * 1024 * 1024  # one tokenizer file (the largest real tokenizer.json is ~35 MB)
 # transformers 5 reads special_tokens_map.json and added_tokens.json (its legacy files) only when
 # tokenizer_config.json has no key of this name (PreTrainedTokenizerBase._from_pretrained).
 READS_LEGACY_FILES_WITHOUT = "added_tokens_decoder"
 LEGACY_UNREAD = " (not read: tokenizer_config.json has added_tokens_decoder)"
 MAX_GENERATION_CONFIG_BYTES = 1024 * 1024
-__all__ = ["MAX_TOKEN_ID", "TokenizerFacts", "read_tokenizer"]
+__all__ = ["MAX_TOKENIZER_TOTAL_BYTES", "MAX_TOKEN_ID", "TokenizerFacts", "read_tokenizer"]
+
 
 
 @dataclass
@@ -74,7 +83,7 @@ class TokenizerFacts:
 
     Attributes:
         files: the tokenizer files present (`TOKENIZER_FILES`, or the GGUF file read).
-        vocab_size: the largest token id + 1 over every source (added tokens included); None when unknown.
+        vocab_size: `len(tokenizer)` as transformers loads it (added tokens included); None when unknown.
         vocab_sources: each source's own size (its largest id + 1), by label ("vocab.txt",
             "added_tokens.json", "tokenizer.json added_tokens", ...).
         vocab_error: why `vocab_size` is unknown (a source unreadable), else None.
@@ -179,14 +188,16 @@ def _read_gguf_tokenizer(candidate: Candidate, names: set[str], facts: Tokenizer
 
 
 def _vocabulary_sources(
-    candidate: Candidate, names: set[str], tokenizer_config: dict[str, Any] | None
+    candidate: Candidate, names: set[str], tokenizer_config: dict[str, Any] | None, budget: ByteBudget
 ) -> tuple[list[VocabSource], list[str], list[str]]:
     """Every readable id source of the folder, and the errors of those that could not be read (each naming its file).
 
     Returns (sources, errors that leave the vocabulary unknown, errors of files no loader needs). With a
     readable tokenizer.json, a loader takes the model vocabulary from it: vocab.json, vocab.txt and a
     sentencepiece model are then read as evidence (their sizes count, their contradictions are reported),
-    but one that cannot be read does not make the vocabulary unknown. Added-token files are always needed.
+    but one that cannot be read does not make the vocabulary unknown. added_tokens.json is needed only where
+    transformers reads it (tokenizer_config.json without `added_tokens_decoder`). The files are read
+    within `budget` in the order a loader needs them (tokenizer.json, added_tokens.json, then the others).
     """
     sources: list[VocabSource] = []
     failed: dict[str, str] = {}
@@ -199,29 +210,40 @@ def _vocabulary_sources(
             return
         sources.extend(found if isinstance(found, list) else [found] if found is not None else [])
 
+    def limit(name: str) -> int:
+        return budget.take(name, MAX_TOKENIZER_BYTES)
+
     if "tokenizer.json" in names:
-        attempt("tokenizer.json", lambda: tokenizer_json_sources(read_model_json(candidate, "tokenizer.json", MAX_TOKENIZER_BYTES)))
-    if "vocab.json" in names:
-        attempt("vocab.json", lambda: mapping_source(candidate.read_json("vocab.json", MAX_TOKENIZER_BYTES), "vocab.json"))
-    if "vocab.txt" in names:
-        attempt("vocab.txt", lambda: text_source(candidate.read_bytes("vocab.txt", MAX_TOKENIZER_BYTES)))
-    for name in SENTENCEPIECE_FILES:
-        if name in names:
-            attempt(name, lambda name=name: sentencepiece_source(candidate.read_bytes(name, MAX_TOKENIZER_BYTES), name))
+        attempt("tokenizer.json", lambda: tokenizer_json_sources(read_model_json(candidate, "tokenizer.json", limit("tokenizer.json"))))
     if "added_tokens.json" in names:
         attempt(
             "added_tokens.json",
-            lambda: mapping_source(candidate.read_json("added_tokens.json", MAX_TOKENIZER_BYTES), "added_tokens.json", added=True),
+            lambda: mapping_source(candidate.read_json("added_tokens.json", limit("added_tokens.json")), "added_tokens.json", added=True),
         )
+    if "vocab.json" in names:
+        attempt("vocab.json", lambda: mapping_source(candidate.read_json("vocab.json", limit("vocab.json")), "vocab.json"))
+    if "vocab.txt" in names:
+        attempt("vocab.txt", lambda: text_source(candidate.read_bytes("vocab.txt", limit("vocab.txt"))))
+    for name in SENTENCEPIECE_FILES:
+        if name in names:
+            attempt(name, lambda name=name: sentencepiece_source(candidate.read_bytes(name, limit(name)), name))
     if tokenizer_config is not None:
         attempt("tokenizer_config.json added_tokens_decoder", lambda: added_tokens_decoder_source(tokenizer_config))
+    sources.sort(key=lambda source: SOURCE_ORDER.index(source.label.split(" ")[0]))  # the evidence's order, not the reading's
     fast = "tokenizer.json" in names and "tokenizer.json" not in failed
-    unneeded = [error for name, error in failed.items() if fast and name in SLOW_VOCABULARY_FILES]
+    legacy_unread = tokenizer_config is not None and READS_LEGACY_FILES_WITHOUT in tokenizer_config
+    unneeded = [
+        error
+        for name, error in failed.items()
+        if (fast and name in SLOW_VOCABULARY_FILES) or (legacy_unread and name == "added_tokens.json")
+    ]
     needed = [error for error in failed.values() if error not in unneeded]
     return sources, needed, unneeded
 
 
-def _read_special_configs(candidate: Candidate, names: set[str], facts: TokenizerFacts) -> tuple[dict[str, Any] | None, str | None]:
+def _read_special_configs(
+    candidate: Candidate, names: set[str], facts: TokenizerFacts, budget: ByteBudget
+) -> tuple[dict[str, Any] | None, str | None]:
     """Special-token names as transformers takes them; returns (tokenizer config, its error).
 
     transformers 5 reads special_tokens_map.json (whose names win) beside tokenizer_config.json only when
@@ -235,7 +257,8 @@ def _read_special_configs(candidate: Candidate, names: set[str], facts: Tokenize
         if config_name not in names:
             continue
         try:
-            data = candidate.read_json(config_name, MAX_TOKENIZER_BYTES if config_name == "tokenizer_config.json" else 4 * 1024 * 1024)
+            most = MAX_TOKENIZER_BYTES if config_name == "tokenizer_config.json" else 4 * 1024 * 1024
+            data = candidate.read_json(config_name, budget.take(config_name, most))
             if not isinstance(data, dict):
                 raise ValueError(f"{config_name} is not a JSON object")
         except Exception as exc:  # noqa: BLE001
@@ -322,8 +345,9 @@ def read_tokenizer(candidate: Candidate) -> TokenizerFacts:
     if not names & set(VOCABULARY_FILES) and any(is_gguf_name(name) for name in names):
         _read_gguf_tokenizer(candidate, names, facts)
         return facts
-    tokenizer_config, config_error = _read_special_configs(candidate, names, facts)
-    every_source, needed_errors, unneeded_errors = _vocabulary_sources(candidate, names, tokenizer_config)
+    budget = ByteBudget({entry.path: entry.size_bytes for entry in candidate.files})
+    tokenizer_config, config_error = _read_special_configs(candidate, names, facts, budget)
+    every_source, needed_errors, unneeded_errors = _vocabulary_sources(candidate, names, tokenizer_config, budget)
     _, conflicts = merge_sources(every_source)  # contradictions between any two files, read by a loader or not
     legacy_unread = tokenizer_config is not None and READS_LEGACY_FILES_WITHOUT in tokenizer_config
     sources = [source for source in every_source if not (legacy_unread and source.label == "added_tokens.json")]
@@ -338,9 +362,9 @@ def read_tokenizer(candidate: Candidate) -> TokenizerFacts:
     facts.special_token_ids = {role: vocab.get(text) for role, text in facts.special_tokens.items()}
     facts.declared_ids = {role: index for role, index in facts.special_token_ids.items() if index is not None}
     if not needed_errors and sources:
-        facts.vocab_size = max(source.size for source in sources) or None
-        if loaded_size is not None and loaded_size > (facts.vocab_size or 0):  # written ids with a gap keep their larger size
-            facts.vocab_size = loaded_size
+        written_size = max(source.size for source in sources)
+        facts.vocab_size = (loaded_size if loaded_size is not None else written_size) or None
+        if loaded_size is not None and loaded_size != written_size:  # the written ids are not the loaded ones
             facts.vocab_sources["added tokens as a loader numbers them"] = loaded_size
         _count_unlisted_special_tokens(facts, vocab)
     return facts
@@ -355,9 +379,10 @@ def _number_added_tokens(sources: list[VocabSource], vocab: dict[str, int]) -> i
     tokenizer_config.json's added_tokens_decoder, each by written id). An added token written at an id the
     model vocabulary already uses for another text (added_tokens.json `{"[Z]": 5}` over BERT's vocab.txt) is
     thus one token more than the written ids say, and an embedding of exactly the written size has no row
-    for it. Written ids that follow the model vocabulary without a gap (every file a tokenizer saves) are
-    the ids it gets, so the size is then the largest written id + 1 as before; the caller keeps that larger
-    written size when the ids leave a gap (the loader's is smaller, and no id is missed).
+    for it. Written ids that leave a gap after the model vocabulary are not kept either: '[NEW]' written at
+    40000 over BERT's 30,522 tokens is id 30522 and `len(tokenizer)` is 30,523, so the size is this
+    numbering's, never the largest written id + 1 (which would fail a model transformers loads and runs).
+    The model vocabulary's size is its sources' largest (vocab.txt's: its distinct lines, `text_source`).
     """
     model = [source for source in sources if not source.added]
     if not model:

@@ -32,6 +32,10 @@ MAX_PIECE_FIELDS = 16
 # strip U+001C-U+001F, which it keeps.
 LINE_END_WHITESPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 MAX_REPORTED_CONFLICTS = 5  # contradictions named in full; the rest are counted
+# All tokenizer files read for one folder together (their bytes, and the parsed objects kept at once, which
+# are a few times their size): eight files at the one-file bound (256 MiB each) would otherwise cost several
+# GB. A file over what is left is that file's error, so only the facts that need it are unknown.
+MAX_TOKENIZER_TOTAL_BYTES = 512 * 1024 * 1024
 
 SENTENCEPIECE_FILES = ("tokenizer.model", "spiece.model", "sentencepiece.bpe.model", "spm.model")
 
@@ -39,6 +43,9 @@ SENTENCEPIECE_FILES = ("tokenizer.model", "spiece.model", "sentencepiece.bpe.mod
 @dataclass
 class VocabSource:
     """The ids one file gives: `tokens` (text -> id) and `size` (its largest id + 1; 0 when it gives none).
+
+    vocab.txt's size is its number of distinct texts instead (`text_source`), as the model vocabulary
+    transformers builds from it counts them; the two differ only when a line repeats.
 
     `added` marks an added-token source (tokenizer.json added_tokens, added_tokens.json,
     tokenizer_config.json added_tokens_decoder), which a loader lays over the model vocabulary.
@@ -48,6 +55,34 @@ class VocabSource:
     tokens: dict[str, int] = field(default_factory=dict)
     size: int = 0
     added: bool = False
+
+
+class ByteBudget:
+    """What is left of `MAX_TOKENIZER_TOTAL_BYTES` for one folder's tokenizer files, charged by listed size.
+
+    Args:
+        sizes: each file's listed size in bytes, by path relative to the folder.
+    """
+
+    def __init__(self, sizes: dict[str, int]) -> None:
+        """A full budget over the files listed in `sizes`."""
+        self.total = MAX_TOKENIZER_TOTAL_BYTES  # read at call time, so a test may lower it
+        self.left = self.total
+        self.sizes = sizes
+
+    def take(self, name: str, most: int) -> int:
+        """Charge `name`'s listed size and return the bytes it may be read with (at most `most`).
+
+        Raises:
+            ValueError: the file is larger than what is left of the budget (naming the file and both figures).
+        """
+        size = self.sizes.get(name, 0)
+        if size > self.left:
+            raise ValueError(
+                f"{name} is {size} bytes, over the {self.left} bytes left of the {self.total}-byte budget for a folder's tokenizer files"
+            )
+        self.left -= size
+        return min(most, size + self.left)  # a file that grew since it was listed is refused at the read
 
 
 def token_id(value: Any, where: str) -> int:
@@ -70,16 +105,21 @@ def mapping_source(raw: Any, label: str, *, added: bool = False) -> VocabSource:
 
 
 def text_source(data: bytes, label: str = "vocab.txt") -> VocabSource:
-    r"""vocab.txt: one token per line, the line's index its id (a repeated line keeps its last index, as transformers).
+    r"""vocab.txt: one token per line, the line's index its id; its size is its number of distinct tokens.
 
     Lines end at "\n" and lose their trailing whitespace (`LINE_END_WHITESPACE`), as tokenizers' WordPiece
-    reader takes them: a CRLF file's "[UNK]\r" is "[UNK]", and "[UNK]  " is "[UNK]" too.
+    reader takes them: a CRLF file's "[UNK]\r" is "[UNK]", and "[UNK]  " is "[UNK]" too. That reader
+    (`WordPiece::read_file`) puts each line into a text -> id map, so a repeated line (blank lines at the
+    end of the file included: each is "") keeps its last index and the model vocabulary holds one entry
+    per distinct text: `len(tokenizer)` counts those, not the lines (30,522 lines with two repeated give
+    30,520; BERT's vocab.txt with three blank lines after it gives 30,523). The size is therefore the
+    number of distinct texts, and added tokens are numbered from it (`VocabSource.size`).
     """
     lines = data.decode("utf-8").split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     tokens = {line.rstrip(LINE_END_WHITESPACE): index for index, line in enumerate(lines)}
-    return _source(label, tokens, size=len(lines))
+    return _source(label, tokens, size=len(tokens))
 
 
 def tokenizer_json_sources(data: Any) -> list[VocabSource]:
