@@ -195,6 +195,14 @@ def test_bloom_n_embed_and_gptj_null_n_inner(tmp_path: Path) -> None:
     assert normalize_architecture({"model_type": "t5", "d_ff": 80, "d_model": 32})["intermediate_size"] == 80
 
 
+def test_both_names_of_an_aliased_key_read_as_transformers_does() -> None:
+    # transformers sets the stored key (n_embd, d_model), then the attribute_map alias over it: the alias wins.
+    for written, stored in (({"model_type": "gpt2", "n_embd": 64, "hidden_size": 128}, "n_embd"),
+                            ({"model_type": "t5", "hidden_size": 128, "d_model": 64}, "d_model")):
+        loaded = transformers.AutoConfig.for_model(**written)
+        assert normalize_architecture(written)["hidden_size"] == getattr(loaded, stored) == loaded.hidden_size == 128
+
+
 def test_layer_count_from_a_per_layer_pattern() -> None:
     config = transformers.NemotronHConfig(hidden_size=64, num_attention_heads=4, layers_block_type=["mamba", "attention", "moe"])
     saved = config.to_diff_dict()

@@ -82,7 +82,7 @@ def text_config(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _keys(found: Family | None, canonical: str, names: tuple[str, ...]) -> tuple[str, ...]:
-    """The family's stored key for a canonical field (its attribute_map) first, then the cross-family names (no repeats).
+    """The family's keys for a canonical field (its attribute_map alias, then the stored key), then the cross-family names (no repeats).
 
     Attention heads are the exception: a covered family whose class maps nothing to num_attention_heads but
     defines a `num_heads` of its own (Mamba-2, xLSTM) counts state-space or recurrent heads there, not
@@ -90,10 +90,14 @@ def _keys(found: Family | None, canonical: str, names: tuple[str, ...]) -> tuple
     """
     if found is None or canonical not in TRANSFORMERS_NAMES:
         return names
-    stored = found.stored_key(TRANSFORMERS_NAMES[canonical])
+    theirs = TRANSFORMERS_NAMES[canonical]
+    stored = found.stored_key(theirs)
     if canonical == "num_attention_heads" and stored not in found.defaults:
         names = tuple(name for name in names if name not in found.defaults)
-    return tuple(dict.fromkeys((stored, *names)))
+    # With both names written, transformers sets the stored key first and the alias over it (its
+    # `__setattr__` goes through attribute_map): GPT-2's `hidden_size: 128` beside `n_embd: 64` is 128.
+    first = (theirs, stored) if stored != theirs else (stored,)
+    return tuple(dict.fromkeys((*first, *names)))
 
 
 def _first(config: dict[str, Any], keys: tuple[str, ...]) -> Any:
