@@ -235,6 +235,7 @@ def test_vocab_txt_counts_distinct_lines_as_transformers_does(
     assert len(tokenizer) == right, name  # the right answer
     facts = read_tokenizer(Candidate(folder))
     assert (facts.vocab_size, facts.vocab_error) == (len(tokenizer), None), name
+    assert facts.largest_id == max(tokenizer.get_vocab().values()), name  # a repeated line's last index, kept
     for role in ("unk", "pad", "sep", "cls", "mask"):
         assert facts.special_token_ids[role] == getattr(tokenizer, f"{role}_token_id"), (name, role)
 
@@ -263,7 +264,7 @@ def test_an_added_token_written_after_a_gap_is_numbered_as_transformers_does(
     tokenizer = AutoTokenizer.from_pretrained(folder)
     assert (len(tokenizer), tokenizer.pad_token_id) == (30_523, 30_522)  # the right answer
     facts = read_tokenizer(Candidate(folder))
-    assert (facts.vocab_size, facts.special_token_ids["pad"]) == (30_523, 30_522)
+    assert (facts.vocab_size, facts.special_token_ids["pad"], facts.largest_id) == (30_523, 30_522, max(tokenizer.get_vocab().values()))
     found = _rules(folder, write_spec, [FITS])["FITS"]
     assert found.status == "pass", found.message
     assert found.observed["vocab_sources"]["added tokens as a loader numbers them"] == 30_523
@@ -314,3 +315,52 @@ def test_the_tokenizer_files_read_share_one_byte_budget(minilm_dir: Path, tmp_pa
     assert (found["FITS"].status, found["LAYERS"].status) == ("error", "pass")
     assert "tokenizer.json" in found["FITS"].message and "budget" in found["FITS"].message
 
+
+
+def _bpe_folder(gpt2_dir: Path, folder: Path, edit) -> Path:
+    shutil.copytree(gpt2_dir, folder)
+    data = json.loads((folder / "tokenizer.json").read_text())
+    edit(data)
+    (folder / "tokenizer.json").write_text(json.dumps(data))
+    return folder
+
+
+def test_a_bpe_added_token_written_after_a_gap_is_numbered_as_transformers_does(gpt2_dir: Path, tmp_path: Path, write_spec) -> None:
+    """A tiny BPE tokenizer.json (512 tokens) whose added token is written at 9000: transformers gives it 512."""
+    from transformers import AutoTokenizer
+
+    entry = {"id": 9000, "content": "<new>", "single_word": False, "lstrip": False, "rstrip": False, "normalized": False, "special": True}
+    folder = _bpe_folder(gpt2_dir, tmp_path / "bpe", lambda data: data["added_tokens"].append(entry))
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    assert (len(tokenizer), tokenizer.convert_tokens_to_ids("<new>")) == (513, 512)  # the right answer
+    facts = read_tokenizer(Candidate(folder))
+    assert (facts.vocab_size, facts.largest_id) == (513, 512)
+    found = _rules(folder, write_spec, [FITS])["FITS"]
+    assert found.status == "fail" and found.message.startswith("tokenizer has 513 ids") and "512 rows" in found.message
+
+
+def test_a_bpe_model_vocabulary_with_a_gap_counts_as_transformers_does_and_its_far_id_still_fails(
+    gpt2_dir: Path, tmp_path: Path, write_spec
+) -> None:
+    """Model ids are kept as written: 512 tokens but one at id 5000, which a 512-row embedding cannot look up."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    moved: list[str] = []
+
+    def move(data: dict) -> None:
+        vocab = data["model"]["vocab"]
+        moved.append(next(text for text, index in vocab.items() if index == 300))
+        vocab[moved[0]] = 5000
+
+    folder = _bpe_folder(gpt2_dir, tmp_path / "bpe", move)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    assert (len(tokenizer), tokenizer.convert_tokens_to_ids(moved[0])) == (512, 5000)  # the right answers
+    with pytest.raises(IndexError):
+        AutoModelForCausalLM.from_pretrained(folder)(torch.tensor([[5000]]))
+    facts = read_tokenizer(Candidate(folder))
+    assert (facts.vocab_size, facts.largest_id) == (512, 5000)
+    found = _rules(folder, write_spec, [FITS])["FITS"]
+    assert found.status == "fail", found.message
+    assert found.observed["tokenizer_vocab_size"] == 512 and found.observed["tokenizer_largest_id"] == 5000
+    assert "ids up to 5000" in found.message

@@ -37,9 +37,11 @@ def present(evidence: Evidence, rule: Rule) -> Verdict:
 def vocab_matches_embeddings(evidence: Evidence, rule: Rule) -> Verdict:
     """Pass when every token id has an embedding row (with `exact`, when the counts are equal).
 
-    The tokenizer's size is its largest id + 1 over every source (tokenizer.json, vocab files, a
-    sentencepiece model, added_tokens.json, tokenizer_config.json's added_tokens_decoder), as
-    `len(tokenizer)` in transformers; each source's own size is in the observed `vocab_sources`.
+    The tokenizer's size is `len(tokenizer)` as transformers loads it from every source (tokenizer.json,
+    vocab files, a sentencepiece model, added_tokens.json, tokenizer_config.json's added_tokens_decoder);
+    each source's own size is in the observed `vocab_sources`. A model vocabulary whose ids leave gaps has
+    a token id past that size (`largest_id`): it fails too when it has no row, since encoding that token
+    indexes past the embedding.
 
     Raises CheckError when the vocabulary size (a source unreadable) or the embedding rows are unknown.
     """
@@ -58,10 +60,16 @@ def vocab_matches_embeddings(evidence: Evidence, rule: Rule) -> Verdict:
         raise CheckError(f"embedding rows unknown: {source} vocab_size {str(rows)[:40]!r} is not an integer")
     exact = bool(rule.params.get("exact", False))
     observed = {"tokenizer_vocab_size": tokens, "embedding_rows": rows, "vocab_sources": dict(tokenizer.vocab_sources)}
-    expected = "tokens == rows" if exact else "tokens <= rows"
+    largest = tokenizer.largest_id
+    if largest is not None and largest != tokens - 1:
+        observed["tokenizer_largest_id"] = largest
+    expected = ("tokens == rows" if exact else "tokens <= rows") + " and largest id < rows"
     where = _sizes(tokenizer.vocab_sources)
     if tokens > rows:
         return Verdict("fail", observed, expected, f"tokenizer has {tokens} ids{where} but the embedding only {rows} rows")
+    if largest is not None and largest >= rows:
+        message = f"tokenizer has {tokens} tokens but ids up to {largest} (its model vocabulary leaves gaps); the embedding has {rows} rows"
+        return Verdict("fail", observed, expected, message)
     if exact and tokens != rows:
         return Verdict("fail", observed, expected, f"tokenizer has {tokens} ids{where}, embedding {rows} rows")
     return Verdict("pass", observed, expected)

@@ -84,6 +84,9 @@ class TokenizerFacts:
     Attributes:
         files: the tokenizer files present (`TOKENIZER_FILES`, or the GGUF file read).
         vocab_size: `len(tokenizer)` as transformers loads it (added tokens included); None when unknown.
+        largest_id: the largest id a token has once loaded (a model vocabulary's ids as written, added and
+            appended tokens as numbered): `vocab_size` - 1 unless the model vocabulary's ids repeat or
+            leave gaps; None when unknown.
         vocab_sources: each source's own size (its largest id + 1), by label ("vocab.txt",
             "added_tokens.json", "tokenizer.json added_tokens", ...).
         vocab_error: why `vocab_size` is unknown (a source unreadable), else None.
@@ -104,6 +107,7 @@ class TokenizerFacts:
 
     files: list[str] = field(default_factory=list)
     vocab_size: int | None = None
+    largest_id: int | None = None
     vocab_sources: dict[str, int] = field(default_factory=dict)
     vocab_error: str | None = None
     special_tokens: dict[str, str] = field(default_factory=dict)
@@ -128,6 +132,7 @@ class TokenizerFacts:
         return {
             "files": self.files,
             "vocab_size": self.vocab_size,
+            "largest_id": self.largest_id,
             "vocab_sources": self.vocab_sources,
             "vocab_error": self.vocab_error,
             "special_tokens": self.special_tokens,
@@ -173,6 +178,7 @@ def _read_gguf_tokenizer(candidate: Candidate, names: set[str], facts: Tokenizer
         facts.vocab_error = facts.errors[-1]
         return
     facts.vocab_size = len(tokens)
+    facts.largest_id = len(tokens) - 1
     facts.vocab_sources[f"{relative} tokenizer.ggml.tokens"] = len(tokens)
     for role, key in GGUF_SPECIAL_TOKEN_KEYS.items():
         token_id = header.metadata.get(key)
@@ -367,6 +373,9 @@ def read_tokenizer(candidate: Candidate) -> TokenizerFacts:
         if loaded_size is not None and loaded_size != written_size:  # the written ids are not the loaded ones
             facts.vocab_sources["added tokens as a loader numbers them"] = loaded_size
         _count_unlisted_special_tokens(facts, vocab)
+        if facts.vocab_size is not None:
+            model_ids = [source.largest_id for source in sources if not source.added and source.largest_id is not None]
+            facts.largest_id = max([facts.vocab_size - 1, *model_ids])
     return facts
 
 

@@ -42,10 +42,13 @@ SENTENCEPIECE_FILES = ("tokenizer.model", "spiece.model", "sentencepiece.bpe.mod
 
 @dataclass
 class VocabSource:
-    """The ids one file gives: `tokens` (text -> id) and `size` (its largest id + 1; 0 when it gives none).
+    """The ids one file gives: `tokens` (text -> id) and `size`.
 
-    vocab.txt's size is its number of distinct texts instead (`text_source`), as the model vocabulary
-    transformers builds from it counts them; the two differ only when a line repeats.
+    A model vocabulary's size is what the tokenizers library counts for it (`get_vocab_size`): its number
+    of distinct texts (vocab.json, vocab.txt, tokenizer.json's `model.vocab` mapping) or of pieces (a
+    Unigram list, a sentencepiece model). It is its largest id + 1 unless ids repeat or leave gaps, and
+    then `largest_id` is kept apart. An added-token source's size is its largest written id + 1 (0 when it
+    gives none), evidence only: a loader numbers those tokens itself.
 
     `added` marks an added-token source (tokenizer.json added_tokens, added_tokens.json,
     tokenizer_config.json added_tokens_decoder), which a loader lays over the model vocabulary.
@@ -55,6 +58,11 @@ class VocabSource:
     tokens: dict[str, int] = field(default_factory=dict)
     size: int = 0
     added: bool = False
+
+    @property
+    def largest_id(self) -> int | None:
+        """The largest id the file gives a token, None when it gives none."""
+        return max(self.tokens.values()) if self.tokens else None
 
 
 class ByteBudget:
@@ -98,10 +106,14 @@ def _source(label: str, tokens: dict[str, int], *, added: bool = False, size: in
 
 
 def mapping_source(raw: Any, label: str, *, added: bool = False) -> VocabSource:
-    """A {text: id} JSON object (vocab.json, added_tokens.json); ValueError when it is not one or an id is bad."""
+    """A {text: id} JSON object (vocab.json, added_tokens.json); ValueError when it is not one or an id is bad.
+
+    A model vocabulary's size is its number of texts (see `VocabSource`), an added-token file's its largest id + 1.
+    """
     if not isinstance(raw, dict):
         raise ValueError(f"{label} is not a JSON object")
-    return _source(label, {str(k): token_id(v, label) for k, v in raw.items()}, added=added)
+    tokens = {str(k): token_id(v, label) for k, v in raw.items()}
+    return _source(label, tokens, added=added, size=None if added else len(tokens))
 
 
 def text_source(data: bytes, label: str = "vocab.txt") -> VocabSource:
