@@ -364,3 +364,23 @@ def test_a_bpe_model_vocabulary_with_a_gap_counts_as_transformers_does_and_its_f
     assert found.status == "fail", found.message
     assert found.observed["tokenizer_vocab_size"] == 512 and found.observed["tokenizer_largest_id"] == 5000
     assert "ids up to 5000" in found.message
+
+
+def test_a_special_token_past_a_gap_is_in_the_tokenizer_but_not_the_embedding(gpt2_dir: Path, tmp_path: Path, write_spec) -> None:
+    """'<pad>' moved to id 5000 in a 512-token BPE vocabulary: transformers' pad_token_id is 5000 though len is 512."""
+    from transformers import AutoTokenizer
+
+    def move(data: dict) -> None:
+        data["model"]["vocab"]["<pad>"] = 5000
+        next(token for token in data["added_tokens"] if token["content"] == "<pad>")["id"] = 5000
+
+    folder = _bpe_folder(gpt2_dir, tmp_path / "bpe", move)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    assert (len(tokenizer), tokenizer.pad_token_id) == (512, 5000)  # the right answers
+    facts = read_tokenizer(Candidate(folder))
+    assert (facts.vocab_size, facts.largest_id, facts.special_token_ids["pad"]) == (512, 5000, 5000)
+    rule = {"id": "SPECIAL", "level": "must", "check": "tokenizer.special_tokens", "required": ["pad"]}
+    found = _rules(folder, write_spec, [rule])["SPECIAL"]
+    assert found.status == "fail"
+    assert "pad 5000 (special_tokens_map.json) is outside the embedding's 512 rows" in found.message, found.message
+    assert "tokenizer's" not in found.message

@@ -103,16 +103,26 @@ def embedding_rows_of(facts: StaticFacts) -> tuple[Any, str]:
 
 @dataclass
 class SpecialIdRange:
-    """The special token ids of a model against its tokenizer size and embedding rows (either may be unknown)."""
+    """The special token ids of a model against its tokenizer's ids and embedding rows (either may be unknown).
+
+    An id is in the tokenizer when it is at most its largest id (`largest_id`, `tokens` - 1 when unknown):
+    a model vocabulary whose ids leave gaps has ids past its `tokens` (`len(tokenizer)`).
+    """
 
     ids: list[SpecialTokenId] = field(default_factory=list)
     tokens: int | None = None
     rows: int | None = None
     rows_phrase: str = "the embedding's {rows} rows"
+    largest_id: int | None = None
+
+    @property
+    def token_limit(self) -> int | None:
+        """The first id past the tokenizer's ids, None when unknown."""
+        return self.largest_id + 1 if self.largest_id is not None else self.tokens
 
     def outside(self) -> dict[tuple[str, int], list[str]]:
-        """(role, id) -> the sources of every id at or above the tokenizer size or the rows, in first-seen order."""
-        limits = [limit for limit in (self.tokens, self.rows) if limit is not None]
+        """(role, id) -> the sources of every id past the tokenizer's ids or at or above the rows, in first-seen order."""
+        limits = [limit for limit in (self.token_limit, self.rows) if limit is not None]
         found: dict[tuple[str, int], list[str]] = {}
         for item in self.ids:
             if any(item.token_id >= limit for limit in limits):
@@ -123,8 +133,9 @@ class SpecialIdRange:
 
     def _limits_phrase(self, token_id: int) -> str:
         parts = []
-        if self.tokens is not None and token_id >= self.tokens:
-            parts.append(f"the tokenizer's {self.tokens} tokens")
+        limit = self.token_limit
+        if limit is not None and token_id >= limit:
+            parts.append(f"the tokenizer's {self.tokens} tokens" if limit == self.tokens else f"the tokenizer's ids (0..{limit - 1})")
         if self.rows is not None and token_id >= self.rows:
             parts.append(self.rows_phrase.format(rows=self.rows))
         return " and ".join(parts)
@@ -162,6 +173,7 @@ def special_id_range(facts: StaticFacts) -> SpecialIdRange:
         tokens=facts.tokenizer.vocab_size,
         rows=rows if type(rows) is int else None,
         rows_phrase=phrase,
+        largest_id=facts.tokenizer.largest_id,
     )
 
 
