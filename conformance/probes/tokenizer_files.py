@@ -16,8 +16,8 @@ Special tokens (bos, eos, unk, pad, sep, cls, mask) are named in special_tokens_
 tokenizer_config.json, or in tokenizer_config.json alone when it has an `added_tokens_decoder` (transformers
 5 then reads neither special_tokens_map.json nor added_tokens.json); their ids are those texts' ids in the
 merged vocabulary, an added token's the id a loader numbers it with (after the model vocabulary). A special token (or an
-additional one) whose text is in no vocabulary file is appended after the largest id, as transformers
-does, and counts in `vocab_size` (`appended_ids`). generation_config.json's
+additional one) whose text is in no vocabulary file is appended at the next id (`len(tokenizer)`), as
+transformers does, and counts in `vocab_size` (`appended_ids`). generation_config.json's
 special token ids are read here too (as written, for `special_token_ids`), since the static probe reads
 no other file for them.
 
@@ -87,7 +87,7 @@ class TokenizerFacts:
         largest_id: the largest id a token has once loaded (a model vocabulary's ids as written, added and
             appended tokens as numbered): `vocab_size` - 1 unless the model vocabulary's ids repeat or
             leave gaps; None when unknown.
-        vocab_sources: each source's own size (its largest id + 1), by label ("vocab.txt",
+        vocab_sources: each source's own size (`VocabSource.size`), by label ("vocab.txt",
             "added_tokens.json", "tokenizer.json added_tokens", ...).
         vocab_error: why `vocab_size` is unknown (a source unreadable), else None.
         special_tokens: role (bos, eos, ...) -> token text.
@@ -326,7 +326,7 @@ def _count_unlisted_special_tokens(facts: TokenizerFacts, vocab: dict[str, int])
     """Special tokens named but in no vocabulary file: a loader appends each at the next id, as transformers does.
 
     `AutoTokenizer` adds a special token whose text is in no vocabulary (a bos_token "<s>" over BERT's
-    vocab.txt, an additional special token) after the largest id, in `ADDED_ORDER` then the additional
+    vocab.txt, an additional special token) at the next id, `len(tokenizer)`, in `ADDED_ORDER` then the additional
     ones, so `len(tokenizer)` grows by one for each distinct such text; the size counts them,
     `vocab_sources` says so ("special tokens in no vocabulary file") and `appended_ids` holds the id each
     role gets. Their `special_token_ids` stay None: `tokenizer.special_tokens` reports them.

@@ -3,7 +3,8 @@
 A tokenizer's ids can come from several files at once, and transformers reads all of them: the model
 vocabulary (tokenizer.json's `model.vocab`, vocab.json, vocab.txt, a sentencepiece model) and the added
 tokens (tokenizer.json's `added_tokens`, added_tokens.json, tokenizer_config.json's `added_tokens_decoder`).
-Each reader here returns one `VocabSource` (token text -> id, and the source's size: its largest id + 1).
+Each reader here returns one `VocabSource` (token text -> id, and the source's size: what a loader counts
+for it, see `VocabSource`).
 `merge_sources` combines them the way a loader does (added tokens over the model vocabulary) and reports
 every contradiction: a token text given two ids, or an id given two texts by two added-token sources.
 
