@@ -60,6 +60,9 @@ class Family:
             `per_layer_config`; Gemma 4: head_dim), which have no global value.
         mlp_width_key: the config key holding the first feed-forward width as the built model has it, for a
             family whose config gives no dense width (a mixture of experts: `moe_intermediate_size`).
+        recomputed: stored key -> how the class's `__post_init__` derives it from other keys (head width,
+            key/value heads; `families_build._recomputed`): {"rule": "heads" | "hidden_per_head" | "key",
+            "multiple": k, "key": other, "always": whether it replaces a written value too}.
         built_head: the head class the table's model-derived facts were built with (None: not built).
         built_tie: whether that model, built from the family's default config, has its LM head tied to
             its input embedding (None: not built).
@@ -82,6 +85,7 @@ class Family:
     built_head: str | None = None
     built_tie: bool | None = None
     per_layer_attributes: frozenset[str] = frozenset()
+    recomputed: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def stored_key(self, name: str) -> str:
         """The key this family's config stores `name` under (`attribute_map`; the name itself when not aliased)."""
@@ -118,6 +122,7 @@ def _family(model_type: str) -> Family | None:
         mlp_width_multiple=built.get("mlp_width_multiple"),
         mlp_width_key=built.get("mlp_width_key"),
         per_layer_attributes=frozenset(entry.get("per_layer_attributes", ())),
+        recomputed=entry.get("recomputed", {}),
         built_head=built.get("head"),
         built_tie=built.get("lm_head_tied"),
     )

@@ -68,6 +68,71 @@ def _declared_defaults(config_class: Any) -> dict[str, Any]:
     return declared
 
 
+# Probe values for `_recomputed`: two (hidden size, attention heads) pairs and even sentinels no formula gives
+# at them (RoPE validation refuses an odd head width).
+_PROBES = ((96, 6), (192, 4))
+_SENTINEL = 10
+_COPY_SENTINEL = 12
+
+
+def _recomputed(config_class: Any, defaults: dict[str, Any], attribute_map: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Head width and key/value heads that the class's `__post_init__` sets from other keys.
+
+    Cohere2 sets `head_dim = hidden_size // num_attention_heads` whatever the file says; RecurrentGemma
+    does so when the key is absent, though its declared default (256) equals that of the default sizes;
+    Zamba2's head width is twice that, HY-V4 sets `num_key_value_heads = num_attention_heads`, AXK2 its
+    head width to `qk_rope_head_dim`. A default value of that key is then not what the model uses. Found
+    by construction at two (hidden size, heads) pairs: with the key written as a sentinel (`always`: the
+    class replaces it) and with the key absent. Returns stored key -> {"rule": "heads"} |
+    {"rule": "hidden_per_head", "multiple": k} | {"rule": "key", "key": other}, each with `always`; a
+    derived key that matches none of these is left out (read as before).
+    """
+    stored = {name: attribute_map.get(name, name) for name in ("hidden_size", "num_attention_heads", "head_dim", "num_key_value_heads")}
+    hidden_key, heads_key = stored["hidden_size"], stored["num_attention_heads"]
+    if type(defaults.get(hidden_key)) is not int or type(defaults.get(heads_key)) is not int:
+        return {}
+
+    def built(target: str, extra: dict[str, Any]) -> list[Any]:
+        values = []
+        for hidden, heads in _PROBES:
+            try:
+                config = config_class(**{hidden_key: hidden, heads_key: heads, **extra})
+            except Exception:  # noqa: BLE001 - a probe the class refuses says nothing
+                return []
+            values.append(vars(config).get(target))
+        return values
+
+    def rule(target: str, values: list[Any], extra: dict[str, Any]) -> dict[str, Any] | None:
+        if values == [heads for _, heads in _PROBES]:
+            return {"rule": "heads"}
+        multiple = next((k for k in (1, 2) if values == [k * hidden // heads for hidden, heads in _PROBES]), None)
+        if multiple is not None:
+            return {"rule": "hidden_per_head", "multiple": multiple}
+        candidates = sorted(key for key, value in defaults.items() if type(value) is int and key not in stored.values() and value in values)
+        copied = next((key for key in candidates if built(target, {**extra, key: _COPY_SENTINEL}) == [_COPY_SENTINEL] * len(_PROBES)), None)
+        return {"rule": "key", "key": copied} if copied is not None else None
+
+    found: dict[str, dict[str, Any]] = {}
+    for name in ("head_dim", "num_key_value_heads"):
+        target = stored[name]
+        if target not in defaults or target in (hidden_key, heads_key):
+            continue  # Whisper keeps key/value heads as its attention heads: nothing derived
+        written = built(target, {target: _SENTINEL})
+        if written and _SENTINEL not in written:
+            derived = rule(target, written, {target: _SENTINEL})
+            if derived is not None:
+                found[target] = {**derived, "always": True}
+            continue
+        absent = built(target, {})
+        if absent and None not in absent and absent != [defaults[target]] * len(_PROBES):
+            derived = rule(target, absent, {})
+            # A declared None that the reader's own fallback derives alike (hidden // heads, the attention heads) needs no entry.
+            fallback = {"rule": "hidden_per_head", "multiple": 1} if name == "head_dim" else {"rule": "heads"}
+            if derived is not None and (defaults[target] is not None or derived != fallback):
+                found[target] = {**derived, "always": False}
+    return found
+
+
 def _entry(config: Any, heads: dict[str, str], table: dict[str, Any], depth: int) -> dict[str, Any]:
     """The table entry of one config instance; its sub-configs' entries are added to `table` on the way.
 
@@ -118,6 +183,9 @@ def _entry(config: Any, heads: dict[str, str], table: dict[str, Any], depth: int
         "heads": heads,
         "sub_configs": sub_configs,
     }
+    recomputed = _recomputed(type(config), defaults, entry["attribute_map"])
+    if recomputed:
+        entry["recomputed"] = recomputed
     # Attributes the default config sets per layer (transformers' per_layer_config: Gemma 4's head_dim), whose
     # global read transformers refuses; recorded because a large default per_layer_config is dropped above.
     per_layer = sorted(str(name) for name in (getattr(config, "per_layer_attributes", None) or ()))

@@ -203,6 +203,20 @@ def test_both_names_of_an_aliased_key_read_as_transformers_does() -> None:
         assert normalize_architecture(written)["hidden_size"] == getattr(loaded, stored) == loaded.hidden_size == 128
 
 
+@pytest.mark.parametrize("written", [
+    {"model_type": "cohere2", "hidden_size": 96, "num_attention_heads": 6},  # head_dim derived when absent; declared 256
+    {"model_type": "recurrent_gemma", "hidden_size": 96, "num_attention_heads": 6},
+    {"model_type": "zamba", "hidden_size": 96, "num_attention_heads": 6},  # twice hidden // heads
+    {"model_type": "deepseek_v2", "hidden_size": 96, "num_attention_heads": 6, "head_dim": 16},  # qk_rope_head_dim, written or not
+    {"model_type": "hy_v4", "hidden_size": 96, "num_attention_heads": 6, "num_key_value_heads": 2},  # key/value heads = heads
+])
+def test_a_field_the_config_class_derives_from_other_keys_reads_as_transformers_derives_it(written: dict[str, Any]) -> None:
+    loaded = transformers.AutoConfig.for_model(**written)
+    architecture = normalize_architecture(written)
+    assert architecture["head_dim"] == loaded.head_dim
+    assert architecture["num_key_value_heads"] == loaded.num_key_value_heads
+
+
 def test_layer_count_from_a_per_layer_pattern() -> None:
     config = transformers.NemotronHConfig(hidden_size=64, num_attention_heads=4, layers_block_type=["mamba", "attention", "moe"])
     saved = config.to_diff_dict()

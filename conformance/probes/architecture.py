@@ -27,6 +27,9 @@ Rules beyond a key look-up, each as transformers' modeling code has it:
   key/value heads) has no one value: it is None (unknown), as transformers refuses its global read, and
   `per_layer_fields` names it (the roofline does not apply then).
 - head_dim: the family's explicit head width (T5 stores it as d_kv), else hidden_size // num_attention_heads.
+- a head width or key/value head count the family's class derives from other keys (`Family.recomputed`:
+  Cohere2's head_dim when absent, DeepSeek-V2's qk_rope_head_dim, HY-V4's key/value heads always) is
+  derived the same way, not read from the class's declared default.
 - a composite (multimodal) config keeps the language model in a nested config (text_config,
   language_config, llm_config): the canonical fields are the text config's; `model_type` is the top-level
   type (llava, gemma3) and `text_model_type` the text config's (llama, gemma3_text).
@@ -163,6 +166,31 @@ def _head_dim(written: dict[str, Any], filled: dict[str, Any], found: Family | N
     return hidden // heads if _positive_int(hidden) and _positive_int(heads) else None
 
 
+def _derived_by_family(written: dict[str, Any], filled: dict[str, Any], found: Family | None, canonical: str, fields: dict[str, Any]) -> tuple[bool, Any]:
+    """(True, value) when the family's config class derives this field from other keys (`Family.recomputed`), else (False, None).
+
+    Cohere2 and RecurrentGemma derive head_dim as hidden_size // num_attention_heads when the file leaves it
+    out (their declared default, 256, fits only the default sizes); DeepSeek-V2 and the other MLA families
+    set it to qk_rope_head_dim and HY-V4 its key/value heads to its attention heads whatever the file says.
+    """
+    if found is None:
+        return False, None
+    name = TRANSFORMERS_NAMES[canonical]
+    key = found.stored_key(name)
+    how = found.recomputed.get(key)
+    if how is None or (not how.get("always") and _first(written, (name, key)) is not None):
+        return False, None
+    hidden, heads = fields["hidden_size"], fields["num_attention_heads"]
+    if how.get("rule") == "heads":
+        return True, heads
+    if how.get("rule") == "hidden_per_head":
+        multiple = how.get("multiple", 1)
+        return True, (multiple * hidden // heads if _positive_int(hidden) and _positive_int(heads) else None)
+    if how.get("rule") == "key":
+        return True, _read(written, filled, (str(how.get("key")),))
+    return False, None
+
+
 def _per_layer_attributes(filled: dict[str, Any], found: Family | None) -> set[str]:
     """The attributes the text config sets per layer (transformers' `per_layer_config`), which have no global value.
 
@@ -205,6 +233,10 @@ def normalize_architecture(config: dict[str, Any], *, family_defaults: bool = Tr
     fields["num_key_value_heads"] = None if unknown_kv else _key_value_heads(written, filled, found, fields["num_attention_heads"])
     fields["intermediate_size"] = None if "intermediate_size" in unknown else _intermediate_size(written, filled, found, fields["hidden_size"])
     fields["head_dim"] = None if "head_dim" in unknown else _head_dim(written, filled, found, fields["hidden_size"], fields["num_attention_heads"])
+    for name in ("num_key_value_heads", "head_dim"):
+        derived, value = _derived_by_family(written, filled, found, name, fields)
+        if derived and name not in unknown:
+            fields[name] = value
     fields["text_model_type"] = text_type
     if unknown:
         fields["per_layer_fields"] = sorted(unknown)  # the canonical fields left unknown because they are set per layer
