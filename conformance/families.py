@@ -27,6 +27,8 @@ from typing import Any
 TABLE_PATH = Path(__file__).resolve().parent / "_specs" / "families.json"
 # Nested configs are filled this deep at most (a hostile config.json may nest without end).
 MAX_NESTING = 4
+# Nested configs a family's class does not declare that are filled, per level at most.
+MAX_UNDECLARED_SUB_CONFIGS = 8
 
 
 @dataclass(frozen=True)
@@ -155,10 +157,13 @@ def _fill(config: dict[str, Any], found: Family | None, depth: int) -> dict[str,
             if key not in present:
                 filled[key] = copy.deepcopy(value)
     sub_configs = found.sub_configs if found is not None else {}
-    for key in {*sub_configs, *(k for k, v in config.items() if isinstance(v, dict) and isinstance(v.get("model_type"), str))}:
+    if depth >= MAX_NESTING:
+        return filled
+    # Undeclared nested configs (a dict with its own model_type) are filled too, the first few only: a 4 MiB
+    # config.json may hold a hundred thousand of them, and filling each would take seconds.
+    undeclared = [k for k, v in config.items() if k not in sub_configs and isinstance(v, dict) and isinstance(v.get("model_type"), str)]
+    for key in (*sub_configs, *undeclared[:MAX_UNDECLARED_SUB_CONFIGS]):
         nested = filled.get(key)
-        if depth >= MAX_NESTING:
-            break
         if nested is None and key in sub_configs and sub_configs[key]:
             nested = {"model_type": sub_configs[key]}  # transformers builds the default sub-config
         if not isinstance(nested, dict):

@@ -15,6 +15,7 @@ import pytest
 from conformance.candidate import Candidate
 from conformance.families import (
     MAX_NESTING,
+    MAX_UNDECLARED_SUB_CONFIGS,
     covered_model_types,
     excluded_families,
     family,
@@ -99,6 +100,14 @@ def test_with_family_defaults_bounds_hostile_nesting() -> None:
         node, depth = node["text_config"], depth + 1
     assert depth == 50  # kept as written, filled only MAX_NESTING deep
     assert "num_hidden_layers" not in _at_depth(filled, MAX_NESTING + 2)
+
+
+def test_with_family_defaults_fills_a_bounded_number_of_undeclared_nested_configs() -> None:
+    # A config.json under the 4 MiB limit can hold 100,000 nested configs; filling each took seconds.
+    config: dict[str, Any] = {"model_type": "llama", **{f"part{i}": {"model_type": "llama"} for i in range(100_000)}}
+    filled = with_family_defaults(config)
+    assert sum("hidden_size" in value for value in filled.values() if isinstance(value, dict)) == MAX_UNDECLARED_SUB_CONFIGS
+    assert filled["part0"]["hidden_size"] == 4096 and filled["part99999"] == {"model_type": "llama"}
 
 
 def _at_depth(config: dict[str, Any], depth: int) -> dict[str, Any]:
