@@ -281,6 +281,17 @@ def test_decode_weight_bytes_count_the_text_decoder_and_an_untied_head() -> None
     assert roofline.decode_weight_bytes(model) == expected
 
 
+def test_a_composite_over_a_non_gated_text_model_counts_its_two_matrix_mlp() -> None:
+    # BLIP-2 over OPT: the MLP is OPT's fc1/fc2, not a gated three-matrix one.
+    text = {"model_type": "opt", "hidden_size": 64, "ffn_dim": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 256,
+            "word_embed_proj_dim": 64}
+    arch = normalize_architecture({"model_type": "blip-2", "text_config": text})
+    assert arch["model_type"] == "blip-2" and arch["text_model_type"] == "opt"
+    opt = transformers.OPTForCausalLM(transformers.OPTConfig(**{k: v for k, v in text.items() if k != "model_type"}))
+    linear_weights = sum(m.weight.numel() for m in opt.model.decoder.layers.modules() if isinstance(m, torch.nn.Linear))
+    assert roofline.shape_matmul_parameters(arch).body == linear_weights == 2 * (4 * 64 * 64 + 2 * 64 * 128)
+
+
 def test_roofline_says_why_it_does_not_apply() -> None:
     t5 = normalize_architecture({"model_type": "t5", "d_model": 64, "num_heads": 4, "num_layers": 2, "d_ff": 128, "vocab_size": 256})
     assert t5["is_encoder_decoder"] is True

@@ -94,7 +94,9 @@ def shape_matmul_parameters(arch: dict[str, Any]) -> MatmulParameters:
     heads, kv_heads = _required(arch, "num_attention_heads"), _required(arch, "num_key_value_heads")
     dim, intermediate = head_dim(arch), _required(arch, "intermediate_size")
     attention = hidden * heads * dim + 2 * hidden * kv_heads * dim + heads * dim * hidden
-    gated = arch.get("gated_mlp", arch.get("model_type") not in NON_GATED_MLP_MODEL_TYPES)
+    # The MLP is the text model's: a composite (BLIP-2 over OPT) names its own type at the top level.
+    text_type = arch.get("text_model_type") or arch.get("model_type")
+    gated = arch.get("gated_mlp", not (isinstance(text_type, str) and text_type in NON_GATED_MLP_MODEL_TYPES))
     mlp = (3 if gated else 2) * hidden * intermediate
     return MatmulParameters(body=layers * (attention + mlp), head=hidden * _required(arch, "vocab_size"))
 
