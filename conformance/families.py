@@ -27,6 +27,8 @@ from typing import Any
 TABLE_PATH = Path(__file__).resolve().parent / "_specs" / "families.json"
 # Nested configs are filled this deep at most (a hostile config.json may nest without end).
 MAX_NESTING = 4
+# The longest model_type looked up (transformers' longest is under 40 characters).
+MAX_MODEL_TYPE_CHARS = 200
 # Nested configs a family's class does not declare that are filled, per level at most.
 MAX_UNDECLARED_SUB_CONFIGS = 8
 
@@ -132,8 +134,8 @@ def _family(model_type: str) -> Family | None:
 
 def family(model_type: str) -> Family | None:
     """The family of `model_type` from the generated table, or None when it is not covered."""
-    if not isinstance(model_type, str) or not model_type:
-        return None
+    if not isinstance(model_type, str) or not model_type or len(model_type) > MAX_MODEL_TYPE_CHARS:
+        return None  # no family has such a name; a hostile one is not kept in the look-up cache
     return _family(model_type)
 
 

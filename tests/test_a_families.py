@@ -102,6 +102,16 @@ def test_with_family_defaults_bounds_hostile_nesting() -> None:
     assert "num_hidden_layers" not in _at_depth(filled, MAX_NESTING + 2)
 
 
+def test_a_hostile_model_type_is_no_family_and_is_not_cached() -> None:
+    from conformance.families import _family
+
+    before = _family.cache_info().currsize
+    for model_type in ("x" * 10_000_000, ["llama"], {"a": 1}, 5, None, ""):
+        assert family(model_type) is None  # type: ignore[arg-type]
+    assert _family.cache_info().currsize == before
+    assert max(map(len, covered_model_types())) < 200
+
+
 def test_with_family_defaults_fills_a_bounded_number_of_undeclared_nested_configs() -> None:
     # A config.json under the 4 MiB limit can hold 100,000 nested configs; filling each took seconds.
     config: dict[str, Any] = {"model_type": "llama", **{f"part{i}": {"model_type": "llama"} for i in range(100_000)}}
