@@ -30,7 +30,7 @@ class FakeBackend(Backend):
 
     def __init__(self, kind: str = "causal", logits: numpy.ndarray | None = None, tokenizer: bool = True) -> None:
         self.kind, self.device, self.dtype, self.load_seconds = kind, "cpu", "float32", 0.0
-        self.architecture = {"vocab_size": 128, "context_length": 64}
+        self.architecture = {"vocab_size": 128, "context_length": 256}  # one token per character: the probe text fits
         self.facts = ModelFacts(kind, "Fake", "cpu", "float32", 0.0, 10, {}, 8, 2, 4)
         self._tokenizer = tokenizer
         self._logits = logits
