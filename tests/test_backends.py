@@ -145,8 +145,8 @@ def test_speed_probe_runs_on_a_backend_without_torch_models() -> None:
     speed = measure_speed(backend, params)
     assert speed.runs >= 2 and speed.peak_memory_bytes is not None and speed.peak_memory_bytes >= 40
     assert ("generate", (4, 4)) in backend.calls and ("generate", (1, 1)) in backend.calls
-    with pytest.raises(CheckError, match="context length is 64"):
-        measure_speed(backend, speed_params({"workload": {"batch_size": 1, "prompt_tokens": 63, "new_tokens": 2}}))
+    with pytest.raises(CheckError, match="context length is 256"):
+        measure_speed(backend, speed_params({"workload": {"batch_size": 1, "prompt_tokens": 255, "new_tokens": 2}}))
 
 
 def test_load_facts_are_served_live_or_cached() -> None:
