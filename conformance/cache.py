@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
 import math
 import os
@@ -121,11 +122,37 @@ def _package_versions() -> tuple[tuple[str, str | None], ...]:
     return tuple(versions)
 
 
+# The package's own files that decide what a probe measures: its code, the family table, task data.
+_CODE_SUFFIXES = (".py", ".json", ".yaml", ".jsonl")
+
+
+def code_digest(root: Path) -> str:
+    """sha256 over the relative path and bytes of every `_CODE_SUFFIXES` file under `root` (sorted; `__pycache__` left out).
+
+    Why: the version number stays the same between releases while the code changes; evidence measured by
+    other code (a T5 loaded as the bare encoder, a tokenizer size counted differently) must not be served
+    to this code. Reads about 3 MB for the installed package, once a process (`_package_code_digest`).
+    """
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        if path.suffix in _CODE_SUFFIXES and "__pycache__" not in path.parts and path.is_file():
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes())
+            digest.update(b"\0")
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def _package_code_digest() -> str:
+    return code_digest(Path(__file__).resolve().parent)
+
+
 def environment_fingerprint(load_options: Any) -> dict[str, Any]:
     """What makes a measurement valid only here: versions, this machine, how the model is loaded."""
     packages = dict(_package_versions())
     return {
         "conformance": __version__,
+        "code": _package_code_digest(),
         "format": CACHE_FORMAT,
         "python": platform.python_version(),
         "host": socket.gethostname(),

@@ -248,3 +248,28 @@ def test_a_cached_measurement_serves_only_the_bars_it_decides(llama_dir: Path, c
     assert near["rules"][0]["status"] in ("pass", "fail") and speed_evidence(near)["stopping_reason"] == "decided"
     _, again = run(model, write_spec([decode_rule(1)], name="far-again.yaml"), tmp_path / "again", cache)
     assert len(calls) == 2 and speed_evidence(again)["runs"] == speed_evidence(near)["runs"]  # the longer one serves both
+
+
+def test_evidence_measured_by_other_code_is_not_served(tmp_path: Path) -> None:
+    """The environment carries a digest of the package's code: same version, other code, another key."""
+    import conformance
+    from conformance.cache import code_digest, environment_fingerprint
+    from conformance.runner import LoadOptions
+
+    package = tmp_path / "package"
+    (package / "probes" / "__pycache__").mkdir(parents=True)
+    (package / "probes" / "load.py").write_text("KIND = 'encoder'\n")
+    (package / "_specs").mkdir()
+    (package / "_specs" / "families.json").write_text("{}")
+    before = code_digest(package)
+    (package / "probes" / "__pycache__" / "load.cpython-311.pyc").write_bytes(b"compiled")  # not code we ship
+    (package / "notes.txt").write_text("not read")
+    assert code_digest(package) == before
+    (package / "probes" / "load.py").write_text("KIND = 'seq2seq'\n")
+    assert code_digest(package) != before
+    (package / "probes" / "load.py").write_text("KIND = 'encoder'\n")
+    (package / "_specs" / "families.json").write_text('{"t5": {}}')  # the family table decides static facts too
+    assert code_digest(package) != before
+
+    installed = Path(conformance.__file__).resolve().parent
+    assert environment_fingerprint(LoadOptions())["code"] == code_digest(installed)
