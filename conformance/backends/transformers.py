@@ -73,16 +73,12 @@ class TransformersBackend(Backend):
         self._mask_of: tuple[Any, Any] | None = None  # (ids, their attention mask): built once per input
 
     def _model_facts(self, loading: LoadReport | None) -> ModelFacts:
-        config = getattr(self.model, "config", None)
         architecture = dict(self.architecture)
-        # head_dim is not in the common vocabulary but some families (Gemma, Qwen3) set it apart from h / H;
-        # a multimodal model's is its text decoder's (Gemma 3: 32 where hidden / heads is 16). The loaded
-        # config's value wins; a config class without the attribute keeps the normalized one.
-        loaded_head_dim = getattr(_text_config(config), "head_dim", None)
-        if isinstance(loaded_head_dim, int) and not isinstance(loaded_head_dim, bool) and loaded_head_dim > 0:
-            architecture["head_dim"] = loaded_head_dim
-        else:
-            architecture["head_dim"] = architecture.get("head_dim")
+        # head_dim comes from the normalization, which reads it as transformers' config class does (the text
+        # decoder's for a multimodal model; none for a field set per layer): one source for static and load facts.
+        # An architecture given without the key (a backend built in memory) takes the model config's.
+        if "head_dim" not in architecture:
+            architecture["head_dim"] = getattr(getattr(self.model, "config", None), "head_dim", None)
         if self._encoder_decoder:  # the roofline rules read it: their formula is a decoder-only one
             architecture["is_encoder_decoder"] = True
         matmul = model_matmul_parameters(self.model)
@@ -407,17 +403,6 @@ def auto_class_of(kind: str, model_type: str | None = None) -> Any:
     if kind not in names:
         raise ValueError(f"unknown model kind {kind!r} ({', '.join(names)})")
     return getattr(transformers, names[kind])
-
-
-def _text_config(config: Any) -> Any:
-    """The text decoder's config of a multimodal config (`get_text_config`), else `config` itself."""
-    getter = getattr(config, "get_text_config", None)
-    if getter is None:
-        return config
-    try:
-        return getter(decoder=True)
-    except (TypeError, ValueError, AttributeError):
-        return config
 
 
 def _architecture(config: dict[str, Any], hf_config: Any) -> dict[str, Any]:
