@@ -17,32 +17,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .tokenizer import train_tokenizer
+from .models import _save as _save_model
+from .models import _tokenizer_ids
 
 
 def _bpe_ids(out_dir: Path, vocab_size: int, context_length: int) -> dict[str, int]:
-    """Train the BPE tokenizer into `out_dir`; the ids of <s>, </s>, <pad> and the last reserved token."""
-    from tokenizers import Tokenizer
-
-    train_tokenizer(out_dir, "bpe", vocab_size, model_max_length=context_length)
-    tokenizer = Tokenizer.from_file(str(out_dir / "tokenizer.json"))
-    names = {"bos": "<s>", "eos": "</s>", "pad": "<pad>"}
+    """Train the BPE tokenizer into `out_dir` (`models._tokenizer_ids`); the ids of <s>, </s>, <pad> and the last reserved token."""
+    trained = _tokenizer_ids(out_dir, "bpe", vocab_size, context_length)
     ids: dict[str, int] = {}
-    for key, name in names.items():
-        token_id = tokenizer.token_to_id(name)
+    for role in ("bos", "eos", "pad"):
+        token_id = trained[f"{role}_token_id"]
         if token_id is None:
-            raise ValueError(f"the trained tokenizer has no {name} token")
-        ids[key] = token_id
+            raise ValueError(f"the trained tokenizer has no {role} token")
+        ids[role] = token_id
     ids["last"] = vocab_size - 1  # a reserved special token (the trainer fills the vocabulary up with them)
     return ids
 
 
 def _save(model: Any, out_dir: Path) -> Path:
-    from transformers.utils import logging
-
-    logging.disable_progress_bar()
-    model.save_pretrained(out_dir, safe_serialization=True)
-    return out_dir
+    return _save_model(model, out_dir, card=False, claims=None)
 
 
 def build_t5(
