@@ -8,8 +8,10 @@ judges its values with the rules of transformers' `GenerationConfig.__init__` an
   `from_pretrained` calls) raises, so the model does not load. `early_stopping` not a bool or "never",
   `max_new_tokens <= 0`, an unknown `cache_implementation`, `assistant_ensemble_weight` outside (0, 1), a
   `compile_config` (JSON cannot hold a `CompileConfig`), a bad `watermarking_config`, `num_return_sequences`
-  that greedy search or the beam count cannot give, every forced token also suppressed, and a `generate()`
-  argument (`streamer`, `logits_processor`, ...) written into the file.
+  that greedy search or the beam count cannot give, every forced token also suppressed, a `generate()`
+  argument (`streamer`, `logits_processor`, ...) written into the file, a key naming what the load itself
+  calls (`validate`, `to_dict`, `update`, ...: `__init__` sets every key as an attribute), and a value
+  validate() compares with a number that is not one (`max_new_tokens: "5"`, a list `pad_token_id`: TypeError).
 - **warnings** are validate's "minor issues" (`validate(strict=True)` raises on them; a load logs "The
   following generation flags are not valid and may be ignored"): a sampling parameter set while
   `do_sample` is not true, a beam parameter with one beam, a negative `pad_token_id`, cache settings with
