@@ -258,6 +258,15 @@ def test_the_child_cannot_open_files_after_limiting_itself(tmp_path: Path) -> No
     assert not target.exists()
 
 
+def test_the_child_refuses_jinja2_releases_with_known_sandbox_escapes() -> None:
+    import runpy
+
+    child = runpy.run_path(str(template_render.CHILD_SCRIPT), run_name="versions")
+    assert child["MIN_JINJA2"] == (3, 1, 6)
+    assert child["_version"]("3.1.5") < (3, 1, 6) <= child["_version"]("3.1.6") < child["_version"]("3.2.0rc1")
+    assert child["_version"]("3.1") == (3, 1)
+
+
 def test_garbage_templates_are_refused_or_named(tmp_path: Path) -> None:
     not_text = render_chat_template(["{{ x }}"], {}, CONVERSATIONS[:1])  # type: ignore[arg-type]
     assert (not_text.renders[0].kind, not_text.cpu_seconds) == ("template", 0.0)
@@ -282,8 +291,9 @@ def test_garbage_templates_are_refused_or_named(tmp_path: Path) -> None:
     [("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n", "process", "SIGKILL"),
      ("import os, signal\nos.kill(os.getpid(), signal.SIGXCPU)\n", "time", "CPU limit"),
      ("print('{not json')\n", "process", "not JSON"),
+     ("raise RuntimeError('boom')\n", "process", "exit status 1) before reporting every render: RuntimeError: boom"),
      ("import time\ntime.sleep(30)\n", "time", "wall-clock backstop")],
-    ids=["killed", "cpu-limit", "garbage", "wall-clock"],
+    ids=["killed", "cpu-limit", "garbage", "raised", "wall-clock"],
 )  # fmt: skip
 def test_a_child_that_dies_or_answers_garbage_fails_every_render(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str, kind: str, named: str

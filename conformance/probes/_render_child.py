@@ -20,6 +20,7 @@ counted), and a CPU-time alarm (`ITIMER_PROF`) stops a render that spends the ca
 from __future__ import annotations
 
 import importlib
+import itertools
 import json
 import math
 import resource
@@ -36,6 +37,7 @@ from jinja2 import nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 ERROR_CHARS = 500  # one error line, as RenderResult.error keeps it
+MIN_JINJA2 = (3, 1, 6)  # older releases have known sandbox escapes; transformers refuses them
 OPEN_FILES = 3  # stdin, stdout, stderr: no descriptor can be opened beyond them
 TEMPLATE_FILE = "<template>"  # the file name jinja2 gives the frames of a template compiled from a string
 # Modules jinja2 imports inside functions (its traceback rewriting, the lexer's string escapes, the
@@ -194,6 +196,15 @@ def environment(max_output_chars: int) -> RenderEnvironment:
     return env
 
 
+def _version(text: str) -> tuple[int, ...]:
+    """A release number as integers: "3.1.6" -> (3, 1, 6); a part's trailing letters ("0rc1") are dropped."""
+    parts = []
+    for part in text.split(".")[:3]:
+        digits = "".join(itertools.takewhile(str.isdigit, part))
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
 def _template_line(exc: BaseException) -> int | None:
     """The template line a render error was raised at (jinja2 rewrites its traceback to the template's lines)."""
     line = None
@@ -251,6 +262,26 @@ def _emit(record: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+def _compile(env: RenderEnvironment, source: str, budget_s: float) -> tuple[Any, dict[str, Any] | None]:
+    """The compiled template, or None and the error every job reports (compiling counts in the CPU budget)."""
+    if _version(jinja2.__version__) < MIN_JINJA2:  # transformers refuses these too
+        return None, {"kind": "process", "text": None,
+                      "error": f"jinja2 {jinja2.__version__} has known sandbox escapes: not rendered (3.1.6 or later needed)"}  # fmt: skip
+    try:
+        signal.setitimer(signal.ITIMER_PROF, budget_s)
+        _Alarm.armed = True
+        template = env.from_string(source)
+        _Alarm.armed = False
+        return template, None
+    except OverBudget:
+        return None, {"kind": "time", "text": None, "error": f"compiling the template spent the {budget_s:g} s CPU budget"}
+    except Exception as exc:  # TemplateSyntaxError (with its line), RecursionError, MemoryError while compiling
+        return None, _error("template", exc, "the template does not compile: ")
+    finally:
+        _Alarm.armed = False
+        signal.setitimer(signal.ITIMER_PROF, 0)
+
+
 def main() -> None:
     """Read the request from stdin, limit the process, render every job, write one JSON line per job."""
     request = json.loads(sys.stdin.read())
@@ -263,11 +294,7 @@ def main() -> None:
     apply_limits(budget_s, int(request["max_memory_bytes"]))
     signal.signal(signal.SIGPROF, _Alarm.fire)
     env = environment(max_output_chars)
-    compile_error = None
-    try:
-        template = env.from_string(request["template"])
-    except Exception as exc:  # TemplateSyntaxError (with its line), RecursionError, MemoryError while compiling
-        compile_error = _error("template", exc, "the template does not compile: ")
+    template, compile_error = _compile(env, request["template"], budget_s)
     for index, job in enumerate(request["jobs"]):
         left_s = budget_s - (time.process_time() - start_s)
         if compile_error is not None:
@@ -287,7 +314,8 @@ def main() -> None:
                 _Alarm.armed = False
                 signal.setitimer(signal.ITIMER_PROF, 0)
         _emit({"job": index, **result})
-    _emit({"cpu_seconds": resource.getrusage(resource.RUSAGE_SELF).ru_utime + resource.getrusage(resource.RUSAGE_SELF).ru_stime})
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    _emit({"cpu_seconds": usage.ru_utime + usage.ru_stime})
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ KINDS = ("ok", "template", "security", "time", "memory", "output", "process")
 # The texts apply_chat_template passes by name (transformers 5's SPECIAL_TOKENS_ATTRIBUTES, `<role>_token`).
 SPECIAL_TOKEN_ROLES = ("bos", "eos", "unk", "sep", "pad", "cls", "mask")
 ERROR_CHARS = 500
+STDERR_CHARS = 200  # of the last line a dead renderer wrote to stderr, quoted in its renders' errors
 TURN_ENDING_CHARS = 200
 EVIDENCE_TEXT_CHARS = 2048
 EVIDENCE_TEXTS = 2  # renders whose text the evidence keeps
@@ -226,9 +227,9 @@ def _run_child(request: dict[str, Any], jobs: int, max_cpu_seconds: float, max_o
                 [sys.executable, "-I", str(CHILD_SCRIPT)], input=stdin.encode("ascii"), capture_output=True,
                 timeout=wall_timeout_s, cwd=workdir, check=False,
             )  # fmt: skip
-            stdout, returncode = done.stdout, done.returncode
+            stdout, stderr, returncode = done.stdout, done.stderr, done.returncode
         except subprocess.TimeoutExpired as exc:
-            stdout, returncode = exc.stdout or b"", None
+            stdout, stderr, returncode = exc.stdout or b"", b"", None
             failure = ("time", f"the renderer ran past its {wall_timeout_s:g} s wall-clock backstop and was killed")
     cpu_seconds = _children_cpu_seconds() - cpu_before_s  # overwritten by the child's own figure when it reports one
     if len(stdout) > max_stdout_bytes:
@@ -250,7 +251,9 @@ def _run_child(request: dict[str, Any], jobs: int, max_cpu_seconds: float, max_o
         if returncode == -signal.SIGXCPU:
             failure = ("time", f"the renderer was stopped by its {max_cpu_seconds:g} s CPU limit (SIGXCPU)")
         else:
-            failure = ("process", f"the renderer ended ({_signal_name(returncode or 0)}) before reporting every render")
+            last_words = stderr.decode("utf-8", "replace").strip().splitlines()[-1:] if stderr else []
+            said = f": {last_words[0][:STDERR_CHARS]}" if last_words else ""
+            failure = ("process", f"the renderer ended ({_signal_name(returncode or 0)}) before reporting every render{said}")
     filled = []
     for index in range(jobs):
         record = results.get(index)
