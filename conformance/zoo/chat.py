@@ -336,6 +336,7 @@ def patch_gguf_eos(src: Path, dst: Path, eos_id: int) -> Path:
     value_type, _old_value = struct.unpack_from("<II", head, type_at)
     if value_type != GGUF_UINT32:
         raise ValueError(f"{EOS_KEY} in {src.name} has value type {value_type}, not {GGUF_UINT32} (uint32)")
+    dst.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, dst)
     with dst.open("r+b") as handle:
         handle.seek(type_at + 4)
