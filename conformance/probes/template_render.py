@@ -183,9 +183,8 @@ def _turn_ending(results: list[dict[str, Any]]) -> TurnEnding:
             text = twice["text"]
             ending = text[text.index(MARK) + len(MARK) :]
         else:
-            failed = next((r for r in (answered, twice) if r["kind"] != "ok"), None)
             first_error = first_error or (
-                f"the assistant turn did not render ({failed['kind']}): {failed['error']}" if failed
+                f"the assistant turn did not render ({answered['kind']}): {answered['error']}" if answered["kind"] != "ok"
                 else "the template drops the assistant's content"
             )  # fmt: skip
             continue
