@@ -275,7 +275,9 @@ def _compile(env: RenderEnvironment, source: str, budget_s: float) -> tuple[Any,
         return template, None
     except OverBudget:
         return None, {"kind": "time", "text": None, "error": f"compiling the template spent the {budget_s:g} s CPU budget"}
-    except Exception as exc:  # TemplateSyntaxError (with its line), RecursionError, MemoryError while compiling
+    except MemoryError:
+        return None, {"kind": "memory", "text": None, "error": "compiling the template ran out of its memory budget"}
+    except Exception as exc:  # TemplateSyntaxError (with its line), RecursionError while compiling
         return None, _error("template", exc, "the template does not compile: ")
     finally:
         _Alarm.armed = False
