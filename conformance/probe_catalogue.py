@@ -15,6 +15,9 @@ from .probe_registry import ProbeDef, reachable_dataclasses, registered_probes
 from .probes import (  # noqa: F401  (importing a probe module registers its probes)
     baseline,
     card_probe,
+    chat_render,
+    chat_replies,
+    generation_facts,
     generations,
     hashes,
     json_keys,

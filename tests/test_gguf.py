@@ -103,7 +103,11 @@ def test_smollm2_static_facts() -> None:
     assert tokenizer.files == [path.name] and tokenizer.errors == [] and tokenizer.vocab_size == 49152
     assert tokenizer.special_token_ids == {"bos": 1, "eos": 2, "unk": 0, "pad": 2}
     assert tokenizer.special_tokens == {"bos": "<|im_start|>", "eos": "<|im_end|>", "unk": "<|endoftext|>", "pad": "<|im_end|>"}
-    assert tokenizer.chat_template is not None and tokenizer.chat_template.startswith("{% for message in messages %}")
+    default = tokenizer.chat_templates.default_template
+    assert default is not None and default.text.startswith("{% for message in messages %}")
+    assert default.source == f"{path.name} tokenizer.chat_template" and tokenizer.chat_templates.errors == []
+    # The CONTROL tokens of the file's token types are the added tokens a tokenizer matches whole.
+    assert tokenizer.added_token_ids["<|im_end|>"] == 2 and len(tokenizer.added_token_ids) == 17
 
 
 def test_smollm2_header_equals_gguf_reader() -> None:

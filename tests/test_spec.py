@@ -154,7 +154,7 @@ def test_misspelt_extends_name_suggests_the_closest_standard(write_spec) -> None
         load_spec(path)
     assert caught.value.message == (
         "extends names unknown standard 'small-causal-lm-relase'; did you mean 'small-causal-lm-release'? "
-        "shipped: baseline-safety, small-causal-lm-leaderboard, small-causal-lm-release"
+        "shipped: baseline-safety, chat-model-release, small-causal-lm-leaderboard, small-causal-lm-release"
     )
     assert caught.value.field == "extends[0]"
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
+from ..errors import CheckSkipped
+
 # Keys listed in a load report (each kind); the counts are always whole.
 MAX_LISTED_KEYS = 20
 
@@ -192,6 +194,21 @@ class Backend(ABC):
     @abstractmethod
     def decode(self, ids: Sequence[int]) -> str:
         """Text of generated ids, special tokens left out."""
+
+    def encode_chat(self, text: str) -> TokenIds:
+        """A rendered chat (`text` already holds the template's special tokens) as one row of ids, none added.
+
+        CheckSkipped unless the backend implements it.
+        """
+        raise CheckSkipped(f"{type(self).__name__} cannot encode a rendered chat")
+
+    def decode_with_special_tokens(self, ids: Sequence[int]) -> str:
+        """Text of generated ids with special tokens kept (evidence of how a reply ends)."""
+        return self.decode(ids)
+
+    def stop_token_ids(self) -> list[int]:
+        """The ids `generate` stops on by default (the model's generation config); CheckSkipped unless implemented."""
+        raise CheckSkipped(f"{type(self).__name__} does not say which ids generation stops on")
 
     @abstractmethod
     def random_tokens(self, rows: int, length: int, seed: int, vocab_size: int | None = None) -> TokenIds:

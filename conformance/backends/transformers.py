@@ -227,6 +227,25 @@ class TransformersBackend(Backend):
             raise CheckError("the model ships no tokenizer")
         return str(self.tokenizer.decode(ids, skip_special_tokens=True))
 
+    def encode_chat(self, text: str) -> Any:
+        """A rendered chat as a (1, length) tensor, no special tokens added (as `apply_chat_template(tokenize=True)`)."""
+        if self.tokenizer is None:
+            raise CheckError("the model ships no tokenizer")
+        return self.tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"].to(self.device)
+
+    def decode_with_special_tokens(self, ids: Sequence[int]) -> str:
+        """The tokenizer's decoding of `ids`, special tokens kept."""
+        if self.tokenizer is None:
+            raise CheckError("the model ships no tokenizer")
+        return str(self.tokenizer.decode(ids, skip_special_tokens=False))
+
+    def stop_token_ids(self) -> list[int]:
+        """The model's generation config `eos_token_id` as a list (empty when it names none)."""
+        config = getattr(self.model, "generation_config", None)
+        value = getattr(config, "eos_token_id", None)
+        items = value if isinstance(value, (list, tuple)) else [value]
+        return [int(item) for item in items if isinstance(item, int)]
+
     def random_tokens(self, rows: int, length: int, seed: int, vocab_size: int | None = None) -> Any:
         """torch.randint from a CPU generator seeded with `seed`, then moved to the device."""
         import torch

@@ -80,6 +80,8 @@ SPECIAL_TOKEN_KEYS: dict[str, str] = {
     "unk": "tokenizer.ggml.unknown_token_id", "pad": "tokenizer.ggml.padding_token_id",
     "sep": "tokenizer.ggml.seperator_token_id", "cls": "tokenizer.ggml.cls_token_id",
     "mask": "tokenizer.ggml.mask_token_id",
+    # llama.cpp's end-of-turn and end-of-message tokens: generation stops at them too (its end-of-generation set).
+    "eot": "tokenizer.ggml.eot_token_id", "eom": "tokenizer.ggml.eom_token_id",
 }
 MAX_CHAT_TEMPLATE_BYTES = 1024 * 1024  # real templates are 1-30 KB
 

@@ -62,6 +62,11 @@ KEPT_ARRAY_ITEMS = 4096  # longer arrays are kept as their type and length (the 
 # headers keep a few per-layer arrays (head counts, sliding-window patterns) of at most a few KiB.
 KEPT_ARRAY_BYTES = 1024 * 1024
 TOKENS_KEY = "tokenizer.ggml.tokens"
+TOKEN_TYPES_KEY = "tokenizer.ggml.token_type"
+# llama.cpp's token types (gguf-py TokenType): a CONTROL or USER_DEFINED token is matched whole in text
+# (`<|im_end|>`), never split by the model's merges; their ids are kept even when the array is not.
+SPECIAL_TOKEN_TYPES = frozenset({3, 4})
+MAX_SPECIAL_TOKEN_IDS = 65_536
 _INT64_MAX = 2**63 - 1
 _READ_CHUNK = 1024 * 1024
 
@@ -87,6 +92,7 @@ class GGUFArray:
     item_type: str
     length: int
     values: tuple[Any, ...] | None
+    special_ids: tuple[int, ...] | None = None  # `TOKEN_TYPES_KEY` only: ids of CONTROL/USER_DEFINED tokens (bounded)
 
 
 class StringTable:
@@ -255,8 +261,20 @@ def _array(cursor: _Cursor, key: str) -> GGUFArray | StringTable:
     count = cursor.length(MAX_ARRAY_ITEMS, size, f"{key} item count")
     cursor.need(count * size, f"{key} items")
     values = struct.unpack_from(f"{cursor.order}{count}{code}", cursor.buffer, cursor.position) if cursor.keep(count, count * size) else None
+    special_ids = _special_ids(cursor, count, code, size) if key == TOKEN_TYPES_KEY and code in "bBhHiIqQ" else None
     cursor.position += count * size
-    return GGUFArray(name, count, values)
+    return GGUFArray(name, count, values, special_ids)
+
+
+def _special_ids(cursor: _Cursor, count: int, code: str, size: int) -> tuple[int, ...]:
+    """Ids whose token type is CONTROL or USER_DEFINED, the first `MAX_SPECIAL_TOKEN_IDS` of them."""
+    found: list[int] = []
+    for index, (token_type,) in enumerate(struct.iter_unpack(f"{cursor.order}{code}", cursor.buffer[cursor.position : cursor.position + count * size])):
+        if token_type in SPECIAL_TOKEN_TYPES:
+            found.append(index)
+            if len(found) >= MAX_SPECIAL_TOKEN_IDS:
+                break
+    return tuple(found)
 
 
 def _metadata(cursor: _Cursor, count: int) -> dict[str, Any]:

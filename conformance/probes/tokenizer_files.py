@@ -23,9 +23,9 @@ no other file for them.
 
 A folder without a vocabulary file but with a GGUF model reads its tokenizer from the GGUF metadata: the
 vocabulary is `tokenizer.ggml.tokens`, the special tokens the `tokenizer.ggml.*_token_id` entries (their
-text the token at that id), the chat template `tokenizer.chat_template`. The chat template (GGUF's, or
-tokenizer_config.json's `chat_template` string) is kept as text, at most `MAX_CHAT_TEMPLATE_BYTES`, and
-never rendered.
+text the token at that id), its CONTROL and USER_DEFINED tokens the added ones. Chat templates (a GGUF
+file's, chat_template.jinja, tokenizer_config.json's, chat_template.json) are read by `probes.chat_templates`
+in a loader's order of precedence, kept as text, and never rendered here.
 """
 
 from __future__ import annotations
@@ -34,9 +34,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..candidate import Candidate
-from ..formats.gguf import MAX_CHAT_TEMPLATE_BYTES, gguf_model_files, is_gguf_name, read_gguf
 from ..formats.gguf import SPECIAL_TOKEN_KEYS as GGUF_SPECIAL_TOKEN_KEYS
-from ..formats.gguf_header import StringTable
+from ..formats.gguf import gguf_model_files, is_gguf_name, read_gguf
+from ..formats.gguf_header import TOKEN_TYPES_KEY, GGUFArray, StringTable
+from .chat_templates import ChatTemplateFacts, templates_from_folder, templates_from_gguf
 from .json_keys import read_model_json
 from .tokenizer_sources import (
     MAX_TOKEN_ID,
@@ -73,6 +74,7 @@ MAX_TOKENIZER_BYTES = 256 * 1024 * 1024  # one tokenizer file (the largest real 
 READS_LEGACY_FILES_WITHOUT = "added_tokens_decoder"
 LEGACY_UNREAD = " (not read: tokenizer_config.json has added_tokens_decoder)"
 MAX_GENERATION_CONFIG_BYTES = 1024 * 1024
+MAX_ADDED_TOKEN_TEXTS = 65_536  # added and special token texts kept by id (real tokenizers have at most a few thousand)
 __all__ = ["MAX_TOKENIZER_TOTAL_BYTES", "MAX_TOKEN_ID", "TokenizerFacts", "read_tokenizer"]
 
 
@@ -101,8 +103,10 @@ class TokenizerFacts:
         generation_ids: generation_config.json's token-id keys as written (`GENERATION_ID_KEYS`).
         generation_config_error: why generation_config.json could not be read, else None.
         errors: every problem found (unreadable files, contradictions between files).
-        chat_template: the template text, never rendered (GGUF or tokenizer_config.json).
-        chat_template_error: why a template present could not be kept (over the size bound).
+        chat_templates: the chat templates a loader would use (`probes.chat_templates`), never rendered here.
+        added_token_ids: text -> id of every added or special token a tokenizer matches whole in text
+            (tokenizer.json added_tokens, added_tokens.json, added_tokens_decoder, the special tokens; a GGUF
+            file's CONTROL and USER_DEFINED tokens), at most `MAX_ADDED_TOKEN_TEXTS`.
     """
 
     files: list[str] = field(default_factory=list)
@@ -119,8 +123,8 @@ class TokenizerFacts:
     generation_ids: dict[str, Any] = field(default_factory=dict)
     generation_config_error: str | None = None
     errors: list[str] = field(default_factory=list)
-    chat_template: str | None = None
-    chat_template_error: str | None = None
+    chat_templates: ChatTemplateFacts = field(default_factory=ChatTemplateFacts)
+    added_token_ids: dict[str, int] = field(default_factory=dict)
 
     @property
     def present(self) -> bool:
@@ -140,6 +144,7 @@ class TokenizerFacts:
             "appended_ids": self.appended_ids,
             "generation_ids": self.generation_ids,
             "errors": self.errors,
+            "chat_templates": self.chat_templates.to_dict(),
         }
 
 
@@ -149,17 +154,6 @@ def _token_text(value: Any) -> str | None:
     if isinstance(value, dict) and isinstance(value.get("content"), str):
         return value["content"]
     return None
-
-
-def _keep_template(facts: TokenizerFacts, template: Any, where: str) -> None:
-    """Keep a chat template string within `MAX_CHAT_TEMPLATE_BYTES`; other values are not templates."""
-    if not isinstance(template, str) or facts.chat_template is not None:
-        return
-    size = len(template.encode("utf-8", errors="surrogatepass"))
-    if size > MAX_CHAT_TEMPLATE_BYTES:
-        facts.chat_template_error = f"{where} chat template is {size} bytes, over the {MAX_CHAT_TEMPLATE_BYTES}-byte bound"
-    else:
-        facts.chat_template = template
 
 
 def _read_gguf_tokenizer(candidate: Candidate, names: set[str], facts: TokenizerFacts) -> None:
@@ -172,6 +166,7 @@ def _read_gguf_tokenizer(candidate: Candidate, names: set[str], facts: Tokenizer
         facts.vocab_error = facts.errors[-1]
         return
     facts.files.append(relative)
+    facts.chat_templates = templates_from_gguf(header.metadata, relative)
     tokens = header.metadata.get("tokenizer.ggml.tokens")
     if not isinstance(tokens, StringTable):
         facts.errors.append(f"{relative}: no tokenizer.ggml.tokens list")
@@ -190,7 +185,13 @@ def _read_gguf_tokenizer(candidate: Candidate, names: set[str], facts: Tokenizer
         facts.special_token_files[role] = f"{relative} metadata"
         if type(token_id) is int and token_id >= 0:
             facts.declared_ids[role] = token_id
-    _keep_template(facts, header.metadata.get("tokenizer.chat_template"), relative)
+    types = header.metadata.get(TOKEN_TYPES_KEY)
+    special_ids = types.special_ids if isinstance(types, GGUFArray) and types.special_ids is not None else ()
+    facts.added_token_ids = {tokens[index]: index for index in special_ids[:MAX_ADDED_TOKEN_TEXTS] if index < len(tokens)}
+    for role, text in facts.special_tokens.items():
+        index = facts.special_token_ids.get(role)
+        if index is not None and len(facts.added_token_ids) < MAX_ADDED_TOKEN_TEXTS:
+            facts.added_token_ids.setdefault(text, index)
 
 
 def _vocabulary_sources(
@@ -275,7 +276,6 @@ def _read_special_configs(
         read[config_name] = data
     tokenizer_config = read.get("tokenizer_config.json")
     if tokenizer_config is not None:
-        _keep_template(facts, tokenizer_config.get("chat_template"), "tokenizer_config.json")
         if READS_LEGACY_FILES_WITHOUT in tokenizer_config:
             read.pop("special_tokens_map.json", None)
     for config_name, data in read.items():
@@ -376,7 +376,24 @@ def read_tokenizer(candidate: Candidate) -> TokenizerFacts:
         if facts.vocab_size is not None:
             model_ids = [source.largest_id for source in sources if not source.added and source.largest_id is not None]
             facts.largest_id = max([facts.vocab_size - 1, *model_ids])
+    facts.added_token_ids = _added_token_ids(facts, sources, vocab)
+    facts.chat_templates = templates_from_folder(candidate, names, tokenizer_config)
     return facts
+
+
+def _added_token_ids(facts: TokenizerFacts, sources: list[VocabSource], vocab: dict[str, int]) -> dict[str, int]:
+    """Text -> loaded id of the added-token sources' texts and the special tokens (appended ones included)."""
+    found: dict[str, int] = {}
+    texts = [text for source in sources if source.added for text in source.tokens]
+    for text in texts[:MAX_ADDED_TOKEN_TEXTS]:
+        if text in vocab:
+            found[text] = vocab[text]
+    for role, text in facts.special_tokens.items():
+        index = facts.special_token_ids.get(role)
+        index = index if index is not None else facts.appended_ids.get(role)
+        if index is not None and len(found) < MAX_ADDED_TOKEN_TEXTS:
+            found.setdefault(text, index)
+    return found
 
 
 def _number_added_tokens(sources: list[VocabSource], vocab: dict[str, int]) -> int | None:

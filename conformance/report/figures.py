@@ -15,9 +15,13 @@ from ..verdict import Status, breaks_conformance, falls_short
 # The five families a reader cares about. Check families outside them are folded in where they belong:
 # a model card and license are release hygiene (safety), a loadable, finite, deterministic model is safe
 # to run (safety), and the tokenizer and files that agree with themselves (no JSON key given twice) are
-# part of the model's shape (architecture).
+# part of the model's shape (architecture); a chat template and the settings generation stops by are
+# release readiness, like the card (safety).
 FAMILIES: tuple[str, ...] = ("architecture", "size", "safety", "performance", "quality")
-FAMILY_OF_CHECK_PREFIX: dict[str, str] = {"card": "safety", "runtime": "safety", "tokenizer": "architecture", "files": "architecture"}
+FAMILY_OF_CHECK_PREFIX: dict[str, str] = {
+    "card": "safety", "runtime": "safety", "chat_template": "safety", "generation": "safety",
+    "tokenizer": "architecture", "files": "architecture",
+}
 OTHER_FAMILY = "other"
 
 

@@ -83,11 +83,13 @@ def build_gguf(
     vocab_size: int = 320,
     context_length: int = 256,
     seed: int = 0,
+    chat_template: str = CHAT_TEMPLATE,
 ) -> TinyGGUF:
     """Write `out_dir/model.gguf` from a random tiny `architecture` ("llama" or "qwen2") model.
 
     `quantization` names the GGML type of 2-D weights whose rows are whole blocks (None: F32 throughout);
-    norms and biases stay F32, as llama.cpp keeps them. Sizes are element counts; needs torch, transformers
+    norms and biases stay F32, as llama.cpp keeps them. Sizes are element counts; `chat_template` is written
+    as `tokenizer.chat_template` as given (a hostile one for the chat rules' tests). Needs torch, transformers
     and gguf.
     """
     import gguf
@@ -128,7 +130,7 @@ def build_gguf(
     writer.add_bos_token_id(1)
     writer.add_eos_token_id(2)
     writer.add_pad_token_id(0)
-    writer.add_chat_template(CHAT_TEMPLATE)
+    writer.add_chat_template(chat_template)
     quant_type = getattr(gguf.GGMLQuantizationType, quantization) if quantization else None
     block = gguf.GGML_QUANT_SIZES[quant_type][0] if quant_type is not None else 1
     for name, tensor in model.state_dict().items():

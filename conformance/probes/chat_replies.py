@@ -1,0 +1,128 @@
+"""The chat replies probe: greedy replies to chat prompts rendered with the model's own template.
+
+Each prompt becomes a one-turn conversation, rendered by the default chat template in the sandbox
+(`template_render`, `add_generation_prompt=True`) exactly as `apply_chat_template` renders it, encoded
+without adding special tokens (the template writes them, as `apply_chat_template(tokenize=True)` does), and
+answered greedily with the model's own stop ids, as `generate` does by default. A reply *stops* when it
+ends with one of those ids within `max_new_tokens`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import CheckError, CheckSkipped
+from ..probe_registry import ProbeContext, probe
+from .chat_render import ChatTemplateEvidence
+from .kinds import ENCODER
+from .load import loaded_backend
+from .static import StaticFacts
+from .template_render import Conversation, render_chat_template
+
+DEFAULT_CHAT_PROMPTS = (
+    "What is the capital of France?",
+    "Say hello in one short sentence.",
+    "Name three primary colors.",
+)
+ENDING_CHARS = 80  # characters of a reply's end kept as evidence
+TEXT_CHARS = 400
+
+__all__ = ["DEFAULT_CHAT_PROMPTS", "ChatReplies", "ChatReply", "chat_replies"]
+
+
+@dataclass
+class ChatReply:
+    """One greedy reply: its prompt, how many tokens it took, its last id, whether it stopped, and its text.
+
+    `ending` is the reply's last `ENDING_CHARS` characters decoded with special tokens kept (an invented
+    `<|im_start|>user` turn shows there); `text` the first `TEXT_CHARS` without them.
+    """
+
+    prompt: str
+    tokens: int
+    last_id: int | None
+    stopped: bool
+    text: str
+    ending: str
+
+
+@dataclass
+class ChatReplies:
+    """Greedy chat replies of one run: `replies[i]` answers `prompts[i]`; `stop_ids` the model's own stop ids."""
+
+    prompts: list[str]
+    max_new_tokens: int
+    stop_ids: list[int]
+    replies: list[ChatReply] = field(default_factory=list)
+
+    @property
+    def stopped(self) -> int:
+        """How many replies ended with a stop id within `max_new_tokens`."""
+        return sum(reply.stopped for reply in self.replies)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON for evidence."""
+        return {
+            "max_new_tokens": self.max_new_tokens,
+            "stop_ids": self.stop_ids,
+            "replies": [
+                {"prompt": r.prompt, "tokens": r.tokens, "last_id": r.last_id, "stopped": r.stopped, "text": r.text, "ending": r.ending}
+                for r in self.replies
+            ],
+        }
+
+
+def chat_replies(backend: Any, template: str, special_tokens: dict[str, str], prompts: list[str], max_new_tokens: int) -> ChatReplies:
+    """Render each prompt as a user turn, encode it without added special tokens, reply greedily.
+
+    Args:
+        backend: a loaded `Backend` with a tokenizer.
+        template: the default chat template (already judged free of escapes).
+        special_tokens: role -> token text, passed to the template as transformers passes them.
+        prompts: user messages, one conversation each.
+        max_new_tokens: the most tokens one reply may take.
+    Raises CheckSkipped for an encoder-only model, CheckError without a tokenizer or when a prompt does not
+    render.
+    """
+    if backend.kind == ENCODER:
+        raise CheckSkipped("encoder-only model: generation does not apply")
+    if not backend.has_tokenizer:
+        raise CheckError("chat replies need the model's tokenizer, and none is shipped")
+    conversations = [
+        Conversation(name=f"prompt {index}", messages=({"role": "user", "content": prompt},), add_generation_prompt=True)
+        for index, prompt in enumerate(prompts)
+    ]
+    rendering = render_chat_template(template, special_tokens, conversations, turn_ending=False)
+    stop_ids = backend.stop_token_ids()
+    result = ChatReplies(prompts=list(prompts), max_new_tokens=max_new_tokens, stop_ids=stop_ids)
+    for prompt, rendered in zip(prompts, rendering.renders, strict=True):
+        if rendered.text is None:
+            raise CheckError(f"the chat template does not render the prompt {prompt[:60]!r}: {rendered.error}")
+        ids = backend.encode_chat(rendered.text)
+        new = backend.generate(ids, max_new_tokens).tolist()[0]
+        last = int(new[-1]) if new else None
+        result.replies.append(
+            ChatReply(
+                prompt=prompt,
+                tokens=len(new),
+                last_id=last,
+                stopped=last is not None and last in stop_ids,
+                text=backend.decode(new)[:TEXT_CHARS],
+                ending=backend.decode_with_special_tokens(new)[-ENDING_CHARS:],
+            )
+        )
+    return result
+
+
+@probe("chat_replies", evidence=ChatReplies, depends=("static", "chat_template", "load"), cacheable=True, parameterized=True)
+def chat_replies_probe(context: ProbeContext) -> ChatReplies:
+    """Greedy replies to the rule's prompts (`prompts`, `max_new_tokens`), rendered with the model's template."""
+    chat = context.evidence.get("chat_template", ChatTemplateEvidence)
+    default = chat.templates.default_template
+    if default is None or chat.not_rendered is not None:
+        raise CheckError(f"no chat template to render the prompts with: {chat.not_rendered or 'none'}")
+    facts = context.evidence.get("static", StaticFacts)
+    special = {role: text for role, text in facts.tokenizer.special_tokens.items() if not text.startswith("<id ")}
+    params = context.params
+    return chat_replies(loaded_backend(context.evidence), default.text, special, list(params["prompts"]), int(params["max_new_tokens"]))
