@@ -7,8 +7,8 @@ LlamaForCausalLM of 134,515,008 parameters; the greedy reply to the chat prompt 
 France?" is "The capital of France is Paris.".
 
 The same load is exported as a Hugging Face release folder (`conformance.zoo.chat.export_release_folder`),
-checked against `small-causal-lm-release` and copied with another end-of-sequence token (`with_eos`); the
-GGUF file's own EOS is patched by `patch_gguf_eos`. The file is loaded once in all.
+checked against `chat-model-release` and copied with another end-of-sequence token (`with_eos`), which
+fails it; the GGUF file's own EOS is patched by `patch_gguf_eos`. The GGUF file is loaded once in all.
 """
 
 from __future__ import annotations
@@ -34,6 +34,9 @@ from conformance.runner import RunOptions, run
 from conformance.spec import load_spec
 
 SMOLLM2_PARAMETERS = 134_515_008  # transformers' sum(p.numel()) of the model it builds from the file
+CHAT_PROMPT = [{"role": "user", "content": "What is the capital of France?"}]
+PARIS_REPLY = "The capital of France is Paris."
+IM_END, ENDOFTEXT = 2, 0  # SmolLM2's end of turn (its EOS) and <|endoftext|>
 FAST_SPEED = {
     "workload": {"batch_size": 1, "prompt_tokens": 4, "new_tokens": 2},
     "measurement": {"warmup_runs": 0, "min_runs": 2, "min_seconds": 0},
@@ -44,6 +47,10 @@ RULES = [
     {"id": "RT-DETERMINISTIC", "level": "must", "check": "runtime.deterministic", "new_tokens": 2},
     # A floor any machine meets: the rule is here to show the speed probe runs on a GGUF load.
     {"id": "DECODE", "level": "must", "check": "performance.decode_tokens_per_second", "min": 1e-6, **FAST_SPEED},
+    # The chat rules on the GGUF file's own template and stop ids (one prompt: the reply the tests below read).
+    {"id": "CHAT-RENDERS", "level": "must", "check": "chat_template.renders"},
+    {"id": "GEN-EOS", "level": "must", "check": "generation.eos_consistency"},
+    {"id": "GEN-STOPS", "level": "must", "check": "generation.stops", "prompts": ["What is the capital of France?"], "max_new_tokens": 16},
 ]
 
 
@@ -133,16 +140,15 @@ def test_only_the_gguf_file_is_staged_for_the_loader(gguf_run: GGUFRun) -> None:
     assert not request.folder.exists()  # the staging folder is gone once loaded
 
 
-def test_the_chat_reply_names_paris(gguf_run: GGUFRun) -> None:
-    import torch
-
-    backend = gguf_run.backend
-    tokenizer = backend.tokenizer
-    assert tokenizer is not None and tokenizer.chat_template  # the tokenizer and template come from the GGUF file
-    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}], add_generation_prompt=True, tokenize=False)
-    ids = torch.tensor([tokenizer(prompt, add_special_tokens=False)["input_ids"]])
-    reply = backend.decode(backend.generate(ids, 12).tolist()[0])
-    assert "Paris" in reply, reply
+def test_the_chat_reply_names_paris_and_stops_at_im_end(gguf_run: GGUFRun) -> None:
+    # GEN-STOPS rendered the prompt with the GGUF file's template in the sandbox and replied greedily.
+    stops = gguf_run.results["GEN-STOPS"].observed
+    assert stops["stop_ids"] == [IM_END] and stops["rate"] == 1.0
+    (reply,) = stops["replies"]
+    assert (reply["text"], reply["tokens"], reply["last_id"]) == (PARIS_REPLY + "<|im_end|>", 8, IM_END)
+    assert reply["ending"] == reply["text"]
+    eos = gguf_run.results["GEN-EOS"].observed
+    assert eos["turn_token"]["text"] == "<|im_end|>" and eos["eos"]["stop_ids"] == [IM_END]
 
 
 def test_a_gguf_architecture_transformers_cannot_load_skips_the_runtime_rules(tmp_path: Path) -> None:
@@ -219,14 +225,11 @@ def test_the_load_prefers_safetensors_over_a_gguf_export(llama_dir: Path, copy_m
 
 # --- the release folder of issue 15's worked example, and its EOS-mismatched copies ----------------------
 
-CHAT_PROMPT = [{"role": "user", "content": "What is the capital of France?"}]
-PARIS_REPLY = "The capital of France is Paris."
-IM_END, ENDOFTEXT = 2, 0  # SmolLM2's end of turn (its EOS) and <|endoftext|>
 
 
 @dataclass
 class ReleaseRun:
-    """The release folder exported from the module's GGUF load, its `small-causal-lm-release` run and backend."""
+    """The release folder exported from the module's GGUF load, its `chat-model-release` run and backend."""
 
     folder: Path
     results: dict[str, RuleResult]
@@ -243,9 +246,9 @@ def release_run(gguf_run: GGUFRun, tmp_path_factory: pytest.TempPathFactory) -> 
     started = time.perf_counter()
     export_release_folder(folder, gguf_path=smollm2_gguf(), model=gguf_run.backend.model, tokenizer=gguf_run.backend.tokenizer)
     exported = time.perf_counter()
-    results, captured = _run_keeping_the_backend(folder, "small-causal-lm-release")
+    results, captured = _run_keeping_the_backend(folder, "chat-model-release")
     checked = time.perf_counter()
-    print(f"\nrelease export {exported - started:.2f} s, small-causal-lm-release check {checked - exported:.2f} s")
+    print(f"\nrelease export {exported - started:.2f} s, chat-model-release check {checked - exported:.2f} s")
     backend = captured["backend"]
     try:
         yield ReleaseRun(folder, results, backend, exported - started, checked - exported)
@@ -264,11 +267,12 @@ def _greedy_chat_reply(backend: TransformersBackend, max_new_tokens: int = 12) -
     return [int(token) for token in backend.generate(ids, max_new_tokens).tolist()[0]]
 
 
-def test_the_release_export_of_the_gguf_passes_small_causal_lm_release(release_run: ReleaseRun, gguf_run: GGUFRun) -> None:
+def test_the_release_export_of_the_gguf_passes_chat_model_release(release_run: ReleaseRun, gguf_run: GGUFRun) -> None:
     from conformance.zoo.chat import RELEASE_FILES, export_release_folder
 
     failures = {rule_id: (r.status, r.message) for rule_id, r in release_run.results.items() if r.status != "pass"}
-    assert not failures and len(release_run.results) == 22, failures  # 14 rules of its own, 8 of baseline-safety
+    # 6 chat rules of its own, 14 of small-causal-lm-release, 8 of baseline-safety
+    assert not failures and len(release_run.results) == 28, failures
     folder = release_run.folder
     assert sorted(path.name for path in folder.iterdir()) == sorted(RELEASE_FILES)
     config = json.loads((folder / "config.json").read_text())
@@ -287,10 +291,18 @@ def test_the_release_export_of_the_gguf_passes_small_causal_lm_release(release_r
 
 
 def test_the_release_export_replies_as_the_gguf_does(release_run: ReleaseRun, gguf_run: GGUFRun) -> None:
-    exported = _greedy_chat_reply(release_run.backend)
-    assert exported == _greedy_chat_reply(gguf_run.backend)
-    assert (len(exported), exported[-1]) == (8, IM_END), exported  # stops at <|im_end|> on its own
-    assert release_run.backend.decode(exported) == PARIS_REPLY
+    # GEN-STOPS of chat-model-release: the three bundled prompts, each rendered with the folder's chat_template.jinja.
+    stops = release_run.results["GEN-STOPS"].observed
+    assert stops["stop_ids"] == [IM_END] and stops["rate"] == 1.0 and stops["max_new_tokens"] == 128
+    first = stops["replies"][0]
+    assert first == gguf_run.results["GEN-STOPS"].observed["replies"][0]  # same prompt, same 8 tokens as the GGUF's
+    assert (first["text"], first["tokens"], first["last_id"]) == (PARIS_REPLY + "<|im_end|>", 8, IM_END)
+    assert all(reply["last_id"] == IM_END and reply["tokens"] < 128 for reply in stops["replies"])
+    eos = release_run.results["GEN-EOS"].observed
+    assert eos["turn_token"]["text"] == "<|im_end|>" and eos["eos"]["ids"] == {
+        "config.json": [IM_END], "generation_config.json": [IM_END], "tokenizer (tokenizer_config.json)": [IM_END]
+    }
+    assert release_run.results["CHAT-TEMPLATE"].message == "from chat_template.jinja"
 
 
 def test_an_eos_copy_of_the_release_names_endoftext_in_every_file(release_run: ReleaseRun, tmp_path: Path) -> None:
@@ -309,6 +321,29 @@ def test_an_eos_copy_of_the_release_names_endoftext_in_every_file(release_run: R
     assert AutoConfig.from_pretrained(copy, local_files_only=True).eos_token_id == ENDOFTEXT
     assert GenerationConfig.from_pretrained(copy, local_files_only=True).eos_token_id == ENDOFTEXT
     assert AutoTokenizer.from_pretrained(copy, local_files_only=True).eos_token_id == ENDOFTEXT
+
+
+
+def test_the_eos_mismatched_release_fails_chat_model_release_statically_and_at_run_time(release_run: ReleaseRun, tmp_path: Path) -> None:
+    from conformance.zoo.chat import with_eos
+
+    copy = with_eos(release_run.folder, tmp_path / "eos-0", ENDOFTEXT)
+    spec = tmp_path / "spec.yaml"
+    # The shipped standard, its reply budget cut to one prompt of 40 tokens to keep the run short.
+    import yaml
+
+    stops = {"id": "GEN-STOPS", "level": "must", "check": "generation.stops", "prompts": ["What is the capital of France?"], "max_new_tokens": 40}
+    spec.write_text(yaml.safe_dump({"id": "chat-short", "version": "1", "extends": ["chat-model-release"], "rules": [stops]}))
+    chat_rules = ["RT-LOADS", "CHAT-TEMPLATE", "CHAT-RENDERS", "SAFE-CHAT-TEMPLATE", "GEN-EOS", "GEN-CONFIG", "GEN-STOPS"]
+    result = run(Candidate(copy), load_spec(spec), RunOptions(log=lambda m: None, load=LoadOptions(device="cpu"), only=chat_rules))
+    found = {r.id: r for r in result.rules}
+    assert {rule_id: r.status for rule_id, r in found.items() if r.status != "pass"} == {"GEN-EOS": "fail", "GEN-STOPS": "fail"}
+    assert "'<|im_end|>' (id 2), which is not among the generation_config.json stop ids [0]" in found["GEN-EOS"].message
+    (reply,) = found["GEN-STOPS"].observed["replies"]
+    assert (reply["tokens"], reply["stopped"]) == (40, False) and found["GEN-STOPS"].observed["stop_ids"] == [ENDOFTEXT]
+    # It answers, writes <|im_end|> (not a stop id here) and goes on into a turn of its own invention.
+    assert reply["text"].startswith(PARIS_REPLY + "<|im_end|>") and "<|im_start|>user" in reply["text"]
+    assert "1/1 replies ran to 40 tokens without a stop id [0]" in found["GEN-STOPS"].message
 
 
 def test_with_eos_refuses_an_unknown_token_and_writing_over_the_model(tmp_path: Path) -> None:

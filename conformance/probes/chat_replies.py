@@ -35,8 +35,9 @@ __all__ = ["DEFAULT_CHAT_PROMPTS", "ChatReplies", "ChatReply", "chat_replies"]
 class ChatReply:
     """One greedy reply: its prompt, how many tokens it took, its last id, whether it stopped, and its text.
 
-    `ending` is the reply's last `ENDING_CHARS` characters decoded with special tokens kept (an invented
-    `<|im_start|>user` turn shows there); `text` the first `TEXT_CHARS` without them.
+    `text` is the reply's first `TEXT_CHARS` characters and `ending` its last `ENDING_CHARS`, both decoded
+    with special tokens kept: a reply that runs past its end of turn shows the `<|im_end|>` it wrote and the
+    `<|im_start|>user` turn it invented.
     """
 
     prompt: str
@@ -102,14 +103,15 @@ def chat_replies(backend: Any, template: str, special_tokens: dict[str, str], pr
         ids = backend.encode_chat(rendered.text)
         new = backend.generate(ids, max_new_tokens).tolist()[0]
         last = int(new[-1]) if new else None
+        decoded = backend.decode_with_special_tokens(new)
         result.replies.append(
             ChatReply(
                 prompt=prompt,
                 tokens=len(new),
                 last_id=last,
                 stopped=last is not None and last in stop_ids,
-                text=backend.decode(new)[:TEXT_CHARS],
-                ending=backend.decode_with_special_tokens(new)[-ENDING_CHARS:],
+                text=decoded[:TEXT_CHARS],
+                ending=decoded[-ENDING_CHARS:],
             )
         )
     return result
