@@ -43,9 +43,9 @@ def escape_templates(canary: Path) -> list[str]:
     ]
 
 
-def results(folder: Path, write_spec: Any, rules: list[dict[str, Any]] = STATIC_RULES) -> dict[str, Any]:
+def results(folder: Path, write_spec: Any, rules: list[dict[str, Any]] = STATIC_RULES, cache_dir: Path | None = None) -> dict[str, Any]:
     spec = load_spec(write_spec(rules))
-    result = run(Candidate(folder), spec, RunOptions(log=lambda m: None, hash_weights="never"))
+    result = run(Candidate(folder), spec, RunOptions(log=lambda m: None, hash_weights="never", cache_dir=cache_dir))
     return {r.id: r for r in result.rules}
 
 
@@ -222,12 +222,19 @@ def test_the_real_smollm2_gguf_passes_and_its_eos_mismatched_copy_fails(tmp_path
 def test_chat_replies_render_with_the_template_and_record_each_ending(chat_llama: Path, write_spec: Any, tmp_path: Path) -> None:
     # The tiny Llama is untrained: it need not stop, but every reply is measured and bounded.
     rule = {"id": "GEN-STOPS", "level": "must", "check": "generation.stops", "max_new_tokens": 4, "min_rate": 0, "prompts": ["Hi", "Name a colour."]}
-    found = results(chat_llama, write_spec, [rule])
+    found = results(chat_llama, write_spec, [rule], cache_dir=tmp_path / "cache")
     stops = found["GEN-STOPS"]
     assert stops.status == "pass", stops.message
     assert stops.observed["stop_ids"] == [2] and stops.observed["prompts"] == 2
     assert [r["prompt"] for r in stops.observed["replies"]] == ["Hi", "Name a colour."]
     assert all(1 <= r["tokens"] <= 4 and r["stopped"] == (r["last_id"] == 2) for r in stops.observed["replies"])
+    # The replies are cached evidence: a second run reads the same figures back without loading the model.
+    from conformance.backends import TransformersBackend
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(TransformersBackend, "load", classmethod(lambda cls, request: pytest.fail("loaded again")))
+        again = results(chat_llama, write_spec, [rule], cache_dir=tmp_path / "cache")["GEN-STOPS"]
+    assert again.observed == stops.observed and again.status == "pass"
     canary = tmp_path / "canary"
     (chat_llama / "chat_template.jinja").write_text(escape_templates(canary)[0], encoding="utf-8")
     found = results(chat_llama, write_spec, [rule])
