@@ -300,7 +300,7 @@ def test_the_release_export_replies_as_the_gguf_does(release_run: ReleaseRun, gg
     assert all(reply["last_id"] == IM_END and reply["tokens"] < 128 for reply in stops["replies"])
     eos = release_run.results["GEN-EOS"].observed
     assert eos["turn_token"]["text"] == "<|im_end|>" and eos["eos"]["ids"] == {
-        "config.json": [IM_END], "generation_config.json": [IM_END], "tokenizer (tokenizer_config.json)": [IM_END]
+        "config.json eos": [IM_END], "generation_config.json eos": [IM_END], "tokenizer eos (tokenizer_config.json)": [IM_END]
     }
     assert release_run.results["CHAT-TEMPLATE"].message == "from chat_template.jinja"
 
@@ -343,7 +343,7 @@ def test_the_eos_mismatched_release_fails_chat_model_release_statically_and_at_r
     assert (reply["tokens"], reply["stopped"]) == (40, False) and found["GEN-STOPS"].observed["stop_ids"] == [ENDOFTEXT]
     # It answers, writes <|im_end|> (not a stop id here) and goes on into a turn of its own invention.
     assert reply["text"].startswith(PARIS_REPLY + "<|im_end|>") and "<|im_start|>user" in reply["text"]
-    assert "1/1 replies ran to 40 tokens without a stop id [0]" in found["GEN-STOPS"].message
+    assert "1/1 replies ran to max_new_tokens 40 without a stop id [0]" in found["GEN-STOPS"].message
 
 
 def test_with_eos_refuses_an_unknown_token_and_writing_over_the_model(tmp_path: Path) -> None:

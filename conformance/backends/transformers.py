@@ -295,8 +295,12 @@ class TransformersBackend(Backend):
         """`model.generate`, greedy, attention mask all ones, the one pad id (generate runs under no_grad).
 
         Not inference_mode: that makes small CPU models ~20% faster than the plain `model.generate` call
-        users make, and the speed probe times that call.
+        users make, and the speed probe times that call. A `max_time` in the model's generation config is
+        not applied (a wall-clock cut would make lengths depend on the machine's speed); the tokenizer is
+        passed so `stop_strings` in it work as they do for a user who passes it.
         """
+        if self.tokenizer is not None:
+            settings.setdefault("tokenizer", self.tokenizer)
         return self.model.generate(
             input_ids=ids,
             attention_mask=self._attention_mask(ids),
@@ -304,6 +308,7 @@ class TransformersBackend(Backend):
             num_beams=1,
             use_cache=True,
             pad_token_id=self.prefix_token_id(),
+            max_time=None,
             **settings,
         )
 

@@ -14,15 +14,16 @@ from ..evidence import Evidence
 from ..planning import rule_evidence
 from ..probes.chat_render import RENDER_CPU_SECONDS, RENDER_OUTPUT_CHARS, ChatTemplateEvidence, label_of
 from ..probes.chat_replies import DEFAULT_CHAT_PROMPTS, ChatReplies
-from ..probes.eos_ids import eos_sources, turn_token
+from ..probes.eos_ids import EosSources, eos_sources, turn_token
 from ..probes.generation_facts import GenerationSettingsEvidence
+from ..probes.template_render import CONVERSATIONS, RenderResult
 from ..registry import check
 from ..rule import Rule
 from ..verdict import Verdict
 from .common import static_facts
 
 DEFAULT_MAX_CPU_SECONDS = 5.0
-DEFAULT_MAX_OUTPUT_CHARS = 65_536
+DEFAULT_MAX_OUTPUT_CHARS = RENDER_OUTPUT_CHARS
 DEFAULT_STOP_TOKENS = 128
 TEMPLATE_SOURCES = "chat_template.jinja, additional_chat_templates/, tokenizer_config.json chat_template, chat_template.json, GGUF tokenizer.chat_template"
 
@@ -39,10 +40,13 @@ def present(evidence: Evidence, rule: Rule) -> Verdict:
     Observed: the templates found (name, source, characters), the default's name, sources a loader ignores,
     and problems (a template source unreadable, oversized or malformed fails too).
     """
-    templates = static_facts(evidence).tokenizer.chat_templates
+    tokenizer = static_facts(evidence).tokenizer
+    templates = tokenizer.chat_templates
     observed = templates.to_dict()
     if not templates.templates:
         found = "; ".join(templates.errors) or f"no chat template ({TEMPLATE_SOURCES})"
+        if not templates.errors and tokenizer.errors:  # a GGUF header or tokenizer file that could not be read
+            found += "; the tokenizer files have errors: " + "; ".join(tokenizer.errors)[:500]
         return Verdict("fail", observed, "a chat template", found)
     default = templates.default_template
     if default is None or templates.errors:
@@ -55,7 +59,7 @@ def present(evidence: Evidence, rule: Rule) -> Verdict:
     summary="the default chat template renders the bundled conversations in jinja2's sandbox, within CPU-time and output budgets",
     probes=("static", "chat_template"),
     params={
-        "max_cpu_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": RENDER_CPU_SECONDS, "description": f"CPU seconds for all renderings (default {DEFAULT_MAX_CPU_SECONDS:g}, at most {RENDER_CPU_SECONDS:g})"},
+        "max_cpu_seconds": {"type": "number", "minimum": 0.5, "maximum": RENDER_CPU_SECONDS, "description": f"CPU seconds for all renderings, the renderer's start-up (~0.1 s) included (default {DEFAULT_MAX_CPU_SECONDS:g}, 0.5 to {RENDER_CPU_SECONDS:g})"},
         "max_output_chars": {"type": "integer", "minimum": 1, "maximum": RENDER_OUTPUT_CHARS, "description": f"characters one rendering may have (default {DEFAULT_MAX_OUTPUT_CHARS})"},
     },
     comparisons=(),
@@ -77,14 +81,30 @@ def renders(evidence: Evidence, rule: Rule) -> Verdict:
     observed = rendering.to_dict()
     max_seconds = float(rule.params.get("max_cpu_seconds", DEFAULT_MAX_CPU_SECONDS))
     max_chars = int(rule.params.get("max_output_chars", DEFAULT_MAX_OUTPUT_CHARS))
-    problems = [f"{r.name}: {r.kind}: {r.error}" for r in rendering.renders if r.kind != "ok"]
+    refused_system = _refuses_system_role(rendering.renders)
+    problems = [f"{r.name}: {r.kind}: {r.error}" for r in rendering.renders if r.kind != "ok" and r not in refused_system]
     problems += [f"{r.name}: empty rendering" for r in rendering.renders if r.kind == "ok" and not r.chars]
     problems += [f"{r.name}: {r.chars} characters, over {max_chars}" for r in rendering.renders if r.kind == "ok" and r.chars > max_chars]
     if rendering.cpu_seconds > max_seconds:
         problems.append(f"took {rendering.cpu_seconds:.2f} CPU seconds, over {max_seconds:g}")
     if problems:
         return Verdict("fail", observed, expected, "; ".join(problems[:5]) + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""))
-    return Verdict("pass", observed, expected, f"{len(rendering.renders)} conversations in {rendering.cpu_seconds:.2f} CPU seconds")
+    note = f"; refuses a system message, as written ({refused_system[0].error})" if refused_system else ""
+    return Verdict("pass", observed, expected, f"{len(rendering.renders) - len(refused_system)} conversations in {rendering.cpu_seconds:.2f} CPU seconds{note}")
+
+
+def _refuses_system_role(renders: list[RenderResult]) -> list[RenderResult]:
+    """The renderings that fail only because the template refuses a system message (Gemma's raise_exception).
+
+    Such a template is written that way on purpose; it counts when every conversation with a system message
+    fails with a template error, every one without renders, and at least one without exists.
+    """
+    has_system = {c.name for c in CONVERSATIONS if any(m.get("role") == "system" for m in c.messages)}
+    with_system = [r for r in renders if r.name in has_system]
+    without = [r for r in renders if r.name not in has_system]
+    if with_system and without and all(r.kind == "template" for r in with_system) and all(r.kind == "ok" for r in without):
+        return with_system
+    return []
 
 
 @check(
@@ -101,15 +121,18 @@ def chat_template_safety(evidence: Evidence, rule: Rule) -> Verdict:
     template cannot be judged (unparseable, over a bound).
     """
     chat = _chat(evidence)
-    templates = chat.templates.templates
-    if not templates:
+    templates = chat.templates.every_template
+    if not templates and not chat.unjudged:
         raise CheckSkipped("no chat template")
-    observed: dict[str, Any] = {"templates": [label_of(t) for t in templates], "escapes": chat.escapes}
-    if chat.escapes:
-        found = "; ".join(f"{label}: {', '.join(constructs[:5])}" for label, constructs in chat.escapes.items())
-        return Verdict("fail", observed, "no sandbox escape attempt", found)
-    if chat.scan_errors:
-        raise CheckError("; ".join(f"{label}: {reason}" for label, reason in chat.scan_errors.items()))
+    refused = [r for r in (chat.rendering.renders if chat.rendering else []) if r.kind == "security"]
+    observed: dict[str, Any] = {"templates": [label_of(t) for t in templates], "escapes": chat.escapes, "unjudged": chat.unjudged, "sandbox_refusals": [r.error for r in refused]}
+    if chat.escapes or refused:
+        found = [f"{label}: {', '.join(constructs[:5])}" for label, constructs in chat.escapes.items()]
+        found += [f"{label_of(chat.templates.default_template)} rendering {r.name}: the sandbox refused: {r.error}" for r in refused[:3] if chat.templates.default_template]
+        return Verdict("fail", observed, "no sandbox escape attempt", "; ".join(found))
+    if chat.scan_errors or chat.unjudged:
+        reasons = [f"{label}: {reason}" for label, reason in chat.scan_errors.items()] + chat.unjudged
+        raise CheckError("templates not judged: " + "; ".join(reasons)[:1500])
     return Verdict("pass", observed, "no sandbox escape attempt", f"{len(templates)} template(s) clean")
 
 
@@ -123,21 +146,27 @@ def eos_consistency(evidence: Evidence, rule: Rule) -> Verdict:
     """Pass when the end-of-turn token is among the stop ids and every source's eos ids are stop ids.
 
     The end-of-turn token is the added or special token the default template writes right after an
-    assistant message (`eos_ids.turn_token`); stop ids are generation_config.json's `eos_token_id` (else
-    config.json's; a GGUF file's eos, eot and eom). Without a chat template only the agreement is judged.
-    Fails listing each problem; raises CheckError when the template was not rendered (escapes, errors).
+    assistant message (`eos_ids.turn_token`); stop ids are generation_config.json's `eos_token_id` when the
+    file exists (none when it names none: transformers does not fall back to config.json), else
+    config.json's; a GGUF file's eos, eot and eom ids. Without a chat template only the agreement is
+    judged. Fails listing each problem; raises CheckError when generation_config.json cannot be read, the
+    template was not rendered (escapes, errors) or there is no tokenizer to find the token in.
     """
     facts = static_facts(evidence)
     chat = _chat(evidence)
     sources = eos_sources(facts.tokenizer, facts.config)
+    if sources.unreadable is not None:
+        raise CheckError(f"generation_config.json could not be read, so the stop ids are unknown: {sources.unreadable}")
     observed: dict[str, Any] = {"eos": sources.to_dict()}
     problems = [f"{label} eos_token_id {value!r} is not a token id" for label, value in sources.invalid.items()]
     if not sources.stop_ids:
-        problems.append("no eos_token_id in generation_config.json or config.json: generation never stops on its own")
+        problems.append(_no_stop_ids(sources))
     problems += sources.disagreements()
     if chat.templates.default_template is not None:
         if chat.rendering is None or chat.rendering.turn_ending is None:
             raise CheckError(f"the end-of-turn token is unknown: {chat.not_rendered or 'the template was not rendered'}")
+        if not facts.tokenizer.added_token_ids:
+            raise CheckError("the end-of-turn token is unknown: the model has no tokenizer files naming added or special tokens")
         ending = chat.rendering.turn_ending
         observed["turn_ending"] = ending.text
         if ending.text is None:
@@ -151,6 +180,7 @@ def eos_consistency(evidence: Evidence, rule: Rule) -> Verdict:
                 problems.append(
                     f"the template ends an assistant turn with {token.text!r} (id {token.token_id}), which is not among the "
                     f"{sources.stop_source} stop ids {sources.stop_ids}: generation runs past the end of the answer"
+                    + (GGUF_NOTE if sources.gguf else "")
                 )
     else:
         observed["turn_ending"] = None
@@ -158,6 +188,18 @@ def eos_consistency(evidence: Evidence, rule: Rule) -> Verdict:
     if problems:
         return Verdict("fail", observed, expected, "; ".join(problems))
     return Verdict("pass", observed, expected)
+
+
+GGUF_NOTE = " (as transformers and any runtime reading the ids see it; llama.cpp also stops on tokens it recognises by their text)"
+
+
+def _no_stop_ids(sources: EosSources) -> str:
+    """Why generation has no stop id, naming the file it reads them from."""
+    if sources.gguf:
+        return f"{sources.stop_source} names no eos, eot or eom id: generation never stops on its own"
+    if sources.stop_source == "generation_config.json":
+        return "generation_config.json names no eos_token_id: generate stops only at its length limit (transformers does not fall back to config.json's)"
+    return "config.json names no eos_token_id and there is no generation_config.json: generation never stops on its own"
 
 
 @check(
@@ -218,5 +260,5 @@ def stops(evidence: Evidence, rule: Rule) -> Verdict:
     if rate < min_rate:
         running = [r for r in replies.replies if not r.stopped]
         shown = "; ".join(f"{r.prompt[:40]!r}: {r.tokens} tokens, ends {r.ending[-50:]!r}" for r in running[:3])
-        return Verdict("fail", observed, expected, f"{len(running)}/{len(replies.replies)} replies ran to {replies.max_new_tokens} tokens without a stop id {replies.stop_ids}: {shown}")
+        return Verdict("fail", observed, expected, f"{len(running)}/{len(replies.replies)} replies ran to max_new_tokens {replies.max_new_tokens} without a stop id {replies.stop_ids}: {shown}")
     return Verdict("pass", observed, expected, f"{replies.stopped}/{len(replies.replies)} replies stopped")

@@ -83,7 +83,6 @@ SPECIAL_TOKEN_KEYS: dict[str, str] = {
     # llama.cpp's end-of-turn and end-of-message tokens: generation stops at them too (its end-of-generation set).
     "eot": "tokenizer.ggml.eot_token_id", "eom": "tokenizer.ggml.eom_token_id",
 }
-MAX_CHAT_TEMPLATE_BYTES = 1024 * 1024  # real templates are 1-30 KB
 
 
 def is_gguf_name(relative: str) -> bool:

@@ -3,8 +3,9 @@
 Each prompt becomes a one-turn conversation, rendered by the default chat template in the sandbox
 (`template_render`, `add_generation_prompt=True`) exactly as `apply_chat_template` renders it, encoded
 without adding special tokens (the template writes them, as `apply_chat_template(tokenize=True)` does), and
-answered greedily with the model's own stop ids, as `generate` does by default. A reply *stops* when it
-ends with one of those ids within `max_new_tokens`.
+answered greedily with the model's own stop ids, as `generate` does by default (a GGUF file's: its eos,
+eot and eom ids, what llama.cpp reads from its metadata). A reply *stops* when generation ends before
+`max_new_tokens` or on one of those ids (a stop string in the generation config ends it early too).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from ..errors import CheckError, CheckSkipped
 from ..probe_registry import ProbeContext, probe
 from .chat_render import ChatTemplateEvidence
+from .eos_ids import eos_sources
 from .kinds import ENCODER
 from .load import loaded_backend
 from .static import StaticFacts
@@ -74,7 +76,9 @@ class ChatReplies:
         }
 
 
-def chat_replies(backend: Any, template: str, special_tokens: dict[str, str], prompts: list[str], max_new_tokens: int) -> ChatReplies:
+def chat_replies(
+    backend: Any, template: str, special_tokens: dict[str, str], prompts: list[str], max_new_tokens: int, stop_ids: list[int] | None = None
+) -> ChatReplies:
     """Render each prompt as a user turn, encode it without added special tokens, reply greedily.
 
     Args:
@@ -83,8 +87,9 @@ def chat_replies(backend: Any, template: str, special_tokens: dict[str, str], pr
         special_tokens: role -> token text, passed to the template as transformers passes them.
         prompts: user messages, one conversation each.
         max_new_tokens: the most tokens one reply may take.
+        stop_ids: the ids to stop on; None: the model's own (`Backend.stop_token_ids`).
     Raises CheckSkipped for an encoder-only model, CheckError without a tokenizer or when a prompt does not
-    render.
+    render or renders to no tokens.
     """
     if backend.kind == ENCODER:
         raise CheckSkipped("encoder-only model: generation does not apply")
@@ -95,13 +100,18 @@ def chat_replies(backend: Any, template: str, special_tokens: dict[str, str], pr
         for index, prompt in enumerate(prompts)
     ]
     rendering = render_chat_template(template, special_tokens, conversations, turn_ending=False)
-    stop_ids = backend.stop_token_ids()
+    given = stop_ids is not None
+    stop_ids = list(stop_ids) if stop_ids is not None else backend.stop_token_ids()
     result = ChatReplies(prompts=list(prompts), max_new_tokens=max_new_tokens, stop_ids=stop_ids)
     for prompt, rendered in zip(prompts, rendering.renders, strict=True):
         if rendered.text is None:
             raise CheckError(f"the chat template does not render the prompt {prompt[:60]!r}: {rendered.error}")
         ids = backend.encode_chat(rendered.text)
-        new = backend.generate(ids, max_new_tokens).tolist()[0]
+        if ids.shape[-1] == 0:
+            raise CheckError(f"the chat template renders the prompt {prompt[:60]!r} as no tokens ({rendered.text[:60]!r})")
+        if given and not stop_ids:
+            raise CheckError("no stop ids to generate with")
+        new = backend.generate(ids, max_new_tokens, stop_ids=stop_ids if given else None).tolist()[0]
         last = int(new[-1]) if new else None
         decoded = backend.decode_with_special_tokens(new)
         result.replies.append(
@@ -109,7 +119,7 @@ def chat_replies(backend: Any, template: str, special_tokens: dict[str, str], pr
                 prompt=prompt,
                 tokens=len(new),
                 last_id=last,
-                stopped=last is not None and last in stop_ids,
+                stopped=len(new) < max_new_tokens or (last is not None and last in stop_ids),
                 text=decoded[:TEXT_CHARS],
                 ending=decoded[-ENDING_CHARS:],
             )
@@ -126,5 +136,9 @@ def chat_replies_probe(context: ProbeContext) -> ChatReplies:
         raise CheckError(f"no chat template to render the prompts with: {chat.not_rendered or 'none'}")
     facts = context.evidence.get("static", StaticFacts)
     special = {role: text for role, text in facts.tokenizer.special_tokens.items() if not text.startswith("<id ")}
+    sources = eos_sources(facts.tokenizer, facts.config)
+    # A GGUF file's declared stop ids (eos, eot, eom), as the static rule judges them; else the loaded model's.
+    stop_ids = sources.stop_ids if sources.gguf else None
     params = context.params
-    return chat_replies(loaded_backend(context.evidence), default.text, special, list(params["prompts"]), int(params["max_new_tokens"]))
+    backend = loaded_backend(context.evidence)
+    return chat_replies(backend, default.text, special, list(params["prompts"]), int(params["max_new_tokens"]), stop_ids)

@@ -11,12 +11,17 @@ templates from, in this order:
    a processor reads when the tokenizer has no template.
 
 A GGUF file carries `tokenizer.chat_template` (the default) and `tokenizer.chat_template.<name>` (named).
-With named templates and no tools, the one used is "default"; templates without a "default" leave a chat
-with no template (transformers raises "multiple chat templates with no default"), which `default_template`
-reports as None with `errors` saying why. Sources present but not used (tokenizer_config.json's template
-beside a chat_template.jinja) are listed in `shadowed`.
+With named templates and no tools, the one used is "default" (the last one so named, as transformers'
+dict keeps the last); templates without a "default" leave a chat with no template (transformers raises
+"multiple chat templates with no default"), which `default_template` reports as None with `errors` saying
+why. Sources present but not used (tokenizer_config.json's template beside a chat_template.jinja, which
+llama.cpp's converter prefers; a processor's chat_template.json) and the templates embedded in GGUF files
+beside Hugging Face tokenizer files are kept in `others`: a safety judgement reads every template a tool
+may render, not only transformers' choice.
 
-Every template is bounded by `MAX_CHAT_TEMPLATE_BYTES` and their number by `MAX_NAMED_TEMPLATES`.
+Every template is bounded by `MAX_TEMPLATE_CHARS` (the escape judge's and the renderer's bound) and their
+number by `MAX_NAMED_TEMPLATES`; a template that exists but is not read (over a bound, unreadable) is
+listed in `unjudged`, so a rule that must see every template can say it did not.
 """
 
 from __future__ import annotations
@@ -26,8 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..candidate import Candidate
-from ..formats.gguf import MAX_CHAT_TEMPLATE_BYTES
-from .scan_templates import MAX_NAMED_TEMPLATES
+from .scan_templates import MAX_NAMED_TEMPLATES, MAX_TEMPLATE_CHARS
 
 JINJA_FILE = "chat_template.jinja"
 TEMPLATES_FOLDER = "additional_chat_templates"
@@ -35,8 +39,9 @@ PROCESSOR_FILE = "chat_template.json"
 DEFAULT_NAME = "default"
 GGUF_KEY = "tokenizer.chat_template"
 MAX_TEMPLATE_FILE_BYTES = 64 * 1024 * 1024  # a chat_template.json could inline other processor settings
+MAX_TEMPLATE_BYTES = 4 * MAX_TEMPLATE_CHARS  # a template file read: UTF-8 takes at most 4 bytes a character
 
-__all__ = ["ChatTemplate", "ChatTemplateFacts", "templates_from_folder", "templates_from_gguf"]
+__all__ = ["ChatTemplate", "ChatTemplateFacts", "add_embedded", "templates_from_folder", "templates_from_gguf"]
 
 
 @dataclass(frozen=True)
@@ -59,20 +64,27 @@ class ChatTemplateFacts:
     Attributes:
         templates: the used source's templates, in the order written (at most `MAX_NAMED_TEMPLATES`).
         shadowed: sources with templates that the used source replaces ("tokenizer_config.json chat_template").
+        others: the templates of shadowed sources and of GGUF files beside Hugging Face tokenizer files.
+        unjudged: templates that exist but were not read (over a bound, unreadable), each with the reason.
         errors: unreadable or oversized sources, malformed entries, named templates without a default.
     """
 
     templates: list[ChatTemplate] = field(default_factory=list)
     shadowed: list[str] = field(default_factory=list)
+    others: list[ChatTemplate] = field(default_factory=list)
+    unjudged: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
     @property
     def default_template(self) -> ChatTemplate | None:
-        """The template a chat without tools is rendered with ("default", or the only unnamed one), else None."""
-        for template in self.templates:
-            if template.name == DEFAULT_NAME:
-                return template
-        return None
+        """The template a chat without tools is rendered with: the last one named "default", else None."""
+        defaults = [template for template in self.templates if template.name == DEFAULT_NAME]
+        return defaults[-1] if defaults else None
+
+    @property
+    def every_template(self) -> list[ChatTemplate]:
+        """The used templates, then the others (what a safety judgement must read)."""
+        return [*self.templates, *self.others]
 
     @property
     def sources(self) -> list[str]:
@@ -86,15 +98,17 @@ class ChatTemplateFacts:
             "templates": [template.to_dict() for template in self.templates],
             "default": default.name if default is not None else None,
             "shadowed": self.shadowed,
+            "others": [template.to_dict() for template in self.others],
+            "unjudged": self.unjudged,
             "errors": self.errors,
         }
 
 
-def _size_error(text: str, where: str) -> str | None:
-    size = len(text.encode("utf-8", errors="surrogatepass"))
-    if size > MAX_CHAT_TEMPLATE_BYTES:
-        return f"{where}: chat template is {size} bytes, over the {MAX_CHAT_TEMPLATE_BYTES}-byte bound"
-    return None
+def _unread(facts: ChatTemplateFacts, reason: str) -> None:
+    """A template that exists but is not kept: an error, and unjudged (each reason recorded once)."""
+    if reason not in facts.unjudged and len(facts.unjudged) < MAX_NAMED_TEMPLATES:
+        facts.unjudged.append(reason)
+        facts.errors.append(reason)
 
 
 def _keep(facts: ChatTemplateFacts, found: list[ChatTemplate], name: str, source: str, text: Any) -> None:
@@ -104,12 +118,11 @@ def _keep(facts: ChatTemplateFacts, found: list[ChatTemplate], name: str, source
         facts.errors.append(f"{where}: chat template is a {type(text).__name__}, not a string")
         return
     if len(found) >= MAX_NAMED_TEMPLATES:
-        if len(found) == MAX_NAMED_TEMPLATES:
-            facts.errors.append(f"{source}: more than {MAX_NAMED_TEMPLATES} chat templates; the rest are not read")
+        # Named once per file: a GGUF source is "<file> <key>", its file the first word.
+        _unread(facts, f"{source.split(' ')[0]}: more than {MAX_NAMED_TEMPLATES} chat templates; the rest are not read")
         return
-    error = _size_error(text, where)
-    if error is not None:
-        facts.errors.append(error)
+    if len(text) > MAX_TEMPLATE_CHARS:
+        _unread(facts, f"{where}: chat template is {len(text)} characters, over the {MAX_TEMPLATE_CHARS}-character bound")
         return
     found.append(ChatTemplate(name=name, source=source, text=text))
 
@@ -135,10 +148,10 @@ def _from_config_value(facts: ChatTemplateFacts, value: Any, source: str) -> lis
 
 def _read_text(candidate: Candidate, relative: str, facts: ChatTemplateFacts) -> str | None:
     try:
-        raw = candidate.read_bytes(relative, MAX_CHAT_TEMPLATE_BYTES)
+        raw = candidate.read_bytes(relative, MAX_TEMPLATE_BYTES)
         return raw.decode("utf-8")
     except Exception as exc:  # noqa: BLE001 - an unreadable template file is this fact's error
-        facts.errors.append(f"{relative} unreadable: {str(exc)[:300] or type(exc).__name__}")
+        _unread(facts, f"{relative} unreadable: {str(exc)[:300] or type(exc).__name__}")
         return None
 
 
@@ -162,7 +175,7 @@ def _processor_file(candidate: Candidate, facts: ChatTemplateFacts) -> list[Chat
     try:
         data = json.loads(candidate.read_bytes(PROCESSOR_FILE, MAX_TEMPLATE_FILE_BYTES))
     except Exception as exc:  # noqa: BLE001
-        facts.errors.append(f"{PROCESSOR_FILE} unreadable: {str(exc)[:300] or type(exc).__name__}")
+        _unread(facts, f"{PROCESSOR_FILE} unreadable: {str(exc)[:300] or type(exc).__name__}")
         return []
     if not isinstance(data, dict):
         facts.errors.append(f"{PROCESSOR_FILE} is not a JSON object")
@@ -188,8 +201,16 @@ def templates_from_folder(candidate: Candidate, names: set[str], tokenizer_confi
     used = next((templates for _, templates in ranked if templates), [])
     facts.templates = used
     facts.shadowed = [label for label, templates in ranked if templates and templates is not used]
+    facts.others = [template for _, templates in ranked if templates is not used for template in templates]
     _require_default(facts)
     return facts
+
+
+def add_embedded(facts: ChatTemplateFacts, embedded: ChatTemplateFacts) -> None:
+    """Add a GGUF file's templates (beside Hugging Face tokenizer files) to `facts.others`, with its problems."""
+    facts.others += embedded.templates[: max(0, MAX_NAMED_TEMPLATES - len(facts.others))]
+    # Unjudged, not errors: the templates a loader uses are what `errors` is about.
+    facts.unjudged += [reason for reason in embedded.unjudged if reason not in facts.unjudged][: max(0, MAX_NAMED_TEMPLATES - len(facts.unjudged))]
 
 
 def templates_from_gguf(metadata: dict[str, Any], relative: str) -> ChatTemplateFacts:

@@ -16,7 +16,7 @@ from typing import Any
 from ..formats.gguf import config_source_name
 from .tokenizer_files import TokenizerFacts
 
-MAX_IDS = 64  # ids kept from one source's list (real lists hold 1-4)
+MAX_IDS = 4096  # ids kept from one source's list (real lists hold 1-4)
 LEADING_SPACE = " \t\r\n"
 
 __all__ = ["EosSources", "TurnToken", "eos_sources", "turn_token"]
@@ -27,31 +27,38 @@ class EosSources:
     """The end-of-sequence ids each source names, and the set generation stops on.
 
     Attributes:
-        ids: source label -> its ids as written ("config.json", "generation_config.json", "tokenizer
-            (tokenizer_config.json)", "<file>.gguf metadata eot"...), lists kept to `MAX_IDS`.
-        stop_ids: the ids generation stops on: generation_config.json's (config.json's when it names none);
-            a GGUF file's eos, eot and eom ids.
-        stop_source: where `stop_ids` come from.
+        ids: source label -> its ids as written ("config.json eos", "generation_config.json eos", "tokenizer
+            eos (tokenizer_config.json)", "<file>.gguf metadata eot"...), lists kept to `MAX_IDS`.
+        stop_ids: the ids generation stops on: generation_config.json's `eos_token_id` when the file exists
+            (none when it names none: transformers does not fall back to config.json then), config.json's
+            without the file; a GGUF file's eos, eot and eom ids.
+        stop_source: where `stop_ids` come from (always named, even when they are empty).
         invalid: values that are not token ids (a string, a negative number), by source.
+        unreadable: why the file that holds the stop ids could not be read (generation_config.json), else None.
+        gguf: the ids come from a GGUF file's metadata.
     """
 
     ids: dict[str, list[int]] = field(default_factory=dict)
     stop_ids: list[int] = field(default_factory=list)
     stop_source: str = ""
     invalid: dict[str, str] = field(default_factory=dict)
+    unreadable: str | None = None
+    gguf: bool = False
 
     def disagreements(self) -> list[str]:
         """Every source whose ids are not all stop ids, as one line each ("config.json eos [0] is not among ...")."""
+        if not self.stop_ids:
+            return []  # reported once as "no stop ids", not once per source
         stops = set(self.stop_ids)
         return [
-            f"{label} eos {ids} is not among the {self.stop_source} stop ids {self.stop_ids}"
+            f"{label} {ids} is not among the {self.stop_source} stop ids {self.stop_ids}"
             for label, ids in self.ids.items()
-            if label != self.stop_source and not set(ids) <= stops
+            if not label.startswith(self.stop_source) and not set(ids) <= stops
         ]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON for evidence."""
-        return {"ids": self.ids, "stop_ids": self.stop_ids, "stop_source": self.stop_source, "invalid": self.invalid}
+        return {"ids": self.ids, "stop_ids": self.stop_ids, "stop_source": self.stop_source, "invalid": self.invalid, "unreadable": self.unreadable}
 
 
 def _ids(value: Any, label: str, sources: EosSources) -> list[int] | None:
@@ -59,7 +66,7 @@ def _ids(value: Any, label: str, sources: EosSources) -> list[int] | None:
     if value is None:
         return None
     items = value if isinstance(value, list) else [value]
-    if all(type(item) is int and item >= 0 for item in items[:MAX_IDS]) and items:
+    if items and all(type(item) is int and item >= 0 for item in items):
         return list(items[:MAX_IDS])
     sources.invalid[label] = str(value)[:80]
     return None
@@ -75,41 +82,50 @@ def _config_eos(config: dict[str, Any] | None) -> Any:
     return text_config.get("eos_token_id") if isinstance(text_config, dict) else None
 
 
+def _gguf_sources(tokenizer: TokenizerFacts, config: dict[str, Any]) -> EosSources:
+    label = config_source_name(config)
+    sources = EosSources(stop_source=label, gguf=True)
+    for role in ("eos", "eot", "eom"):
+        token_id = tokenizer.special_token_ids.get(role)
+        if token_id is not None:
+            sources.ids[f"{label} {role}"] = [token_id]
+        elif role in tokenizer.special_tokens:  # written, but not an id of the vocabulary
+            sources.invalid[f"{label} {role}"] = tokenizer.special_tokens[role][:80]
+    sources.stop_ids = sorted({i for ids in sources.ids.values() for i in ids})
+    return sources
+
+
 def eos_sources(tokenizer: TokenizerFacts, config: dict[str, Any] | None) -> EosSources:
     """The eos ids of config.json (or a GGUF file's metadata), generation_config.json and the tokenizer files.
 
     Args:
         tokenizer: the static tokenizer facts (special tokens, generation_config.json's ids as written).
         config: config.json as read, or the config a GGUF file's metadata makes (`gguf` key set).
-    Never raises; values that are not ids go to `invalid`.
+    Never raises; values that are not ids go to `invalid`, an unreadable generation_config.json to `unreadable`.
     """
+    if isinstance(config, dict) and isinstance(config.get("gguf"), dict):
+        return _gguf_sources(tokenizer, config)
     sources = EosSources()
-    gguf = isinstance(config, dict) and isinstance(config.get("gguf"), dict)
-    if gguf:
-        label = config_source_name(config)
-        for role in ("eos", "eot", "eom"):
-            token_id = tokenizer.declared_ids.get(role)
-            if token_id is not None:
-                sources.ids[f"{label} {role}"] = [token_id]
-        sources.stop_ids = sorted({i for ids in sources.ids.values() for i in ids})
-        sources.stop_source = f"{label} eos/eot/eom"
-        return sources
     config_ids = _ids(_config_eos(config), "config.json", sources)
     if config_ids is not None:
-        sources.ids["config.json"] = config_ids
+        sources.ids["config.json eos"] = config_ids
     generation_ids = _ids(tokenizer.generation_ids.get("eos_token_id"), "generation_config.json", sources)
     if generation_ids is not None:
-        sources.ids["generation_config.json"] = generation_ids
+        sources.ids["generation_config.json eos"] = generation_ids
     tokenizer_id = tokenizer.special_token_ids.get("eos")
     if tokenizer_id is None:
         tokenizer_id = tokenizer.appended_ids.get("eos")
     if tokenizer_id is not None:
-        sources.ids[f"tokenizer ({tokenizer.special_token_files.get('eos', 'tokenizer files')})"] = [tokenizer_id]
-    # transformers' generate reads generation_config.json's ids, else the ones it builds from config.json.
-    if generation_ids is not None:
-        sources.stop_ids, sources.stop_source = generation_ids, "generation_config.json"
-    elif config_ids is not None:
-        sources.stop_ids, sources.stop_source = config_ids, "config.json"
+        sources.ids[f"tokenizer eos ({tokenizer.special_token_files.get('eos', 'tokenizer files')})"] = [tokenizer_id]
+    # transformers' generate reads generation_config.json when it exists, with no fallback to config.json
+    # for a key it leaves out; without the file it builds the settings from config.json.
+    if tokenizer.generation_config_present:
+        sources.stop_source = "generation_config.json"
+        sources.unreadable = tokenizer.generation_config_error
+        sources.stop_ids = generation_ids or []
+    else:
+        sources.stop_source = "config.json"
+        sources.stop_ids = config_ids or []
     return sources
 
 

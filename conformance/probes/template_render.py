@@ -176,10 +176,15 @@ def _turn_ending(results: list[dict[str, Any]]) -> TurnEnding:
     """The turn ending from `_turn_jobs`' results (three per variant): the first variant showing the mark wins."""
     first_error = None
     for answered, twice, prompted in (results[0:3], results[3:6]):
-        if answered["kind"] == "ok" and MARK in answered["text"]:
+        twice_marked = twice["kind"] == "ok" and MARK in twice["text"]
+        if answered["kind"] == "ok" and MARK in answered["text"] and (
+            answered["text"][answered["text"].rindex(MARK) + len(MARK) :].strip() or not twice_marked
+        ):
             text = answered["text"]
             ending = text[text.rindex(MARK) + len(MARK) :]
-        elif twice["kind"] == "ok" and MARK in twice["text"]:  # a template that drops the last assistant's content
+        elif twice_marked:
+            # A template that drops the last assistant's content, or writes nothing after the last turn (GLM-4
+            # closes a turn by starting the next one, `<|user|>`): the text after the first of two answers.
             text = twice["text"]
             ending = text[text.index(MARK) + len(MARK) :]
         else:

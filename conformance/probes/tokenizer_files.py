@@ -37,7 +37,7 @@ from ..candidate import Candidate
 from ..formats.gguf import SPECIAL_TOKEN_KEYS as GGUF_SPECIAL_TOKEN_KEYS
 from ..formats.gguf import gguf_model_files, is_gguf_name, read_gguf
 from ..formats.gguf_header import TOKEN_TYPES_KEY, GGUFArray, StringTable
-from .chat_templates import ChatTemplateFacts, templates_from_folder, templates_from_gguf
+from .chat_templates import ChatTemplateFacts, add_embedded, templates_from_folder, templates_from_gguf
 from .json_keys import read_model_json
 from .tokenizer_sources import (
     MAX_TOKEN_ID,
@@ -74,6 +74,8 @@ MAX_TOKENIZER_BYTES = 256 * 1024 * 1024  # one tokenizer file (the largest real 
 READS_LEGACY_FILES_WITHOUT = "added_tokens_decoder"
 LEGACY_UNREAD = " (not read: tokenizer_config.json has added_tokens_decoder)"
 MAX_GENERATION_CONFIG_BYTES = 1024 * 1024
+MAX_EOS_IDS = 4096  # eos ids kept from generation_config.json (real lists hold 1-4)
+MAX_GGUF_FILES = 64  # GGUF files of a folder whose templates are read beside Hugging Face tokenizer files
 MAX_ADDED_TOKEN_TEXTS = 65_536  # added and special token texts kept by id (real tokenizers have at most a few thousand)
 __all__ = ["MAX_TOKENIZER_TOTAL_BYTES", "MAX_TOKEN_ID", "TokenizerFacts", "read_tokenizer"]
 
@@ -100,7 +102,9 @@ class TokenizerFacts:
             (special_tokens_map.json, tokenizer_config.json), first `MAX_ADDITIONAL_SPECIAL_TOKENS`.
         declared_ids: role -> the id the tokenizer's files give it, even out of range (GGUF ids as written).
         appended_ids: role -> the id a loader appends its text at, when the text is in no vocabulary file.
-        generation_ids: generation_config.json's token-id keys as written (`GENERATION_ID_KEYS`).
+        generation_ids: generation_config.json's token-id keys as written (`GENERATION_ID_KEYS`; eos lists
+            kept to `MAX_EOS_IDS`).
+        generation_config_present: the folder holds generation_config.json (read or not).
         generation_config_error: why generation_config.json could not be read, else None.
         errors: every problem found (unreadable files, contradictions between files).
         chat_templates: the chat templates a loader would use (`probes.chat_templates`), never rendered here.
@@ -121,6 +125,7 @@ class TokenizerFacts:
     declared_ids: dict[str, int] = field(default_factory=dict)
     appended_ids: dict[str, int] = field(default_factory=dict)
     generation_ids: dict[str, Any] = field(default_factory=dict)
+    generation_config_present: bool = False
     generation_config_error: str | None = None
     errors: list[str] = field(default_factory=list)
     chat_templates: ChatTemplateFacts = field(default_factory=ChatTemplateFacts)
@@ -164,6 +169,7 @@ def _read_gguf_tokenizer(candidate: Candidate, names: set[str], facts: Tokenizer
     except Exception as exc:  # noqa: BLE001 - any failure of these bytes is the tokenizer's error
         facts.errors.append(f"GGUF tokenizer unreadable: {str(exc)[:500] or type(exc).__name__}")
         facts.vocab_error = facts.errors[-1]
+        facts.chat_templates = ChatTemplateFacts(unjudged=[facts.errors[-1]], errors=[facts.errors[-1]])
         return
     facts.files.append(relative)
     facts.chat_templates = templates_from_gguf(header.metadata, relative)
@@ -297,6 +303,7 @@ def _read_generation_ids(candidate: Candidate, names: set[str], facts: Tokenizer
     """generation_config.json's token-id keys, as written; an unreadable file is `generation_config_error`."""
     if "generation_config.json" not in names:
         return
+    facts.generation_config_present = True
     try:
         data = candidate.read_json("generation_config.json", MAX_GENERATION_CONFIG_BYTES)
         if not isinstance(data, dict):
@@ -304,20 +311,20 @@ def _read_generation_ids(candidate: Candidate, names: set[str], facts: Tokenizer
     except Exception as exc:  # noqa: BLE001
         facts.generation_config_error = str(exc)[:500] or type(exc).__name__
         return
-    facts.generation_ids = {key: _bounded_id_value(data[key]) for key in GENERATION_ID_KEYS if key in data}
+    facts.generation_ids = {key: _bounded_id_value(data[key], MAX_EOS_IDS if key == "eos_token_id" else 64) for key in GENERATION_ID_KEYS if key in data}
 
 
-def _bounded_id_value(value: Any) -> Any:
+def _bounded_id_value(value: Any, keep: int = 64) -> Any:
     """A token-id value kept for evidence: numbers and None as written, a list bounded, anything else as short text.
 
-    A list keeps its first 64 items and, when longer, the largest id (an int >= 0) of the rest, so a range
-    check still sees an id out of range however far down the list it is.
+    A list keeps its first `keep` items and, when longer, the largest id (an int >= 0) of the rest, so a
+    range check still sees an id out of range however far down the list it is.
     """
     if value is None or isinstance(value, (int, float)):
         return value
     if isinstance(value, list):
-        kept = [_bounded_id_value(item) if not isinstance(item, (list, dict)) else str(item)[:40] for item in value[:64]]
-        rest = [item for item in value[64:] if type(item) is int and item >= 0]
+        kept = [_bounded_id_value(item) if not isinstance(item, (list, dict)) else str(item)[:40] for item in value[:keep]]
+        rest = [item for item in value[keep:] if type(item) is int and item >= 0]
         return kept + [max(rest)] if rest else kept
     return str(value)[:40]
 
@@ -378,7 +385,20 @@ def read_tokenizer(candidate: Candidate) -> TokenizerFacts:
             facts.largest_id = max([facts.vocab_size - 1, *model_ids])
     facts.added_token_ids = _added_token_ids(facts, sources, vocab)
     facts.chat_templates = templates_from_folder(candidate, names, tokenizer_config)
+    _add_gguf_templates(candidate, names, facts.chat_templates)
     return facts
+
+
+def _add_gguf_templates(candidate: Candidate, names: set[str], templates: ChatTemplateFacts) -> None:
+    """The templates GGUF files carry beside Hugging Face tokenizer files: llama.cpp renders those."""
+    for relative in sorted(name for name in names if is_gguf_name(name))[:MAX_GGUF_FILES]:
+        try:
+            header = read_gguf(candidate, relative)
+        except Exception as exc:  # noqa: BLE001 - its templates are then unjudged, which says why
+            reason = f"{relative}: header unreadable, its chat templates unjudged: {str(exc)[:300] or type(exc).__name__}"
+            add_embedded(templates, ChatTemplateFacts(unjudged=[reason]))
+            continue
+        add_embedded(templates, templates_from_gguf(header.metadata, relative))
 
 
 def _added_token_ids(facts: TokenizerFacts, sources: list[VocabSource], vocab: dict[str, int]) -> dict[str, int]:
