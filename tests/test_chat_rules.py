@@ -261,7 +261,7 @@ def test_a_generation_config_without_eos_has_no_stop_ids_even_when_config_json_h
     del data["eos_token_id"]
     (chat_llama / "generation_config.json").write_text(json.dumps({**data, "_from_model_config": True}))
     found = results(chat_llama, write_spec)["GEN-EOS"]
-    assert found.status == "fail" and "generation_config.json names no eos_token_id" in found.message
+    assert found.status == "fail" and "generation_config.json names no usable eos_token_id" in found.message
     assert found.observed["eos"]["stop_ids"] == [] and found.observed["eos"]["stop_source"] == "generation_config.json"
     assert "not among the  stop ids" not in found.message
 
@@ -383,7 +383,10 @@ def test_messages_name_the_real_cause(llama_dir: Path, copy_model: Any, write_sp
     edit_json(folder / "config.json", eos_token_id=None)
     (folder / "generation_config.json").unlink()
     found = results(folder, write_spec, [STATIC_RULES[3]])["GEN-EOS"]
-    assert "config.json names no eos_token_id and there is no generation_config.json" in found.message
+    assert "config.json names no usable eos_token_id and there is no generation_config.json" in found.message
+    edit_json(folder / "config.json", eos_token_id="</s>")
+    found = results(folder, write_spec, [STATIC_RULES[3]])["GEN-EOS"]
+    assert found.message.startswith("config.json eos_token_id '</s>' is not a token id; config.json names no usable eos_token_id")
     # A GGUF file whose header cannot be read: CHAT-TEMPLATE says so rather than "no chat template".
     from conformance.zoo.gguf_models import build_gguf
 

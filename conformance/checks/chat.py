@@ -158,7 +158,7 @@ def eos_consistency(evidence: Evidence, rule: Rule) -> Verdict:
     if sources.unreadable is not None:
         raise CheckError(f"generation_config.json could not be read, so the stop ids are unknown: {sources.unreadable}")
     observed: dict[str, Any] = {"eos": sources.to_dict()}
-    problems = [f"{label} eos_token_id {value!r} is not a token id" for label, value in sources.invalid.items()]
+    problems = [f"{label} {value!r} is not a token id" for label, value in sources.invalid.items()]
     if not sources.stop_ids:
         problems.append(_no_stop_ids(sources))
     problems += sources.disagreements()
@@ -198,8 +198,8 @@ def _no_stop_ids(sources: EosSources) -> str:
     if sources.gguf:
         return f"{sources.stop_source} names no eos, eot or eom id: generation never stops on its own"
     if sources.stop_source == "generation_config.json":
-        return "generation_config.json names no eos_token_id: generate stops only at its length limit (transformers does not fall back to config.json's)"
-    return "config.json names no eos_token_id and there is no generation_config.json: generation never stops on its own"
+        return "generation_config.json names no usable eos_token_id: generate stops only at its length limit (transformers does not fall back to config.json's)"
+    return "config.json names no usable eos_token_id and there is no generation_config.json: generation never stops on its own"
 
 
 @check(

@@ -106,10 +106,10 @@ def eos_sources(tokenizer: TokenizerFacts, config: dict[str, Any] | None) -> Eos
     if isinstance(config, dict) and isinstance(config.get("gguf"), dict):
         return _gguf_sources(tokenizer, config)
     sources = EosSources()
-    config_ids = _ids(_config_eos(config), "config.json", sources)
+    config_ids = _ids(_config_eos(config), "config.json eos_token_id", sources)
     if config_ids is not None:
         sources.ids["config.json eos"] = config_ids
-    generation_ids = _ids(tokenizer.generation_ids.get("eos_token_id"), "generation_config.json", sources)
+    generation_ids = _ids(tokenizer.generation_ids.get("eos_token_id"), "generation_config.json eos_token_id", sources)
     if generation_ids is not None:
         sources.ids["generation_config.json eos"] = generation_ids
     tokenizer_id = tokenizer.special_token_ids.get("eos")
