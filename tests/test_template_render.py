@@ -198,7 +198,10 @@ def test_cpu_budget_stops_nested_loops_as_time() -> None:
     loops = "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"
     rendering = render_chat_template(loops, {}, CONVERSATIONS[:2], max_cpu_seconds=0.3)
     assert [r.kind for r in rendering.renders] == ["time", "time"]
-    assert "CPU budget" in (rendering.renders[0].error or "") and "not rendered" in (rendering.renders[1].error or "")
+    assert "CPU budget" in (rendering.renders[0].error or "")
+    # The budget covers all renders: the second is either refused up front or stopped by the same clock,
+    # depending on how much of the budget start-up took (machine load decides, so both are right).
+    assert any(words in (rendering.renders[1].error or "") for words in ("not rendered", "CPU budget"))
     assert rendering.turn_ending is not None and rendering.turn_ending.text is None
     assert "time" in (rendering.turn_ending.error or "")
 
