@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import DISTRIBUTION, __version__
 from .demo import DEMO_STANDARD, build_demo_zoo, demo_outcome
 from .errors import RequestError
 from .options import LOAD_DTYPES, is_device_choice
@@ -284,7 +284,7 @@ def _device(text: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     """The `conformance` argument parser: one subcommand per command, each with its handler as `handler`."""
     parser = argparse.ArgumentParser(prog="conformance", description="Check language models against written standards.")
-    parser.add_argument("--version", action="version", version=f"conformance {__version__}")
+    parser.add_argument("--version", action="version", version=f"{DISTRIBUTION} {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     check = commands.add_parser("check", help="check models against a spec", description="Check models against a spec.")

@@ -26,19 +26,21 @@ LEVELS = {"dangerous": "error", "unknown": "warning", "error": "error"}
 
 
 def tool_version() -> str:
-    """The installed package's version (package metadata), else the source tree's."""
-    try:
-        return version("conformance")
-    except PackageNotFoundError:
-        from .. import __version__
+    """The installed distribution's version (package metadata of `DISTRIBUTION`), else the source tree's."""
+    from .. import DISTRIBUTION, __version__
 
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:
         return __version__
 
 
 def information_uri() -> str | None:
     """The project's first URL from package metadata (Project-URL or Home-page), None when it declares none."""
+    from .. import DISTRIBUTION
+
     try:
-        meta = metadata("conformance")
+        meta = metadata(DISTRIBUTION)
     except PackageNotFoundError:
         return None
     for entry in meta.get_all("Project-URL") or []:
