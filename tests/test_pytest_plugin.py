@@ -218,7 +218,13 @@ def test_bad_options_and_specs_are_one_line_errors(pytester: pytest.Pytester, ll
 
 def test_shipped_standard_by_name(pytester: pytest.Pytester, llama_dir: Path) -> None:
     result = pytester.runpytest("--conformance-spec", "baseline-safety", "--conformance-model", str(llama_dir), "--collect-only", "-q")
-    result.stdout.fnmatch_lines(["*baseline-safety.yaml::tiny-llama::SAFE-FORMAT", "8 tests collected*"])
+    result.stdout.fnmatch_lines(["standard:baseline-safety::tiny-llama::SAFE-FORMAT", "8 tests collected*"])
+    # The same short id whatever the rootdir, even one that holds the installed package (a clone's parent).
+    result = pytester.runpytest("--conformance-spec", "baseline-safety", "--conformance-model", str(llama_dir), "--collect-only", "-q",
+                                "--rootdir=/", "--deselect", "standard:baseline-safety::tiny-llama::SAFE-FORMAT")
+    result.stdout.fnmatch_lines(["standard:baseline-safety::tiny-llama::SAFE-CODE", "7/8 tests collected (1 deselected)*"])
+    result.stdout.no_fnmatch_line("*SAFE-FORMAT*")
+    result.stdout.no_fnmatch_line("*_specs*")
 
 
 def test_a_misspelt_standard_name_suggests_the_closest(pytester: pytest.Pytester, llama_dir: Path) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from ..standards import SPEC_SUFFIXES
+from ..standards import SPEC_SUFFIXES, find_standard
 from .fixtures import assert_rule, conformance_assert, conformance_run
 from .session import SETTINGS_KEY, ConformanceSession, get_store
 from .settings import add_options, read_settings
@@ -83,9 +83,22 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         if path in store.collected_specs:
             continue  # already collected from the test tree
         store.collected_specs.add(path)
-        # A spec outside the rootdir (a shipped standard) is addressed by its file name alone.
-        nodeid = None if path.is_relative_to(config.rootpath) else path.name
+        nodeid = spec_nodeid(path, config.rootpath)
         items.extend(session.genitems(SpecFile.from_parent(session, path=path, nodeid=nodeid)))
+
+
+def spec_nodeid(path: Path, rootpath: Path) -> str | None:
+    """The node id of a `--conformance-spec` file; None lets pytest name it from the rootdir.
+
+    A shipped standard is `standard:<name>` whatever the rootdir (a rootdir above the installed package
+    would otherwise give `work/clone/conformance/_specs/standards/<name>.yaml`), so its items read
+    `standard:<name>::<model>::<RULE>` for `--deselect` and `-k` on every machine. Another spec outside
+    the rootdir is addressed by its file name alone; one inside keeps its path relative to the rootdir.
+    """
+    shipped = find_standard(path.stem)
+    if shipped is not None and shipped.resolve() == path.resolve():
+        return f"standard:{path.stem}"
+    return None if path.is_relative_to(rootpath) else path.name
 
 
 @pytest.hookimpl(wrapper=True)
