@@ -26,6 +26,7 @@ from .probes import (  # noqa: F401  (importing a probe module registers its pro
     runtime,
     safety_set,
     scan,
+    signature,
     speed,
     static,
     tasks,

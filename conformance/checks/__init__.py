@@ -1,3 +1,3 @@
 """The check catalogue: importing this package registers every check, one module per rule family."""
 
-from . import architecture, card, chat, claims, files, generation_safety, performance, quality, runtime, safety, size, tokenizer  # noqa: F401
+from . import architecture, card, chat, claims, files, generation_safety, performance, quality, runtime, safety, signature, size, tokenizer  # noqa: F401
