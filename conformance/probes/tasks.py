@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import json
 import logging
 import os
 import time
@@ -31,6 +32,9 @@ SEEDS = {"random_seed": 0, "numpy_random_seed": 1234, "torch_random_seed": 1234,
 DEFAULT_BATCH_SIZE = 8
 # Bootstrap resamples for stderrs of non-mean metrics (perplexity): lm-eval's default is 100000, slow on CPU.
 BOOTSTRAP_ITERS = 1000
+# A task's recorded config (its `dump_config()`, which holds the dataset loader's source text for a custom
+# dataset): task files are untrusted text, so each config is kept only when its JSON is within this bound.
+MAX_CONFIG_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,18 @@ class TaskScores:
     # Everything besides the task that can move a score: batch size, dtype, device, prefix token, max length,
     # BOS handling, library versions. Plain JSON values only (see `scoring_settings`).
     settings: dict[str, Any] = field(default_factory=dict)
+    # What an lm-eval results file holds besides the scores (`report.lm_eval_export`); empty in documents
+    # written before these were recorded. raw_results: lm-eval's per-task dict as returned ("acc,none",
+    # "exact_match,strict-match", "acc_stderr,none" or "N/A", alias, sample_len), so filters never collide;
+    # configs: each task's `dump_config()` as JSON data, at most MAX_CONFIG_BYTES each; higher_is_better:
+    # task -> metric -> bool; n_samples_original: documents in the task before any limit; group_subtasks:
+    # lm-eval group -> its tasks; bootstrap_iters: the resamples behind non-mean stderrs (None: not recorded).
+    raw_results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    configs: dict[str, Any] = field(default_factory=dict)
+    higher_is_better: dict[str, dict[str, bool]] = field(default_factory=dict)
+    n_samples_original: dict[str, int] = field(default_factory=dict)
+    group_subtasks: dict[str, list[str]] = field(default_factory=dict)
+    bootstrap_iters: int | None = None
 
     def score(self, task: str, metric: str) -> tuple[float, float | None]:
         """(value, stderr) of one task's metric, in the metric's own units; stderr is None when the task reports none.
@@ -169,6 +185,32 @@ def _metric_table(results: dict[str, Any]) -> tuple[dict[str, float | None], dic
     return scores, stderrs
 
 
+def _bounded_config(name: str, config: Any) -> Any:
+    """`config` as plain JSON data (other objects as their `str`), or a note when its JSON passes MAX_CONFIG_BYTES."""
+    text = json.dumps(config, default=str)
+    if len(text.encode("utf-8")) > MAX_CONFIG_BYTES:
+        return {"task": name, "omitted": f"config larger than {MAX_CONFIG_BYTES} bytes as JSON"}
+    return json.loads(text)
+
+
+def _record_for_export(scores: TaskScores, output: dict[str, Any]) -> None:
+    """Keep what an lm-eval results file needs from one `simple_evaluate` output (see TaskScores)."""
+    for name, result in output.get("results", {}).items():
+        scores.raw_results[name] = _bounded_config(name, dict(result))  # numpy numbers become plain ones
+    for name, config in (output.get("configs") or {}).items():
+        scores.configs[name] = _bounded_config(name, config)
+    for name, metrics in (output.get("higher_is_better") or {}).items():
+        if isinstance(metrics, dict):
+            scores.higher_is_better[name] = {str(metric): bool(value) for metric, value in metrics.items() if value is not None}
+    for name, counts in (output.get("n-samples") or {}).items():
+        original = counts.get("original") if isinstance(counts, dict) else None
+        if isinstance(original, int) and not isinstance(original, bool):
+            scores.n_samples_original[name] = original
+    for group, subtasks in (output.get("group_subtasks") or {}).items():
+        if subtasks:
+            scores.group_subtasks[str(group)] = [str(task) for task in subtasks]
+
+
 def score_tasks(backend: Backend, requests: list[TaskRequest], tasks_dirs: list[str]) -> TaskScores:
     """Evaluate every requested task in one lm-eval call per distinct limit (one in the usual case).
 
@@ -217,8 +259,10 @@ def score_tasks(backend: Backend, requests: list[TaskRequest], tasks_dirs: list[
         scores.versions.update(output.get("versions", {}))
         scores.n_shot.update(output.get("n-shot", {}))
         scores.n_samples.update({k: v.get("effective", v) if isinstance(v, dict) else v for k, v in output.get("n-samples", {}).items()})
+        _record_for_export(scores, output)
     if model is not None:
         scores.settings = backend.lm_eval_settings(model)
+        scores.bootstrap_iters = BOOTSTRAP_ITERS
     scores.seconds = round(time.perf_counter() - started, 3)
     return scores
 
