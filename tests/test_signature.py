@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -93,6 +94,7 @@ VARIANTS: dict[str, tuple[Callable[[Path], Any], str, str]] = {
     "a file added": (lambda folder: (folder / "extra.bin").write_bytes(b"x"), "fail", "extra.bin added"),
     "a file removed": (lambda folder: (folder / "tokenizer.json").unlink(), "fail", "tokenizer.json missing"),
     "no signature": (lambda folder: (folder / "model.sig").unlink(), "fail", "no signature file model.sig"),
+    "the signature a FIFO": (lambda folder: ((folder / "model.sig").unlink(), os.mkfifo(folder / "model.sig")), "fail", "'model.sig' is a FIFO"),
     "a .git folder": (lambda folder: ((folder / ".git").mkdir(), (folder / ".git" / "HEAD").write_text("ref")), "pass", ""),
 }
 
@@ -248,3 +250,9 @@ def test_the_spec_names_exactly_one_way_to_trust(signed: dict[str, Path], params
 def test_a_missing_key_file_errors_the_rule(signed: dict[str, Path]) -> None:
     found = judge(signed["model"], spec_file(signed["root"], "nokey.yaml", public_key="absent.pub"))
     assert found.status == "error" and "absent.pub not found" in found.message
+
+
+def test_without_the_library_the_rule_errors_naming_the_extra(signed: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "model_signing", None)  # `import model_signing` now raises ImportError
+    found = judge(signed["model"], spec_file(signed["root"], public_key="key.pub"))
+    assert found.status == "error" and "pip install 'model-conformance[signing]'" in found.message
