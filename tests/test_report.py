@@ -16,10 +16,10 @@ import yaml
 from conformance.candidate import Candidate
 from conformance.metrics import primary_metric
 from conformance.report.diff import diff_documents
-from conformance.report.figures import family_of, family_status, primary_speed_key
+from conformance.report.figures import FAMILIES, family_legend, family_of, family_status, primary_speed_key
 from conformance.report.leaderboard import write_leaderboard
 from conformance.report.names import file_stems
-from conformance.report.plots import FIGURE_SIZE_PX, HEATMAP_SIZE_PX, all_plots, pareto_front
+from conformance.report.plots import FIGURE_SIZE_PX, HEATMAP_SIZE_PX, all_plots, axis_scale, pareto_front
 from conformance.report.table import MEAN_NORMALIZED, WIN_RATE, build_leaderboard
 from conformance.result_document import ResultDocument
 from conformance.results import RuleResult, load_result, validate_document
@@ -299,6 +299,22 @@ def test_badges_per_family() -> None:
     assert "other" not in board.families
 
 
+def test_every_shipped_check_counts_under_one_of_the_five_families() -> None:
+    from conformance.catalogue import all_checks
+
+    prefixes = {definition.name.split(".", 1)[0] for definition in all_checks()}
+    assert {prefix: family_of(f"{prefix}.x") for prefix in prefixes if family_of(f"{prefix}.x") not in FAMILIES} == {}
+    assert family_legend() == ("Card, runtime, chat-template and generation rules count under safety; "
+                               "tokenizer and file rules under architecture.")
+
+
+def test_axes_are_log_only_over_a_decade_or_more() -> None:
+    assert axis_scale([1.396e5, 1.492e5]) == "linear"  # the zoo: a log axis would show 1.40x10^5 ... 1.48x10^5
+    assert axis_scale([1.35e8, 7e9]) == "log"  # 135M to 7B parameters
+    assert axis_scale([0.0, 10.0]) == axis_scale([-1.0, 100.0]) == "linear"  # no log of zero or less
+    assert axis_scale([5.0]) == axis_scale([]) == axis_scale([float("nan")]) == "linear"
+
+
 def test_pareto_front_keeps_only_non_dominated_points() -> None:
     points = [("slow-good", 10.0, 0.9), ("fast-bad", 100.0, 0.1), ("dominated", 50.0, 0.05), ("middle", 50.0, 0.5),
               ("tie-slower", 40.0, 0.5)]
@@ -350,6 +366,13 @@ def test_markdown_has_a_table_row_per_model(written) -> None:
     assert table[2].startswith("| 1 | tiny-llama-trained | yes |")
     assert all(f"(plots/{name}.png)" in text for name in PLOT_NAMES)
     assert "Speed figures: batch 1, 16 prompt tokens, 16 new tokens" in text
+    assert family_legend() in text
+    lines = text.splitlines()
+    images = [index for index, line in enumerate(lines) if line.startswith("![")]
+    assert len(images) == len(PLOT_NAMES)
+    for index in images:  # one image per paragraph, nothing after it on its line
+        assert lines[index].endswith(".png)") and lines[index + 1] == "", lines[index]
+    assert "*not shown (no chance level): conformance_lm.word_perplexity*" in lines
 
 
 def test_result_documents_are_written_valid_and_unchanged(written, suite_documents: list[dict]) -> None:
@@ -388,7 +411,8 @@ def test_plots_draw_the_expected_series(suite_documents: list[dict]) -> None:
         assert best in quality.series["pareto_front"]  # the best quality is never dominated
 
     parameters = plots["parameters_vs_quality"]
-    assert parameters.figure.axes[0].get_xscale() == "log"
+    assert parameters.figure.axes[0].get_xscale() == "linear"  # the zoo's sizes span less than a decade
+    assert "log" not in parameters.figure.axes[0].get_xlabel()
     assert sorted(parameters.series["points"]) == sorted(scored)
 
     bars = plots["task_scores"]
@@ -418,6 +442,20 @@ def test_html_is_self_contained_with_rows_badges_and_inline_images(written, suit
     badges = re.findall(r'class="badge badge-(pass|fail|warn|skip|na)" data-family="(\w+)"', page)
     assert len(badges) == 4 * 5
     assert ("fail", "architecture") in badges  # the encoder
+    assert family_legend() in page
+    # Task columns come before speed and identity; identity and raw scores start collapsed.
+    headers = re.findall(r'<th data-column="([^"]+)" data-group="([^"]+)"', page)
+    order = [group for _, group in headers]
+    assert order.index("tasks") < order.index("speed") < order.index("identity")
+    assert [name for name, group in headers if group == "identity"] == ["dtype", "architecture", "license", "weights_sha256"]
+    assert [name for name, group in headers if group == "tasks"] == [
+        "conformance_arithmetic.acc.normalized", "conformance_facts.acc.normalized", "conformance_lm.word_perplexity",
+        "conformance_sentiment.acc.normalized"]
+    assert re.search(r'<table id="leaderboard" data-hidden="tasks-raw families identity">', page)
+    assert re.findall(r'<button type="button" data-toggle="([^"]+)" aria-pressed="(true|false)"', page) == [
+        ("tasks", "true"), ("tasks-raw", "false"), ("families", "false"), ("speed", "true"), ("identity", "false")]
+    bert = page[page.index('<tr data-model="tiny-bert"'):]
+    assert re.search(r'data-column="family.architecture" data-group="families" data-sort="[^"]+" class="number family-fail"', bert)
 
 
 def test_missing_data_still_gives_every_plot_with_a_no_data_note(tmp_path: Path) -> None:

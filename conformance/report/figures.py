@@ -23,6 +23,35 @@ FAMILY_OF_CHECK_PREFIX: dict[str, str] = {
     "tokenizer": "architecture", "files": "architecture",
 }
 OTHER_FAMILY = "other"
+# How a prefix reads in a sentence ("file rules", "chat-template rules"); others read as themselves.
+_PREFIX_WORDS: dict[str, str] = {"files": "file"}
+
+
+def _join_words(words: list[str]) -> str:
+    """`a`, `a and b`, `a, b and c`."""
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
+def family_legend() -> str:
+    """The legend's sentence on folded families, generated from `FAMILY_OF_CHECK_PREFIX` so it cannot drift.
+
+    `Card, runtime, chat-template and generation rules count under safety; tokenizer and file rules under
+    architecture.` Families in `FAMILIES` order, prefixes in the table's order.
+    """
+    clauses = []
+    for family in FAMILIES:
+        prefixes = [prefix for prefix, folded in FAMILY_OF_CHECK_PREFIX.items() if folded == family]
+        if prefixes:
+            words = [_PREFIX_WORDS.get(prefix, prefix.replace("_", "-")) for prefix in prefixes]
+            clauses.append((_join_words(words), family))
+    if not clauses:
+        return ""
+    # Safety first, as a reader looks for it first; then the families' order.
+    clauses.sort(key=lambda clause: clause[1] != "safety")
+    parts = [f"{words} rules count under {family}" if index == 0 else f"{words} rules under {family}"
+             for index, (words, family) in enumerate(clauses)]
+    sentence = "; ".join(parts) + "."
+    return sentence[0].upper() + sentence[1:]
 
 
 def family_of(check: str) -> str:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..metrics import MEAN_NORMALIZED, METRICS, WIN_RATE
-from ..result_document import SPEED_DECIDED, SPEED_FIGURES, TIMED_FIGURES
+from ..result_document import SPEED_DECIDED, SPEED_FIGURES, TIMED_FIGURES, ResultDocument
+from .figures import family_legend, family_of
 from .plots import Plot
 from .table import Leaderboard, cell_text, display_value
 from .text import interval_text, short, status_css, status_text
@@ -27,53 +29,113 @@ _COLUMN_HELP = {
     "weights_sha256": "sha256 over the weight files' digests (first 12 hex digits)",
     "families": "one badge per rule family",
 }
+# A badge's short label (the column stays narrow); its title and data-family keep the family's name.
+FAMILY_SHORT_LABELS: dict[str, str] = {"architecture": "arch", "performance": "perf"}
+
+
+@dataclass(frozen=True)
+class ColumnGroup:
+    """A set of columns one button shows or hides; `shown` is its state when the link does not say."""
+
+    name: str  # data-group of its cells, and the word in the link (`#show=identity`)
+    label: str
+    shown: bool
+    help: str
+
+
+# The groups a reader can collapse, in the order of their buttons. Columns of no group ("pinned": rank and
+# model, "summary": verdict, badges, average, win rate, parameters) are always shown.
+COLUMN_GROUPS: tuple[ColumnGroup, ...] = (
+    ColumnGroup("tasks", "task scores", True, "one column per task: the normalized score where chance is known, else the raw score"),
+    ColumnGroup("tasks-raw", "raw task scores", False, "each task's primary metric as measured, beside its normalized score"),
+    ColumnGroup("families", "rule families", False, "rules passed of rules judged, one column per family"),
+    ColumnGroup("speed", "speed", True, "speed and memory figures of the shared workload"),
+    ColumnGroup("identity", "identity", False, "stored dtypes, architecture, license and weights digest"),
+)
 
 
 @dataclass(frozen=True)
 class Column:
     """One column of the page's table: header lines, sort kind and hover help."""
 
-    name: str  # the frame's column, or "families" for the badges
+    name: str  # the frame's column, "families" for the badges, "family.<name>" for a family's counts
     label: str
     sub: str = ""
     kind: str = "text"  # "number" sorts numerically
     help: str = ""
+    group: str = "summary"  # "pinned", "summary" or a `COLUMN_GROUPS` name
 
 
-def _metric_column(name: str) -> Column:
+def _metric_column(name: str, group: str = "summary") -> Column:
     """A numeric column headed and explained as the metric table says."""
     metric = METRICS[name]
-    return Column(name, metric.label, metric.detail, "number", metric.help)
+    return Column(name, metric.label, metric.detail, "number", metric.help, group)
+
+
+def _task_columns(board: Leaderboard) -> list[Column]:
+    """Per task, the normalized score (group `tasks`) and the raw one behind it (`tasks-raw`); raw alone without a chance level."""
+    columns = []
+    for task in board.tasks:
+        label = task.task.replace("_", "_\u200b")  # a zero-width space lets long task names wrap at underscores
+        raw_help = f"{task.metric}, {'lower' if task.lower_is_better else 'higher'} is better"
+        if task.normalized:
+            columns.append(Column(task.normalized, label, f"{task.metric}, norm.", "number",
+                                  f"({task.metric} − {task.chance:g}) / (1 − {task.chance:g}), clipped at 0", "tasks"))
+        columns.append(Column(task.raw, label, task.metric, "number", raw_help, "tasks-raw" if task.normalized else "tasks"))
+    return columns
 
 
 def _columns(board: Leaderboard) -> list[Column]:
-    """Headline first (rank, model, verdict, badges, average, win rate), then identity, tasks and speed."""
+    """What a reader wants first fits 1,400 px: rank, model, verdict, badges, average, win rate, tasks, size.
+
+    Then speed, then identity (collapsed); raw task scores and per-family counts are behind their buttons.
+    """
     number = "number"
     columns = [
-        Column("rank", "rank", kind=number, help=_COLUMN_HELP["rank"]),
-        Column("model", "model"),
+        Column("rank", "rank", kind=number, help=_COLUMN_HELP["rank"], group="pinned"),
+        Column("model", "model", group="pinned"),
         Column("conformant", "conformant", help=_COLUMN_HELP["conformant"]),
         Column("families", "rules", "per family", number, _COLUMN_HELP["families"]),
+        *(Column(f"family.{family}", FAMILY_SHORT_LABELS.get(family, family), "passed/judged", number,
+                 f"{family} rules: passed of judged (skipped rules are not judged)", "families")
+          for family in board.families),
         _metric_column(MEAN_NORMALIZED),
         _metric_column(WIN_RATE),
+        *_task_columns(board),
         _metric_column("parameters"),
-        *(Column(name, name, help=_COLUMN_HELP[name]) for name in ("dtype", "architecture", "license")),
-        Column("weights_sha256", "weights", "sha256", help=_COLUMN_HELP["weights_sha256"]),
     ]
-    for task in board.tasks:
-        label = task.task.replace("_", "_\u200b")  # a zero-width space lets long task names wrap at underscores
-        columns.append(Column(task.raw, label, task.metric, number,
-                              f"{task.metric}, {'lower' if task.lower_is_better else 'higher'} is better"))
-        if task.normalized:
-            columns.append(Column(task.normalized, label, f"{task.metric}, normalized", number,
-                                  f"({task.metric} − {task.chance:g}) / (1 − {task.chance:g}), clipped at 0"))
     undecided = board.frame[SPEED_DECIDED].eq(False).any()
     for name in SPEED_FIGURES:
         if board.frame[name].notna().any() or (undecided and name in TIMED_FIGURES):
-            columns.append(_metric_column(name))
+            columns.append(_metric_column(name, "speed"))
+    columns += [
+        *(Column(name, name, help=_COLUMN_HELP[name], group="identity") for name in ("dtype", "architecture", "license")),
+        Column("weights_sha256", "weights", "sha256", help=_COLUMN_HELP["weights_sha256"], group="identity"),
+    ]
     if len(board.spec_ids) > 1:
-        columns.append(Column("spec", "spec"))
+        columns.append(Column("spec", "spec", group="identity"))
     return columns
+
+
+def _groups(columns: list[Column]) -> list[dict[str, Any]]:
+    """The buttons of the groups these columns use: name, label, default state, help and column count."""
+    counts = {group.name: sum(column.group == group.name for column in columns) for group in COLUMN_GROUPS}
+    return [{"name": group.name, "label": group.label, "shown": group.shown, "help": group.help, "count": counts[group.name]}
+            for group in COLUMN_GROUPS if counts[group.name]]
+
+
+def _family_counts(document: ResultDocument) -> dict[str, tuple[int, int, str]]:
+    """Family -> (passed, judged, the counts in words); skipped rules are not judged."""
+    counts: dict[str, Counter[str]] = {}
+    for rule in document.rules:
+        counts.setdefault(family_of(rule.check), Counter())[rule.status.value] += 1
+    result = {}
+    for family, counter in counts.items():
+        judged = sum(counter.values()) - counter["skip"]
+        words = ", ".join(f"{counter[status]} {word}" for status, word in
+                          (("pass", "passed"), ("fail", "failed"), ("error", "errors"), ("skip", "skipped")) if counter[status])
+        result[family] = (counter["pass"], judged, words)
+    return result
 
 
 def _sort_key(value: Any, kind: str) -> str:
@@ -93,14 +155,23 @@ class Cell:
     css: str = ""
     code: bool = False
     badges: tuple[dict[str, str], ...] = ()
+    title: str = ""
 
 
-def _cell(column: Column, record: dict[str, Any], families: list[str]) -> Cell:
+def _cell(column: Column, record: dict[str, Any], families: list[str], counts: dict[str, tuple[int, int, str]]) -> Cell:
     if column.name == "families":
-        badges = tuple({"family": family, "status": str(record[f"badge.{family}"])} for family in families)
+        badges = tuple({"family": family, "label": FAMILY_SHORT_LABELS.get(family, family), "status": str(record[f"badge.{family}"])}
+                       for family in families)
         # Worse badges in earlier families weigh more, so sorting groups failing models together.
         severity = sum(BADGE_SEVERITY.get(badge["status"], 0) * 10 ** (len(families) - i) for i, badge in enumerate(badges))
         return Cell(sort=str(severity), badges=badges)
+    if column.name.startswith("family."):
+        family = column.name.removeprefix("family.")
+        passed, judged, words = counts.get(family, (0, 0, "no rules"))
+        status = str(record[f"badge.{family}"])
+        # Sorted by the share passed; a family with nothing judged sorts last.
+        return Cell(f"{passed}/{judged}" if judged else "–", repr(passed / judged) if judged else "", f"number family-{status}",
+                    title=words)
     value = record[column.name]
     if column.name == "conformant":
         return Cell("yes" if value else "no", "1" if value else "0", "yes" if value else "no")
@@ -142,9 +213,10 @@ def render_html(board: Leaderboard, plots: list[tuple[Plot, bytes]], title: str 
     columns = _columns(board)
     rows = [
         {"model": record["model"], "conformant": bool(record["conformant"]),
-         "cells": [_cell(column, record, board.families) for column in columns]}
+         "cells": [_cell(column, record, board.families, _family_counts(board.documents[record["model"]])) for column in columns]}
         for record in board.records()
     ]
+    groups = _groups(columns)
     plot_context = [
         {
             "name": plot.name, "title": plot.title, "note": plot.note, "has_data": plot.has_data,
@@ -155,6 +227,8 @@ def render_html(board: Leaderboard, plots: list[tuple[Plot, bytes]], title: str 
         for plot, png in plots
     ]
     return environment.get_template("leaderboard.html.j2").render(
-        title=title, specs=board.spec_ids, models_count=len(rows), columns=columns, rows=rows,
-        plots=plot_context, details=_details(board), speed_workload=board.speed_workload,
+        title=title, specs=board.spec_ids, models_count=len(rows), columns=columns, rows=rows, groups=groups,
+        hidden=" ".join(group["name"] for group in groups if not group["shown"]),
+        plots=plot_context, details=_details(board), speed_workload=board.speed_workload, family_legend=family_legend(),
+        short_labels=", ".join(f"{label} = {family}" for family, label in FAMILY_SHORT_LABELS.items() if family in board.families),
     )

@@ -19,6 +19,7 @@ from typing import Any
 from ..digests import sha256_text
 from ..result_document import ResultDocument
 from ..results import write_atomic, write_result
+from .figures import family_legend
 from .html import render_html
 from .names import file_stems
 from .plots import Plot, all_plots, write_png_atomic
@@ -34,7 +35,7 @@ def render_markdown(board: Leaderboard, plots: list[Plot]) -> str:
         f"{len(board.models)} models checked against {markdown_text(', '.join(board.spec_ids), 2000)}. Ranked: conformant models first, "
         "then by mean normalized task score ((score − chance) / (1 − chance), clipped at 0; perplexity left out), "
         "then by name. Badges per rule family: pass, warn (only should/may rules failed), fail (a must rule failed "
-        "or errored), skip, – (no rules).",
+        f"or errored), skip, – (no rules). {family_legend()}",
         "",
         render_markdown_table(board),
     ]
@@ -42,9 +43,12 @@ def render_markdown(board: Leaderboard, plots: list[Plot]) -> str:
         lines += [f"Speed figures: {markdown_text(board.speed_workload, 1000)}.", ""]
     lines += ["## Plots", ""]
     for plot in plots:
-        # A note names tasks from the documents: escaped like every other text.
-        lines.append(f"![{markdown_text(plot.title, 200)}](plots/{plot.name}.png)" + (f" {markdown_text(plot.note, 2000)}" if plot.note else ""))
-    lines += ["", "Full table: `leaderboard.csv`; result documents: `results/`."]
+        # One image per paragraph, its note on a line of its own; a note names tasks from the documents:
+        # escaped like every other text.
+        lines += [f"![{markdown_text(plot.title, 200)}](plots/{plot.name}.png)", ""]
+        if plot.note:
+            lines += [f"*{markdown_text(plot.note, 2000)}*", ""]
+    lines += ["Full table: `leaderboard.csv`; result documents: `results/`."]
     return "\n".join(lines) + "\n"
 
 

@@ -29,6 +29,9 @@ STATUS_COLORS: dict[str, str] = {
     "pass": "#2e7d32", "warn": "#f9a825", "fail": "#c62828", "error": "#6a1b9a", "skip": "#9e9e9e", "absent": "#ffffff",
 }
 QUALITY_LABEL = "mean normalized task score"
+# A log axis only when the values span at least a decade (135M to 7B parameters): over 1.40e5-1.49e5 a
+# log axis shows nothing a linear one does not, and its ticks read worse.
+LOG_AXIS_MIN_RATIO = 10.0
 
 
 @dataclass
@@ -91,6 +94,25 @@ def pareto_front(points: list[tuple[str, float, float]], x_intervals: dict[str, 
     return [label for label, _, _ in sorted(front, key=lambda point: (point[1], point[0]))]
 
 
+def axis_scale(values: list[float]) -> str:
+    """"log" when every value is positive and max/min >= `LOG_AXIS_MIN_RATIO`, else "linear"."""
+    finite = [value for value in values if value == value]  # NaN is the only value unequal to itself
+    if not finite or min(finite) <= 0:
+        return "linear"
+    return "log" if max(finite) / min(finite) >= LOG_AXIS_MIN_RATIO else "linear"
+
+
+def _set_x_axis(axes: Any, values: list[float], label: str) -> None:
+    """The x axis scaled by `axis_scale`; a linear axis of large numbers reads 139.6k, not 1.396x10^5."""
+    from matplotlib.ticker import EngFormatter
+
+    scale = axis_scale(values)
+    axes.set_xscale(scale)
+    if scale == "linear" and max(abs(value) for value in values) >= 1e4:
+        axes.xaxis.set_major_formatter(EngFormatter(places=1, sep=""))
+    axes.set_xlabel(label + (" (log scale)" if scale == "log" else ""))
+
+
 def _records(board: Leaderboard, *columns: str) -> list[dict[str, Any]]:
     frame = board.frame[["model", *columns]].dropna()
     return frame.to_dict("records")
@@ -115,7 +137,7 @@ def plot_quality_vs_throughput(board: Leaderboard) -> Plot:
     by_label = {label: (x, y) for label, x, y in points}
     axes.plot([by_label[label][0] for label in front], [by_label[label][1] for label in front],
               linestyle="--", marker="o", color="#c62828", zorder=2, label="Pareto front", gid="pareto_front")
-    axes.set_xlabel("decode tokens/s" + (f": {board.speed_workload}" if board.speed_workload else ""))
+    _set_x_axis(axes, [p[1] for p in points], "decode tokens/s" + (f": {board.speed_workload}" if board.speed_workload else ""))
     axes.set_ylabel(QUALITY_LABEL)
     axes.set_title(plot.title)
     axes.grid(alpha=0.3)
@@ -126,7 +148,7 @@ def plot_quality_vs_throughput(board: Leaderboard) -> Plot:
 
 
 def plot_parameters_vs_quality(board: Leaderboard) -> Plot:
-    """Mean normalized score against parameter count (log scale), one point per model."""
+    """Mean normalized score against parameter count (log or linear by `axis_scale`), one point per model."""
     figure = _figure()
     plot = Plot("parameters_vs_quality", "Parameters against quality", figure, has_data=False)
     records = _records(board, "parameters", MEAN_NORMALIZED)
@@ -138,8 +160,7 @@ def plot_parameters_vs_quality(board: Leaderboard) -> Plot:
     axes.scatter(xs, ys, s=50, zorder=3, gid="models")
     for record, x, y in zip(records, xs, ys, strict=True):
         axes.annotate(record["model"], (x, y), xytext=(5, 5), textcoords="offset points", fontsize=9)
-    axes.set_xscale("log")  # model sizes span orders of magnitude
-    axes.set_xlabel("parameters (log scale)")
+    _set_x_axis(axes, xs, "parameters")  # log when the sizes span orders of magnitude
     axes.set_ylabel(QUALITY_LABEL)
     axes.set_title(plot.title)
     axes.grid(alpha=0.3, which="both")
