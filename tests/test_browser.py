@@ -1,11 +1,14 @@
 """leaderboard.html as a person sees it: rendered by headless Chromium, checked from the DOM after its scripts ran.
 
 Needs Debian's chromium package (`.ci/run` installs it when absent); skipped with the reason otherwise.
-The screenshot is kept as a test artifact: reports/test-artifacts/leaderboard.png.
+The window is 1,400 px wide, a laptop's browser: the task columns must fit in it, the model column must stay
+in view while the table scrolls, and the column-group buttons must show and hide their columns. The
+screenshot is kept as a test artifact: reports/test-artifacts/leaderboard-1400.png.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -20,7 +23,7 @@ from conformance.runner import RunOptions, run
 from conformance.spec import load_spec
 
 ARTIFACTS_DIR = Path(__file__).resolve().parents[1] / "reports" / "test-artifacts"
-WINDOW_PX = (1280, 2000)
+WINDOW_PX = (1400, 900)
 CHROMIUM_SECONDS = 90
 FAMILIES = ("architecture", "size", "safety", "performance", "quality")
 
@@ -59,6 +62,7 @@ class RenderedPage(HTMLParser):
         self.badges: list[dict[str, str]] = []
         self.images: list[dict[str, str]] = []
         self.body: dict[str, str] = {}
+        self.table: dict[str, str] = {}  # the leaderboard table's attributes (data-hidden: the collapsed groups)
         self._in_leaderboard_body = False
         self._table_depth = 0  # tables nest: the per-model rule tables are not the leaderboard
         self._leaderboard_depth = -1
@@ -69,6 +73,7 @@ class RenderedPage(HTMLParser):
             self._table_depth += 1
             if attributes.get("id") == "leaderboard":
                 self._leaderboard_depth = self._table_depth
+                self.table = attributes
         if tag == "tbody" and self._table_depth == self._leaderboard_depth:
             self._in_leaderboard_body = True
         if tag == "tr" and self._in_leaderboard_body and "data-model" in attributes:
@@ -98,6 +103,8 @@ def leaderboard_page(tmp_path_factory, llama_dir: Path, gpt2_dir: Path, bert_dir
     rules = [
         {"id": "Q-SENTIMENT", "level": "should", "check": "quality.task_score", "task": "conformance_sentiment",
          "metric": "acc", "min": 0.6, "limit": 20},
+        {"id": "Q-FACTS", "level": "should", "check": "quality.task_score", "task": "conformance_facts",
+         "metric": "acc", "min": 0.6, "limit": 20},
         {"id": "PERF-DECODE", "level": "should", "check": "performance.decode_tokens_per_second", "min": 1,
          "workload": {"batch_size": 1, "prompt_tokens": 16, "new_tokens": 8}, "measurement": {"min_seconds": 0.2}},
     ]
@@ -125,15 +132,66 @@ def test_rendered_page_shows_rows_badges_and_images(leaderboard_page: Path, tmp_
 
 
 def test_sorting_script_orders_rows_from_a_link(leaderboard_page: Path, tmp_path: Path) -> None:
-    by_name = rendered(tmp_path / "profile", leaderboard_page.as_uri() + "#sort=-model")
+    by_name = rendered(tmp_path / "profile", leaderboard_page.as_uri() + "#sort=-model&show=identity&hide=speed")
     assert by_name.rows == ["tiny-llama", "tiny-gpt2", "tiny-bert"]
+    assert by_name.table["data-hidden"].split() == ["tasks-raw", "families", "speed"]  # the link's groups, the rest as default
     by_rank = rendered(tmp_path / "profile", leaderboard_page.as_uri() + "#sort=rank")
     assert by_rank.rows[-1] == "tiny-bert"
 
 
+# Runs on load in a copy of the page (the page itself carries no test code) and writes what it measured
+# onto <body>: header edges at the default state, visible headers before and after each button, the
+# link the buttons wrote, and where the model cell and a plain cell are before and after a sideways scroll.
+PROBE_SCRIPT = """<script>
+window.addEventListener("load", function () {
+  var table = document.getElementById("leaderboard"), result = {innerWidth: window.innerWidth};
+  function visible() {
+    return Array.prototype.filter.call(table.tHead.rows[0].cells, function (h) { return h.getClientRects().length > 0; });
+  }
+  function click(group) { document.querySelector('button[data-toggle="' + group + '"]').click(); return visible().length; }
+  result.headers = visible().map(function (h) {
+    return {column: h.getAttribute("data-column"), group: h.getAttribute("data-group"), right: h.getBoundingClientRect().right};
+  });
+  result.counts = {initial: visible().length, identity: click("identity"), raw: click("tasks-raw")};
+  result.hash = window.location.hash;
+  result.counts.families = click("families");
+  var row = table.tBodies[0].rows[0], scroller = document.querySelector(".scroll");
+  function lefts() {
+    return ["model", "conformant"].map(function (name) { return row.querySelector('[data-column="' + name + '"]').getBoundingClientRect().left; });
+  }
+  result.before = lefts();
+  scroller.scrollLeft = 600;
+  result.after = lefts();
+  result.counts.hidden_again = click("identity");
+  document.body.setAttribute("data-probe", JSON.stringify(result));
+});
+</script>"""
+
+
+def test_task_columns_fit_1400_px_the_model_stays_and_groups_collapse(leaderboard_page: Path, tmp_path: Path) -> None:
+    probed = leaderboard_page.with_name("probed.html")
+    probed.write_text(leaderboard_page.read_text().replace("</body>", PROBE_SCRIPT + "</body>"))
+    measured = json.loads(rendered(tmp_path / "profile", probed.as_uri()).body["data-probe"])
+    assert measured["innerWidth"] == WINDOW_PX[0]
+    tasks = [header for header in measured["headers"] if header["group"] == "tasks"]
+    assert [header["column"] for header in tasks] == ["conformance_facts.acc.normalized", "conformance_sentiment.acc.normalized"]
+    assert all(header["right"] <= WINDOW_PX[0] for header in tasks), tasks
+    assert not any(header["group"] in ("identity", "tasks-raw", "families") for header in measured["headers"])  # collapsed by default
+    counts = measured["counts"]
+    assert counts["identity"] - counts["initial"] == 4  # dtype, architecture, license, sha256
+    assert counts["raw"] - counts["identity"] == 2  # each task's raw accuracy
+    assert counts["families"] - counts["raw"] == len(FAMILIES)
+    assert counts["hidden_again"] == counts["families"] - 4
+    assert measured["hash"] == "#show=tasks-raw,identity"  # the state is in the link
+    (model_before, plain_before), (model_after, plain_after) = measured["before"], measured["after"]
+    assert plain_after < plain_before - 100  # the table did scroll
+    assert model_after == model_before  # the model column stayed in view
+
+
 def test_screenshot_is_kept_as_an_artifact(leaderboard_page: Path, tmp_path: Path) -> None:
     ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
-    screenshot = ARTIFACTS_DIR / "leaderboard.png"
+    (ARTIFACTS_DIR / "leaderboard.png").unlink(missing_ok=True)  # the 1,280 px shot of earlier versions
+    screenshot = ARTIFACTS_DIR / "leaderboard-1400.png"
     screenshot.unlink(missing_ok=True)
     chromium(tmp_path / "profile", f"--screenshot={screenshot}", "--hide-scrollbars", leaderboard_page.as_uri())
     data = screenshot.read_bytes()
