@@ -44,7 +44,7 @@ def check(model: Path, out: Path, only: list[str] | None) -> tuple[dict[str, obj
     """One `conformance check` of `model` against chat-model-release in a fresh process: (result document, wall s)."""
     command = [sys.executable, "-m", "conformance", "check", str(model), "--spec", "chat-model-release", "--out", str(out), "-q"]
     if only:
-        command += ["--only", *only]
+        command += ["--only", ",".join(only)]
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "CONFORMANCE_CACHE_DIR": str(out / "no-cache")}
     started = time.perf_counter()
     subprocess.run(command, env=environment, check=False, capture_output=True)

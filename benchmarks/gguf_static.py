@@ -61,7 +61,7 @@ if mode == "probe":
 elif mode in ("check", "check-only"):
     from conformance.cli import main
     imported = time.perf_counter()
-    only = ["--only", *sys.argv[5:]] if mode == "check-only" else []
+    only = ["--only", ",".join(sys.argv[5:])] if mode == "check-only" else []
     code = main(["check", path, "--spec", sys.argv[3], "--out", sys.argv[4], "--hash-weights", "never", "-q", *only])
     result = {"exit_code": code}
 elif mode == "reader":

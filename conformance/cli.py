@@ -1,5 +1,10 @@
 """Command line only: parse, call the API, print, exit code (0 conformant, 1 a must rule broke, 2 bad request).
 
+Every subcommand takes `-q` (print nothing but `conformance: error:` lines; files are still written, the
+exit code tells the result). What other libraries print while models are measured (lm-eval's and
+transformers' logging, their progress bars, warnings, git) goes to OUT/conformance.log, never the terminal.
+A reader that goes away (`| head`) ends the command quietly with status 141, as a shell reports SIGPIPE.
+
 What building the parser needs is imported here; each command's machinery (the spec loader with its schema and
 every check, the runner, the reports) is imported by its handler, so `--help`, `--version` and `conformance
 scan` start without paying for jsonschema, PyYAML, regex and the check catalogue (about 0.9 s).
@@ -8,6 +13,7 @@ scan` start without paying for jsonschema, PyYAML, regex and the check catalogue
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -15,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import DISTRIBUTION, __version__
+from .console import silence_stdout
 from .demo import DEMO_STANDARD, build_demo_zoo, demo_outcome
 from .errors import RequestError
 from .options import LOAD_DTYPES, is_device_choice
@@ -22,6 +29,8 @@ from .paths import default_cache_dir
 from .scan_command import add_scan_parser
 
 EXIT_CONFORMANT, EXIT_NONCONFORMANT, EXIT_BAD_REQUEST = 0, 1, 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for `yes | head`
+THIRD_PARTY_LOG = "conformance.log"  # in OUT: what other libraries print while models are measured
 
 
 def _output_names(names: list[str]) -> list[str]:
@@ -38,7 +47,14 @@ def _shown(text: Any) -> str:
     return plain_text(text, 500)
 
 
-def _run_options(args: argparse.Namespace) -> Any:
+def _say(args: argparse.Namespace, *lines: str, error: bool = False) -> None:
+    """Print `lines` (to stderr when `error`) unless the command runs with -q."""
+    if not args.quiet:
+        for line in lines:
+            print(line, file=sys.stderr if error else sys.stdout)
+
+
+def _run_options(args: argparse.Namespace, third_party_log: Path | None) -> Any:
     from .probes.load import LoadOptions
     from .progress import progress_for
     from .runner import RunOptions
@@ -52,12 +68,48 @@ def _run_options(args: argparse.Namespace) -> Any:
         require_device=args.require_device,
         cache_dir=None if args.no_cache else Path(args.cache_dir),
         progress=progress_for(args.quiet),
+        third_party_log=third_party_log,
     )
+
+
+def _open_models(args: argparse.Namespace, spec: Any) -> list[Any]:
+    """Each MODEL as a Candidate; a name that is none (a rule id given after --only, an empty folder) is refused."""
+    from .candidate import open_candidate
+    from .model_folder import require_model_folder
+
+    revision = getattr(args, "revision", None)
+    if revision and len(args.models) > 1:
+        raise RequestError("--revision applies to one model; name each repo id's revision as ORG/NAME@REV")
+    rule_ids = {rule.id for rule in spec.rules}
+    candidates = []
+    for text in args.models:
+        if text in rule_ids and not os.path.lexists(text):
+            raise RequestError(f"{text}: no such model; it is a rule id of spec {spec.id}: write --only {text} (several: --only A,B)")
+        candidate = open_candidate(text, revision=revision)
+        require_model_folder(candidate.location, text)
+        candidates.append(candidate)
+    return candidates
+
+
+def _log_note(args: argparse.Namespace, log: Path, size_before: int) -> None:
+    """Name the third-party log when this run added to it (not with -q)."""
+    try:
+        grown = log.stat().st_size > size_before
+    except OSError:
+        grown = False
+    if grown:
+        _say(args, f"other libraries' messages (lm-eval, transformers): {log}", error=True)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _check_models(args: argparse.Namespace, results_dir: Path, print_tables: bool, resume: bool = False) -> list[dict[str, Any]]:
     """Run every model against the spec (locally or on Ray), write <model>.json (and .md with tables)."""
-    from .candidate import open_candidate
     from .executors import run_local, run_ray
     from .report.markdown import render_markdown
     from .report.terminal import render_table
@@ -66,18 +118,19 @@ def _check_models(args: argparse.Namespace, results_dir: Path, print_tables: boo
 
     spec = load_spec(args.spec)
     spec.select(getattr(args, "only", None))  # reject unknown --only ids before any model is opened
-    revision = getattr(args, "revision", None)
-    if revision and len(args.models) > 1:
-        raise RequestError("--revision applies to one model; name each repo id's revision as ORG/NAME@REV")
-    candidates = [open_candidate(text, revision=revision) for text in args.models]
-    options = _run_options(args)
+    candidates = _open_models(args, spec)
+    log = Path(args.out) / THIRD_PARTY_LOG
+    with contextlib.suppress(OSError):  # else the log falls back to a temporary file (console.third_party_output)
+        log.parent.mkdir(parents=True, exist_ok=True)
+    log_size = _size(log)
+    options = _run_options(args, log)
     stems = _output_names([c.name for c in candidates])
     documents: list[dict[str, Any] | None] = [None] * len(candidates)
     if resume:
         for index, (candidate, stem) in enumerate(zip(candidates, stems, strict=True)):
             documents[index] = _reusable(results_dir / f"{stem}.json", candidate, spec, options)
             if documents[index] is not None:
-                print(f"{_shown(candidate.name)}: reusing {results_dir / (stem + '.json')} (same spec and weights)", file=sys.stderr)
+                _say(args, f"{_shown(candidate.name)}: reusing {results_dir / (stem + '.json')} (same spec and weights)", error=True)
     todo = [index for index, document in enumerate(documents) if document is None]
 
     def record(position: int, document: dict[str, Any]) -> None:
@@ -86,16 +139,16 @@ def _check_models(args: argparse.Namespace, results_dir: Path, print_tables: boo
         write_result(document, results_dir / f"{stems[index]}.json")  # written as each model finishes: resumable
         if print_tables:
             write_atomic(results_dir / f"{stems[index]}.md", render_markdown(document))
-            print(render_table(document))
-            print(f"wrote {results_dir / (stems[index] + '.json')} and {stems[index]}.md\n")
+            _say(args, render_table(document), f"wrote {results_dir / (stems[index] + '.json')} and {stems[index]}.md\n")
 
     models = [str(candidates[index].location) for index in todo]
     names = [candidates[index].name for index in todo]
     if getattr(args, "executor", "local") == "ray":
         run_ray(models, spec, str(spec.path), options, record, address=args.ray_address, max_retries=args.max_retries,
-                log=lambda message: print(message, file=sys.stderr), names=names)
+                log=lambda message: _say(args, message, error=True), names=names)
     else:
         run_local(models, spec, str(spec.path), options, record, names=names)
+    _log_note(args, log, log_size)
     return [document for document in documents if document is not None]
 
 
@@ -131,7 +184,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     return _exit_code(_check_models(args, Path(args.out), print_tables=True))
 
 
-def _write_board(documents: list[dict[str, Any]], out: Path) -> None:
+def _write_board(args: argparse.Namespace, documents: list[dict[str, Any]], out: Path) -> None:
     from .report.leaderboard import write_leaderboard
     from .result_document import ResultDocument
 
@@ -139,8 +192,8 @@ def _write_board(documents: list[dict[str, Any]], out: Path) -> None:
     for document in documents:
         summary = ResultDocument(document).summary
         verdict = "conformant" if summary.conformant else "NOT conformant"
-        print(f"{_shown(document['model']['name'])}: {verdict} ({summary.passed} passed, {summary.failed} failed, {summary.errors} errors)")
-    print(f"wrote {len(written)} files; open {out / 'leaderboard.html'} in a browser")
+        _say(args, f"{_shown(document['model']['name'])}: {verdict} ({summary.passed} passed, {summary.failed} failed, {summary.errors} errors)")
+    _say(args, f"wrote {len(written)} files; open {out / 'leaderboard.html'} in a browser")
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -150,7 +203,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     """
     out = Path(args.out)
     documents = _check_models(args, out / "results", print_tables=False, resume=not args.fresh)
-    _write_board(documents, out)
+    _write_board(args, documents, out)
     return _exit_code(documents)
 
 
@@ -159,7 +212,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .results import load_result
 
     documents = [load_result(Path(path)) for path in args.results]
-    _write_board(documents, Path(args.out))
+    _write_board(args, documents, Path(args.out))
     return EXIT_CONFORMANT
 
 
@@ -169,41 +222,29 @@ def cmd_diff(args: argparse.Namespace) -> int:
     from .results import load_result
 
     diff = diff_documents(load_result(Path(args.base)), load_result(Path(args.new)))
-    print(diff.render_text())
+    _say(args, diff.render_text())
     return EXIT_NONCONFORMANT if diff.newly_failing_must else EXIT_CONFORMANT
 
 
-def _validate_card(path: Path) -> str:
-    from .card import read_card
-
-    facts = read_card(path, relative=str(path))
-    if not facts.present:
-        raise RequestError(f"{path}: file not found")
-    problems = facts.errors + facts.schema_errors
-    if problems:
-        raise RequestError(f"{path}: {problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
-    return f"ok: {path} (model card, {len(facts.metadata)} metadata keys, {len(facts.sections)} sections)"
-
-
 def cmd_validate(args: argparse.Namespace) -> int:
-    """`conformance validate`: load each spec (or model card, for .md) and print `ok:` or the error.
+    """`conformance validate`: specs, model cards (.md) and model folders; `ok:` lines, or every problem.
 
     Returns 2 when any file is invalid, else 0.
     """
-    from .spec import load_spec
+    from .validate_command import validate_path
 
     failed = False
     for name in args.files:
-        path = Path(name)
         try:
-            if path.suffix.lower() == ".md":
-                print(_validate_card(path))
-            else:
-                spec = load_spec(path)
-                print(f"ok: {path} (spec {spec.id} {spec.version}, {len(spec.rules)} rules)")
+            found = validate_path(name)
         except RequestError as exc:
-            print(f"conformance: error: {exc}", file=sys.stderr)
-            failed = True
+            found_ok, problems = [], str(exc).splitlines()
+        else:
+            found_ok, problems = found.ok, found.problems
+        _say(args, *found_ok)
+        for problem in problems:
+            print(f"conformance: error: {problem}", file=sys.stderr)
+        failed = failed or bool(problems)
     return EXIT_BAD_REQUEST if failed else EXIT_CONFORMANT
 
 
@@ -213,6 +254,8 @@ def cmd_rules(args: argparse.Namespace) -> int:
     from .schema import catalogue_markdown, catalogue_markdown_params
 
     checks = all_checks()
+    if args.quiet:
+        return EXIT_CONFORMANT  # as `grep -q`: the catalogue loaded, nothing to say
     if args.format == "json":
         print(json.dumps([
             {
@@ -238,9 +281,12 @@ def cmd_rules(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Build the demo zoo, run `leaderboard` on it against the demo standard, then report the canary."""
     out = Path(args.out)
-    models = build_demo_zoo(out / "demo-models", log=lambda message: print(message, file=sys.stderr))
-    code = main(["leaderboard", *map(str, models), "--spec", DEMO_STANDARD, "--out", str(out)])
-    return demo_outcome(code, models, out)
+    quiet = ["-q"] if args.quiet else []
+    models = build_demo_zoo(out / "demo-models", log=lambda message: _say(args, message, error=True))
+    code = main(["leaderboard", *map(str, models), "--spec", DEMO_STANDARD, "--out", str(out), *quiet])
+    with open(os.devnull, "w") if args.quiet else contextlib.nullcontext(sys.stdout) as shown:
+        with contextlib.redirect_stdout(shown):
+            return demo_outcome(code, models, out)
 
 
 def _add_model_run_options(parser: argparse.ArgumentParser, out_help: str) -> None:
@@ -267,12 +313,29 @@ def _add_model_run_options(parser: argparse.ArgumentParser, out_help: str) -> No
     parser.add_argument("--executor", choices=("local", "ray"), default="local", help="run models here, or one Ray task per model")
     parser.add_argument("--ray-address", default=None, help="Ray cluster to connect to (default: RAY_ADDRESS, else a new local Ray)")
     parser.add_argument("--max-retries", type=int, default=2, help="retries of a Ray task whose worker died (default 2)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
 
 def _add_cache_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", default=str(default_cache_dir()), help="evidence cache (default: %(default)s; env CONFORMANCE_CACHE_DIR)")
     parser.add_argument("--no-cache", action="store_true", help="measure everything again; do not read or write the cache")
+
+
+def _rule_ids(text: str) -> list[str]:
+    """`--only` takes one value per use, comma-separated ids allowed: it never swallows the MODEL after it."""
+    ids = [part.strip() for part in text.split(",")]
+    if not all(ids):
+        raise argparse.ArgumentTypeError(f"{text!r}: an empty rule id (write --only A,B)")
+    return ids
+
+
+def _common_options() -> argparse.ArgumentParser:
+    """The options every subcommand takes (`parents=`): -q."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-q", "--quiet", action="store_true",
+        help="print nothing but error lines; files are still written and the exit code tells the result",
+    )
+    return common
 
 
 def _device(text: str) -> str:
@@ -281,41 +344,53 @@ def _device(text: str) -> str:
     return text
 
 
+def _add_result_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    """`export` and `card` (results other tools read), with the shared -q."""
+    from .cli_results import add_parsers
+
+    add_parsers(commands, common)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `conformance` argument parser: one subcommand per command, each with its handler as `handler`."""
     parser = argparse.ArgumentParser(prog="conformance", description="Check language models against written standards.")
     parser.add_argument("--version", action="version", version=f"{DISTRIBUTION} {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = _common_options()
 
-    check = commands.add_parser("check", help="check models against a spec", description="Check models against a spec.")
+    check = commands.add_parser("check", parents=[common], help="check models against a spec", description="Check models against a spec.")
     _add_model_run_options(check, "folder for <model>.json and <model>.md (default: reports)")
-    check.add_argument("--only", nargs="+", metavar="RULE_ID", help="run only these rules")
+    check.add_argument(
+        "--only", action="extend", type=_rule_ids, metavar="RULE_ID[,RULE_ID...]",
+        help="run only these rules (repeat --only or separate ids with commas)",
+    )
     check.set_defaults(handler=cmd_check)
 
-    board = commands.add_parser("leaderboard", help="check models and write a leaderboard (html, md, csv, plots)")
+    board = commands.add_parser("leaderboard", parents=[common], help="check models and write a leaderboard (html, md, csv, plots)")
     _add_model_run_options(board, "folder for leaderboard.html/.md/.csv, plots/ and results/ (default: reports)")
     board.add_argument("--fresh", action="store_true", help="do not reuse result documents already in OUT/results")
     board.set_defaults(handler=cmd_leaderboard)
 
-    report = commands.add_parser("report", help="rebuild the leaderboard from stored result documents (no model is loaded)")
+    report = commands.add_parser("report", parents=[common], help="rebuild the leaderboard from stored result documents (no model is loaded)")
     report.add_argument("results", nargs="+", metavar="RESULT", help="result documents (.json) written by check or leaderboard")
     report.add_argument("--out", default="reports", help="output folder (default: reports)")
     report.set_defaults(handler=cmd_report)
 
-    diff = commands.add_parser("diff", help="rule status changes and metric deltas between two result documents")
+    diff = commands.add_parser("diff", parents=[common], help="rule status changes and metric deltas between two result documents")
     diff.add_argument("base", metavar="BASE")
     diff.add_argument("new", metavar="NEW")
     diff.set_defaults(handler=cmd_diff)
 
-    validate = commands.add_parser("validate", help="validate spec files and model cards (README.md)")
-    validate.add_argument("files", nargs="+", metavar="FILE")
+    validate = commands.add_parser("validate", parents=[common], help="validate spec files, model cards (README.md) and model folders")
+    validate.add_argument("files", nargs="+", metavar="FILE", help="a spec file or shipped standard, a model card (.md), or a model folder")
     validate.set_defaults(handler=cmd_validate)
 
-    rules = commands.add_parser("rules", help="list the check catalogue")
+    rules = commands.add_parser("rules", parents=[common], help="list the check catalogue")
     rules.add_argument("--format", choices=("text", "json", "markdown"), default="text")
     rules.set_defaults(handler=cmd_rules)
-    add_scan_parser(commands)
-    demo = commands.add_parser("demo", help="build tiny example models offline and check them (the quick start)")
+    add_scan_parser(commands)  # scan defines its own -q, of the same meaning
+    _add_result_commands(commands, common)
+    demo = commands.add_parser("demo", parents=[common], help="build tiny example models offline and check them (the quick start)")
     demo.add_argument("--out", default="reports", help="output folder (default: reports)")
     demo.set_defaults(handler=cmd_demo)
     return parser
@@ -324,15 +399,22 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line on `argv` (default sys.argv[1:]) and return the exit status.
 
-    0 conformant, 1 a must rule broke, 2 a bad request (one line on stderr, never a traceback), 130 interrupted.
-    Argument errors exit through argparse with status 2.
+    0 conformant, 1 a must rule broke, 2 a bad request (one `conformance: error:` line per problem on
+    stderr, never a traceback), 130 interrupted, 141 the reader of stdout went away. Argument errors exit
+    through argparse with status 2.
     """
     args = build_parser().parse_args(argv)
     try:
-        return int(args.handler(args))
+        code = int(args.handler(args))
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's final flush
+        return code
     except RequestError as exc:
-        print(f"conformance: error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            print(f"conformance: error: {line}", file=sys.stderr)
         return EXIT_BAD_REQUEST
+    except BrokenPipeError:
+        silence_stdout()
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         print("conformance: interrupted", file=sys.stderr)
         return 130

@@ -14,6 +14,7 @@ from .cache import model_identity as content_identity
 from .cache_types import SkippedProbe
 from .candidate import Candidate
 from .catalogue import get_check
+from .console import third_party_output
 from .digests import sha256_text
 from .errors import CheckError, CheckSkipped, Inconclusive
 from .evidence import Evidence
@@ -45,6 +46,9 @@ class RunOptions:
         cache_dir: where expensive probe evidence is cached; None measures every time.
         log: where plain progress lines go (default: stderr).
         progress: the progress reporter; None gets plain lines through `log`.
+        third_party_log: a file that receives what other libraries write to stderr while a probe runs
+            (lm-eval's and transformers' logging, their progress bars, warnings, git's complaints);
+            None leaves stderr as it is.
     """
 
     only: list[str] | None = None
@@ -54,6 +58,7 @@ class RunOptions:
     cache_dir: Path | None = None  # where expensive probe evidence is cached; None: measure every time
     log: Callable[[str], None] = field(default=lambda message: print(message, file=sys.stderr))
     progress: Progress | None = None  # default: plain lines through `log`
+    third_party_log: Path | None = None  # the CLI's OUT/conformance.log
 
     def __post_init__(self) -> None:
         """Default `progress` to plain lines through `log`."""
@@ -179,7 +184,9 @@ def _run_probe(
     started = time.perf_counter()
     try:
         hashes = cached.cache.hashes if cached is not None else None
-        value = definition.function(ProbeContext(candidate, evidence, dict(run.params), options, decided, hashes.sha256 if hashes else None))
+        context = ProbeContext(candidate, evidence, dict(run.params), options, decided, hashes.sha256 if hashes else None)
+        with third_party_output(options.third_party_log):  # loads and lm-eval alike: never on the terminal
+            value = definition.function(context)
         if hashes is not None:
             hashes.save()
         evidence.put(run.key, value)

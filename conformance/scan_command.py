@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, TextIO
 
 from . import hub
+from .console import silence_stdout
 from .errors import RequestError
 from .report.scan_rules import clean_text, counts_as_finding, rule_id
 
@@ -419,16 +420,6 @@ def write_output(path: Path, text: str) -> None:
         raise RequestError(f"-o {path}: cannot write: {exc.strerror}") from None
 
 
-def _silence_stdout() -> None:
-    # After EPIPE, point stdout at /dev/null so the interpreter's final flush does not print a traceback.
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError, AttributeError):
-        pass  # stdout without a descriptor (captured in tests): nothing will flush to a pipe
-
-
 def _emit(text: str) -> bool:
     """Print to stdout; False when the reader went away (`conformance scan X | head`)."""
     encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
@@ -437,7 +428,7 @@ def _emit(text: str) -> bool:
         sys.stdout.write(text.encode(encoding, "backslashreplace").decode(encoding))
         sys.stdout.flush()
     except BrokenPipeError:
-        _silence_stdout()
+        silence_stdout()
         return False
     return True
 

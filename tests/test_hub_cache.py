@@ -79,7 +79,7 @@ def test_every_file_of_a_snapshot_is_a_link_into_blobs(snapshot: Path) -> None:
 
 def test_check_repo_id_from_the_cache_gives_the_folder_s_verdicts(snapshot: Path, llama_dir: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "out"
-    assert main(["check", "acme/tiny-llama", "--spec", "small-causal-lm-release", "--out", str(out), "-q", "--no-cache"]) == 0
+    assert main(["check", "acme/tiny-llama", "--spec", "small-causal-lm-release", "--out", str(out), "--no-cache"]) == 0
     document = json.loads((out / "acme_tiny-llama.json").read_text())
     assert validate_document(document) == []
     assert document["model"]["name"] == "acme/tiny-llama"
@@ -433,7 +433,7 @@ def test_leaderboard_takes_repo_ids_and_resumes_them(snapshot: Path, tmp_path: P
     assert document["model"]["name"] == "acme/tiny-llama"
     assert "acme/tiny-llama" in (out / "leaderboard.md").read_text()
     capsys.readouterr()
-    main(["leaderboard", "acme/tiny-llama", "--spec", "baseline-safety", "--out", str(out), "-q"])
+    main(["leaderboard", "acme/tiny-llama", "--spec", "baseline-safety", "--out", str(out)])
     assert "acme/tiny-llama: reusing" in capsys.readouterr().err  # same spec, name and weights
 
 

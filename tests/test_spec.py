@@ -11,7 +11,7 @@ from conformance.cli import main
 from conformance.errors import SpecError
 from conformance.paths import schema_path, standards_dir
 from conformance.schema import render
-from conformance.spec import load_spec
+from conformance.spec import MAX_LISTED_ERRORS, SpecErrors, load_spec
 from conformance.standards import find_standard, is_standard_name, shipped_standards, standard_hint
 
 GOOD_RULE = {"id": "SIZE", "level": "must", "check": "size.parameters", "max": 1e9}
@@ -81,7 +81,12 @@ BAD_SPECS = {
     "missing_field": (spec_text("  - id: A\n    check: card.present\n"), "A", "rules[0].level", 4, "missing required field 'level'"),
     "missing_top_field": ('id: s\nrules: []\n', None, "version", 1, "missing required field 'version'"),
     "unknown_check": (spec_text("  - id: A\n    level: must\n    check: size.paramters\n    max: 1\n"), "A", "rules[0].check", 6, "did you mean 'size.parameters'"),
-    "unknown_key": (spec_text("  - id: A\n    level: must\n    check: card.present\n    colour: red\n"), "A", "rules[0]", 4, "unknown key for this check ('colour'"),
+    "unknown_key": (spec_text("  - id: A\n    level: must\n    check: card.present\n    colour: red\n"), "A", "rules[0].colour", 7, "unknown key 'colour'"),
+    "misspelt_key": (spec_text("  - id: A\n    level: must\n    check: size.parameters\n    mx: 3e9\n"), "A", "rules[0].mx", 7,
+                     "unknown key 'mx'; did you mean 'max'? (the rule needs one of min, max, equals)"),
+    "misspelt_param": (spec_text("  - {id: A, level: must, check: card.sections, requird: [Uses]}\n"), "A", "rules[0].requird", 4,
+                       "unknown key 'requird'; did you mean 'required'?"),
+    "unknown_top_key": ('id: s\nversion: "1"\ntitel: x\nrules: []\n', None, "titel", 3, "unknown key 'titel'; did you mean 'title'?"),
     "bad_level": (spec_text("  - {id: A, level: required, check: card.present}\n"), "A", "rules[0].level", 4, "is not one of"),
     "no_comparison": (spec_text("  - {id: A, level: must, check: size.parameters}\n"), "A", "rules[0]", 4, "needs a comparison"),
     "duplicate_id": (spec_text("  - {id: A, level: must, check: card.present}\n  - {id: A, level: may, check: card.present}\n"), "A", "rules[1].id", 5, "duplicate rule id"),
@@ -215,3 +220,29 @@ def test_spec_hash_changes_with_rules(write_spec) -> None:
     first = load_spec(write_spec(document={"id": "a", "version": "1", "rules": [GOOD_RULE]}, name="one.yaml"))
     second = load_spec(write_spec(document={"id": "a", "version": "1", "rules": [{**GOOD_RULE, "max": 2e9}]}, name="two.yaml"))
     assert first.sha256 != second.sha256
+
+
+def test_every_problem_of_a_spec_is_listed_in_line_order(write_spec, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_spec(text=spec_text(
+        "  - id: SIZE\n    level: must\n    check: size.parameters\n    mx: 3e9\n"
+        "  - {id: TWO, level: must, check: size.parameters, max: big}\n"
+        "  - {id: THREE, level: sometimes, check: card.presnt}\n"
+    ))
+    with pytest.raises(SpecErrors) as caught:
+        load_spec(path)
+    assert [(e.rule_id, e.line) for e in caught.value.errors] == [("SIZE", 7), ("TWO", 8), ("THREE", 9)]
+    lines = str(caught.value).splitlines()
+    assert "unknown key 'mx'; did you mean 'max'?" in lines[0]
+    assert "'big' is not of type 'number'" in lines[1] and "unexpected" not in str(caught.value)  # no echo of max
+    assert "did you mean 'card.present'" in lines[2]  # an unknown check: its level is not judged on top
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 3 and all(line.startswith(f"conformance: error: {path}:") for line in err)
+
+
+def test_a_spec_with_very_many_problems_counts_the_rest(write_spec) -> None:
+    rules = "".join(f"  - {{id: R{i}, level: must, check: size.parameters, max: x}}\n" for i in range(MAX_LISTED_ERRORS + 5))
+    with pytest.raises(SpecErrors) as caught:
+        load_spec(write_spec(text=spec_text(rules)))
+    lines = str(caught.value).splitlines()
+    assert len(lines) == MAX_LISTED_ERRORS + 1 and lines[-1].endswith("and 5 more problems")

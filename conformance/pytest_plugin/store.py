@@ -14,6 +14,7 @@ from typing import Any
 from ..cache import default_cache_dir
 from ..candidate import Candidate, default_name, locate_model
 from ..evidence import Evidence
+from ..model_folder import require_model_folder
 from ..probes.load import LoadOptions
 from ..report.names import unique_name
 from ..results import RuleResult
@@ -143,9 +144,11 @@ class Store:
     def model(self, value: str | Path, base: Path) -> Candidate:
         """Open a model named by a path (relative to `base`) or a repo id ORG/NAME[@REV] in the hub cache, once.
 
-        Raises RequestError for a missing folder or a repo id that is not cached (see `candidate.locate_model`).
+        Raises RequestError for a missing folder, one with no model in it, or a repo id that is not cached
+        (see `candidate.locate_model`).
         """
         location, name = locate_model(str(value), base=base)
+        require_model_folder(location, str(value))
         return self.candidate(location, name)
 
     def run_options(self, **options: Any) -> RunOptions:
