@@ -308,6 +308,27 @@ def test_every_shipped_check_counts_under_one_of_the_five_families() -> None:
                                "tokenizer and file rules under architecture.")
 
 
+def test_an_lm_eval_group_collapses_to_its_aggregate_behind_its_own_button() -> None:
+    from conformance.report.html import render_html
+
+    scores = {"suite": {"acc": 0.6}, "suite_a": {"acc": 0.7}, "suite_b": {"acc": 0.5}, "suite_b_deep": {"acc": 0.4},
+              "other": {"acc": 0.3}, "loose_x": {"acc": 0.2}}
+    documents = [make_document(name, scores=scores) for name in ("m1", "m2")]
+    documents[0]["evidence"]["tasks"]["group_subtasks"] = {"suite": ["suite_a", "suite_b"], "suite_b": ["suite_b_deep"],
+                                                           'loose"}<x>': ["loose_x"]}
+    page = render_html(build_leaderboard(documents), [])
+    buttons = re.findall(r'data-toggle="([^"]+)" aria-pressed="(true|false)" title="[^"]*">([^<]+)<', page)
+    # A group with its aggregate column starts collapsed; one without starts shown; names reach the CSS made safe.
+    assert buttons[-2:] == [("task-group:loose---x-", "true", "loose&#34;}&lt;x&gt; subtasks "),
+                            ("task-group:suite", "false", "suite subtasks ")]
+    groups = dict(re.findall(r'<th data-column="([^"]+)" data-group="([^"]+)"', page))
+    assert groups["suite.acc"] == groups["other.acc"] == "tasks"  # unknown tasks: raw scores, no chance level
+    assert groups["suite_a.acc"] == groups["suite_b.acc"] == groups["suite_b_deep.acc"] == "tasks task-group:suite"
+    assert groups["loose_x.acc"] == "tasks task-group:loose---x-"
+    assert re.search(r'<table id="leaderboard" data-hidden="families identity task-group:suite">', page)
+    assert 'table[data-hidden~="task-group:suite"] [data-group~="task-group:suite"] { display: none; }' in page
+
+
 def test_axes_are_log_only_over_a_decade_or_more() -> None:
     assert axis_scale([1.396e5, 1.492e5]) == "linear"  # the zoo: a log axis would show 1.40x10^5 ... 1.48x10^5
     assert axis_scale([1.35e8, 7e9]) == "log"  # 135M to 7B parameters

@@ -91,6 +91,36 @@ def family_statuses(document: ResultDocument) -> dict[str, str]:
     return statuses
 
 
+def task_groups(documents: Iterable[ResultDocument]) -> dict[str, list[str]]:
+    """Each top-level lm-eval group -> every task under it (nested groups walked), from the tasks evidence.
+
+    Read from `group_subtasks` (group -> its subtasks, as lm-eval reports them); a group inside another
+    group is not top-level. A cycle is walked once. Groups in sorted order, their tasks sorted.
+    """
+    children: dict[str, set[str]] = {}
+    for document in documents:
+        groups = document.probe("tasks").get("group_subtasks")
+        if not isinstance(groups, dict):
+            continue
+        for group, subtasks in groups.items():
+            if isinstance(subtasks, list):
+                children.setdefault(str(group), set()).update(str(task) for task in subtasks)
+    nested = {task for subtasks in children.values() for task in subtasks}
+    result: dict[str, list[str]] = {}
+    for group in sorted(children):
+        if group in nested:
+            continue
+        members: set[str] = set()
+        pending = [group]
+        while pending:  # iterative: a deep or cyclic table cannot recurse
+            for child in children.get(pending.pop(), ()):
+                if child != group and child not in members:
+                    members.add(child)
+                    pending.append(child)
+        result[group] = sorted(members)
+    return result
+
+
 def primary_speed_key(documents: list[ResultDocument]) -> str | None:
     """The speed workload most documents measured (first in sorted order on a tie).
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +11,8 @@ from typing import Any
 
 from ..metrics import MEAN_NORMALIZED, METRICS, WIN_RATE
 from ..result_document import SPEED_DECIDED, SPEED_FIGURES, TIMED_FIGURES, ResultDocument
-from .figures import family_legend, family_of
+from .figures import family_legend, family_of, task_groups
+from .names import unique_name
 from .plots import Plot
 from .table import Leaderboard, cell_text, display_value
 from .text import interval_text, short, status_css, status_text
@@ -63,7 +65,7 @@ class Column:
     sub: str = ""
     kind: str = "text"  # "number" sorts numerically
     help: str = ""
-    group: str = "summary"  # "pinned", "summary" or a `COLUMN_GROUPS` name
+    group: str = "summary"  # "pinned", "summary" or `COLUMN_GROUPS` names (a group subtask's: "tasks task-group:<group>")
 
 
 def _metric_column(name: str, group: str = "summary") -> Column:
@@ -72,20 +74,47 @@ def _metric_column(name: str, group: str = "summary") -> Column:
     return Column(name, metric.label, metric.detail, "number", metric.help, group)
 
 
-def _task_columns(board: Leaderboard) -> list[Column]:
-    """Per task, the normalized score (group `tasks`) and the raw one behind it (`tasks-raw`); raw alone without a chance level."""
+def _task_group_buttons(board: Leaderboard) -> tuple[list[ColumnGroup], dict[str, str]]:
+    """One button per lm-eval group with scored subtasks, and task -> that button's group name.
+
+    A group whose own aggregate score is a column starts collapsed (its aggregate stays, its subtasks
+    hide); one without starts shown. The group name in the page is made of safe characters only: it is
+    written into the page's CSS, where HTML escaping does not apply.
+    """
+    scored = {task.task for task in board.tasks}
+    buttons: list[ColumnGroup] = []
+    membership: dict[str, str] = {}
+    taken: set[str] = set()
+    for group, members in task_groups(board.documents.values()).items():
+        subtasks = [task for task in members if task in scored and task not in membership]
+        if not subtasks:
+            continue
+        name = unique_name("task-group:" + re.sub(r"[^A-Za-z0-9_.-]", "-", group)[:80], taken)
+        taken.add(name)
+        buttons.append(ColumnGroup(name, f"{short(group, 40)} subtasks", group not in scored,
+                                   f"the {len(subtasks)} scored tasks of lm-eval group {short(group, 200)}"))
+        membership.update({task: name for task in subtasks})
+    return buttons, membership
+
+
+def _task_columns(board: Leaderboard, membership: dict[str, str]) -> list[Column]:
+    """Per task, the normalized score (group `tasks`) and the raw one behind it (`tasks-raw`); raw alone without a chance level.
+
+    A subtask of an lm-eval group is in its group's button too (`membership`): either button hides it.
+    """
     columns = []
     for task in board.tasks:
         label = task.task.replace("_", "_\u200b")  # a zero-width space lets long task names wrap at underscores
         raw_help = f"{task.metric}, {'lower' if task.lower_is_better else 'higher'} is better"
+        extra = f" {membership[task.task]}" if task.task in membership else ""
         if task.normalized:
             columns.append(Column(task.normalized, label, f"{task.metric}, norm.", "number",
-                                  f"({task.metric} − {task.chance:g}) / (1 − {task.chance:g}), clipped at 0", "tasks"))
-        columns.append(Column(task.raw, label, task.metric, "number", raw_help, "tasks-raw" if task.normalized else "tasks"))
+                                  f"({task.metric} − {task.chance:g}) / (1 − {task.chance:g}), clipped at 0", "tasks" + extra))
+        columns.append(Column(task.raw, label, task.metric, "number", raw_help, ("tasks-raw" if task.normalized else "tasks") + extra))
     return columns
 
 
-def _columns(board: Leaderboard) -> list[Column]:
+def _columns(board: Leaderboard, membership: dict[str, str] | None = None) -> list[Column]:
     """What a reader wants first fits 1,400 px: rank, model, verdict, badges, average, win rate, tasks, size.
 
     Then speed, then identity (collapsed); raw task scores and per-family counts are behind their buttons.
@@ -101,7 +130,7 @@ def _columns(board: Leaderboard) -> list[Column]:
           for family in board.families),
         _metric_column(MEAN_NORMALIZED),
         _metric_column(WIN_RATE),
-        *_task_columns(board),
+        *_task_columns(board, membership or {}),
         _metric_column("parameters"),
     ]
     undecided = board.frame[SPEED_DECIDED].eq(False).any()
@@ -117,11 +146,12 @@ def _columns(board: Leaderboard) -> list[Column]:
     return columns
 
 
-def _groups(columns: list[Column]) -> list[dict[str, Any]]:
+def _groups(columns: list[Column], task_buttons: list[ColumnGroup]) -> list[dict[str, Any]]:
     """The buttons of the groups these columns use: name, label, default state, help and column count."""
-    counts = {group.name: sum(column.group == group.name for column in columns) for group in COLUMN_GROUPS}
+    groups = [*COLUMN_GROUPS, *task_buttons]
+    counts = {group.name: sum(group.name in column.group.split() for column in columns) for group in groups}
     return [{"name": group.name, "label": group.label, "shown": group.shown, "help": group.help, "count": counts[group.name]}
-            for group in COLUMN_GROUPS if counts[group.name]]
+            for group in groups if counts[group.name]]
 
 
 def _family_counts(document: ResultDocument) -> dict[str, tuple[int, int, str]]:
@@ -210,13 +240,14 @@ def render_html(board: Leaderboard, plots: list[tuple[Plot, bytes]], title: str 
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True, undefined=jinja2.StrictUndefined,
         trim_blocks=False, keep_trailing_newline=True,
     )
-    columns = _columns(board)
+    task_buttons, membership = _task_group_buttons(board)
+    columns = _columns(board, membership)
     rows = [
         {"model": record["model"], "conformant": bool(record["conformant"]),
          "cells": [_cell(column, record, board.families, _family_counts(board.documents[record["model"]])) for column in columns]}
         for record in board.records()
     ]
-    groups = _groups(columns)
+    groups = _groups(columns, task_buttons)
     plot_context = [
         {
             "name": plot.name, "title": plot.title, "note": plot.note, "has_data": plot.has_data,
