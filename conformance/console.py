@@ -11,6 +11,7 @@ setting reaches all of them; redirecting the descriptor itself does, without rec
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import sys
 import tempfile
@@ -49,7 +50,7 @@ def _flush_stderr() -> None:
 
 @contextlib.contextmanager
 def third_party_output(log_file: Path | None) -> Iterator[None]:
-    """While inside, everything written to file descriptor 2 is appended to `log_file` instead of the terminal.
+    """While inside, everything written to file descriptor 2 or `sys.stderr` is appended to `log_file` instead.
 
     That covers other libraries' logging and warnings, progress bars and subprocesses' stderr. `None`
     changes nothing (library callers keep today's behaviour). Nested uses and pytest's fd capture are
@@ -66,11 +67,15 @@ def third_party_output(log_file: Path | None) -> Iterator[None]:
     _flush_stderr()
     try:
         with _open_log(log_file) as log:
+            text = io.TextIOWrapper(log, encoding="utf-8", errors="backslashreplace", write_through=True)
             os.dup2(log.fileno(), 2)
             try:
-                yield
+                # sys.stderr too: a caller (a test's capture, an embedding program) may have pointed it elsewhere
+                with contextlib.redirect_stderr(text):
+                    yield
             finally:
                 _flush_stderr()  # what Python buffered for fd 2 belongs in the log, not on the terminal
                 os.dup2(saved, 2)
+                text.detach()  # the log itself is closed once, by its own context
     finally:
         os.close(saved)
