@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import DISTRIBUTION, __version__
+from .check_command import check_models, say, shown
 from .console import silence_stdout
 from .demo import DEMO_STANDARD, build_demo_zoo, demo_outcome
 from .errors import RequestError
@@ -30,147 +31,6 @@ from .scan_command import add_scan_parser
 
 EXIT_CONFORMANT, EXIT_NONCONFORMANT, EXIT_BAD_REQUEST = 0, 1, 2
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for `yes | head`
-THIRD_PARTY_LOG = "conformance.log"  # in OUT: what other libraries print while models are measured
-
-
-def _output_names(names: list[str]) -> list[str]:
-    """File-safe, unique stems for each model's outputs (the leaderboard names its files the same way)."""
-    from .report.names import file_stems
-
-    return file_stems(names)
-
-
-def _shown(text: Any) -> str:
-    """A model's name as a printed line shows it: control characters escaped (`report.text.plain_text`)."""
-    from .report.text import plain_text
-
-    return plain_text(text, 500)
-
-
-def _say(args: argparse.Namespace, *lines: str, error: bool = False) -> None:
-    """Print `lines` (to stderr when `error`) unless the command runs with -q."""
-    if not args.quiet:
-        for line in lines:
-            print(line, file=sys.stderr if error else sys.stdout)
-
-
-def _run_options(args: argparse.Namespace, third_party_log: Path | None) -> Any:
-    from .probes.load import LoadOptions
-    from .progress import progress_for
-    from .runner import RunOptions
-
-    if args.quiet or not sys.stderr.isatty():
-        os.environ.setdefault("TQDM_DISABLE", "1")  # lm-eval's and transformers' own bars: only on a terminal
-    return RunOptions(
-        only=getattr(args, "only", None),
-        hash_weights=args.hash_weights,
-        load=LoadOptions(device=args.device, dtype=args.dtype, device_map_auto=args.device_map_auto),
-        require_device=args.require_device,
-        cache_dir=None if args.no_cache else Path(args.cache_dir),
-        progress=progress_for(args.quiet),
-        third_party_log=third_party_log,
-    )
-
-
-def _open_models(args: argparse.Namespace, spec: Any) -> list[Any]:
-    """Each MODEL as a Candidate; a name that is none (a rule id given after --only, an empty folder) is refused."""
-    from .candidate import open_candidate
-    from .model_folder import require_model_folder
-
-    revision = getattr(args, "revision", None)
-    if revision and len(args.models) > 1:
-        raise RequestError("--revision applies to one model; name each repo id's revision as ORG/NAME@REV")
-    rule_ids = {rule.id for rule in spec.rules}
-    candidates = []
-    for text in args.models:
-        if text in rule_ids and not os.path.lexists(text):
-            raise RequestError(f"{text}: no such model; it is a rule id of spec {spec.id}: write --only {text} (several: --only A,B)")
-        candidate = open_candidate(text, revision=revision)
-        require_model_folder(candidate.location, text)
-        candidates.append(candidate)
-    return candidates
-
-
-def _log_note(args: argparse.Namespace, log: Path, size_before: int) -> None:
-    """Name the third-party log when this run added to it (not with -q)."""
-    try:
-        grown = log.stat().st_size > size_before
-    except OSError:
-        grown = False
-    if grown:
-        _say(args, f"other libraries' messages (lm-eval, transformers): {log}", error=True)
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-def _check_models(args: argparse.Namespace, results_dir: Path, print_tables: bool, resume: bool = False) -> list[dict[str, Any]]:
-    """Run every model against the spec (locally or on Ray), write <model>.json (and .md with tables)."""
-    from .executors import run_local, run_ray
-    from .report.markdown import render_markdown
-    from .report.terminal import render_table
-    from .results import write_atomic, write_result
-    from .spec import load_spec
-
-    spec = load_spec(args.spec)
-    spec.select(getattr(args, "only", None))  # reject unknown --only ids before any model is opened
-    candidates = _open_models(args, spec)
-    log = Path(args.out) / THIRD_PARTY_LOG
-    with contextlib.suppress(OSError):  # else the log falls back to a temporary file (console.third_party_output)
-        log.parent.mkdir(parents=True, exist_ok=True)
-    log_size = _size(log)
-    options = _run_options(args, log)
-    stems = _output_names([c.name for c in candidates])
-    documents: list[dict[str, Any] | None] = [None] * len(candidates)
-    if resume:
-        for index, (candidate, stem) in enumerate(zip(candidates, stems, strict=True)):
-            documents[index] = _reusable(results_dir / f"{stem}.json", candidate, spec, options)
-            if documents[index] is not None:
-                _say(args, f"{_shown(candidate.name)}: reusing {results_dir / (stem + '.json')} (same spec and weights)", error=True)
-    todo = [index for index, document in enumerate(documents) if document is None]
-
-    def record(position: int, document: dict[str, Any]) -> None:
-        index = todo[position]
-        documents[index] = document
-        write_result(document, results_dir / f"{stems[index]}.json")  # written as each model finishes: resumable
-        if print_tables:
-            write_atomic(results_dir / f"{stems[index]}.md", render_markdown(document))
-            _say(args, render_table(document), f"wrote {results_dir / (stems[index] + '.json')} and {stems[index]}.md\n")
-
-    models = [str(candidates[index].location) for index in todo]
-    names = [candidates[index].name for index in todo]
-    if getattr(args, "executor", "local") == "ray":
-        run_ray(models, spec, str(spec.path), options, record, address=args.ray_address, max_retries=args.max_retries,
-                log=lambda message: _say(args, message, error=True), names=names)
-    else:
-        run_local(models, spec, str(spec.path), options, record, names=names)
-    _log_note(args, log, log_size)
-    return [document for document in documents if document is not None]
-
-
-def _reusable(path: Path, candidate: Any, spec: Any, options: Any) -> dict[str, Any] | None:
-    """A result already written for this model, spec and weights (a leaderboard resumed after an interruption)."""
-    from .evidence import Evidence
-    from .runner import model_identity
-
-    if not path.is_file():
-        return None
-    try:
-        from .result_document import ResultDocument
-
-        document = ResultDocument.load(path)  # validated, so its spec and model blocks are there
-    except RequestError:
-        return None
-    if document.spec.sha256 != spec.sha256 or document.model.path != str(candidate.location) or document.model.name != candidate.name:
-        return None
-    if document.model.sha256 is None or "executor" in document.evidence:
-        return None  # unverifiable identity, or a run that died: measure again
-    current = model_identity(candidate, Evidence(), options)
-    return dict(document.data) if current.get("sha256") == document.model.sha256 else None
 
 
 def _exit_code(documents: list[dict[str, Any]]) -> int:
@@ -181,7 +41,7 @@ def _exit_code(documents: list[dict[str, Any]]) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """`conformance check`: judge each model, write <model>.json and .md, print tables; exit 0, or 1 if a must rule broke."""
-    return _exit_code(_check_models(args, Path(args.out), print_tables=True))
+    return _exit_code(check_models(args, Path(args.out), print_tables=True))
 
 
 def _write_board(args: argparse.Namespace, documents: list[dict[str, Any]], out: Path) -> None:
@@ -192,8 +52,8 @@ def _write_board(args: argparse.Namespace, documents: list[dict[str, Any]], out:
     for document in documents:
         summary = ResultDocument(document).summary
         verdict = "conformant" if summary.conformant else "NOT conformant"
-        _say(args, f"{_shown(document['model']['name'])}: {verdict} ({summary.passed} passed, {summary.failed} failed, {summary.errors} errors)")
-    _say(args, f"wrote {len(written)} files; open {out / 'leaderboard.html'} in a browser")
+        say(args, f"{shown(document['model']['name'])}: {verdict} ({summary.passed} passed, {summary.failed} failed, {summary.errors} errors)")
+    say(args, f"wrote {len(written)} files; open {out / 'leaderboard.html'} in a browser")
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -202,7 +62,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     Returns 0 when every model is conformant, else 1.
     """
     out = Path(args.out)
-    documents = _check_models(args, out / "results", print_tables=False, resume=not args.fresh)
+    documents = check_models(args, out / "results", print_tables=False, resume=not args.fresh)
     _write_board(args, documents, out)
     return _exit_code(documents)
 
@@ -222,7 +82,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     from .results import load_result
 
     diff = diff_documents(load_result(Path(args.base)), load_result(Path(args.new)))
-    _say(args, diff.render_text())
+    say(args, diff.render_text())
     return EXIT_NONCONFORMANT if diff.newly_failing_must else EXIT_CONFORMANT
 
 
@@ -241,7 +101,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             found_ok, problems = [], str(exc).splitlines()
         else:
             found_ok, problems = found.ok, found.problems
-        _say(args, *found_ok)
+        say(args, *found_ok)
         for problem in problems:
             print(f"conformance: error: {problem}", file=sys.stderr)
         failed = failed or bool(problems)
@@ -282,10 +142,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Build the demo zoo, run `leaderboard` on it against the demo standard, then report the canary."""
     out = Path(args.out)
     quiet = ["-q"] if args.quiet else []
-    models = build_demo_zoo(out / "demo-models", log=lambda message: _say(args, message, error=True))
+    models = build_demo_zoo(out / "demo-models", log=lambda message: say(args, message, error=True))
     code = main(["leaderboard", *map(str, models), "--spec", DEMO_STANDARD, "--out", str(out), *quiet])
-    with open(os.devnull, "w") if args.quiet else contextlib.nullcontext(sys.stdout) as shown:
-        with contextlib.redirect_stdout(shown):
+    with open(os.devnull, "w") if args.quiet else contextlib.nullcontext(sys.stdout) as stream:
+        with contextlib.redirect_stdout(stream):
             return demo_outcome(code, models, out)
 
 

@@ -78,14 +78,17 @@ class Spec:
     def select(self, only: list[str] | None) -> list[Rule]:
         """The rules with these ids (all rules when `only` is empty), in spec order.
 
-        Raises RequestError naming the ids that are not in the spec.
+        Raises RequestError naming the ids that are not in the spec, each with the closest id it has.
         """
         if not only:
             return list(self.rules)
         known = {rule.id for rule in self.rules}
         unknown = [rule_id for rule_id in only if rule_id not in known]
         if unknown:
-            raise RequestError(f"--only names rules not in spec {self.id}: {', '.join(unknown)}")
+            hints = [f"{rule_id!r} -> {close[0]!r}" for rule_id in unknown if (close := difflib.get_close_matches(rule_id, sorted(known), n=1, cutoff=0.6))]
+            raise RequestError(
+                f"--only names rules not in spec {self.id}: {', '.join(unknown)}" + (f"; did you mean {', '.join(hints)}?" if hints else "")
+            )
         return [rule for rule in self.rules if rule.id in only]
 
 

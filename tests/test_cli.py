@@ -65,6 +65,8 @@ def test_only_selects_rules(bert_dir: Path, tmp_path: Path) -> None:
         (["check", "MODEL", "--spec", "small-causal-lm-relase"],
          "small-causal-lm-relase: spec file not found; did you mean 'small-causal-lm-release'? shipped: baseline-safety,"),
         (["check", "MODEL", "--spec", "baseline-safety", "--only", "NOPE"], "--only names rules not in spec baseline-safety: NOPE"),
+        (["check", "MODEL", "--spec", "baseline-safety", "--only", "SAFE-FORMT,NOPE"],
+         "--only names rules not in spec baseline-safety: SAFE-FORMT, NOPE; did you mean 'SAFE-FORMT' -> 'SAFE-FORMAT'?"),
         (["check", "EMPTY", "--spec", "baseline-safety"], "EMPTY: not a model folder (no config.json, weight files or .gguf file)"),
         (["check", "README_ONLY", "--spec", "baseline-safety"], "README_ONLY: not a model folder"),
         (["validate", "EMPTY"], "EMPTY: not a model folder"),

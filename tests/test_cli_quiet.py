@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conformance.cli import THIRD_PARTY_LOG, main
+from conformance.check_command import THIRD_PARTY_LOG
+from conformance.cli import main
 from conformance.paths import standards_dir
 
 # conformance_lm on 2 of its 15 documents: lm-eval warns about the bundled task's kwargs, about the model
