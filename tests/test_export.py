@@ -135,3 +135,16 @@ def test_a_hostile_model_name_stays_inside_the_output_folder(document: dict[str,
     repo_id["model"]["name"] = "HuggingFaceTB/SmolLM2-135M"
     path = results_path(tmp_path, lm_eval_results(repo_id, now=NOW))
     assert path.parent.name == "HuggingFaceTB__SmolLM2-135M"  # the folder lm-eval writes for that model
+
+
+def test_the_command_line_runs_export_and_card_quietly(document: dict[str, Any], llama_dir: Path, tmp_path: Path, capfd) -> None:
+    from conformance.cli import main
+
+    result = tmp_path / "tiny-llama.json"
+    write_result(document, result)
+    assert main(["export", str(result), "--format", "lm-eval", "--out", str(tmp_path / "out"), "-q"]) == 0
+    assert main(["card", str(llama_dir), "--update", "--result", str(result), "--dry-run", "-q"]) == 0
+    assert capfd.readouterr() == ("", "")
+    assert len(list((tmp_path / "out").glob("tiny-llama/results_*.json"))) == 1
+    assert main(["export", str(tmp_path / "missing.json")]) == 2
+    assert capfd.readouterr().err.startswith("conformance: error: ")
