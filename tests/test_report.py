@@ -434,6 +434,7 @@ def test_plots_draw_the_expected_series(suite_documents: list[dict]) -> None:
     parameters = plots["parameters_vs_quality"]
     assert parameters.figure.axes[0].get_xscale() == "linear"  # the zoo's sizes span less than a decade
     assert "log" not in parameters.figure.axes[0].get_xlabel()
+    assert parameters.figure.axes[0].xaxis.get_major_formatter()(139584, 0) == "139.6K"  # as the table writes it
     assert sorted(parameters.series["points"]) == sorted(scored)
 
     bars = plots["task_scores"]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..metrics import MEAN_NORMALIZED
 from ..result_document import INTERVAL_COLUMNS
 from ..results import RuleResult
-from .table import Leaderboard
+from .table import Leaderboard, compact_count
 from .text import status_css
 
 if TYPE_CHECKING:
@@ -103,13 +103,13 @@ def axis_scale(values: list[float]) -> str:
 
 
 def _set_x_axis(axes: Any, values: list[float], label: str) -> None:
-    """The x axis scaled by `axis_scale`; a linear axis of large numbers reads 139.6k, not 1.396x10^5."""
-    from matplotlib.ticker import EngFormatter
+    """The x axis scaled by `axis_scale`; a linear axis of large numbers reads 139.6K or 7B (as the table), not 1.396x10^5."""
+    from matplotlib.ticker import FuncFormatter
 
     scale = axis_scale(values)
     axes.set_xscale(scale)
     if scale == "linear" and max(abs(value) for value in values) >= 1e4:
-        axes.xaxis.set_major_formatter(EngFormatter(places=1, sep=""))
+        axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _position: compact_count(value)))
     axes.set_xlabel(label + (" (log scale)" if scale == "log" else ""))
 
 
