@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .candidate import SINGLE_FILE_SUFFIXES
 from .errors import RequestError
 
 # The normalized architecture fields (probes.architecture) that must be positive integers for a model to load.
@@ -155,11 +156,13 @@ def validate_path(name: str) -> Validation:
     """Validate what `name` is: a model folder, a card (`.md`), else a spec file or a shipped standard's name.
 
     Raises:
-        RequestError: a model folder with no model in it, or a card that does not exist.
+        RequestError: a model folder with no model in it, a card that does not exist, or a `.gguf` file.
     """
     path = Path(name)
     if path.is_dir():
         return validate_model_folder(path)
+    if path.suffix.lower() in SINGLE_FILE_SUFFIXES:
+        raise RequestError(f"{name}: a .gguf file carries its own metadata; `check` reads it (validate takes specs, cards and model folders)")
     if path.suffix.lower() == ".md":
         return validate_card(path)
     return validate_spec(path)

@@ -165,6 +165,20 @@ def test_validate_a_model_folder_reads_its_config_and_card(llama_dir: Path, copy
     assert any(line.startswith(f"conformance: error: {broken / 'generation_config.json'}: ") and "max_new_tokens" in line for line in errors)
 
 
+def test_validate_a_hostile_model_folder_opens_no_special_file(tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "fifos"
+    folder.mkdir()
+    for name in ("config.json", "generation_config.json", "README.md"):
+        os.mkfifo(folder / name)  # opening one for reading would block forever
+    assert run_cli("validate", str(folder)) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 3 and all("is a FIFO; only regular files are read" in line for line in err)
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF")
+    assert run_cli("validate", str(gguf)) == 2
+    assert "a .gguf file carries its own metadata" in capsys.readouterr().err
+
+
 def test_only_takes_one_value_per_use_and_commas() -> None:
     from conformance.cli import build_parser
 
