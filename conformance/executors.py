@@ -136,7 +136,7 @@ def run_ray(
     try:
         import ray
     except ImportError:
-        raise RequestError("--executor ray needs Ray: pip install 'conformance[ray]'") from None
+        raise RequestError("--executor ray needs Ray: pip install 'model-conformance[ray]'") from None
     started = time.perf_counter()
     if not ray.is_initialized():
         target = address or os.environ.get("RAY_ADDRESS")

@@ -127,4 +127,4 @@ def test_ray_missing_says_how_to_install(monkeypatch, llama_dir: Path, write_spe
 
     monkeypatch.setattr(builtins, "__import__", no_ray)
     code = main(["check", str(llama_dir), "--spec", str(write_spec(RULES[:1])), "--out", str(tmp_path), "--executor", "ray", "-q"])
-    assert code == 2 and "pip install 'conformance[ray]'" in capsys.readouterr().err
+    assert code == 2 and "pip install 'model-conformance[ray]'" in capsys.readouterr().err
