@@ -250,20 +250,26 @@ def _schema_errors(file: str, data: dict[str, Any], lines: LineIndex, skipped_ru
     return found
 
 
-def _parse_rules(file: str, data: dict[str, Any], lines: LineIndex) -> list[Rule]:
+def _parse_rules(file: str, data: dict[str, Any], lines: LineIndex, problems: list[SpecError], judged: set[int]) -> list[Rule]:
+    """The spec's own rules; every problem (a repeated id, a value the schema cannot judge) goes to `problems`.
+
+    Rules whose index is in `judged` already have a schema problem: their ids still count for repeats, but
+    they are not built. Nothing is raised, so one pass lists every problem of the file.
+    """
     rules: list[Rule] = []
     seen: dict[str, int] = {}
-    for index, raw in enumerate(data.get("rules", [])):
+    for index, raw in enumerate(data.get("rules", []) if isinstance(data.get("rules"), list) else []):
+        if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
+            continue
         if raw["id"] in seen:
             path = ["rules", index, "id"]
-            raise SpecError(
-                file,
-                f"duplicate rule id (first at rules[{seen[raw['id']]}])",
-                rule_id=raw["id"],
-                field=format_path(path),
-                line=lines.line(path),
+            problems.append(
+                SpecError(file, f"duplicate rule id (first at rules[{seen[raw['id']]}])", rule_id=raw["id"], field=format_path(path), line=lines.line(path))
             )
+            continue
         seen[raw["id"]] = index
+        if index in judged:
+            continue
         comparison = {key: raw[key] for key in COMPARISON_KEYS if key in raw}
         params = {key: value for key, value in raw.items() if key not in _RULE_RESERVED and key not in comparison}
         rule = Rule(
@@ -275,9 +281,22 @@ def _parse_rules(file: str, data: dict[str, Any], lines: LineIndex) -> list[Rule
             description=raw.get("description", ""),
             source=file,
         )
-        _check_values(file, rule, index, lines)
+        try:
+            _check_values(file, rule, index, lines)
+        except SpecError as exc:
+            problems.append(exc)
+            continue
         rules.append(rule)
     return rules
+
+
+_RULE_FIELD = re.compile(r"^rules\[(\d+)\]")
+
+
+def _rule_indexes(problems: list[SpecError]) -> set[int]:
+    """The indexes of the rules these problems are about (from their field paths)."""
+    found = (_RULE_FIELD.match(problem.field or "") for problem in problems)
+    return {int(match.group(1)) for match in found if match}
 
 
 def _finite(value: Any) -> bool:
@@ -349,21 +368,33 @@ def _load(path: Path, stack: tuple[Path, ...]) -> Spec:
     raw_rules = data.get("rules")
     name_errors = _check_names(file, raw_rules if isinstance(raw_rules, list) else [], lines)
     problems = [*name_errors.values(), *_schema_errors(file, data, lines, set(name_errors))]
+    schema_broken = bool(problems)
+    merged: dict[str, Rule] = {}
+    extends = data.get("extends", [])
+    for index, name in enumerate(extends if isinstance(extends, list) else []):
+        if not isinstance(name, str):
+            continue  # a schema problem, already listed
+        try:
+            parent_path = _resolve_extends(name, path, file, index, lines)
+            if parent_path in stack or parent_path == path.resolve():
+                chain = " -> ".join(p.name for p in (*stack, parent_path))
+                raise SpecError(file, f"extends cycle: {chain}", field=format_path(["extends", index]), line=lines.line(["extends", index]))
+            parent = _load(parent_path, (*stack, parent_path))
+        except SpecErrors as exc:
+            problems += exc.errors
+            continue
+        except SpecError as exc:
+            problems.append(exc)
+            continue
+        for rule in parent.rules:
+            merged.pop(rule.id, None)
+            merged[rule.id] = rule
+    own_rules = _parse_rules(file, data, lines, problems, _rule_indexes(problems) if schema_broken else set())
     if len(problems) == 1:
         raise problems[0]
     if problems:
         raise SpecErrors(problems)
-    merged: dict[str, Rule] = {}
-    for index, name in enumerate(data.get("extends", [])):
-        parent_path = _resolve_extends(name, path, file, index, lines)
-        if parent_path in stack or parent_path == path.resolve():
-            chain = " -> ".join(p.name for p in (*stack, parent_path))
-            raise SpecError(file, f"extends cycle: {chain}", field=format_path(["extends", index]), line=lines.line(["extends", index]))
-        parent = _load(parent_path, (*stack, parent_path))
-        for rule in parent.rules:
-            merged.pop(rule.id, None)
-            merged[rule.id] = rule
-    for rule in _parse_rules(file, data, lines):
+    for rule in own_rules:
         # Later wins: a rule that overrides an inherited id keeps the inherited position.
         merged[rule.id] = rule
     return Spec(

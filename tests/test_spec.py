@@ -246,3 +246,21 @@ def test_a_spec_with_very_many_problems_counts_the_rest(write_spec) -> None:
         load_spec(write_spec(text=spec_text(rules)))
     lines = str(caught.value).splitlines()
     assert len(lines) == MAX_LISTED_ERRORS + 1 and lines[-1].endswith("and 5 more problems")
+
+
+def test_problems_found_after_the_schema_are_listed_beside_its_own(write_spec) -> None:
+    # A misspelt key (schema), a repeated rule id and an unknown extended standard: three lines, not one.
+    text = (
+        'id: d\nversion: "1"\nextends: [small-causal-lm-relase]\nrules:\n'
+        "  - {id: S, level: must, check: size.parameters, max: 1}\n"
+        "  - {id: S, level: must, check: size.parameters, mx: 1}\n"
+        "  - {id: Y, level: must, check: safety.signature}\n"
+        "  - {id: Z, level: must, check: safety.signature, identity: a@b}\n"
+    )
+    with pytest.raises(SpecErrors) as caught:
+        load_spec(write_spec(text=text))
+    lines = str(caught.value).splitlines()
+    assert len(lines) == 5, lines
+    assert "extends names unknown standard 'small-causal-lm-relase'" in lines[0]
+    assert "unknown key 'mx'; did you mean 'max'?" in str(caught.value) and "duplicate rule id (first at rules[0])" in str(caught.value)
+    assert "rule Y" in lines[3] and "rule Z" in lines[4]
