@@ -161,6 +161,7 @@ def test_a_link_leaving_the_folder_errors(signed: dict[str, Path], tmp_path: Pat
     os.symlink(signed["root"], model / "elsewhere")
     found = judge(model, spec_file(signed["root"], public_key="key.pub"))
     assert found.status == "error" and "elsewhere (a link to a folder)" in found.message
+    assert found.message.startswith("the signature probe failed: ") and "signature[" not in found.message  # no internal key
 
 
 def test_a_hub_snapshot_of_links_verifies(signed: dict[str, Path], tmp_path: Path) -> None:
@@ -249,10 +250,39 @@ def test_the_spec_names_exactly_one_way_to_trust(signed: dict[str, Path], params
 
 def test_a_missing_key_file_errors_the_rule(signed: dict[str, Path]) -> None:
     found = judge(signed["model"], spec_file(signed["root"], "nokey.yaml", public_key="absent.pub"))
-    assert found.status == "error" and "absent.pub not found" in found.message
+    assert found.status == "error" and "absent.pub not found" in found.message and "signature[" not in found.message
 
 
 def test_without_the_library_the_rule_errors_naming_the_extra(signed: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "model_signing", None)  # `import model_signing` now raises ImportError
     found = judge(signed["model"], spec_file(signed["root"], public_key="key.pub"))
     assert found.status == "error" and "pip install 'model-conformance[signing]'" in found.message
+
+
+def test_a_digest_holding_a_quote_still_names_the_changed_file() -> None:
+    """repr quotes an item holding both quote kinds with ' and escapes its quotes: the name is still read."""
+    from conformance.probes.signature import outcome_of
+
+    expected, actual = b"\xcf}s\x96" + bytes(28), b"\xac\x18'\x0e" + bytes(28)  # the second holds the byte 0x27
+    items = [
+        "Extra files found in model 'it's': a, it's.bin",
+        f"Hash mismatch for 'model.safetensors': Expected 'Digest(algorithm='sha256', digest_value={expected!r})', "
+        f"Actual 'Digest(algorithm='sha256', digest_value={actual!r})'",
+        "Hash mismatch for 'don't.bin': Expected 'Digest(algorithm='sha256', digest_value=b\"\")', Actual 'x'",
+    ]
+    message = f"Signature mismatch: {items}"
+    assert "\\'model.safetensors\\'" in message  # repr escaped the quotes around the name
+    for exc in (ValueError(message), ValueError(message.replace("Signature mismatch: [", "Mismatch: ("))):  # the list, then bare text
+        outcome = outcome_of(exc, "public_key", "model.sig")
+        assert outcome.changed_files == ["don't.bin", "model.safetensors"], outcome.reason
+        assert outcome.reason.startswith("don't.bin, model.safetensors changed since signing")
+
+
+@pytest.mark.parametrize("junk", ["{}", "[]", '{"verificationMaterial": 5}', '{"mediaType": "x", "verificationMaterial": {}, "dsseEnvelope": {}}'])
+def test_a_junk_signature_is_not_a_bundle(signed: dict[str, Path], tmp_path: Path, junk: str) -> None:
+    model = tmp_path / "tiny-llama"
+    shutil.copytree(signed["model"], model)
+    (model / "model.sig").write_text(junk)
+    found = judge(model, spec_file(signed["root"], public_key="key.pub"))
+    assert found.status == "fail" and "model.sig is not a signature bundle" in found.message, found.message
+    assert "KeyError" not in found.message and "TypeError" not in found.message

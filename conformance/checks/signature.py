@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..errors import CheckError
 from ..evidence import Evidence
-from ..planning import rule_evidence
+from ..planning import rule_evidence, rule_probe_key
 from ..probes.signature import DEFAULT_SIGNATURE, SignatureEvidence, check_signature_name, trust_file_sha256
 from ..registry import check
 from ..rule import Rule
@@ -78,7 +79,12 @@ def signature(evidence: Evidence, rule: Rule) -> Verdict:
     when verification could not be attempted (library absent, keyless Sigstore offline, an unreadable key,
     an entry of the folder that is not safe to hash).
     """
-    outcome = rule_evidence(evidence, rule, "signature", SignatureEvidence)
+    try:
+        outcome = rule_evidence(evidence, rule, "signature", SignatureEvidence)
+    except CheckError as exc:  # the message starts with the probe's evidence key; users know "the signature"
+        key = evidence.rule_keys.get("signature") or rule_probe_key(rule, "signature")
+        message = str(exc)
+        raise CheckError("the signature" + message[len(key) :] if message.startswith(key) else message) from None
     expected = f"{outcome.signature_file} verifies ({outcome.method.replace('_', ' ')})"
     if outcome.verified:
         return Verdict("pass", "verified", expected)

@@ -17,6 +17,7 @@ and judged like any other; only what stops verification from being attempted rai
 
 from __future__ import annotations
 
+import ast
 import base64
 import binascii
 import hashlib
@@ -44,9 +45,20 @@ NAMES_MAX = 200  # changed, added or missing file names kept in the evidence, ea
 NAME_MAX_CHARS = 512
 INSTALL_HINT = "pip install 'model-conformance[signing]'"
 
-_CHANGED = re.compile(r"Hash mismatch for '([^']+)'")
-_ADDED = re.compile(r"Extra files found in model '[^']*': ([^\"\]]+)")
-_MISSING = re.compile(r"Missing files in model '[^']*': ([^\"\]]+)")
+MISMATCH_PREFIX = "Signature mismatch: "  # model-signing 1.x: this, then the repr of a list of strings
+MISMATCH_MAX_CHARS = 8 * 2**20  # a longer message is read by the fallback patterns, not as a literal
+BUNDLE_FIELDS: dict[str, type] = {"mediaType": str, "verificationMaterial": dict, "dsseEnvelope": dict}  # in every model-signing bundle
+
+# Patterns for one item of the library's list (its repr undone). A changed file's name runs to the last
+# "': Expected '": the library writes it once, after the name, and the digests that follow are sha256
+# values, not text the candidate can choose; a name may itself hold quotes.
+_CHANGED_ITEM = re.compile(r"Hash mismatch for '(.*)': Expected '", re.DOTALL)
+_ADDED_ITEM = re.compile(r"Extra files found in model '.*?': (.*)", re.DOTALL)
+_MISSING_ITEM = re.compile(r"Missing files in model '.*?': (.*)", re.DOTALL)
+# Fallbacks for a message that is not such a list (another library version), backslash escapes undone first.
+_CHANGED_TEXT = re.compile(r"Hash mismatch for '(.+?)': Expected '")
+_ADDED_TEXT = re.compile(r"Extra files found in model '[^']*': ([^\"\]]+)")
+_MISSING_TEXT = re.compile(r"Missing files in model '[^']*': ([^\"\]]+)")
 
 
 @dataclass(frozen=True)
@@ -177,22 +189,75 @@ def _hashing_config(hashing: Any, serialization: dict[str, Any] | None, signatur
         return None
 
 
-def _names(pattern: re.Pattern[str], message: str) -> list[str]:
-    found: list[str] = []
-    for match in pattern.finditer(message):
-        found += [name.strip()[:NAME_MAX_CHARS] for name in match.group(1).split(", ") if name.strip()]
-    return sorted(set(found))[:NAMES_MAX]
+def _mismatch_items(message: str) -> list[str] | None:
+    """The library's list of differences, as the strings it holds, or None when `message` is not such a list.
+
+    model-signing 1.x raises `ValueError(f"Signature mismatch: {diffs}")`, the repr of a list of strings;
+    reading it back as a Python literal undoes repr's escaping (a digest holding the byte 0x27 makes repr
+    quote an item with ' and escape the quotes inside). Only literals are evaluated (`ast.literal_eval`).
+    """
+    if not message.startswith(MISMATCH_PREFIX) or len(message) > MISMATCH_MAX_CHARS:
+        return None
+    try:
+        items = ast.literal_eval(message[len(MISMATCH_PREFIX) :])
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        return None
+    return items
+
+
+def _bounded(names: list[str]) -> list[str]:
+    return sorted({name[:NAME_MAX_CHARS] for name in names if name})[:NAMES_MAX]
+
+
+def mismatched_files(message: str) -> tuple[list[str], list[str], list[str]]:
+    """The changed, added and missing file names in the library's message (each sorted, at most NAMES_MAX).
+
+    Read from the list of differences when the message is one (`_mismatch_items`); otherwise from the text
+    with its backslash escapes undone, so either quote style repr chose is read.
+    """
+    changed: list[str] = []
+    added: list[str] = []
+    missing: list[str] = []
+    items = _mismatch_items(message)
+    if items is not None:
+        for item in items:
+            if match := _CHANGED_ITEM.match(item):
+                changed.append(match.group(1))
+            elif match := _ADDED_ITEM.match(item):
+                added += match.group(1).split(", ")
+            elif match := _MISSING_ITEM.match(item):
+                missing += match.group(1).split(", ")
+        return _bounded(changed), _bounded(added), _bounded(missing)
+    text = re.sub(r"\\(.)", r"\1", message)
+    changed = [match.group(1) for match in _CHANGED_TEXT.finditer(text)]
+    for pattern, names in ((_ADDED_TEXT, added), (_MISSING_TEXT, missing)):
+        for match in pattern.finditer(text):
+            names += [name.strip() for name in match.group(1).split(", ")]
+    return _bounded(changed), _bounded(added), _bounded(missing)
+
+
+def not_a_bundle(bundle: Any) -> str | None:
+    """Why the parsed signature file is not a model-signing bundle (a field missing or of the wrong kind), or None."""
+    if not isinstance(bundle, dict):
+        return f"a JSON {type(bundle).__name__}, not an object"
+    for name, kind in BUNDLE_FIELDS.items():
+        if not isinstance(bundle.get(name), kind):
+            return f"no {name}" if name not in bundle else f"{name} is not a JSON {'string' if kind is str else 'object'}"
+    return None
 
 
 def outcome_of(exc: Exception, method: str, signature_name: str) -> SignatureEvidence:
     """The evidence of a failed verification: file names parsed out of the library's message, and why.
 
     Reads the messages of model-signing 1.x: `Signature mismatch: ["Hash mismatch for 'NAME': ...",
-    "Extra files found in model 'M': A, B", "Missing files in model 'M': C"]`, `Key mismatch: ...`, and
-    cryptography's InvalidSignature (no message).
+    "Extra files found in model 'M': A, B", "Missing files in model 'M': C"]` (see `mismatched_files`),
+    `Key mismatch: ...`, cryptography's InvalidSignature (no message), and the bundle parser's KeyError
+    or ValidationError (a file that is not a signature bundle).
     """
     message = str(exc)
-    changed, added, missing = _names(_CHANGED, message), _names(_ADDED, message), _names(_MISSING, message)
+    changed, added, missing = mismatched_files(message)
     kind = type(exc).__name__
     if changed or added or missing:
         parts = [f"{', '.join(changed)} changed since signing"] if changed else []
@@ -203,6 +268,9 @@ def outcome_of(exc: Exception, method: str, signature_name: str) -> SignatureEvi
         reason = "the signature does not verify with the given key (the signed statement or the signature was altered, or another key signed it)"
     elif message.startswith("Key mismatch"):
         reason = "the signature was made with another key than the one given"
+    elif kind in ("KeyError", "ValidationError"):  # raised while the bundle is read: a field absent or malformed
+        first = message.splitlines()[0][:300] if message else "a field is malformed"
+        reason = f"{signature_name} is not a signature bundle ({f'no field {first}' if kind == 'KeyError' else first})"
     else:
         reason = f"not verified ({kind}: {message.splitlines()[0][:300] if message else 'no message'})"
     return SignatureEvidence(False, method, signature_name, changed, added, missing, reason, f"{kind}: {message}"[:MESSAGE_MAX_CHARS])
@@ -261,6 +329,8 @@ def verify_signature(candidate: Candidate, params: dict[str, Any]) -> SignatureE
         bundle = safe_files.loads_json(signature, signature_name)
     except ValueError as exc:
         return SignatureEvidence(False, method, signature_name, reason=f"{signature_name} is not a signature bundle: {str(exc)[:300]}")
+    if (why := not_a_bundle(bundle)) is not None:
+        return SignatureEvidence(False, method, signature_name, reason=f"{signature_name} is not a signature bundle: {why}")
     with tempfile.TemporaryDirectory(prefix="conformance-signature-") as private:
         folder = Path(private)
         copy = folder / "model.sig"
