@@ -14,6 +14,7 @@ written (its score would not reproduce) and is named in `CardUpdate.skipped`.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,9 @@ from .card import split_front_matter
 from .errors import RequestError
 from .result_document import ResultDocument, finite_number
 
+# An empty front matter block: huggingface_hub's pattern needs a line break before the closing `---`, so it
+# reads `---\n---\n` as no front matter; writing a new block before it would leave the pair in the body.
+_EMPTY_BLOCK = re.compile(r"(\s*---(?:\r\n|\r|\n))---[ \t]*(?:\r\n|\r|\n|$)")
 TASK_TYPE = "text-generation"  # the Hub's task type for a language model's lm-eval scores
 
 
@@ -182,14 +186,20 @@ def update_card_text(content: str | None, document: ResultDocument | dict[str, A
             raise RequestError(f"the card's model-index is not one huggingface_hub reads ({type(exc).__name__}: {exc})") from None
     newline = _newline(text)
     rendered = ModelCardData(model_name=name, eval_results=_merged(existing, new)).to_yaml().replace("\n", newline)
-    if block is None:
+    empty = _EMPTY_BLOCK.match(text) if block is None else None
+    if empty is not None:  # `---` then `---`: huggingface_hub sees no block, but the card meant an empty one
+        updated = text[: empty.end(1)] + rendered + newline + text[empty.end(1) :]
+    elif block is None:
         updated = f"---{newline}{rendered}{newline}---{newline}{text}"
     else:
         start = _block_start(text, block)
         lines = block.splitlines(keepends=True)
         if span is None:
             joiner = "" if not block or block.endswith(("\n", "\r")) else newline
-            updated = text[: start + len(block)] + joiner + rendered + text[start + len(block):]
+            after = text[start + len(block) :]
+            # An empty block read as "---\r" + "\n---" has its closing `---` right here: it needs a line of its own.
+            trailer = "" if after.startswith(("\n", "\r")) else newline
+            updated = text[: start + len(block)] + joiner + rendered + trailer + after
         else:
             first, after = span
             head = "".join(lines[:first])

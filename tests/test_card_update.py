@@ -139,7 +139,6 @@ def read_card_of(text: str, folder: Path) -> Any:
 
 @pytest.mark.parametrize("content", [
     None, "# A card without front matter\n",
-    "---\n---\n# no front matter either: huggingface_hub needs a line between the dashes\n",
     "---\nlicense: mit\n---\n# LF\n", "---\r\nlicense: mit\r\n---\r\n# CRLF\r\n",
 ])
 def test_cards_without_a_model_index_get_one(content: str | None, document: dict[str, Any], tmp_path: Path) -> None:
@@ -208,3 +207,16 @@ def test_a_one_line_model_index_is_replaced_in_place(document: dict[str, Any], t
     updated = update_card_text(content, document).text
     assert updated.startswith("---\nlicense: mit\nmodel-index:\n- name: tiny\n") and updated.endswith("tags: [a]\n---\nbody\n")
     assert {c.task for c in score_claims(read_card_of(updated, tmp_path).metadata)} == {"conformance_sentiment"}
+
+
+@pytest.mark.parametrize("content", ["---\n---\n# body\n", "---\r\n---\r\n# body\r\n", "\n---\n---  \n# body\n"])
+def test_an_empty_front_matter_block_is_filled_not_doubled(content: str, document: dict[str, Any], tmp_path: Path) -> None:
+    """huggingface_hub reads `---`/`---` as no front matter; the update fills that block instead of adding one before it."""
+    updated = update_card_text(content, document).text
+    block, body = split_front_matter(updated)
+    assert block is not None and block.lstrip().startswith("model-index:")
+    closing = content.index("---", content.index("---") + 3)  # the empty block's closing line, kept as written
+    assert body == content[content.index("\n", closing) + 1 :]  # the Markdown body is byte-identical: no stray dashes
+    assert {c.task for c in score_claims(read_card_of(updated, tmp_path).metadata)} == {"conformance_sentiment"}
+    if "\r\n" in content:
+        assert "\n" not in updated.replace("\r\n", "")
