@@ -196,10 +196,10 @@ def update_card_text(content: str | None, document: ResultDocument | dict[str, A
         lines = block.splitlines(keepends=True)
         if span is None:
             joiner = "" if not block or block.endswith(("\n", "\r")) else newline
-            after = text[start + len(block) :]
+            closing = text[start + len(block) :]
             # An empty block read as "---\r" + "\n---" has its closing `---` right here: it needs a line of its own.
-            trailer = "" if after.startswith(("\n", "\r")) else newline
-            updated = text[: start + len(block)] + joiner + rendered + trailer + after
+            trailer = "" if closing.startswith(("\n", "\r")) else newline
+            updated = text[: start + len(block)] + joiner + rendered + trailer + closing
         else:
             first, after = span
             head = "".join(lines[:first])
