@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,48 @@ def _open_models(args: argparse.Namespace, spec: Any) -> list[Any]:
     return candidates
 
 
+def writable_folder(folder: Path) -> None:
+    """Create `folder` and prove a file can be written there, the way `write_atomic` writes (no probe has run yet).
+
+    Raises:
+        RequestError: `<folder>: <reason>` (read-only, a file in its place, a name too long, no permission).
+    """
+    import tempfile
+
+    try:
+        if os.path.lexists(folder) and not folder.is_dir():
+            raise RequestError(f"{folder}: not a folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=".conformance-", suffix=".tmp", dir=folder)
+        os.close(handle)
+        os.unlink(temporary)
+    except OSError as exc:
+        raise RequestError(f"{folder}: {exc.strerror or type(exc).__name__}") from None
+
+
+@contextlib.contextmanager
+def third_party_log(args: argparse.Namespace, out: Path) -> Iterator[Path]:
+    """`OUT/conformance.log` for other libraries' output while inside (`console.third_party_output` writes it).
+
+    Says once (not with -q) why a log that is not a regular file drops that output; at the end, names the
+    log when this run added to it, and removes an empty log this run created.
+    """
+    from .console import log_refusal, remove_if_empty
+
+    log = out / THIRD_PARTY_LOG
+    existed = os.path.lexists(log)
+    size_before = _size(log)
+    refusal = log_refusal(log)
+    if refusal is not None:
+        say(args, refusal, error=True)
+    try:
+        yield log
+    finally:
+        remove_if_empty(log, existed)
+        if refusal is None:
+            _log_note(args, log, size_before)
+
+
 def _log_note(args: argparse.Namespace, log: Path, size_before: int) -> None:
     """Name the third-party log when this run added to it (not with -q)."""
     try:
@@ -88,20 +131,28 @@ def _log_note(args: argparse.Namespace, log: Path, size_before: int) -> None:
 
 def _size(path: Path) -> int:
     try:
-        return path.stat().st_size
+        return os.lstat(path).st_size
     except OSError:
         return 0
 
 
-def check_models(args: argparse.Namespace, results_dir: Path, print_tables: bool, resume: bool = False) -> list[dict[str, Any]]:
+def check_models(
+    args: argparse.Namespace, results_dir: Path, print_tables: bool, resume: bool = False, log: Path | None = None,
+) -> list[dict[str, Any]]:
     """Run every model against the spec (locally or on Ray), write <model>.json (and .md with tables).
 
     `args` are the parsed options of `check` or `leaderboard`. Other libraries' output while models are
-    measured goes to `OUT/conformance.log`. Returns the result documents in the order the models were named.
+    measured goes to `log` (default: `OUT/conformance.log`, see `third_party_log`). Returns the result
+    documents in the order the models were named.
 
     Raises:
-        RequestError: a bad spec, a bad --only, a model that is not there or holds no model.
+        RequestError: a bad spec, a bad --only, a model that is not there or holds no model, an output
+            folder that cannot be written (checked before any probe runs).
     """
+    if log is None:
+        writable_folder(Path(args.out))  # before the log is opened in it
+        with third_party_log(args, Path(args.out)) as default_log:
+            return check_models(args, results_dir, print_tables, resume, default_log)
     from .executors import run_local, run_ray
     from .report.markdown import render_markdown
     from .report.terminal import render_table
@@ -111,10 +162,7 @@ def check_models(args: argparse.Namespace, results_dir: Path, print_tables: bool
     spec = load_spec(args.spec)
     spec.select(getattr(args, "only", None))  # reject unknown --only ids before any model is opened
     candidates = _open_models(args, spec)
-    log = Path(args.out) / THIRD_PARTY_LOG
-    with contextlib.suppress(OSError):  # else the log falls back to a temporary file (console.third_party_output)
-        log.parent.mkdir(parents=True, exist_ok=True)
-    log_size = _size(log)
+    writable_folder(results_dir)
     options = _run_options(args, log)
     stems = _output_names([c.name for c in candidates])
     documents: list[dict[str, Any] | None] = [None] * len(candidates)
@@ -140,7 +188,6 @@ def check_models(args: argparse.Namespace, results_dir: Path, print_tables: bool
                 log=lambda message: say(args, message, error=True), names=names)
     else:
         run_local(models, spec, str(spec.path), options, record, names=names)
-    _log_note(args, log, log_size)
     return [document for document in documents if document is not None]
 
 

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from . import DISTRIBUTION, __version__
-from .check_command import check_models, say, shown
-from .console import silence_stdout
+from .check_command import check_models, say, shown, third_party_log, writable_folder
+from .console import silence_stdout, third_party_output
 from .demo import DEMO_STANDARD, build_demo_zoo, demo_outcome
 from .errors import RequestError
 from .options import LOAD_DTYPES, is_device_choice
@@ -44,11 +44,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     return _exit_code(check_models(args, Path(args.out), print_tables=True))
 
 
-def _write_board(args: argparse.Namespace, documents: list[dict[str, Any]], out: Path) -> None:
+def _write_board(args: argparse.Namespace, documents: list[dict[str, Any]], out: Path, log: Path) -> None:
+    """Write the leaderboard into `out`; what matplotlib and others warn meanwhile goes to `log`, not the terminal."""
     from .report.leaderboard import write_leaderboard
     from .result_document import ResultDocument
 
-    written = write_leaderboard(documents, out)
+    with third_party_output(log):
+        written = write_leaderboard(documents, out)
     for document in documents:
         summary = ResultDocument(document).summary
         verdict = "conformant" if summary.conformant else "NOT conformant"
@@ -62,8 +64,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     Returns 0 when every model is conformant, else 1.
     """
     out = Path(args.out)
-    documents = check_models(args, out / "results", print_tables=False, resume=not args.fresh)
-    _write_board(args, documents, out)
+    writable_folder(out)  # before any probe runs
+    with third_party_log(args, out) as log:
+        documents = check_models(args, out / "results", print_tables=False, resume=not args.fresh, log=log)
+        _write_board(args, documents, out, log)
     return _exit_code(documents)
 
 
@@ -72,7 +76,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .results import load_result
 
     documents = [load_result(Path(path)) for path in args.results]
-    _write_board(args, documents, Path(args.out))
+    out = Path(args.out)
+    writable_folder(out)
+    with third_party_log(args, out) as log:
+        _write_board(args, documents, out, log)
     return EXIT_CONFORMANT
 
 
@@ -141,6 +148,7 @@ def cmd_rules(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Build the demo zoo, run `leaderboard` on it against the demo standard, then report the canary."""
     out = Path(args.out)
+    writable_folder(out)  # before the zoo is built
     quiet = ["-q"] if args.quiet else []
     models = build_demo_zoo(out / "demo-models", log=lambda message: say(args, message, error=True))
     code = main(["leaderboard", *map(str, models), "--spec", DEMO_STANDARD, "--out", str(out), *quiet])
@@ -275,6 +283,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         silence_stdout()
         return EXIT_BROKEN_PIPE
+    except OSError as exc:  # the last resort: a file that could not be written or read, as one line, never a traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"conformance: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_BAD_REQUEST
     except KeyboardInterrupt:
         print("conformance: interrupted", file=sys.stderr)
         return 130

@@ -35,6 +35,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if args.out == "-" and len(args.results) != 1:
         raise RequestError("--out - prints one document's export; name one RESULT")
+    if args.out != "-":
+        from .check_command import writable_folder
+
+        writable_folder(Path(args.out))
     exports: list[tuple[str, dict[str, Any]]] = []
     for name in args.results:
         document = ResultDocument.load(Path(name))

@@ -296,3 +296,121 @@ def test_demo_checks_the_zoo_and_writes_a_leaderboard(
     assert trained["QUAL-SENTIMENT"]["status"] == "pass" and trained["QUAL-SENTIMENT"]["observed"] > untrained["QUAL-SENTIMENT"]["observed"]
     assert (tmp_path / "leaderboard.html").is_file() and (tmp_path / "leaderboard.csv").is_file()
     assert not (tmp_path / "demo-models" / "hostile-pickle.CANARY").exists()
+
+
+@pytest.mark.parametrize("place", ["file", "too-long"])
+@pytest.mark.parametrize("command", ["check", "leaderboard", "report", "export", "demo"])
+def test_an_unwritable_out_is_one_error_line_before_any_probe(
+    command: str, place: str, llama_dir: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    document = tmp_path / "doc.json"
+    document.write_text(json.dumps(_minimal_document()))
+    out = tmp_path / ("a-file" if place == "file" else "x" * 300)
+    if place == "file":
+        out.write_text("not a folder")
+
+    def no_probe(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a probe ran before the output folder was checked")
+
+    monkeypatch.setattr("conformance.runner._run_probe", no_probe)
+    monkeypatch.setattr("conformance.cli.build_demo_zoo", no_probe)
+    target = {"check": [str(llama_dir), "--spec", "baseline-safety"], "leaderboard": [str(llama_dir), "--spec", "baseline-safety"],
+              "report": [str(document)], "export": [str(document)], "demo": []}[command]
+    assert run_cli(command, *target, "--out", str(out), "-q") == 2
+    err = capsys.readouterr().err.splitlines()
+    reason = "not a folder" if place == "file" else "File name too long"
+    assert err == [f"conformance: error: {out}: {reason}"]
+
+
+def test_an_os_error_anywhere_is_one_line_and_exit_2(monkeypatch, capsys) -> None:
+    def unwritable(args: object) -> int:
+        raise PermissionError(13, "Permission denied", "/somewhere/file.json")
+
+    monkeypatch.setattr("conformance.cli.cmd_rules", unwritable)
+    assert run_cli("rules") == 2
+    assert capsys.readouterr().err == "conformance: error: /somewhere/file.json: Permission denied\n"
+
+
+def test_report_names_the_files_of_a_5000_character_model(tmp_path: Path, capsys) -> None:
+    document = _minimal_document()
+    document["model"]["name"] = "m" * 5000
+    path = tmp_path / "doc.json"
+    path.write_text(json.dumps(document))
+    assert run_cli("report", str(path), "--out", str(tmp_path / "board"), "-q") == 0
+    written = [p.name for p in (tmp_path / "board").rglob("*")]
+    assert written and max(len(name) for name in written) <= 255 and (tmp_path / "board" / "leaderboard.html").is_file()
+
+
+# --- validate: hub cache snapshots, repo ids and GGUF-only folders (issue 16 review) ---------------------------
+
+
+def _hub_snapshot(cache: Path, repo_id: str, model: Path, commit: str = "0123456789abcdef0123456789abcdef01234567") -> Path:
+    """`model`'s files stored as huggingface_hub stores them: blobs by content hash, snapshot links, refs/main."""
+    import hashlib
+
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    (repo / "blobs").mkdir()
+    for file in sorted(model.iterdir()):
+        blob = repo / "blobs" / hashlib.sha256(file.read_bytes()).hexdigest()
+        blob.write_bytes(file.read_bytes())
+        os.symlink(os.path.relpath(blob, snapshot), snapshot / file.name)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    return snapshot
+
+
+def test_validate_reads_a_hub_snapshot_and_takes_repo_ids(llama_dir: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    """The snapshot's README.md is a link into ../../blobs: read as `check` reads it, through the candidate's link roots."""
+    cache = tmp_path / "hub"
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    snapshot = _hub_snapshot(cache, "acme/tiny-llama", llama_dir)
+    for name in (str(snapshot), "acme/tiny-llama", "acme/tiny-llama@main"):
+        assert run_cli("validate", name) == 0, capsys.readouterr().err
+        out = capsys.readouterr().out.splitlines()
+        assert [line.split(" (")[0] for line in out] == [f"ok: {snapshot / f}" for f in ("config.json", "generation_config.json", "README.md")]
+    assert run_cli("validate", "acme/absent") == 2
+    err = capsys.readouterr().err
+    assert "acme/absent" in err and "spec file not found" not in err
+    assert run_cli("validate", "acme/absent.yaml") == 2  # a spec file's name is never taken for a repo id
+    assert "acme/absent" not in capsys.readouterr().err.replace("acme/absent.yaml", "")
+
+
+def _gguf_header(architecture: bytes | None) -> bytes:
+    """A GGUF v3 header with no tensors and, when given, general.architecture (llama.cpp's gguf layout, little-endian)."""
+    import struct
+
+    def text(value: bytes) -> bytes:
+        return struct.pack("<Q", len(value)) + value
+
+    if architecture is None:
+        return b"GGUF" + struct.pack("<IQQ", 3, 0, 0)
+    return b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + text(b"general.architecture") + struct.pack("<I", 8) + text(architecture)
+
+
+@pytest.mark.parametrize(
+    ("content", "code", "said"),
+    [
+        (_gguf_header(b"llama"), 0, "(GGUF v3, architecture llama, 0 tensors)"),
+        (_gguf_header(None), 2, "no general.architecture"),
+        (b"GGUF\x03\x00\x00\x00", 2, "runs past the end of the file"),
+    ],
+)
+def test_validate_a_folder_holding_only_a_gguf_file_says_one_line(tmp_path: Path, capsys, content: bytes, code: int, said: str) -> None:
+    folder = tmp_path / "gguf-only"
+    folder.mkdir()
+    (folder / "m.gguf").write_bytes(content)
+    assert run_cli("validate", str(folder)) == code
+    captured = capsys.readouterr()
+    lines = (captured.out + captured.err).splitlines()
+    assert len(lines) == 1 and said in lines[0] and f"{folder / 'm.gguf'}" in lines[0], lines
+
+
+def test_validate_a_folder_with_nothing_it_reads_still_says_so(tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "weights-only"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"\x00" * 8)
+    assert run_cli("validate", str(folder)) == 0
+    assert capsys.readouterr().out == f"ok: {folder} (no config.json, generation_config.json or README.md to validate; `check` reads the weights)\n"

@@ -10,6 +10,7 @@ import re
 from collections.abc import Container, Iterable
 
 FALLBACK_STEM = "model"  # a name with no file-safe character left
+MAX_STEM_CHARS = 200  # ASCII, so bytes too: room for -N, an extension and a prefix under the usual 255-byte name limit
 
 
 def unique_name(name: str, taken: Container[str]) -> str:
@@ -35,9 +36,10 @@ def file_stem(text: str) -> str:
     """A file-safe stem of `text`.
 
     Runs of characters outside [A-Za-z0-9._-] become `_`, leading and trailing `.`/`_` are dropped (no
-    hidden files), and nothing left becomes `model`.
+    hidden files), nothing left becomes `model`, and the stem is cut to `MAX_STEM_CHARS` (a 5,000-character
+    model name still gets a file).
     """
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or FALLBACK_STEM
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._")[:MAX_STEM_CHARS].rstrip("._") or FALLBACK_STEM
 
 
 def file_stems(labels: Iterable[str]) -> list[str]:
