@@ -373,9 +373,9 @@ def test_validate_reads_a_hub_snapshot_and_takes_repo_ids(llama_dir: Path, tmp_p
         assert [line.split(" (")[0] for line in out] == [f"ok: {snapshot / f}" for f in ("config.json", "generation_config.json", "README.md")]
     assert run_cli("validate", "acme/absent") == 2
     err = capsys.readouterr().err
-    assert "acme/absent" in err and "spec file not found" not in err
+    assert "acme/absent: not found in the Hugging Face cache" in err and "spec file not found" not in err
     assert run_cli("validate", "acme/absent.yaml") == 2  # a spec file's name is never taken for a repo id
-    assert "acme/absent" not in capsys.readouterr().err.replace("acme/absent.yaml", "")
+    assert capsys.readouterr().err == "conformance: error: acme/absent.yaml: spec file not found\n"
 
 
 def _gguf_header(architecture: bytes | None) -> bytes:
@@ -397,6 +397,7 @@ def _gguf_header(architecture: bytes | None) -> bytes:
         (_gguf_header(None), 2, "no general.architecture"),
         (b"GGUF\x03\x00\x00\x00", 2, "runs past the end of the file"),
     ],
+    ids=["architecture", "no architecture", "truncated"],
 )
 def test_validate_a_folder_holding_only_a_gguf_file_says_one_line(tmp_path: Path, capsys, content: bytes, code: int, said: str) -> None:
     folder = tmp_path / "gguf-only"
