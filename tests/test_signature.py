@@ -93,6 +93,7 @@ VARIANTS: dict[str, tuple[Callable[[Path], Any], str, str]] = {
     "one byte changed": (flip_a_byte, "fail", "model.safetensors changed since signing"),
     "a file added": (lambda folder: (folder / "extra.bin").write_bytes(b"x"), "fail", "extra.bin added"),
     "a file removed": (lambda folder: (folder / "tokenizer.json").unlink(), "fail", "tokenizer.json missing"),
+    "a quoted name added": (lambda folder: (folder / "it's \"q\".bin").write_bytes(b"x"), "fail", "it's \"q\".bin added"),
     "no signature": (lambda folder: (folder / "model.sig").unlink(), "fail", "no signature file model.sig"),
     "the signature a FIFO": (lambda folder: ((folder / "model.sig").unlink(), os.mkfifo(folder / "model.sig")), "fail", "'model.sig' is a FIFO"),
     "a .git folder": (lambda folder: ((folder / ".git").mkdir(), (folder / ".git" / "HEAD").write_text("ref")), "pass", ""),
