@@ -149,19 +149,28 @@ def check_models(
         RequestError: a bad spec, a bad --only, a model that is not there or holds no model, an output
             folder that cannot be written (checked before any probe runs).
     """
+    from .spec import load_spec
+
+    # Every bad request (spec, --only, a model that is not there) is refused before anything is created.
+    spec = load_spec(args.spec)
+    spec.select(getattr(args, "only", None))  # reject unknown --only ids before any model is opened
+    candidates = _open_models(args, spec)
     if log is None:
         writable_folder(Path(args.out))  # before the log is opened in it
         with third_party_log(args, Path(args.out)) as default_log:
-            return check_models(args, results_dir, print_tables, resume, default_log)
+            return _check_opened(args, results_dir, print_tables, resume, default_log, spec, candidates)
+    return _check_opened(args, results_dir, print_tables, resume, log, spec, candidates)
+
+
+def _check_opened(
+    args: argparse.Namespace, results_dir: Path, print_tables: bool, resume: bool, log: Path, spec: Any, candidates: list[Any]
+) -> list[dict[str, Any]]:
+    """`check_models` once the spec is loaded and the models opened: measure, judge, write the documents."""
     from .executors import run_local, run_ray
     from .report.markdown import render_markdown
     from .report.terminal import render_table
     from .results import write_atomic, write_result
-    from .spec import load_spec
 
-    spec = load_spec(args.spec)
-    spec.select(getattr(args, "only", None))  # reject unknown --only ids before any model is opened
-    candidates = _open_models(args, spec)
     writable_folder(results_dir)
     options = _run_options(args, log)
     stems = _output_names([c.name for c in candidates])
