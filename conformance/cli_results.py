@@ -35,12 +35,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if args.out == "-" and len(args.results) != 1:
         raise RequestError("--out - prints one document's export; name one RESULT")
-    if args.out != "-":
-        from .check_command import writable_folder
-
-        writable_folder(Path(args.out))
     exports: list[tuple[str, dict[str, Any]]] = []
-    for name in args.results:
+    for name in args.results:  # every document judged before anything is created
         document = ResultDocument.load(Path(name))
         try:
             exports.append((name, lm_eval_results(document)))
@@ -49,6 +45,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         if not args.quiet:
             for task, reason in unscored_tasks(document).items():
                 print(f"{name}: {task} left out (not scored: {reason})", file=sys.stderr)
+    if args.out != "-":
+        from .check_command import writable_folder
+
+        writable_folder(Path(args.out))
     taken: set[Path] = set()
     for name, exported in exports:
         text = json.dumps(exported, indent=2, default=str) + "\n"
