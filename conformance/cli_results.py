@@ -35,6 +35,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if args.out == "-" and len(args.results) != 1:
         raise RequestError("--out - prints one document's export; name one RESULT")
+    if args.out != "-":
+        _refuse_unusable_folder(Path(args.out))  # what can be told without creating anything
     exports: list[tuple[str, dict[str, Any]]] = []
     for name in args.results:  # every document judged before anything is created
         document = ResultDocument.load(Path(name))
@@ -219,3 +221,11 @@ def add_parsers(subparsers: Any, common_parent: argparse.ArgumentParser | None =
     for parser in (export, card):
         if common_parent is None:
             parser.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+
+
+def _refuse_unusable_folder(folder: Path) -> None:
+    """RequestError for an output folder that is a file or has a name too long, checked without creating it."""
+    if folder.exists() and not folder.is_dir():
+        raise RequestError(f"{folder}: not a folder")
+    if any(len(part.encode("utf-8", "surrogateescape")) > 255 for part in folder.parts):
+        raise RequestError(f"{folder}: File name too long")
