@@ -106,13 +106,17 @@ def judge_and_render(facts: StaticFacts) -> ChatTemplateEvidence:
     return evidence
 
 
+def template_special_tokens(facts: StaticFacts) -> dict[str, str]:
+    """Role -> text of the special tokens a template is given (a GGUF id outside the vocabulary, "<id N>", left out)."""
+    return {role: text for role, text in facts.tokenizer.special_tokens.items() if not text.startswith("<id ")}
+
+
 def _render(evidence: ChatTemplateEvidence, template: str, facts: StaticFacts) -> None:
     """Render `template` in the sandbox; a request the renderer refuses (a special token over its bound) is why not."""
-    special = {role: text for role, text in facts.tokenizer.special_tokens.items() if not text.startswith("<id ")}
     try:
         evidence.rendering = render_chat_template(
             template,
-            special,
+            template_special_tokens(facts),
             max_cpu_seconds=RENDER_CPU_SECONDS,
             max_output_chars=RENDER_OUTPUT_CHARS,
             max_memory_bytes=RENDER_MEMORY_BYTES,

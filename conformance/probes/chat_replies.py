@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import CheckError, CheckSkipped
 from ..probe_registry import ProbeContext, probe
-from .chat_render import ChatTemplateEvidence
+from .chat_render import ChatTemplateEvidence, template_special_tokens
 from .eos_ids import eos_sources
 from .kinds import ENCODER
 from .load import loaded_backend
@@ -135,7 +135,7 @@ def chat_replies_probe(context: ProbeContext) -> ChatReplies:
     if default is None or chat.not_rendered is not None:
         raise CheckError(f"no chat template to render the prompts with: {chat.not_rendered or 'none'}")
     facts = context.evidence.get("static", StaticFacts)
-    special = {role: text for role, text in facts.tokenizer.special_tokens.items() if not text.startswith("<id ")}
+    special = template_special_tokens(facts)
     sources = eos_sources(facts.tokenizer, facts.config)
     # A GGUF file's declared stop ids (eos, eot, eom), as the static rule judges them; else the loaded model's.
     stop_ids = sources.stop_ids if sources.gguf else None
